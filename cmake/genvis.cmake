@@ -1,0 +1,30 @@
+# Shared settings for every genvis target.
+set(GENVIS_SOURCE_ROOT ${CMAKE_SOURCE_DIR})
+
+add_library(genvis_warnings INTERFACE)
+target_compile_options(genvis_warnings INTERFACE -Wall -Wextra -Wno-unused-parameter)
+
+# One precompiled header holding libtorch, built once and reused by every target that
+# includes torch (a clean build on 2 cores would otherwise parse torch/torch.h in every file).
+add_library(genvis_pch STATIC ${CMAKE_SOURCE_DIR}/cmake/pch_anchor.cpp)
+target_link_libraries(genvis_pch PUBLIC ${TORCH_LIBRARIES} genvis_warnings)
+target_include_directories(genvis_pch PUBLIC ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/include)
+if(GENVIS_USE_PCH)
+  target_precompile_headers(genvis_pch PRIVATE <torch/torch.h> <string> <vector> <map> <memory> <optional>)
+endif()
+
+# genvis_add_layer(NAME SOURCES... DEPS ...): one static library per layer.
+function(genvis_add_layer name)
+  cmake_parse_arguments(L "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(${name} STATIC ${L_SOURCES})
+  target_include_directories(${name} PUBLIC ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/include)
+  target_link_libraries(${name} PUBLIC ${L_DEPS} genvis_warnings)
+  genvis_use_pch(${name})
+endfunction()
+
+function(genvis_use_pch target)
+  if(GENVIS_USE_PCH)
+    target_precompile_headers(${target} REUSE_FROM genvis_pch)
+  endif()
+  target_link_libraries(${target} PUBLIC ${TORCH_LIBRARIES})
+endfunction()

@@ -1,0 +1,1 @@
+// Anchor translation unit: owns the shared precompiled header (see genvis.cmake).

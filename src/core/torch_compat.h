@@ -1,0 +1,51 @@
+// The ONE place that knows which libtorch we were built against. Debian's libtorch-dev is 1.13
+// (CPU); CUDA builds use libtorch 2.x. Everything version-dependent goes through here.
+#pragma once
+#include <torch/version.h>
+#include <ATen/ATen.h>
+#include <optional>
+
+#define GENVIS_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+// float8 scalar types exist from libtorch 2.1 on.
+#if GENVIS_TORCH_AT_LEAST(2, 1)
+#define GENVIS_HAS_FLOAT8 1
+#else
+#define GENVIS_HAS_FLOAT8 0
+#endif
+
+// at::scaled_dot_product_attention exists from libtorch 2.0 on.
+#if GENVIS_TORCH_AT_LEAST(2, 0)
+#define GENVIS_HAS_SDPA 1
+#else
+#define GENVIS_HAS_SDPA 0
+#endif
+
+namespace genvis::compat {
+
+inline const char* torch_version() { return TORCH_VERSION; }
+
+// The float8 types of the safetensors spec, where this libtorch has them.
+inline std::optional<at::ScalarType> float8_e4m3fn() {
+#if GENVIS_HAS_FLOAT8
+  return at::ScalarType::Float8_e4m3fn;
+#else
+  return std::nullopt;
+#endif
+}
+inline std::optional<at::ScalarType> float8_e5m2() {
+#if GENVIS_HAS_FLOAT8
+  return at::ScalarType::Float8_e5m2;
+#else
+  return std::nullopt;
+#endif
+}
+
+// Number of CUDA devices (0 in a CPU-only build).
+int cuda_device_count();
+
+// Whether bfloat16 matmuls are natively fast on this CUDA device (compute capability >= 8).
+bool cuda_supports_bf16(int index);
+
+}  // namespace genvis::compat
