@@ -1,0 +1,16 @@
+// Each subcommand registers its options on the app and returns the function that runs it.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace genvis::cli {
+
+struct Command {
+  CLI::App* app;              // the subcommand
+  std::function<void()> run;  // runs it after parsing
+};
+
+Command add_info_command(CLI::App& app);
+Command add_convert_command(CLI::App& app);
+
+}  // namespace genvis::cli

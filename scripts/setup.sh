@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs every Debian package genvis needs to build, test and fuzz. Idempotent and
+# non-interactive: does nothing (not even apt-get update) when everything is present.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config ccache
+  libtorch-dev            # tensors, autograd, optimisers (1.13, CPU)
+  nlohmann-json3-dev      # configs and safetensors headers
+  libcli11-dev            # command line
+  libpng-dev              # images
+  libfreetype-dev fonts-dejavu-core  # captions on image grids
+  libzip-dev              # PyTorch .ckpt/.pt zip archives
+  libssl-dev              # SHA-256 model hashes
+  libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
+  clang libclang-rt-14-dev  # libFuzzer targets
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  SUDO="sudo"
+fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"

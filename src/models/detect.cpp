@@ -1,0 +1,216 @@
+#include "models/detect.h"
+
+#include <algorithm>
+#include <unordered_map>
+
+namespace genvis::models {
+namespace {
+
+bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
+bool contains(const std::string& s, const std::string& p) { return s.find(p) != std::string::npos; }
+
+class Names {
+public:
+  explicit Names(const std::vector<io::TensorInfo>& tensors) {
+    for (const auto& t : tensors) by_name_.emplace(t.name, &t);
+  }
+  const io::TensorInfo* get(const std::string& name) const {
+    const auto it = by_name_.find(name);
+    return it == by_name_.end() ? nullptr : it->second;
+  }
+  bool has(const std::string& name) const { return get(name) != nullptr; }
+  bool any_prefix(const std::string& prefix) const { return count_prefix(prefix) > 0; }
+  size_t count_prefix(const std::string& prefix) const {
+    return std::count_if(by_name_.begin(), by_name_.end(), [&](const auto& kv) { return starts_with(kv.first, prefix); });
+  }
+  bool any_containing(const std::string& part) const {
+    return std::any_of(by_name_.begin(), by_name_.end(), [&](const auto& kv) { return contains(kv.first, part); });
+  }
+  // The first tensor whose name starts with `prefix` and ends with `suffix` (any middle).
+  const io::TensorInfo* find(const std::string& prefix, const std::string& suffix) const {
+    const io::TensorInfo* best = nullptr;
+    for (const auto& [name, t] : by_name_)
+      if (starts_with(name, prefix) && name.size() >= prefix.size() + suffix.size() &&
+          name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 && (!best || name < best->name))
+        best = t;
+    return best;
+  }
+  size_t size() const { return by_name_.size(); }
+  const std::unordered_map<std::string, const io::TensorInfo*>& all() const { return by_name_; }
+
+private:
+  std::unordered_map<std::string, const io::TensorInfo*> by_name_;
+};
+
+int64_t dim(const io::TensorInfo* t, size_t i) { return t && t->shape.size() > i ? t->shape[i] : -1; }
+
+void describe_unet_input(const io::TensorInfo* conv_in, LayoutGuess& g) {
+  const int64_t in = dim(conv_in, 1);
+  if (in == 9) g.details.push_back("inpainting (9 input channels)");
+  else if (in > 0) g.details.push_back(std::to_string(in) + " input channels");
+}
+
+// Diffusers UNet2DConditionModel (unet/diffusion_pytorch_model.safetensors).
+bool detect_diffusers_unet(const Names& n, LayoutGuess& g) {
+  if (!n.has("conv_in.weight") || !n.has("time_embedding.linear_1.weight") || !n.any_prefix("down_blocks.")) return false;
+  g.layout = "diffusers-unet";
+  g.class_name = "UNet2DConditionModel";
+  const auto* to_k = n.find("down_blocks.", ".attn2.to_k.weight");
+  if (!to_k) to_k = n.find("mid_block.", ".attn2.to_k.weight");
+  const auto* proj_in = n.find("down_blocks.", ".proj_in.weight");
+  if (n.has("add_embedding.linear_1.weight")) g.family = "sdxl";
+  else if (proj_in && proj_in->shape.size() == 2) g.family = "sd2";
+  else if (to_k) g.family = "sd1";
+  if (to_k) g.details.push_back("cross-attention dim " + std::to_string(dim(to_k, 1)));
+  g.details.push_back("model channels " + std::to_string(dim(n.get("conv_in.weight"), 0)));
+  describe_unet_input(n.get("conv_in.weight"), g);
+  if (proj_in) g.details.push_back(proj_in->shape.size() == 2 ? "linear projection" : "conv projection");
+  return true;
+}
+
+// Diffusers AutoencoderKL (2D) or AutoencoderKLWan (3D causal, 5-D conv weights).
+bool detect_diffusers_vae(const Names& n, LayoutGuess& g) {
+  const auto* conv = n.get("encoder.conv_in.weight");
+  if (!conv || !n.has("decoder.conv_in.weight")) return false;
+  if (conv->shape.size() == 5) {
+    g.layout = "diffusers-wan-vae";
+    g.class_name = "AutoencoderKLWan";
+    g.family = "wan2.1";
+  } else {
+    g.layout = "diffusers-vae";
+    g.class_name = "AutoencoderKL";
+  }
+  g.details.push_back("latent channels " + std::to_string(dim(n.get("decoder.conv_in.weight"), 1)));
+  g.details.push_back("base channels " + std::to_string(dim(conv, 0)));
+  return true;
+}
+
+bool detect_clip_text(const Names& n, LayoutGuess& g) {
+  const auto* tok = n.get("text_model.embeddings.token_embedding.weight");
+  if (!tok) return false;
+  g.layout = "transformers-clip-text";
+  g.class_name = n.has("text_projection.weight") ? "CLIPTextModelWithProjection" : "CLIPTextModel";
+  const size_t layers = [&] {
+    size_t i = 0;
+    while (n.has("text_model.encoder.layers." + std::to_string(i) + ".layer_norm1.weight")) ++i;
+    return i;
+  }();
+  g.details.push_back("vocab " + std::to_string(dim(tok, 0)) + ", hidden " + std::to_string(dim(tok, 1)) + ", " +
+                      std::to_string(layers) + " layers");
+  return true;
+}
+
+bool detect_wan_transformer(const Names& n, LayoutGuess& g) {
+  if (!n.has("patch_embedding.weight") || !n.any_prefix("blocks.0.attn1.")) return false;
+  g.layout = "diffusers-wan-transformer";
+  g.class_name = "WanTransformer3DModel";
+  g.family = "wan2.1";
+  size_t blocks = 0;
+  while (n.any_prefix("blocks." + std::to_string(blocks) + ".")) ++blocks;
+  g.details.push_back(std::to_string(blocks) + " blocks, hidden " + std::to_string(dim(n.get("patch_embedding.weight"), 0)));
+  return true;
+}
+
+// Original CompVis/Stability single-file checkpoints (model.diffusion_model.*).
+bool detect_single_file(const Names& n, LayoutGuess& g) {
+  const auto* conv_in = n.get("model.diffusion_model.input_blocks.0.0.weight");
+  if (!conv_in) return false;
+  g.layout = "sd-single-file";
+  const std::vector<std::pair<std::string, std::string>> prefixes = {
+      {"unet", "model.diffusion_model."},
+      {"vae", "first_stage_model."},
+      {"text_encoder (CLIP, HF layout)", "cond_stage_model.transformer."},
+      {"text_encoder (OpenCLIP)", "cond_stage_model.model."},
+      {"text_encoders (SDXL conditioner)", "conditioner.embedders."},
+      {"ema", "model_ema."},
+  };
+  for (const auto& [component, prefix] : prefixes)
+    if (const size_t c = n.count_prefix(prefix)) g.components[component] = c;
+
+  const bool sdxl_unet = n.has("model.diffusion_model.label_emb.0.0.weight");
+  if (sdxl_unet) {
+    g.family = n.any_prefix("conditioner.embedders.1.") ? "sdxl" : "sdxl-refiner";
+  } else if (n.any_prefix("cond_stage_model.model.")) {
+    g.family = "sd2";
+  } else if (n.any_prefix("cond_stage_model.transformer.")) {
+    g.family = "sd1";
+  } else {
+    // UNet alone: SD2 uses linear proj_in, SD1 a 1x1 conv.
+    const auto* proj = n.find("model.diffusion_model.input_blocks.", ".proj_in.weight");
+    if (proj) g.family = proj->shape.size() == 2 ? "sd2" : "sd1";
+  }
+  if (const auto* to_k = n.find("model.diffusion_model.input_blocks.", ".attn2.to_k.weight"))
+    g.details.push_back("cross-attention dim " + std::to_string(dim(to_k, 1)));
+  g.details.push_back("model channels " + std::to_string(dim(conv_in, 0)));
+  describe_unet_input(conv_in, g);
+  return true;
+}
+
+bool detect_lora(const Names& n, const std::map<std::string, std::string>& metadata, LayoutGuess& g) {
+  const bool kohya = n.any_prefix("lora_unet_") || n.any_prefix("lora_te_") || n.any_prefix("lora_te1_") ||
+                     n.any_prefix("lora_te2_");
+  const bool diffusers = n.any_containing(".lora_A.weight") || n.any_containing(".lora.down.weight") ||
+                         n.any_containing(".lora_linear_layer.down.weight");
+  if (!kohya && !diffusers) return false;
+  g.layout = kohya ? "kohya-lora" : "diffusers-lora";
+  if (const auto it = metadata.find("ss_base_model_version"); it != metadata.end()) {
+    const std::string& v = it->second;
+    g.family = starts_with(v, "sdxl") ? "sdxl" : starts_with(v, "sd_v2") ? "sd2" : starts_with(v, "sd_v1") ? "sd1" : "";
+    g.details.push_back("base model " + v);
+  } else if (n.any_prefix("lora_te2_") || n.any_prefix("text_encoder_2.")) {
+    g.family = "sdxl";
+  }
+  if (const auto it = metadata.find("ss_network_dim"); it != metadata.end()) g.details.push_back("rank " + it->second);
+  if (const auto it = metadata.find("ss_network_alpha"); it != metadata.end()) g.details.push_back("alpha " + it->second);
+  size_t modules = 0;
+  for (const auto& [name, t] : n.all())
+    if (contains(name, "lora_down.weight") || contains(name, "lora_A.weight") || contains(name, "lora.down.weight") ||
+        contains(name, "lora_linear_layer.down.weight"))
+      ++modules;
+  g.details.push_back(std::to_string(modules) + " adapted modules");
+  return true;
+}
+
+bool detect_embedding(const Names& n, LayoutGuess& g) {
+  if (const auto* e = n.get("emb_params")) {
+    g.layout = "a1111-embedding";
+    g.details.push_back(std::to_string(e->shape.size() == 2 ? e->shape[0] : 1) + " vector(s) of " +
+                        std::to_string(e->shape.empty() ? 0 : e->shape.back()));
+    return true;
+  }
+  if (n.any_prefix("string_to_param.")) {
+    g.layout = "a1111-embedding";
+    return true;
+  }
+  if (n.has("clip_l") && n.has("clip_g") && n.size() == 2) {
+    g.layout = "a1111-embedding";
+    g.family = "sdxl";
+    return true;
+  }
+  // diffusers learned_embeds: one (or a few) tensors named by their placeholder token.
+  if (n.size() <= 4 && std::all_of(n.all().begin(), n.all().end(), [](const auto& kv) {
+        return kv.first.find('.') == std::string::npos && kv.second->shape.size() >= 1 && kv.second->shape.size() <= 2 &&
+               io::dtype_is_floating(kv.second->dtype) && kv.first.size() >= 3 && kv.first.front() == '<' &&
+               kv.first.back() == '>';
+      })) {
+    g.layout = "diffusers-embedding";
+    for (const auto& [name, t] : n.all()) g.details.push_back("token " + name + " " + io::shape_string(t->shape));
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+LayoutGuess detect_layout(const std::vector<io::TensorInfo>& tensors, const std::map<std::string, std::string>& metadata) {
+  const Names n(tensors);
+  LayoutGuess g;
+  if (detect_single_file(n, g) || detect_lora(n, metadata, g) || detect_diffusers_unet(n, g) ||
+      detect_diffusers_vae(n, g) || detect_clip_text(n, g) || detect_wan_transformer(n, g) || detect_embedding(n, g))
+    return g;
+  g = LayoutGuess{};
+  g.layout = "unknown";
+  return g;
+}
+
+}  // namespace genvis::models

@@ -1,0 +1,172 @@
+// Runs the genvis binary as a user would.
+#include "io/safetensors.h"
+#include "support/test_support.h"
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+namespace genvis {
+namespace {
+
+namespace fs = std::filesystem;
+using test::run_command;
+using test::shell_quote;
+
+test::CommandResult genvis(const std::string& args) { return run_command(std::string(GENVIS_CLI) + " " + args); }
+
+// One line, naming the problem, no backtrace.
+void expect_one_line_error(const test::CommandResult& r, int code, const std::string& part) {
+  EXPECT_EQ(r.exit_code, code) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), r.err.find("Run 'genvis --help'") != std::string::npos ? 2 : 1)
+      << r.err;
+  EXPECT_EQ(r.err.rfind("genvis: error: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(part), std::string::npos) << r.err;
+}
+
+TEST(Cli, HelpAndVersion) {
+  auto r = genvis("--help");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("info"), std::string::npos);
+  EXPECT_NE(r.out.find("convert"), std::string::npos);
+  for (const char* sub : {"info", "convert"}) {
+    r = genvis(std::string(sub) + " --help");
+    EXPECT_EQ(r.exit_code, 0) << sub;
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << sub;
+  }
+  r = genvis("--version");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out.rfind("genvis 0.", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("libtorch"), std::string::npos);
+}
+
+TEST(Cli, UsageErrorsExitTwo) {
+  expect_one_line_error(genvis(""), 2, "subcommand");
+  expect_one_line_error(genvis("frobnicate"), 2, "frobnicate");
+  expect_one_line_error(genvis("info"), 2, "paths");
+  expect_one_line_error(genvis("info --no-such-option x"), 2, "--no-such-option");
+  expect_one_line_error(genvis("convert a.ckpt b.safetensors --dtype int3"), 2, "int3");
+  expect_one_line_error(genvis("--threads -4 info x"), 2, "threads");
+}
+
+TEST(Cli, LoadErrorsExitThree) {
+  test::TempDir dir;
+  expect_one_line_error(genvis("info " + dir.file("missing.safetensors")), 3, "missing.safetensors");
+  test::write_bytes(dir.file("trunc.safetensors"), std::string("\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":", 13));
+  expect_one_line_error(genvis("info " + dir.file("trunc.safetensors")), 3, "trunc.safetensors");
+  test::write_bytes(dir.file("text.bin"), "hello world, this is not a model");
+  expect_one_line_error(genvis("info " + dir.file("text.bin")), 3, "unrecognised");
+}
+
+// Every weight file in the fixtures: tensor names, shapes and dtypes printed by `genvis info`
+// equal those read independently from the raw safetensors header.
+TEST(CliFixtures, InfoMatchesEveryFixtureHeader) {
+  GENVIS_REQUIRE_FIXTURES();
+  size_t files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(test::fixtures_dir())) {
+    if (!e.is_regular_file() || e.path().extension() != ".safetensors") continue;
+    ++files;
+    const std::string path = e.path().string();
+    const auto r = genvis("info --json --tensors " + shell_quote(path));
+    ASSERT_EQ(r.exit_code, 0) << path << ": " << r.err;
+    const auto info = nlohmann::json::parse(r.out);
+
+    std::ifstream in(path, std::ios::binary);
+    uint64_t n = 0;
+    in.read(reinterpret_cast<char*>(&n), 8);
+    std::string header(n, '\0');
+    in.read(header.data(), static_cast<std::streamsize>(n));
+    auto raw = nlohmann::json::parse(header);
+    raw.erase("__metadata__");
+
+    EXPECT_EQ(info["tensor_count"].get<size_t>(), raw.size()) << path;
+    ASSERT_EQ(info["tensors"].size(), raw.size()) << path;
+    uint64_t params = 0;
+    for (const auto& t : info["tensors"]) {
+      const auto& ref = raw.at(t["name"].get<std::string>());
+      EXPECT_EQ(t["shape"], ref["shape"]) << path << " " << t["name"];
+      EXPECT_EQ(t["dtype"], ref["dtype"]) << path << " " << t["name"];
+      uint64_t numel = 1;
+      for (const auto& d : ref["shape"]) numel *= d.get<uint64_t>();
+      params += numel;
+    }
+    EXPECT_EQ(info["parameter_count"].get<uint64_t>(), params) << path;
+  }
+  EXPECT_GE(files, 40u);
+}
+
+TEST(CliFixtures, RecognisesSingleFileSD1) {
+  GENVIS_REQUIRE_FIXTURES();
+  const std::string path = test::fixtures_dir() + "/single_file/sd1_tiny_ldm.safetensors";
+  auto r = genvis("info --json " + shell_quote(path));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto info = nlohmann::json::parse(r.out);
+  EXPECT_EQ(info["layout"], "sd-single-file");
+  EXPECT_EQ(info["family"], "sd1");
+  EXPECT_EQ(info["tensor_count"], 594);
+  EXPECT_EQ(info["dtypes"]["F16"], 594);
+  r = genvis("info " + shell_quote(path));
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("layout:     sd-single-file"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("family:     sd1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tensors:    594"), std::string::npos) << r.out;
+}
+
+TEST(CliFixtures, ComponentFolder) {
+  GENVIS_REQUIRE_FIXTURES();
+  const auto r = genvis("info --json " + shell_quote(test::fixtures_dir() + "/unet_sd1"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto info = nlohmann::json::parse(r.out);
+  EXPECT_EQ(info["kind"], "diffusers-component");
+  EXPECT_EQ(info["class_name"], "UNet2DConditionModel");
+  bool found = false;
+  for (const auto& f : info["files"])
+    if (f["layout"] == "diffusers-unet") found = f["tensor_count"] == 302;
+  EXPECT_TRUE(found) << r.out;
+}
+
+TEST(Cli, DiffusersPipelineFolder) {
+  test::TempDir dir;
+  fs::create_directories(dir.file("unet"));
+  fs::create_directories(dir.file("vae"));
+  test::write_bytes(dir.file("model_index.json"),
+                    R"({"_class_name":"StableDiffusionPipeline","unet":["diffusers","UNet2DConditionModel"],)"
+                    R"("vae":["diffusers","AutoencoderKL"],"text_encoder":["transformers","CLIPTextModel"]})");
+  test::write_bytes(dir.file("unet/config.json"), R"({"_class_name":"UNet2DConditionModel"})");
+  io::save_safetensors(dir.file("unet/diffusion_pytorch_model.safetensors"),
+                       {{"conv_in.weight", at::zeros({8, 4, 3, 3})}, {"time_embedding.linear_1.weight", at::zeros({2, 2})},
+                        {"down_blocks.0.resnets.0.conv1.weight", at::zeros({8, 8, 3, 3})}});
+  test::write_bytes(dir.file("vae/config.json"), R"({"_class_name":"AutoencoderKL"})");
+  const auto r = genvis("info --json " + dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto info = nlohmann::json::parse(r.out);
+  EXPECT_EQ(info["kind"], "diffusers-pipeline");
+  EXPECT_EQ(info["components"]["unet"]["files"][0]["layout"], "diffusers-unet");
+  EXPECT_EQ(info["components"]["unet"]["files"][0]["parameter_count"], 8 * 4 * 9 + 4 + 8 * 8 * 9);
+  EXPECT_TRUE(info["components"]["vae"]["files"].empty());
+  EXPECT_EQ(info["components"]["text_encoder"]["missing"], true);
+}
+
+TEST(Cli, ConvertCastsAndKeepsNames) {
+  test::TempDir dir;
+  const at::Tensor w = at::arange(12, at::kFloat).reshape({3, 4}) / 8;
+  io::save_safetensors(dir.file("in.safetensors"), {{"w", w}, {"ids", at::arange(5, at::kLong)}}, {{"author", "me"}});
+  auto r = genvis("convert " + dir.file("in.safetensors") + " " + dir.file("out.safetensors") + " --dtype bf16");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto out = io::SafetensorsReader::open(dir.file("out.safetensors"));
+  EXPECT_EQ(out->tensors().size(), 2u);
+  EXPECT_EQ(out->load("w").scalar_type(), at::kBFloat16);
+  EXPECT_TRUE(at::equal(out->load("w").to(at::kFloat), w));  // multiples of 1/8 are exact in bf16
+  EXPECT_EQ(out->load("ids").scalar_type(), at::kLong);
+  EXPECT_EQ(out->metadata().at("author"), "me");
+  EXPECT_EQ(out->metadata().at("format"), "pt");
+  // Refuses to overwrite without --force, and refuses a non-safetensors output name.
+  expect_one_line_error(genvis("convert " + dir.file("in.safetensors") + " " + dir.file("out.safetensors")), 2, "exists");
+  r = genvis("convert --force " + dir.file("in.safetensors") + " " + dir.file("out.safetensors") + " --dtype f32");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  expect_one_line_error(genvis("convert " + dir.file("in.safetensors") + " " + dir.file("out.ckpt")), 2, ".safetensors");
+  expect_one_line_error(genvis("convert " + dir.file("nope.ckpt") + " " + dir.file("x.safetensors")), 3, "nope.ckpt");
+}
+
+}  // namespace
+}  // namespace genvis
