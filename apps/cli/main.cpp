@@ -36,7 +36,7 @@ int fail(int code, const std::string& message) {
 
 int main(int argc, char** argv) {
   CLI::App app{"genvis: text-to-image and text-to-video generation and training, in C++.", "genvis"};
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);
   app.set_version_flag("--version", version_line());
   app.failure_message(CLI::FailureMessage::simple);
 
@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", quiet, "No progress bars or informational messages");
   app.add_flag("-v,--verbose", verbosity, "More messages (-v: info, -vv: debug)");
   app.add_option("--log-level", log_level, "debug, info, warn, error or silent (overrides -q/-v)");
-  app.add_option("--threads", threads, "CPU threads for tensor work (0 = automatic)")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", threads, "CPU threads for tensor work (0 = automatic)")->check(CLI::Range(0, 4096));
 
   const std::vector<genvis::cli::Command> commands = {
       genvis::cli::add_info_command(app),
@@ -64,6 +64,11 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "genvis: error: %s\nRun 'genvis --help' for usage.\n", e.what());
+    return 2;
+  }
+
+  if (app.get_subcommands().empty()) {
+    std::fprintf(stderr, "genvis: error: a command is required (info, convert)\nRun 'genvis --help' for usage.\n");
     return 2;
   }
 

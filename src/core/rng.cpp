@@ -4,33 +4,24 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <cstring>
-#include <mutex>
 
 namespace genvis {
 
 Rng::Rng(uint64_t seed) : seed_(seed), gen_(at::make_generator<at::CPUGeneratorImpl>(seed)) {}
 
 at::Tensor Rng::randn(at::IntArrayRef shape, const at::TensorOptions& options) {
-  at::Tensor cpu;
-  {
-    std::lock_guard<std::mutex> lock(gen_.mutex());
-    cpu = at::randn(shape, gen_, at::TensorOptions().dtype(at::kFloat));
-  }
+  // at::randn locks the generator itself.
+  const at::Tensor cpu = at::randn(shape, gen_, at::TensorOptions().dtype(at::kFloat));
   return cpu.to(options.device(), c10::typeMetaToScalarType(options.dtype()));
 }
 
 at::Tensor Rng::rand(at::IntArrayRef shape, const at::TensorOptions& options) {
-  at::Tensor cpu;
-  {
-    std::lock_guard<std::mutex> lock(gen_.mutex());
-    cpu = at::rand(shape, gen_, at::TensorOptions().dtype(at::kFloat));
-  }
+  const at::Tensor cpu = at::rand(shape, gen_, at::TensorOptions().dtype(at::kFloat));
   return cpu.to(options.device(), c10::typeMetaToScalarType(options.dtype()));
 }
 
 int64_t Rng::randint(int64_t low, int64_t high) {
   if (high <= low) throw UsageError("randint: empty range");
-  std::lock_guard<std::mutex> lock(gen_.mutex());
   return at::randint(low, high, {1}, gen_, at::TensorOptions().dtype(at::kLong)).item<int64_t>();
 }
 

@@ -25,6 +25,8 @@ public:
   // are normalised to 0/1) a copy.
   at::Tensor load(const std::string& name) override;
 
+  using WeightReader::load;
+
   // The raw bytes of a tensor inside the mapping.
   const uint8_t* raw_data(const std::string& name) const;
 

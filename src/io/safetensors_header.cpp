@@ -10,7 +10,7 @@
 namespace genvis::io {
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;  // keeps header order: tensors() lists them as written
 
 uint64_t read_u64_le(const uint8_t* p) {
   uint64_t v = 0;

@@ -68,7 +68,7 @@ std::unique_ptr<WeightReader> open_weights(const std::string& path) {
   if (!file_exists(path)) throw LoadError(path, "no such file");
   if (ends_with(path, ".index.json")) return open_sharded_safetensors(path);
 
-  const std::string head = read_prefix(path, 16);
+  const std::string head = read_prefix(path, 32);
   const auto* bytes = reinterpret_cast<const uint8_t*>(head.data());
   if (is_zip_file(bytes, head.size()) || is_legacy_torch_file(bytes, head.size())) return open_torch_checkpoint(path);
   if (!head.empty() && head[0] == '{')

@@ -188,7 +188,7 @@ bool detect_embedding(const Names& n, LayoutGuess& g) {
     return true;
   }
   // diffusers learned_embeds: one (or a few) tensors named by their placeholder token.
-  if (n.size() <= 4 && std::all_of(n.all().begin(), n.all().end(), [](const auto& kv) {
+  if (n.size() >= 1 && n.size() <= 4 && std::all_of(n.all().begin(), n.all().end(), [](const auto& kv) {
         return kv.first.find('.') == std::string::npos && kv.second->shape.size() >= 1 && kv.second->shape.size() <= 2 &&
                io::dtype_is_floating(kv.second->dtype) && kv.first.size() >= 3 && kv.first.front() == '<' &&
                kv.first.back() == '>';

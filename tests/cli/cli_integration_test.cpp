@@ -41,7 +41,7 @@ TEST(Cli, HelpAndVersion) {
 }
 
 TEST(Cli, UsageErrorsExitTwo) {
-  expect_one_line_error(genvis(""), 2, "subcommand");
+  expect_one_line_error(genvis(""), 2, "command is required");
   expect_one_line_error(genvis("frobnicate"), 2, "frobnicate");
   expect_one_line_error(genvis("info"), 2, "paths");
   expect_one_line_error(genvis("info --no-such-option x"), 2, "--no-such-option");

@@ -111,7 +111,9 @@ TEST(Progress, QuietOrNotATerminalDrawsNothing) {
   EXPECT_FALSE(progress_visible());
   set_progress_quiet(false);
   // ctest runs us with stderr redirected: not a terminal.
-  if (!::isatty(2)) EXPECT_FALSE(progress_visible());
+  if (!::isatty(2)) {
+    EXPECT_FALSE(progress_visible());
+  }
 }
 
 TEST(Log, LevelsParse) {

@@ -111,7 +111,7 @@ TEST(Safetensors, EveryDtypeRoundTrips) {
   for (const auto type : {at::kDouble, at::kFloat, at::kHalf, at::kBFloat16, at::kLong, at::kInt, at::kShort, at::kChar})
     tensors.emplace_back(std::string("t_") + c10::toString(type), base.to(type));
   tensors.emplace_back("u8", at::arange(0, 6, at::kByte).reshape({3, 2}));
-  tensors.emplace_back("bool", at::tensor({true, false, true}));
+  tensors.emplace_back("bool", at::tensor({1, 0, 1}).to(at::kBool));
   tensors.emplace_back("scalar", at::scalar_tensor(3.5, at::kFloat));
   tensors.emplace_back("empty", at::empty({0, 4}, at::kFloat));
   save_safetensors(path, tensors, {{"k", "v"}});
