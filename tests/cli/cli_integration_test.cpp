@@ -1,10 +1,14 @@
 // Runs the genvis binary as a user would.
+#include "io/image.h"
+#include "io/infotext.h"
 #include "io/safetensors.h"
+#include "io/weights.h"
 #include "support/test_support.h"
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <zip.h>
 
 namespace genvis {
 namespace {
@@ -166,6 +170,98 @@ TEST(Cli, ConvertCastsAndKeepsNames) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   expect_one_line_error(genvis("convert " + dir.file("in.safetensors") + " " + dir.file("out.ckpt")), 2, ".safetensors");
   expect_one_line_error(genvis("convert " + dir.file("nope.ckpt") + " " + dir.file("x.safetensors")), 3, "nope.ckpt");
+}
+
+std::string checkpoint(const std::string& name) { return std::string(GENVIS_SOURCE_DIR) + "/tests/data/checkpoints/" + name; }
+
+TEST(Cli, InfoAndConvertOfAPyTorchCheckpoint) {
+  test::TempDir dir;
+  auto r = genvis("info --json --tensors " + checkpoint("lightning.pt"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto info = nlohmann::json::parse(r.out);
+  EXPECT_EQ(info["format"], "pytorch-zip");
+  EXPECT_TRUE(info["metadata"].contains("global_step")) << r.out;
+
+  // Convert to safetensors as f16: same names and shapes, values equal after the cast.
+  r = genvis("convert " + checkpoint("state_dict.pt") + " " + dir.file("sd.safetensors") + " --dtype f16");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto in = io::open_weights(checkpoint("state_dict.pt"));
+  auto out = io::open_weights(dir.file("sd.safetensors"));
+  ASSERT_EQ(out->tensors().size(), in->tensors().size());
+  for (const auto& t : in->tensors()) {
+    const at::Tensor a = in->load(t.name), b = out->load(t.name);
+    EXPECT_EQ(a.sizes(), b.sizes()) << t.name;
+    if (at::isFloatingType(a.scalar_type())) {
+      EXPECT_EQ(b.scalar_type(), at::kHalf) << t.name;
+      EXPECT_TRUE(at::equal(a.to(at::kHalf), b)) << t.name;
+    } else {
+      EXPECT_EQ(a.scalar_type(), b.scalar_type()) << t.name;
+      EXPECT_TRUE(at::equal(a, b)) << t.name;
+    }
+  }
+}
+
+TEST(Cli, HostileCheckpointIsRefusedAndNothingRuns) {
+  test::TempDir dir;
+  const std::string marker = dir.file("pwned");
+  // protocol 2: GLOBAL os system, the command, TUPLE1, REDUCE, STOP.
+  std::string pickle = std::string("\x80\x02") + "cos\nsystem\nq" + std::string(1, '\0') + "X";
+  const std::string cmd = "touch " + marker;
+  const uint32_t n = static_cast<uint32_t>(cmd.size());
+  pickle += std::string(reinterpret_cast<const char*>(&n), 4) + cmd + "\x85R.";
+  // A zip checkpoint holding it as archive/data.pkl, as torch.save lays it out.
+  const std::string path = dir.file("evil.ckpt");
+  int err = 0;
+  zip_t* z = zip_open(path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &err);
+  ASSERT_NE(z, nullptr);
+  zip_source_t* src = zip_source_buffer(z, pickle.data(), pickle.size(), 0);
+  ASSERT_GE(zip_file_add(z, "archive/data.pkl", src, ZIP_FL_OVERWRITE), 0);
+  ASSERT_EQ(zip_close(z), 0);
+  const auto r = genvis("info " + path);
+  expect_one_line_error(r, 3, "os.system");
+  EXPECT_FALSE(fs::exists(marker));
+}
+
+TEST(Cli, InfoPrintsPngParametersAfterRoundTrip) {
+  test::TempDir dir;
+  io::GenerationParameters p;
+  p.prompt = "a red apple, (studio light:1.2)";
+  p.negative_prompt = "blurry";
+  p.steps = 20;
+  p.sampler = "Euler a";
+  p.cfg_scale = 7.5;
+  p.seed = 1234;
+  p.width = 64;
+  p.height = 48;
+  p.model = "genvis-emoji";
+  p.model_hash = "0123456789";
+  io::Image img = io::Image::blank(64, 48, 3);
+  img.at(3, 2, 1) = 200;
+  io::write_png(dir.file("a.png"), img, {{io::kInfotextKey, io::format_infotext(p)}});
+
+  auto r = genvis("info --json " + dir.file("a.png"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto info = nlohmann::json::parse(r.out);
+  EXPECT_EQ(info["kind"], "image");
+  EXPECT_EQ(info["width"], 64);
+  EXPECT_EQ(info["height"], 48);
+  const auto& params = info["parameters"];
+  EXPECT_EQ(params["prompt"], p.prompt);
+  EXPECT_EQ(params["negative_prompt"], "blurry");
+  EXPECT_EQ(params["steps"], 20);
+  EXPECT_EQ(params["sampler"], "Euler a");
+  EXPECT_EQ(params["cfg_scale"], 7.5);
+  EXPECT_EQ(params["seed"], 1234);
+  EXPECT_EQ(params["model_hash"], "0123456789");
+  r = genvis("info " + dir.file("a.png"));
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("prompt: a red apple, (studio light:1.2)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("seed: 1234"), std::string::npos) << r.out;
+
+  // A corrupt PNG is a load error naming the file.
+  std::string bytes = test::read_bytes(dir.file("a.png"));
+  test::write_bytes(dir.file("cut.png"), bytes.substr(0, bytes.size() / 2));
+  expect_one_line_error(genvis("info " + dir.file("cut.png")), 3, "cut.png");
 }
 
 }  // namespace
