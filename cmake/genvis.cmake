@@ -7,7 +7,11 @@ target_compile_options(genvis_warnings INTERFACE -Wall -Wextra -Wno-unused-param
 # One precompiled header holding libtorch, built once and reused by every target that
 # includes torch (a clean build on 2 cores would otherwise parse torch/torch.h in every file).
 add_library(genvis_pch STATIC ${CMAKE_SOURCE_DIR}/cmake/pch_anchor.cpp)
-target_link_libraries(genvis_pch PUBLIC ${TORCH_LIBRARIES} genvis_warnings)
+# libstdc++ is linked BEFORE libtorch: the pip/CUDA libtorch 2.x libtorch.so exports broken copies
+# of std::filesystem symbols (remove_all jumps to address 0), and the first library in the
+# needed list wins symbol lookup.
+set(GENVIS_TORCH_LINK stdc++ ${TORCH_LIBRARIES})
+target_link_libraries(genvis_pch PUBLIC ${GENVIS_TORCH_LINK} genvis_warnings)
 target_include_directories(genvis_pch PUBLIC ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/include)
 if(GENVIS_USE_PCH)
   target_precompile_headers(genvis_pch PRIVATE <torch/torch.h> <string> <vector> <map> <memory> <optional>)
@@ -26,5 +30,5 @@ function(genvis_use_pch target)
   if(GENVIS_USE_PCH)
     target_precompile_headers(${target} REUSE_FROM genvis_pch)
   endif()
-  target_link_libraries(${target} PUBLIC ${TORCH_LIBRARIES})
+  target_link_libraries(${target} PUBLIC ${GENVIS_TORCH_LINK})
 endfunction()
