@@ -12,6 +12,7 @@ PACKAGES=(
   libfreetype-dev fonts-dejavu-core  # captions on image grids
   libzip-dev              # PyTorch .ckpt/.pt zip archives
   libssl-dev              # SHA-256 model hashes
+  libicu-dev zlib1g-dev   # tokenizers: Unicode categories and normalisation, gzipped vocabularies
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
   clang libclang-rt-14-dev  # libFuzzer targets
 )
