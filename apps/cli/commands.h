@@ -12,5 +12,6 @@ struct Command {
 
 Command add_info_command(CLI::App& app);
 Command add_convert_command(CLI::App& app);
+Command add_tokenize_command(CLI::App& app);
 
 }  // namespace genvis::cli

@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   const std::vector<genvis::cli::Command> commands = {
       genvis::cli::add_info_command(app),
       genvis::cli::add_convert_command(app),
+      genvis::cli::add_tokenize_command(app),
   };
 
   try {
@@ -68,7 +69,7 @@ int main(int argc, char** argv) {
   }
 
   if (app.get_subcommands().empty()) {
-    std::fprintf(stderr, "genvis: error: a command is required (info, convert)\nRun 'genvis --help' for usage.\n");
+    std::fprintf(stderr, "genvis: error: a command is required (info, convert, tokenize)\nRun 'genvis --help' for usage.\n");
     return 2;
   }
 

@@ -3,6 +3,7 @@
 #include "core/error.h"
 
 #include <map>
+#include <set>
 #include <torch/torch.h>
 
 namespace genvis::nn {
@@ -25,6 +26,7 @@ LoadReport load_state_dict(torch::nn::Module& module, io::WeightReader& reader, 
   LoadReport report;
   std::map<std::string, std::string> source;  // module name -> file name
   std::vector<std::string> unexpected, mis_shaped, missing;
+  std::set<std::string> present;  // module names the file gives, fitting or not
   for (const auto& t : reader.tensors()) {
     if (t.name.compare(0, options.prefix.size(), options.prefix) != 0) continue;
     std::string name = t.name.substr(options.prefix.size());
@@ -38,6 +40,7 @@ LoadReport load_state_dict(torch::nn::Module& module, io::WeightReader& reader, 
       unexpected.push_back(t.name);
       continue;
     }
+    present.insert(name);
     if (source.count(name)) {
       mis_shaped.push_back(t.name + " (also given by " + source[name] + ")");
       continue;
@@ -58,7 +61,7 @@ LoadReport load_state_dict(torch::nn::Module& module, io::WeightReader& reader, 
     source[name] = t.name;
   }
   for (const auto& [name, tensor] : targets)
-    if (!source.count(name) && !(options.optional_key && options.optional_key(name))) missing.push_back(name);
+    if (!present.count(name) && !(options.optional_key && options.optional_key(name))) missing.push_back(name);
 
   if (!unexpected.empty() || !mis_shaped.empty() || !missing.empty()) {
     std::string what = "weights do not fit the model:";

@@ -1,0 +1,48 @@
+// Scaled dot-product attention and the diffusers `Attention` module (to_q/to_k/to_v/to_out.0).
+//
+//   genvis::nn::Attention attn({.query_dim = 320, .cross_attention_dim = 768, .heads = 8, .dim_head = 40});
+//   at::Tensor y = attn(x /*[B,N,320]*/, context /*[B,T,768]*/);   // [B,N,320]
+#pragma once
+#include <optional>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+
+namespace genvis::nn {
+
+// q [B,H,N,D], k/v [B,H,T,D] -> [B,H,N,D]; softmax(q k^T * scale) v, scale default 1/sqrt(D).
+// Uses at::scaled_dot_product_attention where libtorch has it (2.x), else the explicit form.
+at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                        std::optional<double> scale = std::nullopt);
+
+// [B,N,H*D] -> [B,H,N,D] and back.
+at::Tensor split_heads(const at::Tensor& x, int64_t heads);
+at::Tensor merge_heads(const at::Tensor& x);
+
+struct AttentionOptions {
+  int64_t query_dim = 0;
+  int64_t cross_attention_dim = 0;  // 0: self-attention (keys/values from query_dim)
+  int64_t heads = 8;
+  int64_t dim_head = 64;
+  bool bias = false;                // to_q/to_k/to_v bias (to_out.0 always has one)
+  int64_t norm_num_groups = 0;      // >0: group_norm over channels first (VAE mid block)
+  double eps = 1e-5;
+  bool residual_connection = false;
+};
+
+class AttentionImpl : public torch::nn::Module {
+public:
+  explicit AttentionImpl(const AttentionOptions& options);
+  // hidden_states [B,N,C] or [B,C,H,W] (returned in the same layout).
+  at::Tensor forward(const at::Tensor& hidden_states, const at::Tensor& encoder_hidden_states = {});
+
+  AttentionOptions options;
+  torch::nn::GroupNorm group_norm{nullptr};
+  torch::nn::Linear to_q{nullptr}, to_k{nullptr}, to_v{nullptr};
+  torch::nn::ModuleList to_out;  // "0": Linear (diffusers' "1" is a parameterless Dropout)
+  torch::nn::Linear out_proj{nullptr};
+};
+TORCH_MODULE(Attention);
+
+}  // namespace genvis::nn
