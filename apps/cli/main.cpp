@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
       genvis::cli::add_info_command(app),
       genvis::cli::add_convert_command(app),
       genvis::cli::add_tokenize_command(app),
+      genvis::cli::add_generate_command(app),
   };
 
   try {
@@ -69,7 +70,7 @@ int main(int argc, char** argv) {
   }
 
   if (app.get_subcommands().empty()) {
-    std::fprintf(stderr, "genvis: error: a command is required (info, convert, tokenize)\nRun 'genvis --help' for usage.\n");
+    std::fprintf(stderr, "genvis: error: a command is required (info, convert, tokenize, generate)\nRun 'genvis --help' for usage.\n");
     return 2;
   }
 

@@ -1,0 +1,112 @@
+#include "commands.h"
+
+#include "core/device.h"
+#include "core/error.h"
+#include "core/hash.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "genvis/version.h"
+#include "io/image.h"
+#include "io/image_tensor.h"
+#include "io/infotext.h"
+#include "io/safetensors.h"
+#include "io/weights.h"
+#include "pipelines/stable_diffusion.h"
+#include "schedulers/registry.h"
+
+#include <filesystem>
+#include <random>
+
+namespace genvis::cli {
+
+Command add_generate_command(CLI::App& app) {
+  struct Options {
+    pipelines::ModelSource source;
+    pipelines::GenerateOptions gen;
+    int64_t seed = -1;
+    std::string init_image, init_noise, dump, output = "output.png", device = "auto", dtype = "auto";
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand("generate", "Generate images from a prompt with a Stable Diffusion 1.x/2.x model "
+                                                 "(txt2img, or img2img with --init-image)");
+  cmd->add_option("--model", o->source.model, "Diffusers model folder (model_index.json + components)");
+  cmd->add_option("--unet", o->source.unet, "UNet component folder (overrides the model's)");
+  cmd->add_option("--vae", o->source.vae, "VAE component folder (overrides the model's)");
+  cmd->add_option("--text-encoder", o->source.text_encoder, "CLIP text encoder folder (overrides the model's)");
+  cmd->add_option("--vocab", o->source.vocab, "bpe_simple_vocab_16e6.txt.gz or a tokenizer/ folder");
+  cmd->add_option("--scheduler-config", o->source.scheduler_config, "A diffusers scheduler_config.json");
+  cmd->add_option("-p,--prompt", o->gen.prompt, "Prompt (A1111 emphasis syntax: (word:1.2), [word], BREAK)")->required();
+  cmd->add_option("-n,--negative-prompt", o->gen.negative_prompt, "Negative prompt");
+  cmd->add_option("--steps", o->gen.steps, "Sampling steps")->capture_default_str();
+  cmd->add_option("--sampler", o->gen.sampler, "Sampler: " + [] {
+    std::string s;
+    for (const auto& n : schedulers::sampler_names()) s += (s.empty() ? "" : ", ") + n;
+    return s;
+  }())->capture_default_str();
+  cmd->add_option("--schedule", o->gen.schedule, "Sigma schedule: default, karras, exponential, sgm_uniform")
+      ->capture_default_str();
+  cmd->add_option("--cfg-scale", o->gen.cfg_scale, "Classifier-free guidance scale")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Seed (-1: random); image i of a batch uses seed + i")->capture_default_str();
+  cmd->add_option("--width", o->gen.width, "Width in pixels (multiple of 8)")->capture_default_str();
+  cmd->add_option("--height", o->gen.height, "Height in pixels (multiple of 8)")->capture_default_str();
+  cmd->add_option("--batch", o->gen.batch, "Images computed together as one batch")->capture_default_str();
+  cmd->add_option("--clip-skip", o->gen.clip_skip, "Skip the last N CLIP layers (0 = none)")->capture_default_str();
+  cmd->add_option("--init-image", o->init_image, "PNG to start from (img2img); its size must match --width/--height");
+  cmd->add_option("--strength", o->gen.strength, "img2img: fraction of the schedule to run")->capture_default_str();
+  cmd->add_option("-o,--output", o->output, "Output PNG (batches: NAME-0.png, NAME-1.png, ...)")->capture_default_str();
+  cmd->add_option("--init-noise", o->init_noise, "safetensors with a tensor 'latents': the initial noise, before sigma "
+                                                 "scaling (replaces the seeded noise)");
+  cmd->add_option("--dump", o->dump, "Also write the final 'latents' and float 'image' [0,1] to this safetensors file");
+  cmd->add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--dtype", o->dtype, "auto, f32, bf16 or f16")->capture_default_str();
+
+  return {cmd, [o] {
+    const ComputePolicy policy = resolve_policy(o->device, o->dtype);
+    o->source.device = policy.device;
+    o->source.dtype = policy.dtype;
+    o->gen.seed = o->seed < 0 ? std::random_device{}() : static_cast<uint64_t>(o->seed);
+    if (!o->init_image.empty()) o->gen.init_image = io::image_to_tensor(io::read_png(o->init_image).with_channels(3));
+    if (!o->init_noise.empty()) {
+      auto reader = io::open_weights(o->init_noise);
+      if (!reader->contains("latents")) throw LoadError(o->init_noise, "latents", "no such tensor (the initial noise)");
+      o->gen.init_noise = reader->load("latents", at::kFloat);
+    }
+    o->gen.validate();  // before the (slow) model load
+    pipelines::StableDiffusion model = pipelines::load_stable_diffusion(o->source);
+
+    Progress progress("sampling", o->gen.steps);
+    o->gen.on_step = [&](int64_t i, int64_t total) {
+      (void)total;
+      progress.update(i);
+    };
+    const pipelines::GenerateResult r = pipelines::generate(model, o->gen);
+    progress.finish();
+
+    if (!o->dump.empty())
+      io::save_safetensors(o->dump, {{"latents", r.latents.to(at::kFloat).cpu()}, {"image", r.images.cpu()}});
+    io::GenerationParameters p;
+    p.prompt = o->gen.prompt;
+    p.negative_prompt = o->gen.negative_prompt;
+    p.steps = o->gen.steps;
+    p.sampler = schedulers::sampler_info(o->gen.sampler).display;
+    p.schedule = schedulers::schedule_display_name(schedulers::schedule_spacing(o->gen.schedule));
+    p.cfg_scale = o->gen.cfg_scale;
+    p.width = static_cast<int>(o->gen.width);
+    p.height = static_cast<int>(o->gen.height);
+    p.model = model.name;
+    if (o->gen.init_image.defined()) p.extra.emplace_back("Denoising strength", std::to_string(o->gen.strength));
+    if (o->gen.clip_skip > 0) p.extra.emplace_back("Clip skip", std::to_string(o->gen.clip_skip));
+    p.extra.emplace_back("Version", std::string("genvis ") + GENVIS_VERSION);
+    const std::filesystem::path out(o->output);
+    for (int64_t i = 0; i < o->gen.batch; ++i) {
+      p.seed = o->gen.seed + static_cast<uint64_t>(i);
+      std::string path = o->output;
+      if (o->gen.batch > 1)
+        path = (out.parent_path() / (out.stem().string() + "-" + std::to_string(i) + out.extension().string())).string();
+      io::write_png(path, io::tensor_to_image(r.images[i] * 2 - 1), {{io::kInfotextKey, io::format_infotext(p)}});
+      log_info("wrote " + path + " (seed " + std::to_string(*p.seed) + ")");
+    }
+  }};
+}
+
+}  // namespace genvis::cli
