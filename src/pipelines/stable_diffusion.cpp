@@ -161,9 +161,13 @@ GenerateResult generate(StableDiffusion& model, const GenerateOptions& o) {
   const bool dpm = o.sampler.rfind("dpm", 0) == 0;
   schedulers::SigmaSchedule schedule = dpm ? schedulers::dpm_solver_schedule(model.scheduler, o.steps, spacing)
                                            : schedulers::euler_schedule(model.scheduler, o.steps, spacing);
-  if (info.space != schedulers::SamplerSpace::Sigma)
-    throw UsageError("sampler '" + o.sampler + "' is not available in generate yet (use a sigma sampler: euler, "
-                     "euler_a, heun, dpm2, dpmpp_2m, dpmpp_2m_sde, dpmpp_2s_a, lms)");
+  const bool timestep_space = info.space == schedulers::SamplerSpace::Timestep;
+  if (info.space == schedulers::SamplerSpace::Flow)
+    throw UsageError("sampler '" + o.sampler + "' is for flow-matching models, not Stable Diffusion 1.x/2.x");
+  if (timestep_space && o.init_image.defined())
+    throw UsageError("img2img needs a sigma sampler (euler, euler_a, heun, dpm2, dpmpp_2m, ...), not '" + o.sampler + "'");
+  if (timestep_space && spacing != schedulers::SigmaSpacing::Default)
+    throw UsageError("--schedule " + o.schedule + " applies to sigma samplers only, not '" + o.sampler + "'");
 
   // 3. Initial latents: one seeded noise per image (seed, seed+1, ...), drawn on the CPU.
   const int64_t f = model.vae->downscale_factor();
@@ -195,7 +199,8 @@ GenerateResult generate(StableDiffusion& model, const GenerateOptions& o) {
     const at::Tensor z = posterior.sample(eps);
     x = z * model.vae->config.scaling_factor + noise * sigmas.front();
   } else {
-    x = noise * schedule.init_noise_sigma;
+    // Timestep-space samplers start from unit noise (init_noise_sigma 1).
+    x = timestep_space ? noise : noise * schedule.init_noise_sigma;
   }
 
   // 4. Denoise loop with classifier-free guidance.
@@ -206,15 +211,25 @@ GenerateResult generate(StableDiffusion& model, const GenerateOptions& o) {
     const auto eps = model.unet->forward(in, timestep, context).chunk(2);
     return eps[0] + g * (eps[1] - eps[0]);
   };
-  const auto denoiser = schedulers::make_denoiser(
-      network, schedulers::parse_prediction_type(model.scheduler.prediction_type),
-      schedulers::timestep_map(schedule, schedulers::training_sigmas(model.scheduler), model.scheduler.num_train_timesteps));
-  const int64_t total = static_cast<int64_t>(sigmas.size()) - 1;
+  const auto prediction = schedulers::parse_prediction_type(model.scheduler.prediction_type);
+  const int64_t total = timestep_space ? o.steps : static_cast<int64_t>(sigmas.size()) - 1;
   const schedulers::NoiseSource noise_source = [&](at::IntArrayRef s) { return sampler_rng.randn(s, opts); };
-  x = schedulers::sample_by_name(o.sampler, denoiser, x, sigmas, noise_source,
-                                 [&](int64_t i, const at::Tensor&, const at::Tensor&) {
-                                   if (o.on_step) o.on_step(i + 1, total);
-                                 });
+  const schedulers::StepCallback on_step = [&](int64_t i, const at::Tensor&, const at::Tensor&) {
+    if (o.on_step) o.on_step(i + 1, total);
+  };
+  if (timestep_space) {
+    const auto discrete = o.sampler == "lcm" ? schedulers::lcm_schedule(model.scheduler, o.steps)
+                                             : schedulers::ddim_schedule(model.scheduler, o.steps);
+    const auto vp = schedulers::make_vp_denoiser(network, prediction, schedulers::alphas_cumprod(model.scheduler));
+    x = schedulers::sample_by_name(o.sampler, vp, x, discrete, noise_source, on_step, /*eta=*/0.0,
+                                   model.scheduler.timestep_scaling);
+  } else {
+    const auto denoiser = schedulers::make_denoiser(
+        network, prediction,
+        schedulers::timestep_map(schedule, schedulers::training_sigmas(model.scheduler),
+                                 model.scheduler.num_train_timesteps));
+    x = schedulers::sample_by_name(o.sampler, denoiser, x, sigmas, noise_source, on_step);
+  }
 
   // 5. Decode.
   GenerateResult r;

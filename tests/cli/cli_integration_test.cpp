@@ -53,6 +53,22 @@ TEST(Cli, UsageErrorsExitTwo) {
   expect_one_line_error(genvis("--threads -4 info x"), 2, "threads");
 }
 
+TEST(CliFixtures, GenerateBadInputIsOneLine) {
+  GENVIS_REQUIRE_FIXTURES();
+  const std::string f = test::fixtures_dir();
+  const std::string base = "generate --text-encoder " + f + "/clip_l --unet " + f + "/unet_sd1 --vae " + f +
+                           "/vae --vocab " + test::shared_dir() + "/data/bpe_simple_vocab_16e6.txt.gz -p x ";
+  expect_one_line_error(genvis(base + "--steps 0"), 2, "--steps");
+  expect_one_line_error(genvis(base + "--width 65"), 2, "multiples of 8");
+  expect_one_line_error(genvis(base + "--cfg-scale -1"), 2, "--cfg-scale");
+  expect_one_line_error(genvis(base + "--sampler warp"), 2, "warp");
+  expect_one_line_error(genvis(base + "--init-image /nonexistent.png"), 3, "/nonexistent.png");
+  expect_one_line_error(genvis("generate -p x --unet " + f + "/vae"), 2, "--text-encoder");
+  expect_one_line_error(genvis("generate -p x --text-encoder " + f + "/clip_l --unet " + f + "/vae --vae " + f +
+                               "/vae --vocab /etc/hostname"),
+                        3, "/etc/hostname");
+}
+
 TEST(Cli, LoadErrorsExitThree) {
   test::TempDir dir;
   expect_one_line_error(genvis("info " + dir.file("missing.safetensors")), 3, "missing.safetensors");
