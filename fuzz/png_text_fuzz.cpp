@@ -13,6 +13,7 @@
 #include "io/infotext.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -33,6 +34,21 @@ size_t pair_count(const genvis::io::GenerationParameters& p) {
          (!p.model.empty() ? 1 : 0) + p.extra.size();
 }
 
+// A1111 strips "Negative prompt:" from EVERY negative-prompt line, so a negative prompt holding a
+// line that itself starts with it loses that marker on each parse: no exact round trip.
+bool negative_has_marker_line(const genvis::io::GenerationParameters& p) {
+  std::string_view rest = p.negative_prompt;
+  while (!rest.empty()) {
+    const size_t nl = rest.find('\n');
+    std::string_view line = rest.substr(0, nl);
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.front()))) line.remove_prefix(1);
+    if (line.rfind("Negative prompt:", 0) == 0) return true;
+    if (nl == std::string_view::npos) break;
+    rest.remove_prefix(nl + 1);
+  }
+  return false;
+}
+
 void check_infotext(std::string_view text) {
   auto params = genvis::io::parse_infotext(text);
   // A1111 drops a last line of 3+ pairs that are all empty ("Aa: , Bb: , Cc:"), so a prompt
@@ -42,7 +58,7 @@ void check_infotext(std::string_view text) {
   for (int step = 0;; ++step) {
     const std::string formatted = genvis::io::format_infotext(params);
     auto next = genvis::io::parse_infotext(formatted);
-    if (pair_count(params) >= 3) check(next == params, "parse(format(p)) == p for p with 3+ pairs");
+    if (pair_count(params) >= 3 && !negative_has_marker_line(params)) check(next == params, "parse(format(p)) == p for p with 3+ pairs");
     if (next == params) {
       check(genvis::io::format_infotext(next) == formatted, "format(parse(t)) == t at the fixed point");
       return;

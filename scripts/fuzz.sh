@@ -31,7 +31,8 @@ for t in "${targets[@]}"; do
   mkdir -p "$corpus"
   seeds="fuzz/corpus/${t%_fuzz}"
   echo "fuzz: running $t for ${SECONDS_EACH}s"
-  if ! (cd "$OUT" && ./"$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  # A fixed seed (FUZZ_SEED, default 1) makes CI runs repeatable; set FUZZ_SEED=0 for a random one.
+  if ! (cd "$OUT" && ./"$t" -seed="${FUZZ_SEED:-1}" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         "corpus-$t" "../$seeds" 2>"$t.log"); then
     echo "fuzz: $t FAILED; see $OUT/$t.log" >&2
     tail -n 40 "$OUT/$t.log" >&2

@@ -312,5 +312,16 @@ TEST(InfotextRoundTripTest, FewerThanThreePairsBecomePrompt) {
   EXPECT_EQ(parse_infotext(format_infotext(back)), back);
 }
 
+// Fuzz regression: A1111 strips "Negative prompt:" from every negative line, so a line holding it
+// twice loses one marker per parse and then stays fixed.
+TEST(InfotextParseTest, RepeatedNegativePromptMarkersAreStrippedPerLine) {
+  const auto p = parse_infotext("p\nNegative prompt: a\nNegative prompt: Negative prompt: b\nSteps: 1, Sampler: x, Seed: 2");
+  EXPECT_EQ(p.prompt, "p");
+  EXPECT_EQ(p.negative_prompt, "a\nNegative prompt: b");
+  const auto q = parse_infotext(format_infotext(p));
+  EXPECT_EQ(q.negative_prompt, "a\nb");
+  EXPECT_EQ(parse_infotext(format_infotext(q)), q);
+}
+
 }  // namespace
 }  // namespace genvis::io
