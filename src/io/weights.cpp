@@ -62,6 +62,17 @@ std::string read_prefix(const std::string& path, size_t n) {
 
 }  // namespace
 
+std::string find_weight_file(const std::string& folder, const std::vector<std::string>& candidates,
+                             const std::string& what) {
+  std::string tried;
+  for (const auto& name : candidates) {
+    const std::string path = folder + "/" + name;
+    if (file_exists(path)) return path;
+    tried += (tried.empty() ? "" : ", ") + name;
+  }
+  throw LoadError(folder, "no " + what + " weights (looked for " + tried + ")");
+}
+
 std::unique_ptr<WeightReader> open_weights(const std::string& path) {
   if (is_directory(path))
     throw LoadError(path, "is a directory; give a weight file (model folders are opened by the model loader)");

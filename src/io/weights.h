@@ -52,6 +52,11 @@ public:
                                                            const at::Device& device = at::Device(at::kCPU));
 };
 
+// The first of `candidates` (file names) present in `folder`; LoadError naming `what` and every
+// candidate otherwise. For diffusers/transformers component folders.
+std::string find_weight_file(const std::string& folder, const std::vector<std::string>& candidates,
+                             const std::string& what);
+
 // Opens any supported weight file; throws LoadError naming the file and the problem.
 std::unique_ptr<WeightReader> open_weights(const std::string& path);
 

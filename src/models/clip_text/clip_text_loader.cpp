@@ -164,15 +164,9 @@ nn::LoadReport load_clip_text_weights(torch::nn::Module& model, io::WeightReader
 }
 
 std::string find_clip_text_weights(const std::string& folder) {
-  static const std::array<const char*, 4> kCandidates{"model.safetensors", "model.safetensors.index.json",
-                                                      "model.fp16.safetensors", "pytorch_model.bin"};
-  std::string tried;
-  for (const char* name : kCandidates) {
-    const std::string path = folder + "/" + name;
-    if (file_exists(path)) return path;
-    tried += std::string(tried.empty() ? "" : ", ") + name;
-  }
-  throw LoadError(folder, "no CLIP text encoder weights (looked for " + tried + ")");
+  return io::find_weight_file(
+      folder, {"model.safetensors", "model.safetensors.index.json", "model.fp16.safetensors", "pytorch_model.bin"},
+      "CLIP text encoder");
 }
 
 namespace {

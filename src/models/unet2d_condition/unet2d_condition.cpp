@@ -37,13 +37,10 @@ std::vector<int64_t> broadcast(const std::vector<int64_t>& v, size_t n) {
 }
 
 std::string find_component_weights(const std::string& folder) {
-  namespace fs = std::filesystem;
-  for (const char* name : {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json",
-                           "diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.safetensors"}) {
-    const fs::path p = fs::path(folder) / name;
-    if (fs::exists(p)) return p.string();
-  }
-  throw LoadError(folder, "no diffusion_pytorch_model.safetensors or .bin in the component folder");
+  return io::find_weight_file(folder,
+                              {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json",
+                               "diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.safetensors"},
+                              "diffusers component");
 }
 
 }  // namespace
