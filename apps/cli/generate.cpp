@@ -15,26 +15,50 @@
 #include "schedulers/registry.h"
 
 #include <filesystem>
+#include <optional>
 #include <random>
 
 namespace genvis::cli {
+
+namespace {
+
+// A PNG, or (for exact cross-implementation checks) a safetensors file holding a float tensor
+// `image` [1,3,H,W] in [0,1], as --dump writes it. Returns [1,3,H,W] in [-1,1].
+at::Tensor read_init_image(const std::string& path) {
+  if (std::filesystem::path(path).extension() != ".safetensors")
+    return io::image_to_tensor(io::read_png(path).with_channels(3));
+  auto reader = io::open_weights(path);
+  if (!reader->contains("image")) throw LoadError(path, "image", "no such tensor (the init image, [1,3,H,W] in [0,1])");
+  at::Tensor image = reader->load("image", at::kFloat);
+  if (image.dim() != 4 || image.size(0) != 1 || image.size(1) != 3)
+    throw LoadError(path, "image", "shape " + c10::str(image.sizes()) + ", expected [1, 3, H, W]");
+  if (!image.isfinite().all().item<bool>() || image.min().item<float>() < 0 || image.max().item<float>() > 1)
+    throw LoadError(path, "image", "values must be finite and in [0, 1]");
+  return image * 2 - 1;
+}
+
+}  // namespace
 
 Command add_generate_command(CLI::App& app) {
   struct Options {
     pipelines::ModelSource source;
     pipelines::GenerateOptions gen;
     int64_t seed = -1;
-    std::string init_image, init_noise, dump, output = "output.png", device = "auto", dtype = "auto";
+    std::string init_image, mask, init_noise, dump, output = "output.png", device = "auto", dtype = "auto";
+    std::optional<double> strength;
   };
   auto o = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand("generate", "Generate images from a prompt with a Stable Diffusion 1.x/2.x model "
-                                                 "(txt2img, or img2img with --init-image)");
+  CLI::App* cmd = app.add_subcommand("generate", "Generate images from a prompt with a Stable Diffusion 1.x/2.x/XL model "
+                                                 "(txt2img; img2img with --init-image; inpainting with --mask)");
   cmd->add_option("--model", o->source.model, "Diffusers model folder (model_index.json + components)");
   cmd->add_option("--unet", o->source.unet, "UNet component folder (overrides the model's)");
   cmd->add_option("--vae", o->source.vae, "VAE component folder (overrides the model's)");
   cmd->add_option("--text-encoder", o->source.text_encoder, "CLIP text encoder folder (overrides the model's)");
+  cmd->add_option("--text-encoder-2", o->source.text_encoder_2, "SDXL: OpenCLIP bigG text encoder folder (with projection)");
   cmd->add_option("--vocab", o->source.vocab, "bpe_simple_vocab_16e6.txt.gz or a tokenizer/ folder");
   cmd->add_option("--scheduler-config", o->source.scheduler_config, "A diffusers scheduler_config.json");
+  cmd->add_option("--prediction-type", o->source.prediction_type,
+                  "Override the scheduler's prediction type: epsilon or v_prediction (SD 2.x 768 models)");
   cmd->add_option("-p,--prompt", o->gen.prompt, "Prompt (A1111 emphasis syntax: (word:1.2), [word], BREAK)")->required();
   cmd->add_option("-n,--negative-prompt", o->gen.negative_prompt, "Negative prompt");
   cmd->add_option("--steps", o->gen.steps, "Sampling steps")->capture_default_str();
@@ -51,11 +75,16 @@ Command add_generate_command(CLI::App& app) {
   cmd->add_option("--height", o->gen.height, "Height in pixels (multiple of 8)")->capture_default_str();
   cmd->add_option("--batch", o->gen.batch, "Images computed together as one batch")->capture_default_str();
   cmd->add_option("--clip-skip", o->gen.clip_skip, "Skip the last N CLIP layers (0 = none)")->capture_default_str();
-  cmd->add_option("--init-image", o->init_image, "PNG to start from (img2img); its size must match --width/--height");
-  cmd->add_option("--strength", o->gen.strength, "img2img: fraction of the schedule to run")->capture_default_str();
+  cmd->add_option("--init-image", o->init_image, "PNG to start from (img2img); its size must match --width/--height. "
+                                                 "A .safetensors file with a float tensor 'image' [1,3,H,W] in [0,1] "
+                                                 "is read exactly");
+  cmd->add_option("--mask", o->mask, "Inpainting mask PNG, same size as --init-image: white (>= 50%) is repainted");
+  cmd->add_option("--strength", o->strength,
+                  "Fraction of the schedule to run from the init image (default 0.75; 1.0 with --mask)");
   cmd->add_option("-o,--output", o->output, "Output PNG (batches: NAME-0.png, NAME-1.png, ...)")->capture_default_str();
   cmd->add_option("--init-noise", o->init_noise, "safetensors with a tensor 'latents': the initial noise, before sigma "
-                                                 "scaling (replaces the seeded noise)");
+                                                 "scaling (replaces the seeded noise); optionally 'posterior_noise' "
+                                                 "for sampling the VAE posterior of the init image");
   cmd->add_option("--dump", o->dump, "Also write the final 'latents' and float 'image' [0,1] to this safetensors file");
   cmd->add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "auto, f32, bf16 or f16")->capture_default_str();
@@ -65,11 +94,14 @@ Command add_generate_command(CLI::App& app) {
     o->source.device = policy.device;
     o->source.dtype = policy.dtype;
     o->gen.seed = o->seed < 0 ? std::random_device{}() : static_cast<uint64_t>(o->seed);
-    if (!o->init_image.empty()) o->gen.init_image = io::image_to_tensor(io::read_png(o->init_image).with_channels(3));
+    if (!o->init_image.empty()) o->gen.init_image = read_init_image(o->init_image);
+    if (!o->mask.empty()) o->gen.mask = (io::image_to_tensor(io::read_png(o->mask).to_8bit().with_channels(1)) + 1) / 2;
+    o->gen.strength = o->strength.value_or(o->mask.empty() ? 0.75 : 1.0);
     if (!o->init_noise.empty()) {
       auto reader = io::open_weights(o->init_noise);
       if (!reader->contains("latents")) throw LoadError(o->init_noise, "latents", "no such tensor (the initial noise)");
       o->gen.init_noise = reader->load("latents", at::kFloat);
+      if (reader->contains("posterior_noise")) o->gen.posterior_noise = reader->load("posterior_noise", at::kFloat);
     }
     o->gen.validate();  // before the (slow) model load
     pipelines::StableDiffusion model = pipelines::load_stable_diffusion(o->source);

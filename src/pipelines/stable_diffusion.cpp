@@ -30,9 +30,44 @@ nlohmann::json read_json(const std::string& path) {
   }
 }
 
+// The components must fit together: context width, pooled/time-id width, latent channels.
+void check_components(const StableDiffusion& m, const std::string& unet_path, const std::string& te2_path) {
+  const auto& u = m.unet->config;
+  const bool text_time = u.addition_embed_type && *u.addition_embed_type == "text_time";
+  if (text_time && !m.text_encoder_2)
+    throw UsageError(unet_path + ": an SDXL UNet needs the second text encoder (--text-encoder-2)");
+  if (!text_time && m.text_encoder_2)
+    throw UsageError(te2_path + ": a second text encoder was given but the UNet is not an SDXL UNet");
+  int64_t width = m.text_encoder->text_model->config.hidden_size;
+  if (m.text_encoder_2) width += m.text_encoder_2->text_model->config.hidden_size;
+  const int64_t expected = u.cross_attention_dim.empty() ? 0 : u.cross_attention_dim.front();
+  if (width != expected)
+    throw LoadError(unet_path, "the UNet expects text conditioning of width " + std::to_string(expected) +
+                                   " but the text encoder(s) give " + std::to_string(width));
+  if (text_time && u.projection_class_embeddings_input_dim && u.addition_time_embed_dim) {
+    const int64_t pooled = m.text_encoder_2->text_projection->options.out_features();
+    const int64_t got = 6 * *u.addition_time_embed_dim + pooled;
+    if (got != *u.projection_class_embeddings_input_dim)
+      throw LoadError(unet_path, "the UNet's added conditioning takes " +
+                                     std::to_string(*u.projection_class_embeddings_input_dim) +
+                                     " values but 6 time ids and the pooled text embedding give " + std::to_string(got));
+  }
+  const int64_t lc = m.vae->config.latent_channels;
+  if (u.in_channels != lc && u.in_channels != 2 * lc + 1)
+    throw LoadError(unet_path, "the UNet takes " + std::to_string(u.in_channels) + " input channels; the VAE has " +
+                                   std::to_string(lc) + " latent channels (expected " + std::to_string(lc) + ", or " +
+                                   std::to_string(2 * lc + 1) + " for inpainting)");
+}
+
 }  // namespace
 
+bool StableDiffusion::is_inpainting() const {
+  return unet && unet->config.in_channels == 2 * vae->config.latent_channels + 1;
+}
+
 StableDiffusion load_stable_diffusion(const ModelSource& source) {
+  bool sdxl_folder = false;
+  StableDiffusion m;
   if (!source.model.empty()) {
     if (!is_directory(source.model))
       throw LoadError(source.model, "--model must be a diffusers folder (single-file checkpoints: load through "
@@ -40,15 +75,18 @@ StableDiffusion load_stable_diffusion(const ModelSource& source) {
     const std::string index = (fs::path(source.model) / "model_index.json").string();
     if (file_exists(index)) {
       const auto j = read_json(index);
-      if (j.contains("text_encoder_2") || j.value("_class_name", "").find("XL") != std::string::npos)
-        throw UsageError(source.model + ": SDXL pipelines are not supported by generate yet");
+      sdxl_folder = j.contains("text_encoder_2");
+      if (j.value("_class_name", "").find("XL") != std::string::npos && !j.contains("text_encoder"))
+        throw UsageError(source.model + ": an SDXL refiner (no first text encoder); only base models are supported");
+      if (j.contains("force_zeros_for_empty_prompt") && j["force_zeros_for_empty_prompt"].is_boolean())
+        m.force_zeros_for_empty_prompt = j["force_zeros_for_empty_prompt"].get<bool>();
     }
   }
-  StableDiffusion m;
   m.dtype = source.dtype;
   m.device = source.device;
   std::vector<std::string> missing;
   const std::string te = pick(source.text_encoder, source.model, "text_encoder");
+  const std::string te2 = pick(source.text_encoder_2, sdxl_folder ? source.model : "", "text_encoder_2");
   const std::string unet = pick(source.unet, source.model, "unet");
   const std::string vae = pick(source.vae, source.model, "vae");
   const std::string vocab = pick(source.vocab, source.model, "tokenizer");
@@ -68,15 +106,16 @@ StableDiffusion load_stable_diffusion(const ModelSource& source) {
   te_options.dtype = source.dtype;
   te_options.device = source.device;
   m.text_encoder = models::load_clip_text_model(te, te_options);
+  if (!te2.empty()) m.text_encoder_2 = models::load_clip_text_model_with_projection(te2, te_options);
   m.unet = models::load_unet2d_condition(unet, source.dtype);
-  m.vae = models::load_autoencoder_kl(vae, source.dtype);
+  m.vae = models::load_autoencoder_kl(vae, at::kFloat);
+  m.vae_dtype = source.dtype == at::kHalf && m.vae->config.force_upcast ? at::kFloat : source.dtype;
+  m.vae->to(source.device, m.vae_dtype);
   m.unet->to(source.device);
-  m.vae->to(source.device);
   m.text_encoder->eval();
   m.unet->eval();
   m.vae->eval();
-  if (m.unet->config.addition_embed_type == "text_time")
-    throw UsageError(unet + ": an SDXL UNet; generate supports SD 1.x/2.x for now");
+  check_components(m, unet, te2);
 
   std::string scheduler = source.scheduler_config;
   if (scheduler.empty() && !source.model.empty()) {
@@ -85,6 +124,10 @@ StableDiffusion load_stable_diffusion(const ModelSource& source) {
   }
   m.scheduler = scheduler.empty() ? schedulers::NoiseScheduleConfig{}
                                   : schedulers::NoiseScheduleConfig::from_json(read_json(scheduler));
+  if (!source.prediction_type.empty()) {
+    schedulers::parse_prediction_type(source.prediction_type);  // UsageError for an unknown one
+    m.scheduler.prediction_type = source.prediction_type;
+  }
   m.name = fs::path(source.model.empty() ? unet : source.model).filename().string();
   return m;
 }
@@ -103,6 +146,14 @@ void GenerateOptions::validate() const {
     problems.push_back("the init image is " + std::to_string(init_image.size(3)) + "x" +
                        std::to_string(init_image.size(2)) + " but the size asked for is " + std::to_string(width) +
                        "x" + std::to_string(height));
+  if (mask.defined()) {
+    if (!init_image.defined()) problems.push_back("--mask needs --init-image (the image to inpaint)");
+    if (mask.dim() != 4 || mask.size(0) != 1 || mask.size(1) != 1)
+      problems.push_back("the mask must be a single-channel image tensor [1,1,H,W]");
+    else if (mask.size(2) != height || mask.size(3) != width)
+      problems.push_back("the mask is " + std::to_string(mask.size(3)) + "x" + std::to_string(mask.size(2)) +
+                         " but the image is " + std::to_string(width) + "x" + std::to_string(height));
+  }
   try {
     schedulers::sampler_info(sampler);
   } catch (const UsageError& e) {
@@ -120,40 +171,89 @@ void GenerateOptions::validate() const {
   }
 }
 
-at::Tensor encode_prompt(StableDiffusion& model, const std::string& prompt, int clip_skip, int64_t min_chunks) {
+PromptEmbeds encode_prompt(StableDiffusion& model, const std::string& prompt, int clip_skip, int64_t min_chunks) {
   torch::NoGradGuard no_grad;
-  tokenizers::ChunkOptions chunking;
-  chunking.pad_id = tokenizers::CLIPTokenizer::kEosId;
-  tokenizers::WeightedTokens tokens = tokenizers::tokenize_weighted(*model.tokenizer, prompt, chunking);
-  const tokenizers::WeightedTokens empty = tokenizers::tokenize_weighted(*model.tokenizer, "", chunking);
-  while (static_cast<int64_t>(tokens.chunks.size()) < min_chunks) {
-    tokens.chunks.push_back(empty.chunks.front());
-    tokens.weights.push_back(empty.weights.front());
-  }
+  // SDXL's second tokenizer pads with 0 ("!") instead of EOS; the weights are the same.
+  const auto tokenize = [&](int64_t pad_id) {
+    tokenizers::ChunkOptions chunking;
+    chunking.pad_id = pad_id;
+    tokenizers::WeightedTokens tokens = tokenizers::tokenize_weighted(*model.tokenizer, prompt, chunking);
+    const tokenizers::WeightedTokens empty = tokenizers::tokenize_weighted(*model.tokenizer, "", chunking);
+    while (static_cast<int64_t>(tokens.chunks.size()) < min_chunks) {
+      tokens.chunks.push_back(empty.chunks.front());
+      tokens.weights.push_back(empty.weights.front());
+    }
+    return tokens;
+  };
+  const tokenizers::WeightedTokens tokens = tokenize(tokenizers::CLIPTokenizer::kEosId);
+  tokenizers::WeightedTokens tokens_2;
+  if (model.is_sdxl()) tokens_2 = tokenize(0);
+  const auto ids_of = [&](const std::vector<int64_t>& chunk) {
+    return torch::tensor(chunk, at::kLong).unsqueeze(0).to(model.device);
+  };
+  PromptEmbeds out;
   std::vector<at::Tensor> parts;
   for (size_t c = 0; c < tokens.chunks.size(); ++c) {
-    const at::Tensor ids = torch::tensor(tokens.chunks[c], at::kLong).unsqueeze(0).to(model.device);
-    at::Tensor z = models::sd_prompt_embeds(model.text_encoder, ids, clip_skip);
+    at::Tensor z;
+    if (model.is_sdxl()) {
+      const models::SDXLPromptEmbeds e = models::sdxl_prompt_embeds(
+          model.text_encoder, model.text_encoder_2, ids_of(tokens.chunks[c]), ids_of(tokens_2.chunks[c]), clip_skip);
+      z = e.prompt_embeds;
+      if (c == 0) out.pooled = e.pooled_prompt_embeds;
+    } else {
+      z = models::sd_prompt_embeds(model.text_encoder, ids_of(tokens.chunks[c]), clip_skip);
+    }
     const auto& w = tokens.weights[c];
     if (std::any_of(w.begin(), w.end(), [](float x) { return x != 1.0f; })) {
       const at::Tensor wt = torch::tensor(w, at::kFloat).unsqueeze(0).to(z.device(), z.scalar_type());
-      z = tokenizers::apply_emphasis(z, wt);
+      if (model.is_sdxl()) {
+        // A1111: each encoder's embedding gets its own emphasis (and mean restoration).
+        const int64_t c1 = model.text_encoder->text_model->config.hidden_size;
+        z = at::cat({tokenizers::apply_emphasis(z.narrow(-1, 0, c1), wt),
+                     tokenizers::apply_emphasis(z.narrow(-1, c1, z.size(-1) - c1), wt)},
+                    -1);
+      } else {
+        z = tokenizers::apply_emphasis(z, wt);
+      }
     }
     parts.push_back(z);
   }
-  return at::cat(parts, 1);
+  out.context = at::cat(parts, 1);
+  return out;
 }
 
 GenerateResult generate(StableDiffusion& model, const GenerateOptions& o) {
   o.validate();
   torch::NoGradGuard no_grad;
   const auto opts = at::TensorOptions().dtype(model.dtype).device(model.device);
+  const auto vae_opts = opts.dtype(model.vae_dtype);
+  const bool inpaint = o.mask.defined();
+  if (model.is_inpainting() && !inpaint)
+    throw UsageError("this is an inpainting UNet (" + std::to_string(model.unet->config.in_channels) +
+                     " input channels): give --init-image and --mask");
 
   // 1. Encode prompts (cond and uncond padded to the same number of 77-token chunks).
-  at::Tensor cond = encode_prompt(model, o.prompt, o.clip_skip);
-  at::Tensor uncond = encode_prompt(model, o.negative_prompt, o.clip_skip, cond.size(1) / 77);
-  if (uncond.size(1) > cond.size(1)) cond = encode_prompt(model, o.prompt, o.clip_skip, uncond.size(1) / 77);
-  const at::Tensor context = at::cat({uncond.expand({o.batch, -1, -1}), cond.expand({o.batch, -1, -1})});
+  PromptEmbeds cond = encode_prompt(model, o.prompt, o.clip_skip);
+  PromptEmbeds uncond = encode_prompt(model, o.negative_prompt, o.clip_skip, cond.context.size(1) / 77);
+  if (uncond.context.size(1) > cond.context.size(1))
+    cond = encode_prompt(model, o.prompt, o.clip_skip, uncond.context.size(1) / 77);
+  if (model.is_sdxl() && model.force_zeros_for_empty_prompt && o.negative_prompt.empty()) {
+    uncond.context = at::zeros_like(uncond.context);
+    uncond.pooled = at::zeros_like(uncond.pooled);
+  }
+  const at::Tensor context =
+      at::cat({uncond.context.expand({o.batch, -1, -1}), cond.context.expand({o.batch, -1, -1})});
+  std::optional<models::UNetAddedConditions> added;
+  if (model.is_sdxl()) {
+    const auto original = o.original_size.value_or(std::pair{o.height, o.width});
+    const auto target = o.target_size.value_or(std::pair{o.height, o.width});
+    const std::vector<double> ids = {static_cast<double>(original.first),     static_cast<double>(original.second),
+                                     static_cast<double>(o.crop_top_left.first), static_cast<double>(o.crop_top_left.second),
+                                     static_cast<double>(target.first),       static_cast<double>(target.second)};
+    const at::Tensor time_ids = torch::tensor(ids, at::kDouble).to(opts).unsqueeze(0).expand({2 * o.batch, 6});
+    added = models::UNetAddedConditions{
+        at::cat({uncond.pooled.expand({o.batch, -1}), cond.pooled.expand({o.batch, -1})}), time_ids};
+  }
 
   // 2. Schedule.
   const auto& info = schedulers::sampler_info(o.sampler);
@@ -163,15 +263,17 @@ GenerateResult generate(StableDiffusion& model, const GenerateOptions& o) {
                                            : schedulers::euler_schedule(model.scheduler, o.steps, spacing);
   const bool timestep_space = info.space == schedulers::SamplerSpace::Timestep;
   if (info.space == schedulers::SamplerSpace::Flow)
-    throw UsageError("sampler '" + o.sampler + "' is for flow-matching models, not Stable Diffusion 1.x/2.x");
+    throw UsageError("sampler '" + o.sampler + "' is for flow-matching models, not Stable Diffusion");
   if (timestep_space && o.init_image.defined())
-    throw UsageError("img2img needs a sigma sampler (euler, euler_a, heun, dpm2, dpmpp_2m, ...), not '" + o.sampler + "'");
+    throw UsageError(std::string(inpaint ? "inpainting" : "img2img") +
+                     " needs a sigma sampler (euler, euler_a, heun, dpm2, dpmpp_2m, ...), not '" + o.sampler + "'");
   if (timestep_space && spacing != schedulers::SigmaSpacing::Default)
     throw UsageError("--schedule " + o.schedule + " applies to sigma samplers only, not '" + o.sampler + "'");
 
   // 3. Initial latents: one seeded noise per image (seed, seed+1, ...), drawn on the CPU.
   const int64_t f = model.vae->downscale_factor();
   const int64_t latent_channels = model.vae->config.latent_channels;
+  const double scaling = model.vae->config.scaling_factor;
   const std::vector<int64_t> shape = {1, latent_channels, o.height / f, o.width / f};
   at::Tensor noise;
   if (o.init_noise.defined()) {
@@ -186,19 +288,32 @@ GenerateResult generate(StableDiffusion& model, const GenerateOptions& o) {
     noise = at::cat(per_image);
   }
   Rng sampler_rng(o.seed + 0x9e3779b97f4a7c15ull);
+  // Latents of an image sampled from the VAE posterior, times the scaling factor.
+  const auto encode_image = [&](const at::Tensor& image, const at::Tensor& recorded_noise) {
+    const auto posterior = model.vae->encode(image.to(vae_opts).expand({o.batch, -1, -1, -1}));
+    const at::Tensor eps = recorded_noise.defined() ? recorded_noise.to(vae_opts).expand_as(posterior.mean)
+                                                    : sampler_rng.randn(posterior.mean.sizes(), vae_opts);
+    return (posterior.sample(eps) * scaling).to(opts);
+  };
   std::vector<double> sigmas = schedule.sigmas;
-  at::Tensor x;
-  if (o.init_image.defined()) {
+  at::Tensor x, image_latents, latent_mask, masked_image_latents;
+  if (inpaint) {
+    // diffusers' mask processing: binarise at 0.5, nearest-neighbour down to the latent grid.
+    const at::Tensor binary = (o.mask.to(at::kFloat) >= 0.5).to(at::kFloat);
+    latent_mask = at::upsample_nearest2d(binary, {shape[2], shape[3]}).to(opts).expand({o.batch, 1, -1, -1});
+    if (model.is_inpainting())
+      masked_image_latents = encode_image(o.init_image.to(at::kFloat) * (binary < 0.5), o.posterior_noise);
+  }
+  const bool full_strength = inpaint && o.strength >= 1.0;
+  if (o.init_image.defined() && !full_strength) {
     // img2img (diffusers): skip the first steps - int(steps * strength) sigmas, noise the
     // encoded image to the first remaining sigma.
     const int64_t t_start = o.steps - std::min<int64_t>(static_cast<int64_t>(o.steps * o.strength), o.steps);
     sigmas.erase(sigmas.begin(), sigmas.begin() + t_start);
-    const auto posterior = model.vae->encode(o.init_image.to(opts).expand({o.batch, -1, -1, -1}));
-    const at::Tensor eps = o.posterior_noise.defined() ? o.posterior_noise.to(opts).expand_as(posterior.mean)
-                                                       : sampler_rng.randn(posterior.mean.sizes(), opts);
-    const at::Tensor z = posterior.sample(eps);
-    x = z * model.vae->config.scaling_factor + noise * sigmas.front();
+    image_latents = encode_image(o.init_image, o.posterior_noise);
+    x = image_latents + noise * sigmas.front();
   } else {
+    if (inpaint && !model.is_inpainting()) image_latents = encode_image(o.init_image, o.posterior_noise);
     // Timestep-space samplers start from unit noise (init_noise_sigma 1).
     x = timestep_space ? noise : noise * schedule.init_noise_sigma;
   }
@@ -206,9 +321,11 @@ GenerateResult generate(StableDiffusion& model, const GenerateOptions& o) {
   // 4. Denoise loop with classifier-free guidance.
   const double g = o.cfg_scale;
   schedulers::Network network = [&](const at::Tensor& model_input, double t) {
-    const at::Tensor in = at::cat({model_input, model_input});
+    at::Tensor in = at::cat({model_input, model_input});
+    if (masked_image_latents.defined())
+      in = at::cat({in, at::cat({latent_mask, latent_mask}), at::cat({masked_image_latents, masked_image_latents})}, 1);
     const at::Tensor timestep = at::full({in.size(0)}, t, at::TensorOptions().dtype(at::kFloat).device(model.device));
-    const auto eps = model.unet->forward(in, timestep, context).chunk(2);
+    const auto eps = model.unet->forward(in, timestep, context, added).chunk(2);
     return eps[0] + g * (eps[1] - eps[0]);
   };
   const auto prediction = schedulers::parse_prediction_type(model.scheduler.prediction_type);
@@ -224,17 +341,24 @@ GenerateResult generate(StableDiffusion& model, const GenerateOptions& o) {
     x = schedulers::sample_by_name(o.sampler, vp, x, discrete, noise_source, on_step, /*eta=*/0.0,
                                    model.scheduler.timestep_scaling);
   } else {
-    const auto denoiser = schedulers::make_denoiser(
+    schedulers::Denoiser denoiser = schedulers::make_denoiser(
         network, prediction,
         schedulers::timestep_map(schedule, schedulers::training_sigmas(model.scheduler),
                                  model.scheduler.num_train_timesteps));
+    if (inpaint && !model.is_inpainting()) {
+      // An ordinary UNet inpaints by latent blending (A1111): outside the mask the denoised
+      // estimate is the image's own latents, so the kept region converges to them exactly.
+      denoiser = [inner = std::move(denoiser), &image_latents, &latent_mask](const at::Tensor& xt, double sigma) {
+        return at::lerp(image_latents, inner(xt, sigma), latent_mask);
+      };
+    }
     x = schedulers::sample_by_name(o.sampler, denoiser, x, sigmas, noise_source, on_step);
   }
 
   // 5. Decode.
   GenerateResult r;
   r.latents = x;
-  const at::Tensor decoded = model.vae->decode(x / model.vae->config.scaling_factor);
+  const at::Tensor decoded = model.vae->decode((x / scaling).to(vae_opts));
   r.images = (decoded.to(at::kFloat) / 2 + 0.5).clamp(0, 1);
   return r;
 }

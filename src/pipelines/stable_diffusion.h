@@ -1,4 +1,5 @@
-// Stable Diffusion 1.x / 2.x generation: txt2img and img2img with classifier-free guidance.
+// Stable Diffusion 1.x / 2.x / XL generation: txt2img, img2img and inpainting with
+// classifier-free guidance.
 //
 //   auto model = genvis::pipelines::load_stable_diffusion({.model = "sd15"});   // diffusers folder
 //   genvis::pipelines::GenerateOptions o;  o.prompt = "a red apple";
@@ -20,10 +21,12 @@
 
 namespace genvis::pipelines {
 
-// Where the model comes from: a diffusers folder, completed or overridden by components.
+// Where the model comes from: a diffusers folder or an original single-file checkpoint,
+// completed or overridden by components.
 struct ModelSource {
-  std::string model;             // diffusers folder (model_index.json + component folders)
-  std::string unet, vae, text_encoder, vocab, scheduler_config;  // component overrides
+  std::string model;  // diffusers folder (model_index.json + component folders) or a single file
+  std::string unet, vae, text_encoder, text_encoder_2, vocab, scheduler_config;  // component overrides
+  std::string prediction_type;  // overrides the scheduler's ("epsilon", "v_prediction")
   at::ScalarType dtype = at::kFloat;
   at::Device device = at::Device(at::kCPU);
 };
@@ -31,15 +34,24 @@ struct ModelSource {
 struct StableDiffusion {
   std::shared_ptr<tokenizers::CLIPTokenizer> tokenizer;
   models::CLIPTextModel text_encoder{nullptr};
+  // SDXL only: OpenCLIP bigG with projection (its tokenizer is `tokenizer`, padding with 0).
+  models::CLIPTextModelWithProjection text_encoder_2{nullptr};
   models::UNet2DConditionModel unet{nullptr};
   models::AutoencoderKL vae{nullptr};
   schedulers::NoiseScheduleConfig scheduler;
   std::string name;  // for the infotext "Model" field
+  // SDXL (diffusers model_index.json): an empty negative prompt conditions on zeros.
+  bool force_zeros_for_empty_prompt = true;
   at::ScalarType dtype = at::kFloat;
+  at::ScalarType vae_dtype = at::kFloat;  // f32 when dtype is f16 and the VAE asks to upcast
   at::Device device = at::Device(at::kCPU);
+
+  bool is_sdxl() const { return static_cast<bool>(text_encoder_2); }
+  // A 9-channel inpainting UNet: latents + mask + masked-image latents.
+  bool is_inpainting() const;
 };
 
-// Throws LoadError naming what is missing or wrong; UsageError for an SDXL model (not yet).
+// Throws LoadError naming what is missing or wrong, UsageError for missing components.
 StableDiffusion load_stable_diffusion(const ModelSource& source);
 
 struct GenerateOptions {
@@ -55,9 +67,17 @@ struct GenerateOptions {
   // img2img: an image tensor [1,3,H,W] in [-1,1] and how much of the schedule to run.
   at::Tensor init_image;
   double strength = 0.75;
+  // Inpainting (with init_image): [1,1,H,W] in [0,1]; >= 0.5 is repainted, the rest kept.
+  // 9-channel UNets get the mask and masked image as input; others blend the denoised latents.
+  // strength 1 starts from pure noise (diffusers' inpainting pipeline).
+  at::Tensor mask;
+  // SDXL micro-conditioning (diffusers defaults: original = target = the output size, crop 0,0).
+  std::optional<std::pair<int64_t, int64_t>> original_size, target_size;  // (height, width)
+  std::pair<int64_t, int64_t> crop_top_left{0, 0};
   // Replaces the seeded initial noise (before any sigma scaling): [batch,4,H/8,W/8].
   at::Tensor init_noise;
-  // img2img: replaces the seeded noise that samples the VAE posterior: [batch,4,H/8,W/8].
+  // img2img/inpainting: replaces the seeded noise that samples the VAE posterior (of the init
+  // image and of the masked image): [batch,4,H/8,W/8].
   at::Tensor posterior_noise;
   // Called after each denoising step (step index, total).
   std::function<void(int64_t, int64_t)> on_step;
@@ -73,7 +93,12 @@ struct GenerateResult {
 
 GenerateResult generate(StableDiffusion& model, const GenerateOptions& options);
 
-// Conditioning for one prompt: [1, 77*k, C] (A1111 chunks and emphasis).
-at::Tensor encode_prompt(StableDiffusion& model, const std::string& prompt, int clip_skip, int64_t min_chunks = 1);
+struct PromptEmbeds {
+  at::Tensor context;  // [1, 77*k, C] (A1111 chunks and emphasis; SDXL: CLIP-L | bigG)
+  at::Tensor pooled;   // SDXL: [1, P] bigG text_embeds of the first chunk; undefined otherwise
+};
+
+// Conditioning for one prompt, at least `min_chunks` 77-token chunks.
+PromptEmbeds encode_prompt(StableDiffusion& model, const std::string& prompt, int clip_skip, int64_t min_chunks = 1);
 
 }  // namespace genvis::pipelines

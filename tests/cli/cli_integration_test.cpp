@@ -69,6 +69,43 @@ TEST(CliFixtures, GenerateBadInputIsOneLine) {
                         3, "/etc/hostname");
 }
 
+TEST(CliFixtures, InpaintAndSdxlFromComponents) {
+  GENVIS_REQUIRE_FIXTURES();
+  const std::string f = test::fixtures_dir();
+  const std::string vocab = test::shared_dir() + "/data/bpe_simple_vocab_16e6.txt.gz";
+  test::TempDir dir;
+  io::Image image = io::Image::blank(32, 24, 3, 8, 128);
+  io::write_png(dir.file("init.png"), image);
+  io::Image mask = io::Image::blank(32, 24, 1);
+  for (int y = 0; y < 12; ++y)
+    for (int x = 0; x < 32; ++x) mask.at(x, y, 0) = 255;
+  io::write_png(dir.file("mask.png"), mask);
+  const io::Image small_mask = io::Image::blank(16, 24, 1, 8, 255);
+  io::write_png(dir.file("small_mask.png"), small_mask);
+
+  const std::string sd1 = "generate --text-encoder " + f + "/clip_l --unet " + f + "/unet_sd1 --vae " + f +
+                          "/vae --vocab " + vocab + " -p x --steps 2 --width 32 --height 24 ";
+  auto r = genvis(sd1 + "--init-image " + dir.file("init.png") + " --mask " + dir.file("mask.png") + " -o " +
+                  dir.file("inpainted.png"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(io::read_png(dir.file("inpainted.png")).width, 32);
+  expect_one_line_error(genvis(sd1 + "--mask " + dir.file("mask.png")), 2, "--init-image");
+  expect_one_line_error(genvis(sd1 + "--init-image " + dir.file("init.png") + " --mask " + dir.file("small_mask.png")),
+                        2, "mask is 16x24");
+  expect_one_line_error(genvis(sd1 + "--init-image " + dir.file("init.png") + " --mask /nonexistent-mask.png"), 3,
+                        "/nonexistent-mask.png");
+  expect_one_line_error(genvis(sd1 + "--prediction-type sideways"), 2, "sideways");
+
+  const std::string sdxl = "generate --text-encoder " + f + "/clip_l --text-encoder-2 " + f + "/clip_g --unet " + f +
+                           "/unet_sdxl --vae " + f + "/vae --vocab " + vocab + " -p x --steps 2 --width 32 --height 24 ";
+  r = genvis(sdxl + "-o " + dir.file("xl.png"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(io::read_png(dir.file("xl.png")).height, 24);
+  expect_one_line_error(genvis("generate --text-encoder " + f + "/clip_l --unet " + f + "/unet_sdxl --vae " + f +
+                               "/vae --vocab " + vocab + " -p x"),
+                        2, "--text-encoder-2");
+}
+
 TEST(Cli, LoadErrorsExitThree) {
   test::TempDir dir;
   expect_one_line_error(genvis("info " + dir.file("missing.safetensors")), 3, "missing.safetensors");

@@ -101,6 +101,33 @@ TEST(GenerateParity, Img2ImgWithRecordedNoise) {
   EXPECT_LE(compare(r.latents, ref->load("latents_4", at::kFloat)).max_abs, 5e-3);
 }
 
+TEST(GenerateParity, Img2ImgThroughTheCli) {
+  GENVIS_REQUIRE_FIXTURES();
+  const auto c = manifest_case("e2e_img2img");
+  const auto t2i = manifest_case("e2e_txt2img");
+  test::TempDir dir;
+  {
+    std::ofstream(dir.file("scheduler_config.json")) << t2i["config"]["scheduler"].dump();
+  }
+  const std::string f = test::fixtures_dir();
+  auto ref = io::open_weights(f + "/e2e/img2img.safetensors");
+  // The fixture's init image is not 8-bit exact: it goes in as a float tensor, as --dump writes.
+  io::save_safetensors(dir.file("init.safetensors"), {{"image", ref->load("init_image", at::kFloat)}});
+  io::save_safetensors(dir.file("noise.safetensors"), {{"latents", ref->load("noise", at::kFloat)},
+                                                       {"posterior_noise", ref->load("vae_sample_eps", at::kFloat)}});
+  const auto r = test::run_command(
+      std::string(GENVIS_BINARY_DIR) + "/genvis generate --text-encoder " + f + "/clip_l --unet " + f +
+      "/unet_sd1 --vae " + f + "/vae --vocab " + vocab() + " --scheduler-config " + dir.file("scheduler_config.json") +
+      " --init-noise " + dir.file("noise.safetensors") + " --init-image " + dir.file("init.safetensors") + " -p " +
+      test::shell_quote(c["config"]["prompt"]) + " --steps 8 --strength 0.5 --cfg-scale 7.5 --width 64 --height 48" +
+      " --seed 1 -o " + dir.file("out.png") + " --dump " + dir.file("dump.safetensors"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto dump = io::open_weights(dir.file("dump.safetensors"));
+  const Deviation image = compare(dump->load("image"), ref->load("image", at::kFloat));
+  EXPECT_LE(image.max_abs, c["tolerance"]["image"]["max_abs"].get<double>());
+  EXPECT_LE(image.rel_l2, c["tolerance"]["image"]["rel_l2"].get<double>());
+}
+
 TEST(Generate, OptionsAreValidatedTogether) {
   GenerateOptions o;
   o.steps = 0;
