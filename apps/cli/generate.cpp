@@ -81,6 +81,11 @@ Command add_generate_command(CLI::App& app) {
   cmd->add_option("--mask", o->mask, "Inpainting mask PNG, same size as --init-image: white (>= 50%) is repainted");
   cmd->add_option("--strength", o->strength,
                   "Fraction of the schedule to run from the init image (default 0.75; 1.0 with --mask)");
+  cmd->add_flag("--vae-tiling", o->gen.vae_tiling,
+                "Decode/encode the VAE in overlapping tiles with blended seams (large images in bounded memory)");
+  cmd->add_option("--vae-tile-size", o->gen.vae_tile_size, "Tile size in pixels for --vae-tiling (0 = the VAE's "
+                                                           "sample_size, e.g. 512 for SD 1.x)")
+      ->capture_default_str();
   cmd->add_option("-o,--output", o->output, "Output PNG (batches: NAME-0.png, NAME-1.png, ...)")->capture_default_str();
   cmd->add_option("--init-noise", o->init_noise, "safetensors with a tensor 'latents': the initial noise, before sigma "
                                                  "scaling (replaces the seeded noise); optionally 'posterior_noise' "

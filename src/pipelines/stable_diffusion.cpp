@@ -146,6 +146,7 @@ void GenerateOptions::validate() const {
     problems.push_back("the init image is " + std::to_string(init_image.size(3)) + "x" +
                        std::to_string(init_image.size(2)) + " but the size asked for is " + std::to_string(width) +
                        "x" + std::to_string(height));
+  if (vae_tile_size < 0 || vae_tile_size % 8) problems.push_back("--vae-tile-size must be a positive multiple of 8");
   if (mask.defined()) {
     if (!init_image.defined()) problems.push_back("--mask needs --init-image (the image to inpaint)");
     if (mask.dim() != 4 || mask.size(0) != 1 || mask.size(1) != 1)
@@ -288,9 +289,11 @@ GenerateResult generate(StableDiffusion& model, const GenerateOptions& o) {
     noise = at::cat(per_image);
   }
   Rng sampler_rng(o.seed + 0x9e3779b97f4a7c15ull);
+  const models::VAETiling tiling{o.vae_tile_size};
   // Latents of an image sampled from the VAE posterior, times the scaling factor.
   const auto encode_image = [&](const at::Tensor& image, const at::Tensor& recorded_noise) {
-    const auto posterior = model.vae->encode(image.to(vae_opts).expand({o.batch, -1, -1, -1}));
+    const at::Tensor batch = image.to(vae_opts).expand({o.batch, -1, -1, -1});
+    const auto posterior = o.vae_tiling ? models::tiled_encode(model.vae, batch, tiling) : model.vae->encode(batch);
     const at::Tensor eps = recorded_noise.defined() ? recorded_noise.to(vae_opts).expand_as(posterior.mean)
                                                     : sampler_rng.randn(posterior.mean.sizes(), vae_opts);
     return (posterior.sample(eps) * scaling).to(opts);
@@ -358,7 +361,8 @@ GenerateResult generate(StableDiffusion& model, const GenerateOptions& o) {
   // 5. Decode.
   GenerateResult r;
   r.latents = x;
-  const at::Tensor decoded = model.vae->decode((x / scaling).to(vae_opts));
+  const at::Tensor z = (x / scaling).to(vae_opts);
+  const at::Tensor decoded = o.vae_tiling ? models::tiled_decode(model.vae, z, tiling) : model.vae->decode(z);
   r.images = (decoded.to(at::kFloat) / 2 + 0.5).clamp(0, 1);
   return r;
 }

@@ -9,6 +9,7 @@
 // 4 denoise loop, 5 decode.
 #pragma once
 #include "models/autoencoder_kl/autoencoder_kl.h"
+#include "models/autoencoder_kl/tiled.h"
 #include "models/clip_text/clip_text_model.h"
 #include "models/unet2d_condition/unet2d_condition.h"
 #include "schedulers/schedule.h"
@@ -71,6 +72,10 @@ struct GenerateOptions {
   // 9-channel UNets get the mask and masked image as input; others blend the denoised latents.
   // strength 1 starts from pure noise (diffusers' inpainting pipeline).
   at::Tensor mask;
+  // VAE encode/decode in overlapping tiles when the image is larger than one tile (pixels;
+  // 0 = the VAE config's sample_size): bounded memory for large images, slightly different output.
+  bool vae_tiling = false;
+  int64_t vae_tile_size = 0;
   // SDXL micro-conditioning (diffusers defaults: original = target = the output size, crop 0,0).
   std::optional<std::pair<int64_t, int64_t>> original_size, target_size;  // (height, width)
   std::pair<int64_t, int64_t> crop_top_left{0, 0};

@@ -68,6 +68,27 @@ TEST(Generate, BatchImageIIsSeedPlusI) {
   EXPECT_GT((batch.latents[0] - batch.latents[1]).abs().max().item<float>(), 1e-3);
 }
 
+TEST(Generate, VaeTilingDecodesInTilesOnlyWhenLarger) {
+  GENVIS_REQUIRE_FIXTURES();
+  StableDiffusion model = tiny_model();
+  GenerateOptions o = small("euler");
+  o.width = 128;
+  o.height = 96;
+  const GenerateResult plain = generate(model, o);
+  o.vae_tiling = true;
+  o.vae_tile_size = 128;  // one tile covers the image: the plain decode
+  EXPECT_TRUE(at::equal(generate(model, o).images, plain.images));
+  o.vae_tile_size = 64;  // 2x3 tiles with blended seams
+  const GenerateResult tiled = generate(model, o);
+  EXPECT_TRUE(at::equal(tiled.latents, plain.latents));  // only the decode changes
+  EXPECT_EQ(tiled.images.sizes(), plain.images.sizes());
+  const double diff = (tiled.images - plain.images).abs().mean().item<double>();
+  EXPECT_GT(diff, 0.0);
+  EXPECT_LT(diff, 0.1);  // per-tile GroupNorm statistics differ; the picture does not
+  o.vae_tile_size = 60;
+  EXPECT_THROW(generate(model, o), UsageError);
+}
+
 TEST(Generate, KarrasScheduleAndBadCombinations) {
   GENVIS_REQUIRE_FIXTURES();
   StableDiffusion model = tiny_model();

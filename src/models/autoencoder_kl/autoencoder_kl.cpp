@@ -206,11 +206,18 @@ AutoencoderKLImpl::AutoencoderKLImpl(const AutoencoderKLConfig& c) : config(c) {
     post_quant_conv = register_module("post_quant_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(l, l, 1)));
 }
 
-LatentDistribution AutoencoderKLImpl::encode(const at::Tensor& image) {
-  at::Tensor moments = encoder(image);
-  if (quant_conv) moments = quant_conv(moments);
+LatentDistribution LatentDistribution::from_moments(const at::Tensor& moments) {
   const auto parts = moments.chunk(2, 1);
   return {parts[0], parts[1].clamp(-30.0, 20.0)};
+}
+
+at::Tensor AutoencoderKLImpl::encode_moments(const at::Tensor& image) {
+  const at::Tensor moments = encoder(image);
+  return quant_conv ? quant_conv(moments) : moments;
+}
+
+LatentDistribution AutoencoderKLImpl::encode(const at::Tensor& image) {
+  return LatentDistribution::from_moments(encode_moments(image));
 }
 
 at::Tensor AutoencoderKLImpl::decode(const at::Tensor& z) {

@@ -94,12 +94,16 @@ struct LatentDistribution {
   at::Tensor mean, logvar;  // [B,latent,h,w]; logvar clamped to [-30, 20]
   at::Tensor std() const { return (0.5 * logvar).exp(); }
   at::Tensor sample(const at::Tensor& noise) const { return mean + std() * noise; }
+  // Splits encoder moments [B,2*latent,h,w] into mean and (clamped) logvar.
+  static LatentDistribution from_moments(const at::Tensor& moments);
 };
 
 class AutoencoderKLImpl : public torch::nn::Module {
 public:
   explicit AutoencoderKLImpl(const AutoencoderKLConfig& config);
   LatentDistribution encode(const at::Tensor& image);
+  // encoder -> quant_conv: [B,2*latent,h,w], before the split into mean and logvar.
+  at::Tensor encode_moments(const at::Tensor& image);
   at::Tensor decode(const at::Tensor& z);  // no scaling, no clamp
 
   // Spatial downscale factor (2^(levels-1)); 8 for SD.
