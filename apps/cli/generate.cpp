@@ -50,7 +50,11 @@ Command add_generate_command(CLI::App& app) {
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate images from a prompt with a Stable Diffusion 1.x/2.x/XL model "
                                                  "(txt2img; img2img with --init-image; inpainting with --mask)");
-  cmd->add_option("--model", o->source.model, "Diffusers model folder (model_index.json + components)");
+  cmd->add_option("--model", o->source.model, "Diffusers model folder (model_index.json + components), or an original "
+                                             "SD1/SD2/SDXL single-file checkpoint (.safetensors, .ckpt)");
+  cmd->add_option("--model-config", o->source.model_config,
+                  "Single files: JSON merged onto the configs read off the shapes, e.g. "
+                  "{\"unet\": {\"attention_head_dim\": 8}}");
   cmd->add_option("--unet", o->source.unet, "UNet component folder (overrides the model's)");
   cmd->add_option("--vae", o->source.vae, "VAE component folder (overrides the model's)");
   cmd->add_option("--text-encoder", o->source.text_encoder, "CLIP text encoder folder (overrides the model's)");

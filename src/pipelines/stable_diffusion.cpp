@@ -4,6 +4,7 @@
 #include "core/file.h"
 #include "core/rng.h"
 #include "models/clip_text/clip_text_loader.h"
+#include "models/single_file/single_file.h"
 #include "schedulers/registry.h"
 #include "tokenizers/prompt_weights.h"
 
@@ -68,10 +69,16 @@ bool StableDiffusion::is_inpainting() const {
 StableDiffusion load_stable_diffusion(const ModelSource& source) {
   bool sdxl_folder = false;
   StableDiffusion m;
-  if (!source.model.empty()) {
-    if (!is_directory(source.model))
-      throw LoadError(source.model, "--model must be a diffusers folder (single-file checkpoints: load through "
-                                    "--unet/--vae/--text-encoder components for now)");
+  std::optional<models::SingleFileModel> single;
+  if (!source.model.empty() && !is_directory(source.model)) {
+    if (!file_exists(source.model)) throw LoadError(source.model, "no such model file or folder");
+    nlohmann::json overrides = nlohmann::json::object();
+    if (!source.model_config.empty()) overrides = read_json(source.model_config);
+    single = models::load_single_file(source.model, overrides, source.dtype, source.device);
+  } else if (!source.model_config.empty()) {
+    throw UsageError("--model-config applies to single-file checkpoints; a diffusers folder has its own configs");
+  }
+  if (!source.model.empty() && !single) {
     const std::string index = (fs::path(source.model) / "model_index.json").string();
     if (file_exists(index)) {
       const auto j = read_json(index);
@@ -84,38 +91,43 @@ StableDiffusion load_stable_diffusion(const ModelSource& source) {
   }
   m.dtype = source.dtype;
   m.device = source.device;
+  const std::string folder = single ? "" : source.model;
+  const std::string te = pick(source.text_encoder, folder, "text_encoder");
+  const std::string te2 = pick(source.text_encoder_2, sdxl_folder ? folder : "", "text_encoder_2");
+  const std::string unet = pick(source.unet, folder, "unet");
+  const std::string vae = pick(source.vae, folder, "vae");
+  const std::string vocab = pick(source.vocab, folder, "tokenizer");
   std::vector<std::string> missing;
-  const std::string te = pick(source.text_encoder, source.model, "text_encoder");
-  const std::string te2 = pick(source.text_encoder_2, sdxl_folder ? source.model : "", "text_encoder_2");
-  const std::string unet = pick(source.unet, source.model, "unet");
-  const std::string vae = pick(source.vae, source.model, "vae");
-  const std::string vocab = pick(source.vocab, source.model, "tokenizer");
-  if (te.empty()) missing.push_back("text encoder (--text-encoder)");
-  if (unet.empty()) missing.push_back("UNet (--unet)");
-  if (vae.empty()) missing.push_back("VAE (--vae)");
+  if (te.empty() && !single) missing.push_back("text encoder (--text-encoder)");
+  if (unet.empty() && !single) missing.push_back("UNet (--unet)");
+  if (vae.empty() && !single) missing.push_back("VAE (--vae)");
   if (vocab.empty()) missing.push_back("tokenizer vocabulary (--vocab)");
   if (!missing.empty()) {
-    std::string what = "no model given; missing:";
+    std::string what = single ? "a single-file checkpoint holds no tokenizer; missing:" : "no model given; missing:";
     for (const auto& s : missing) what += " " + s + ",";
     what.pop_back();
-    throw UsageError(what + " (or give --model DIR)");
+    throw UsageError(what + (single ? " (bpe_simple_vocab_16e6.txt.gz or a tokenizer/ folder)" : " (or give --model DIR)"));
   }
 
   m.tokenizer = std::make_shared<tokenizers::CLIPTokenizer>(tokenizers::CLIPTokenizer::load(vocab));
   models::CLIPTextLoadOptions te_options;
   te_options.dtype = source.dtype;
   te_options.device = source.device;
-  m.text_encoder = models::load_clip_text_model(te, te_options);
-  if (!te2.empty()) m.text_encoder_2 = models::load_clip_text_model_with_projection(te2, te_options);
-  m.unet = models::load_unet2d_condition(unet, source.dtype);
-  m.vae = models::load_autoencoder_kl(vae, at::kFloat);
+  m.text_encoder = te.empty() ? single->text_encoder : models::load_clip_text_model(te, te_options);
+  if (!te2.empty())
+    m.text_encoder_2 = models::load_clip_text_model_with_projection(te2, te_options);
+  else if (single)
+    m.text_encoder_2 = single->text_encoder_2;
+  m.unet = unet.empty() ? single->unet : models::load_unet2d_condition(unet, source.dtype);
+  m.vae = vae.empty() ? single->vae : models::load_autoencoder_kl(vae, at::kFloat);
+  single.reset();  // components not taken are freed here
   m.vae_dtype = source.dtype == at::kHalf && m.vae->config.force_upcast ? at::kFloat : source.dtype;
   m.vae->to(source.device, m.vae_dtype);
   m.unet->to(source.device);
   m.text_encoder->eval();
   m.unet->eval();
   m.vae->eval();
-  check_components(m, unet, te2);
+  check_components(m, unet.empty() ? source.model : unet, te2.empty() ? source.model : te2);
 
   std::string scheduler = source.scheduler_config;
   if (scheduler.empty() && !source.model.empty()) {
@@ -128,7 +140,8 @@ StableDiffusion load_stable_diffusion(const ModelSource& source) {
     schedulers::parse_prediction_type(source.prediction_type);  // UsageError for an unknown one
     m.scheduler.prediction_type = source.prediction_type;
   }
-  m.name = fs::path(source.model.empty() ? unet : source.model).filename().string();
+  const fs::path name_from(source.model.empty() ? unet : source.model);
+  m.name = is_directory(name_from.string()) ? name_from.filename().string() : name_from.stem().string();
   return m;
 }
 

@@ -28,6 +28,9 @@ struct ModelSource {
   std::string model;  // diffusers folder (model_index.json + component folders) or a single file
   std::string unet, vae, text_encoder, text_encoder_2, vocab, scheduler_config;  // component overrides
   std::string prediction_type;  // overrides the scheduler's ("epsilon", "v_prediction")
+  // Single files: JSON {"unet": {...}, "vae": {...}, "text_encoder": {...}, "text_encoder_2": {...}}
+  // merged onto the configs inferred from shapes (head counts and other unseen settings).
+  std::string model_config;
   at::ScalarType dtype = at::kFloat;
   at::Device device = at::Device(at::kCPU);
 };

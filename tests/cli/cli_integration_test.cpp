@@ -106,6 +106,31 @@ TEST(CliFixtures, InpaintAndSdxlFromComponents) {
                         2, "--text-encoder-2");
 }
 
+TEST(CliFixtures, SingleFileModelErrors) {
+  GENVIS_REQUIRE_FIXTURES();
+  const std::string file = test::fixtures_dir() + "/single_file/sd1_tiny_ldm.safetensors";
+  const std::string vocab = " --vocab " + test::shared_dir() + "/data/bpe_simple_vocab_16e6.txt.gz";
+  test::TempDir dir;
+  {
+    std::ofstream(dir.file("bad.json")) << "{\"unet\": ";
+    std::ofstream(dir.file("unknown.json")) << R"({"transformer": {"num_layers": 2}})";
+  }
+  expect_one_line_error(genvis("generate -p x --model " + file), 2, "--vocab");
+  expect_one_line_error(genvis("generate -p x --model /nonexistent.safetensors" + vocab), 3, "/nonexistent.safetensors");
+  expect_one_line_error(genvis("generate -p x --model " + file + vocab + " --model-config " + dir.file("bad.json")), 3,
+                        "bad.json");
+  expect_one_line_error(genvis("generate -p x --model " + file + vocab + " --model-config " + dir.file("unknown.json")),
+                        2, "transformer");
+  expect_one_line_error(genvis("generate -p x --model " + test::fixtures_dir() + vocab + " --model-config " +
+                               dir.file("unknown.json")),
+                        2, "--model-config");
+  // A component file is not a single-file checkpoint: the error names what was looked for.
+  const auto r = genvis("generate -p x --model " + test::fixtures_dir() + "/unet_sd1/diffusion_pytorch_model.safetensors" +
+                        vocab);
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("model.diffusion_model"), std::string::npos) << r.err;
+}
+
 TEST(Cli, LoadErrorsExitThree) {
   test::TempDir dir;
   expect_one_line_error(genvis("info " + dir.file("missing.safetensors")), 3, "missing.safetensors");

@@ -33,8 +33,9 @@ nlohmann::json manifest_case(const std::string& name) {
 
 std::string vocab() { return test::shared_dir() + "/data/bpe_simple_vocab_16e6.txt.gz"; }
 
-TEST(GenerateParity, Txt2ImgThroughTheCli) {
-  GENVIS_REQUIRE_FIXTURES();
+// Runs `genvis generate` on e2e_txt2img's settings with the model given by `model_args` and
+// checks the dumped image and latents against the fixture.
+void expect_txt2img_parity(const std::string& model_args) {
   const auto c = manifest_case("e2e_txt2img");
   test::TempDir dir;
   {
@@ -42,11 +43,10 @@ TEST(GenerateParity, Txt2ImgThroughTheCli) {
   }
   auto ref = io::open_weights(test::fixtures_dir() + "/e2e/txt2img.safetensors");
   io::save_safetensors(dir.file("noise.safetensors"), {{"latents", ref->load("init_noise", at::kFloat)}});
-  const std::string f = test::fixtures_dir();
   const auto r = test::run_command(
-      std::string(GENVIS_BINARY_DIR) + "/genvis generate --text-encoder " + f + "/clip_l --unet " + f +
-      "/unet_sd1 --vae " + f + "/vae --vocab " + vocab() + " --scheduler-config " + dir.file("scheduler_config.json") +
-      " --init-noise " + dir.file("noise.safetensors") + " -p " + test::shell_quote(c["config"]["prompt"]) +
+      std::string(GENVIS_BINARY_DIR) + "/genvis generate " + model_args + " --vocab " + vocab() +
+      " --scheduler-config " + dir.file("scheduler_config.json") + " --init-noise " + dir.file("noise.safetensors") +
+      " -p " + test::shell_quote(c["config"]["prompt"]) +
       " --steps 4 --cfg-scale 7.5 --width 64 --height 48 --seed 1 -o " + dir.file("out.png") + " --dump " +
       dir.file("dump.safetensors"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -65,6 +65,24 @@ TEST(GenerateParity, Txt2ImgThroughTheCli) {
   EXPECT_EQ(j["parameters"]["steps"], 4);
   EXPECT_EQ(j["parameters"]["sampler"], "Euler");
   EXPECT_EQ(j["width"], 64);
+}
+
+TEST(GenerateParity, Txt2ImgThroughTheCli) {
+  GENVIS_REQUIRE_FIXTURES();
+  const std::string f = test::fixtures_dir();
+  expect_txt2img_parity("--text-encoder " + f + "/clip_l --unet " + f + "/unet_sd1 --vae " + f + "/vae");
+}
+
+// The same models as one original LDM-layout file: configs read off the shapes, with the tiny
+// CLIP's head count (2, where a real CLIP's 64-wide heads would give 1) given as an override.
+TEST(GenerateParity, Txt2ImgFromTheSingleFileThroughTheCli) {
+  GENVIS_REQUIRE_FIXTURES();
+  test::TempDir dir;
+  {
+    std::ofstream(dir.file("model_config.json")) << R"({"text_encoder": {"num_attention_heads": 2}})";
+  }
+  expect_txt2img_parity("--model " + test::fixtures_dir() + "/single_file/sd1_tiny_ldm.safetensors --model-config " +
+                        dir.file("model_config.json"));
 }
 
 TEST(GenerateParity, Img2ImgWithRecordedNoise) {
