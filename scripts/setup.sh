@@ -13,6 +13,9 @@ PACKAGES=(
   libzip-dev              # PyTorch .ckpt/.pt zip archives
   libssl-dev              # SHA-256 model hashes
   libicu-dev zlib1g-dev   # tokenizers: Unicode categories and normalisation, gzipped vocabularies
+  libharfbuzz-dev         # datasets: shaping emoji ZWJ / skin-tone / flag sequences
+  fonts-noto-color-emoji unicode-data  # datasets: the emoji font and emoji-test.txt captions
+  dataset-fashion-mnist   # datasets: Fashion-MNIST
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
   clang libclang-rt-14-dev  # libFuzzer targets
 )
