@@ -42,6 +42,21 @@ inline std::optional<at::ScalarType> float8_e5m2() {
 #endif
 }
 
+// Mixed precision (torch.autocast) on one device type for the guard's lifetime; the previous
+// state is restored on destruction. The autocast API changed names in libtorch 2.4.
+class AutocastGuard {
+public:
+  AutocastGuard(at::DeviceType device, at::ScalarType dtype, bool enabled = true);
+  ~AutocastGuard();
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+private:
+  at::DeviceType device_;
+  bool was_enabled_;
+  at::ScalarType was_dtype_;
+};
+
 // Number of CUDA devices (0 in a CPU-only build).
 int cuda_device_count();
 
