@@ -1,0 +1,99 @@
+#include "commands.h"
+
+#include "core/error.h"
+#include "core/log.h"
+#include "data/loader.h"
+#include "data/registry.h"
+#include "io/grid.h"
+#include "io/image_tensor.h"
+
+#include <nlohmann/json.hpp>
+#include <iostream>
+
+namespace genvis::cli {
+
+Command add_dataset_command(CLI::App& app) {
+  struct Options {
+    data::DatasetSpec spec;
+    std::string split = "train", output = "dataset.png";
+    int64_t count = 16, start = 0, columns = 0, grid_resolution = 0;
+    bool shuffle = false, augment = false, json = false;
+  };
+  auto o = std::make_shared<Options>();
+  std::string names;
+  for (const auto& n : data::dataset_names()) names += (names.empty() ? "" : ", ") + n;
+  CLI::App* cmd = app.add_subcommand("dataset", "Look at the built-in datasets (" + names + ")");
+  cmd->require_subcommand(1);
+  const auto add_common = [&](CLI::App* sub) {
+    sub->add_option("name", o->spec.name, "Dataset: " + names)->required();
+    sub->add_option("--path", o->spec.path, "folder: the directory of images (+ same-named .txt captions)");
+    sub->add_option("--resolution", o->spec.resolution, "Rendering size in pixels")->capture_default_str();
+    sub->add_option("--split", o->split, "train, heldout or all")->capture_default_str();
+    sub->add_option("--seed", o->spec.seed, "shapes: scene stream; folder: crops; with --shuffle: the order")
+        ->capture_default_str();
+  };
+  CLI::App* preview = cmd->add_subcommand("preview", "Write a captioned contact sheet of samples");
+  add_common(preview);
+  preview->add_option("-o,--output", o->output, "Output PNG")->capture_default_str();
+  preview->add_option("--count", o->count, "Number of samples")->capture_default_str();
+  preview->add_option("--start", o->start, "First sample index (without --shuffle)")->capture_default_str();
+  preview->add_option("--columns", o->columns, "Columns (0 = square)")->capture_default_str();
+  preview->add_flag("--shuffle", o->shuffle, "The training order (as the loader draws it) instead of index order");
+  preview->add_flag("--augment", o->augment, "Show training crops and flips (random crop, horizontal flip)");
+  CLI::App* info = cmd->add_subcommand("info", "Size and one sample's caption and facts, as JSON");
+  add_common(info);
+
+  return {cmd, [o, preview, info] {
+    o->spec.split = data::parse_split(o->split);
+    if (o->count < 1 || o->count > 1024) throw UsageError("--count must be 1..1024");
+    if (o->start < 0) throw UsageError("--start must be >= 0");
+    const auto dataset = data::make_dataset(o->spec);
+    if (info->parsed()) {
+      const data::Sample s = dataset->get(0);
+      nlohmann::ordered_json j = {{"name", dataset->name()},
+                                  {"split", data::split_name(o->spec.split)},
+                                  {"size", dataset->size()},
+                                  {"resolution", {s.image.width, s.image.height}},
+                                  {"first_caption", s.caption},
+                                  {"first_meta", s.meta}};
+      std::cout << j.dump(2) << "\n";
+      return;
+    }
+    (void)preview;
+    const auto n = static_cast<int64_t>(dataset->size());
+    std::vector<io::Image> images;
+    std::vector<std::string> captions;
+    if (o->shuffle || o->augment) {
+      data::LoaderOptions lo;
+      lo.batch_size = std::min<int64_t>(o->count, n);
+      lo.resolution = o->spec.resolution;
+      lo.seed = o->spec.seed;
+      lo.shuffle = o->shuffle;
+      lo.random_crop = o->augment;
+      lo.hflip = o->augment;
+      lo.prefetch = 0;
+      data::DataLoader loader(dataset, lo);
+      const data::Batch b = loader.batch(o->start / lo.batch_size);
+      for (int64_t i = 0; i < b.images.size(0); ++i) {
+        images.push_back(io::tensor_to_image(b.images[i]));
+        captions.push_back(b.captions[static_cast<size_t>(i)]);
+      }
+    } else {
+      if (o->start >= n) throw UsageError("--start " + std::to_string(o->start) + " is past the dataset's " +
+                                          std::to_string(n) + " samples");
+      for (int64_t i = o->start; i < std::min(n, o->start + o->count); ++i) {
+        data::Sample s = dataset->get(static_cast<size_t>(i));
+        images.push_back(s.image.to_8bit().with_channels(3));
+        captions.push_back(std::move(s.caption));
+      }
+    }
+    io::GridOptions grid;
+    grid.font_size = o->spec.resolution < 96 ? 10 : 14;
+    grid.max_caption_lines = 3;
+    io::write_png(o->output, io::make_grid(images, static_cast<int>(o->columns), captions, grid));
+    log_info("wrote " + o->output + " (" + std::to_string(images.size()) + " samples of " + dataset->name() + ", " +
+             std::to_string(n) + " in the " + data::split_name(o->spec.split) + " split)");
+  }};
+}
+
+}  // namespace genvis::cli

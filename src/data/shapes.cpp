@@ -1,0 +1,1003 @@
+#include "data/shapes.h"
+
+#include "core/error.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <numbers>
+#include <utility>
+
+namespace genvis::data {
+
+const std::array<NamedColour, 12> kShapeColours = {{
+    {"red", {220, 30, 30}},
+    {"green", {30, 170, 50}},
+    {"blue", {30, 70, 220}},
+    {"yellow", {245, 220, 30}},
+    {"orange", {245, 140, 20}},
+    {"purple", {130, 40, 170}},
+    {"pink", {245, 130, 190}},
+    {"white", {245, 245, 245}},
+    {"black", {20, 20, 20}},
+    {"gray", {128, 128, 128}},
+    {"brown", {120, 70, 30}},
+    {"cyan", {30, 200, 220}},
+}};
+
+const std::array<HeldOutPair, 8> kHeldOutPairs = {{
+    {"green", ShapeKind::Heart},
+    {"purple", ShapeKind::Triangle},
+    {"blue", ShapeKind::Ring},
+    {"yellow", ShapeKind::Cross},
+    {"orange", ShapeKind::Star},
+    {"pink", ShapeKind::Square},
+    {"cyan", ShapeKind::Circle},
+    {"brown", ShapeKind::Diamond},
+}};
+
+namespace {
+
+constexpr std::array<const char*, kNumShapeKinds> kShapeNames = {
+    "circle", "square", "triangle", "star", "heart", "ring", "cross", "diamond", "hexagon"};
+constexpr std::array<int, 5> kBackgrounds = {7, 8, 9, 2, 3};  // white black gray blue yellow
+constexpr double kPi = std::numbers::pi;
+constexpr int kSuper = 4;         // supersamples per pixel side
+constexpr double kExtent = 1.07;  // farthest point of any shape, in radii (square corner)
+constexpr double kPositionTolerance = 0.15;
+
+// ---- counter-based random stream -------------------------------------------------------------
+
+uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+// splitmix64 seeded from (seed, stream tag, index): the same triple gives the same stream.
+class SplitMix {
+public:
+  SplitMix(uint64_t seed, uint64_t tag, uint64_t index)
+      : state_(mix64(mix64(seed + 0x9E3779B97F4A7C15ULL) ^ mix64(tag * 0xD1B54A32D192ED03ULL + 1) ^
+                     mix64(index + 0x632BE59BD9B4E019ULL))) {}
+  uint64_t next() {
+    state_ += 0x9E3779B97F4A7C15ULL;
+    return mix64(state_);
+  }
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+  double range(double lo, double hi) { return lo + (hi - lo) * uniform(); }
+  int below(int n) { return static_cast<int>(uniform() * n); }
+  bool chance(double p) { return uniform() < p; }
+  template <class T, size_t N>
+  const T& pick(const std::array<T, N>& items) {
+    return items[static_cast<size_t>(below(static_cast<int>(N)))];
+  }
+
+private:
+  uint64_t state_;
+};
+
+uint64_t split_tag(Split split) { return static_cast<uint64_t>(split) + 1; }
+
+// ---- geometry: inside tests in unit radius, v pointing up ---------------------------------------
+
+bool in_polygon(const std::vector<std::pair<double, double>>& poly, double x, double y) {
+  bool in = false;
+  for (size_t i = 0, j = poly.size() - 1; i < poly.size(); j = i++) {
+    auto [xi, yi] = poly[i];
+    auto [xj, yj] = poly[j];
+    if ((yi > y) != (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi) in = !in;
+  }
+  return in;
+}
+
+const std::vector<std::pair<double, double>>& star_polygon() {
+  static const std::vector<std::pair<double, double>> poly = [] {
+    std::vector<std::pair<double, double>> p;
+    for (int i = 0; i < 10; ++i) {
+      double a = kPi / 2 + i * kPi / 5;
+      double r = i % 2 == 0 ? 1.0 : 0.45;
+      p.emplace_back(r * std::cos(a), r * std::sin(a));
+    }
+    return p;
+  }();
+  return poly;
+}
+
+bool inside_unit(ShapeKind kind, double u, double v) {
+  switch (kind) {
+    case ShapeKind::Circle:
+      return u * u + v * v <= 0.81;
+    case ShapeKind::Square:
+      return std::max(std::abs(u), std::abs(v)) <= 0.75;
+    case ShapeKind::Triangle: {  // equilateral, apex up, circumradius 1
+      for (double deg : {30.0, 150.0, 270.0}) {
+        double a = deg * kPi / 180;
+        if (u * std::cos(a) + v * std::sin(a) > 0.5) return false;
+      }
+      return true;
+    }
+    case ShapeKind::Star:
+      return u * u + v * v <= 1.0 && in_polygon(star_polygon(), u, v);
+    case ShapeKind::Heart: {  // (x^2 + y^2 - 1)^3 - x^2 y^3 <= 0, scaled into the unit circle
+      double x = u * 1.2, y = v * 1.2 + 0.12;
+      double q = x * x + y * y - 1;
+      return q * q * q - x * x * y * y * y <= 0;
+    }
+    case ShapeKind::Ring: {
+      double r2 = u * u + v * v;
+      return r2 >= 0.55 * 0.55 && r2 <= 0.95 * 0.95;
+    }
+    case ShapeKind::Cross:
+      return (std::abs(u) <= 0.3 && std::abs(v) <= 0.9) ||
+             (std::abs(v) <= 0.3 && std::abs(u) <= 0.9);
+    case ShapeKind::Diamond:
+      return std::abs(u) / 0.75 + std::abs(v) <= 1.0;
+    case ShapeKind::Hexagon: {  // pointy top, circumradius 0.95
+      for (int i = 0; i < 6; ++i) {
+        double a = i * kPi / 3;
+        if (u * std::cos(a) + v * std::sin(a) > 0.95 * std::sqrt(3.0) / 2) return false;
+      }
+      return true;
+    }
+  }
+  return false;
+}
+
+// A placed shape in pixel units (y down).
+struct Placed {
+  ShapeKind kind;
+  double cx, cy, r;
+  double cos_t = 1, sin_t = 0;  // rotation, counter-clockwise
+};
+
+Placed place(const ShapeObject& o, int resolution) {
+  double t = o.rotation * kPi / 180;
+  return {o.shape,     o.cx * resolution, o.cy * resolution, o.radius * resolution,
+          std::cos(t), std::sin(t)};
+}
+
+// Fraction of pixel (px, py) covered, by kSuper x kSuper point samples.
+double coverage(const Placed& s, int px, int py) {
+  int hits = 0;
+  for (int j = 0; j < kSuper; ++j) {
+    for (int i = 0; i < kSuper; ++i) {
+      double u = (px + (i + 0.5) / kSuper - s.cx) / s.r;
+      double v = -(py + (j + 0.5) / kSuper - s.cy) / s.r;
+      double ur = u * s.cos_t + v * s.sin_t, vr = -u * s.sin_t + v * s.cos_t;
+      hits += inside_unit(s.kind, ur, vr) ? 1 : 0;
+    }
+  }
+  return static_cast<double>(hits) / (kSuper * kSuper);
+}
+
+struct PixelBox {
+  int x0, y0, x1, y1;  // inclusive-exclusive
+};
+
+PixelBox box_of(const Placed& s, int width, int height) {
+  double b = kExtent * s.r + 1;
+  return {std::max(0, static_cast<int>(std::floor(s.cx - b))),
+          std::max(0, static_cast<int>(std::floor(s.cy - b))),
+          std::min(width, static_cast<int>(std::ceil(s.cx + b)) + 1),
+          std::min(height, static_cast<int>(std::ceil(s.cy + b)) + 1)};
+}
+
+void check_resolution(int resolution) {
+  if (resolution < 16 || resolution > 1024)
+    throw UsageError("shapes: resolution must be 16..1024, got " + std::to_string(resolution));
+}
+
+using Rgb = std::array<double, 3>;
+
+Rgb rgb_of(int colour) {
+  const auto& c = kShapeColours.at(static_cast<size_t>(colour)).rgb;
+  return {double(c[0]), double(c[1]), double(c[2])};
+}
+
+// Renders objects with explicit colours (the video blends colours between names).
+io::Image render(const Rgb& background, const std::vector<std::pair<ShapeObject, Rgb>>& objects,
+                 int resolution) {
+  check_resolution(resolution);
+  const size_t n = static_cast<size_t>(resolution) * static_cast<size_t>(resolution);
+  std::vector<double> buf(n * 3);
+  for (size_t i = 0; i < n; ++i)
+    for (int c = 0; c < 3; ++c) buf[i * 3 + c] = background[c];
+  for (const auto& [object, rgb] : objects) {
+    Placed s = place(object, resolution);
+    PixelBox b = box_of(s, resolution, resolution);
+    for (int y = b.y0; y < b.y1; ++y) {
+      for (int x = b.x0; x < b.x1; ++x) {
+        double a = coverage(s, x, y);
+        if (a <= 0) continue;
+        double* p = &buf[(static_cast<size_t>(y) * resolution + x) * 3];
+        for (int c = 0; c < 3; ++c) p[c] = p[c] * (1 - a) + rgb[c] * a;
+      }
+    }
+  }
+  io::Image image = io::Image::blank(resolution, resolution, 3);
+  for (size_t i = 0; i < n * 3; ++i)
+    image.pixels[i] = static_cast<uint16_t>(std::clamp(std::lround(buf[i]), 0L, 255L));
+  return image;
+}
+
+int nearest_colour(const Rgb& rgb) {
+  int best = 0;
+  double best_d = 1e300;
+  for (size_t i = 0; i < kShapeColours.size(); ++i) {
+    double d = 0;
+    for (int c = 0; c < 3; ++c) {
+      double e = rgb[c] - kShapeColours[i].rgb[c];
+      d += e * e;
+    }
+    if (d < best_d) best_d = d, best = static_cast<int>(i);
+  }
+  return best;
+}
+
+nlohmann::json rgb_json(const Rgb& rgb) {
+  return nlohmann::json::array({std::lround(rgb[0]), std::lround(rgb[1]), std::lround(rgb[2])});
+}
+
+// ---- captions -----------------------------------------------------------------------------------
+
+std::string with_article(const std::string& phrase) {
+  bool vowel = !phrase.empty() && std::string("aeiou").find(phrase[0]) != std::string::npos;
+  return (vowel ? "an " : "a ") + phrase;
+}
+
+std::string object_phrase(const ShapeObject& o) {
+  std::string p;
+  if (o.size_in_caption) p += o.large ? "large " : "small ";
+  p += kShapeColours[static_cast<size_t>(o.colour)].name;
+  p += " ";
+  p += shape_name(o.shape);
+  return with_article(p);
+}
+
+std::string place_phrase(const std::string& area) {
+  if (area == "left") return "on the left";
+  if (area == "right") return "on the right";
+  if (area == "top") return "at the top";
+  if (area == "bottom") return "at the bottom";
+  return "in the center";
+}
+
+std::string relation_phrase(const std::string& relation, SplitMix& rng) {
+  static const std::array<const char*, 3> left = {"to the left of", "left of", "on the left of"};
+  static const std::array<const char*, 3> right = {"to the right of", "right of",
+                                                   "on the right of"};
+  static const std::array<const char*, 2> above = {"above", "over"};
+  static const std::array<const char*, 3> below = {"below", "under", "beneath"};
+  if (relation == "left of") return rng.pick(left);
+  if (relation == "right of") return rng.pick(right);
+  if (relation == "above") return rng.pick(above);
+  return rng.pick(below);
+}
+
+std::string make_caption(const ShapesScene& scene, bool left_to_right, SplitMix& rng,
+                         bool& background_in_caption) {
+  const std::string bg = kShapeColours[static_cast<size_t>(scene.background)].name;
+  const auto& objs = scene.objects;
+  std::vector<std::string> with_bg, without_bg;  // templates; "{bg}" marks the background
+  std::string a = object_phrase(objs[0]);
+  if (objs.size() == 1) {
+    if (objs[0].area) {
+      std::string p = place_phrase(*objs[0].area);
+      without_bg = {a + " " + p};
+      with_bg = {a + " " + p + " of a " + bg + " background",
+                 "a " + bg + " background with " + a + " " + p};
+    } else {
+      without_bg = {a, "a picture of " + a};
+      with_bg = {a + " on a " + bg + " background", "a " + bg + " background with " + a,
+                 a + " against a " + bg + " background"};
+    }
+  } else if (objs.size() == 2) {
+    std::string b = object_phrase(objs[1]);
+    if (!scene.relations.empty()) {
+      std::string rel = relation_phrase(scene.relations[0].relation, rng);
+      without_bg = {a + " " + rel + " " + b, a + " is " + rel + " " + b};
+      with_bg = {a + " " + rel + " " + b + " on a " + bg + " background",
+                 "a " + bg + " background with " + a + " " + rel + " " + b};
+    } else {
+      without_bg = {"two shapes: " + a + " and " + b, a + " and " + b};
+      with_bg = {a + " and " + b + " on a " + bg + " background",
+                 "two shapes on a " + bg + " background: " + a + " and " + b};
+    }
+  } else {
+    std::string list = a + ", " + object_phrase(objs[1]) + " and " + object_phrase(objs[2]);
+    if (left_to_right) {
+      without_bg = {"from left to right: " + list, list + ", from left to right"};
+      with_bg = {"from left to right on a " + bg + " background: " + list};
+    } else {
+      without_bg = {"three shapes: " + list, list};
+      with_bg = {list + " on a " + bg + " background",
+                 "three shapes on a " + bg + " background: " + list};
+    }
+  }
+  background_in_caption = rng.chance(0.5);
+  const auto& pool = background_in_caption ? with_bg : without_bg;
+  return pool[static_cast<size_t>(rng.below(static_cast<int>(pool.size())))];
+}
+
+// ---- scene sampling -----------------------------------------------------------------------------
+
+// Colour and shape of one object under the split's rule; `forced` draws a held-out pair.
+void draw_attributes(ShapeObject& o, int background, Split split, bool forced, SplitMix& rng) {
+  for (;;) {
+    if (forced) {
+      const HeldOutPair& p = rng.pick(kHeldOutPairs);
+      o.colour = parse_colour(p.colour);
+      o.shape = p.shape;
+    } else {
+      o.colour = rng.below(static_cast<int>(kShapeColours.size()));
+      o.shape = static_cast<ShapeKind>(rng.below(kNumShapeKinds));
+    }
+    if (o.colour == background) continue;
+    if (split == Split::Train && is_held_out(o.colour, o.shape)) continue;
+    return;
+  }
+}
+
+void draw_size(ShapeObject& o, SplitMix& rng) {
+  o.large = rng.chance(0.5);
+  o.radius = (o.large ? kLargeRadius : kSmallRadius) + rng.range(-0.01, 0.01);
+}
+
+// Places objects anywhere without overlap (gap >= 0.05 of the side between extents).
+bool place_free(std::vector<ShapeObject>& objs, SplitMix& rng) {
+  for (size_t i = 0; i < objs.size(); ++i) {
+    bool ok = false;
+    for (int attempt = 0; attempt < 200 && !ok; ++attempt) {
+      double b = kExtent * objs[i].radius + 0.02;
+      objs[i].cx = rng.range(b, 1 - b);
+      objs[i].cy = rng.range(b, 1 - b);
+      ok = true;
+      for (size_t j = 0; j < i; ++j) {
+        double d = std::hypot(objs[i].cx - objs[j].cx, objs[i].cy - objs[j].cy);
+        if (d < kExtent * (objs[i].radius + objs[j].radius) + 0.05) ok = false;
+      }
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+struct Generated {
+  ShapesScene scene;
+  std::string caption;
+  bool background_in_caption = false;
+};
+
+Generated generate(const ShapesOptions& opt, size_t index) {
+  SplitMix rng(opt.seed, split_tag(opt.split), index);
+  Generated g;
+  ShapesScene& s = g.scene;
+  s.background = rng.pick(kBackgrounds);
+  double u = rng.uniform();
+  int n = u < 0.4 ? 1 : (u < 0.8 ? 2 : 3);
+  int forced = opt.split == Split::HeldOut ? rng.below(n) : -1;
+  s.objects.resize(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    ShapeObject& o = s.objects[static_cast<size_t>(i)];
+    draw_attributes(o, s.background, opt.split, i == forced, rng);
+    draw_size(o, rng);
+    o.size_in_caption = rng.chance(0.6);
+  }
+  bool left_to_right = false;
+  if (n == 1) {
+    static const std::array<const char*, 5> areas = {"left", "right", "top", "bottom", "center"};
+    std::string area = rng.pick(areas);
+    double along = rng.range(0.22, 0.32), across = rng.range(0.4, 0.6);
+    ShapeObject& o = s.objects[0];
+    if (area == "left") o.cx = along, o.cy = across;
+    if (area == "right") o.cx = 1 - along, o.cy = across;
+    if (area == "top") o.cx = across, o.cy = along;
+    if (area == "bottom") o.cx = across, o.cy = 1 - along;
+    if (area == "center") o.cx = rng.range(0.45, 0.55), o.cy = rng.range(0.45, 0.55);
+    if (rng.chance(0.6)) o.area = area;
+  } else if (n == 2 && rng.chance(0.75)) {
+    static const std::array<const char*, 4> relations = {"left of", "right of", "above", "below"};
+    std::string rel = rng.pick(relations);
+    bool horizontal = rel == "left of" || rel == "right of";
+    bool subject_first = rel == "left of" || rel == "above";  // subject at the smaller coordinate
+    double first = rng.range(0.2, 0.28), second = rng.range(0.72, 0.8);
+    double base = rng.range(0.38, 0.62);
+    double a_across = base + rng.range(-0.07, 0.07), b_across = base + rng.range(-0.07, 0.07);
+    double a_along = subject_first ? first : second, b_along = subject_first ? second : first;
+    ShapeObject& a = s.objects[0];
+    ShapeObject& b = s.objects[1];
+    if (horizontal)
+      a.cx = a_along, a.cy = a_across, b.cx = b_along, b.cy = b_across;
+    else
+      a.cy = a_along, a.cx = a_across, b.cy = b_along, b.cx = b_across;
+    s.relations.push_back({0, 1, rel});
+  } else {
+    if (!place_free(s.objects, rng)) {  // fallback: a row of small objects
+      for (int i = 0; i < n; ++i) {
+        ShapeObject& o = s.objects[static_cast<size_t>(i)];
+        o.large = false;
+        o.radius = kSmallRadius;
+        o.cx = (2 * i + 1.0) / (2 * n);
+        o.cy = 0.5;
+      }
+    }
+    if (n == 3) {
+      std::sort(s.objects.begin(), s.objects.end(),
+                [](const ShapeObject& x, const ShapeObject& y) { return x.cx < y.cx; });
+      bool separated =
+          s.objects[1].cx - s.objects[0].cx >= 0.2 && s.objects[2].cx - s.objects[1].cx >= 0.2;
+      if (separated && rng.chance(0.5)) {
+        left_to_right = true;
+        s.relations.push_back({0, 1, "left to right"});
+        s.relations.push_back({1, 2, "left to right"});
+      }
+    }
+  }
+  g.caption = make_caption(s, left_to_right, rng, g.background_in_caption);
+  return g;
+}
+
+nlohmann::json scene_json(const ShapesScene& scene, int resolution,
+                          const std::vector<Rgb>* rgb_override = nullptr) {
+  nlohmann::json objects = nlohmann::json::array();
+  for (size_t i = 0; i < scene.objects.size(); ++i) {
+    const ShapeObject& o = scene.objects[i];
+    Rgb rgb = rgb_override ? (*rgb_override)[i] : rgb_of(o.colour);
+    int colour = rgb_override ? nearest_colour(rgb) : o.colour;
+    objects.push_back({
+        {"shape", shape_name(o.shape)},
+        {"colour", kShapeColours[static_cast<size_t>(colour)].name},
+        {"rgb", rgb_json(rgb)},
+        {"size", o.large ? "large" : "small"},
+        {"size_in_caption", o.size_in_caption},
+        {"x", o.cx * resolution},
+        {"y", o.cy * resolution},
+        {"radius", o.radius * resolution},
+        {"rotation", o.rotation},
+        {"area", o.area ? nlohmann::json(*o.area) : nlohmann::json(nullptr)},
+        {"heldout", is_held_out(colour, o.shape)},
+    });
+  }
+  nlohmann::json relations = nlohmann::json::array();
+  for (const ShapeRelation& r : scene.relations)
+    relations.push_back({{"subject", r.subject}, {"object", r.object}, {"relation", r.relation}});
+  return {
+      {"resolution", resolution},
+      {"background",
+       {{"colour", kShapeColours[static_cast<size_t>(scene.background)].name},
+        {"rgb", rgb_json(rgb_of(scene.background))},
+        {"in_caption", false}}},
+      {"objects", objects},
+      {"relations", relations},
+  };
+}
+
+bool mentions_left_or_right(const std::string& caption) {
+  for (const char* word : {"left", "right"}) {
+    for (size_t pos = caption.find(word); pos != std::string::npos;
+         pos = caption.find(word, pos + 1)) {
+      size_t end = pos + std::string(word).size();
+      bool start_ok = pos == 0 || !std::isalpha(static_cast<unsigned char>(caption[pos - 1]));
+      bool end_ok =
+          end == caption.size() || !std::isalpha(static_cast<unsigned char>(caption[end]));
+      if (start_ok && end_ok) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+// ---- public: names ------------------------------------------------------------------------------
+
+const char* shape_name(ShapeKind kind) {
+  int i = static_cast<int>(kind);
+  if (i < 0 || i >= kNumShapeKinds) throw UsageError("shapes: invalid shape kind");
+  return kShapeNames[static_cast<size_t>(i)];
+}
+
+ShapeKind parse_shape(const std::string& name) {
+  for (int i = 0; i < kNumShapeKinds; ++i)
+    if (name == kShapeNames[static_cast<size_t>(i)]) return static_cast<ShapeKind>(i);
+  throw UsageError("shapes: unknown shape '" + name + "'");
+}
+
+int parse_colour(const std::string& name) {
+  for (size_t i = 0; i < kShapeColours.size(); ++i)
+    if (name == kShapeColours[i].name) return static_cast<int>(i);
+  throw UsageError("shapes: unknown colour '" + name + "'");
+}
+
+bool is_held_out(int colour, ShapeKind shape) {
+  for (const HeldOutPair& p : kHeldOutPairs)
+    if (p.shape == shape &&
+        kShapeColours.at(static_cast<size_t>(colour)).name == std::string(p.colour))
+      return true;
+  return false;
+}
+
+io::Image render_shapes(const ShapesScene& scene, int resolution) {
+  std::vector<std::pair<ShapeObject, Rgb>> objects;
+  for (const ShapeObject& o : scene.objects) objects.emplace_back(o, rgb_of(o.colour));
+  return render(rgb_of(scene.background), objects, resolution);
+}
+
+nlohmann::json scene_to_json(const ShapesScene& scene, int resolution) {
+  return scene_json(scene, resolution);
+}
+
+// ---- public: dataset ----------------------------------------------------------------------------
+
+ShapesDataset::ShapesDataset(ShapesOptions options) : options_(options) {
+  check_resolution(options_.resolution);
+  if (options_.size == 0) throw UsageError("shapes: size must be >= 1");
+  if (options_.split != Split::Train && options_.split != Split::HeldOut &&
+      options_.split != Split::All)
+    throw UsageError("shapes: invalid split");
+}
+
+ShapesScene ShapesDataset::scene(size_t index) const {
+  if (index >= options_.size)
+    throw UsageError("shapes: index " + std::to_string(index) + " out of range (size " +
+                     std::to_string(options_.size) + ")");
+  return generate(options_, index).scene;
+}
+
+std::string ShapesDataset::caption(size_t index) const {
+  if (index >= options_.size)
+    throw UsageError("shapes: index " + std::to_string(index) + " out of range (size " +
+                     std::to_string(options_.size) + ")");
+  return generate(options_, index).caption;
+}
+
+Sample ShapesDataset::get(size_t index) const {
+  if (index >= options_.size)
+    throw UsageError("shapes: index " + std::to_string(index) + " out of range (size " +
+                     std::to_string(options_.size) + ")");
+  Generated g = generate(options_, index);
+  Sample sample;
+  sample.image = render_shapes(g.scene, options_.resolution);
+  sample.caption = g.caption;
+  sample.meta = scene_json(g.scene, options_.resolution);
+  sample.meta["background"]["in_caption"] = g.background_in_caption;
+  sample.meta["dataset"] = "shapes";
+  sample.meta["index"] = index;
+  sample.meta["split"] = split_name(options_.split);
+  return sample;
+}
+
+bool ShapesDataset::flip_allowed(const Sample& sample) const {
+  return !mentions_left_or_right(sample.caption);
+}
+
+// ---- public: video ------------------------------------------------------------------------------
+
+ShapesVideo::ShapesVideo(ShapesVideoOptions options) : options_(options) {
+  check_resolution(options_.resolution);
+  if (options_.num_frames < 2 || options_.num_frames > 256)
+    throw UsageError("shapes video: num_frames must be 2..256, got " +
+                     std::to_string(options_.num_frames));
+  if (options_.size == 0) throw UsageError("shapes video: size must be >= 1");
+}
+
+ShapesClip ShapesVideo::get(size_t index) const {
+  if (index >= options_.size)
+    throw UsageError("shapes video: index " + std::to_string(index) + " out of range (size " +
+                     std::to_string(options_.size) + ")");
+  SplitMix rng(options_.seed, split_tag(options_.split) + 0x100, index);
+  const Split split = options_.split;
+  ShapesScene scene;
+  scene.background = rng.pick(kBackgrounds);
+  static const std::array<const char*, 5> kinds = {"move", "rotate", "colour", "grow", "shrink"};
+  const std::string kind = rng.pick(kinds);
+  ShapeObject o;
+  for (;;) {
+    draw_attributes(o, scene.background, split, split == Split::HeldOut, rng);
+    if (kind == "rotate" && (o.shape == ShapeKind::Circle || o.shape == ShapeKind::Ring)) continue;
+    break;
+  }
+  draw_size(o, rng);
+  o.cx = rng.range(0.4, 0.6);
+  o.cy = rng.range(0.4, 0.6);
+  int to_colour = o.colour;
+  if (kind == "colour") {
+    // No blended frame may look like the background, nor (in Train) show a held-out pair.
+    auto leaks = [&](int to) {
+      for (int t = 0; t < options_.num_frames; ++t) {
+        double f = static_cast<double>(t) / (options_.num_frames - 1);
+        Rgb a = rgb_of(o.colour), b = rgb_of(to), mid;
+        for (int c = 0; c < 3; ++c) mid[c] = a[c] + (b[c] - a[c]) * f;
+        int named = nearest_colour(mid);
+        if (named == scene.background) return true;
+        if (split == Split::Train && is_held_out(named, o.shape)) return true;
+      }
+      return false;
+    };
+    do {
+      to_colour = rng.below(static_cast<int>(kShapeColours.size()));
+    } while (to_colour == o.colour || to_colour == scene.background || leaks(to_colour));
+  }
+  if (kind == "grow" || kind == "shrink") o.radius = kind == "grow" ? kSmallRadius : kLargeRadius;
+
+  // 1. Motion parameters and caption.
+  const std::string colour = kShapeColours[static_cast<size_t>(o.colour)].name;
+  const std::string shape = shape_name(o.shape);
+  const std::string a = with_article(colour + " " + shape);
+  nlohmann::json motion = {{"type", kind}};
+  std::string caption;
+  double dx = 0, dy = 0, degrees = 0, r0 = o.radius, r1 = o.radius;
+  if (kind == "move") {
+    static const std::array<const char*, 4> dirs = {"left", "right", "up", "down"};
+    std::string dir = rng.pick(dirs);
+    double start = rng.range(0.28, 0.32), across = rng.range(0.4, 0.6);
+    o.radius = std::min(o.radius, 0.15);
+    if (dir == "left" || dir == "right") {
+      o.cx = dir == "right" ? start : 1 - start, o.cy = across;
+      dx = dir == "right" ? 0.4 : -0.4;
+    } else {
+      o.cy = dir == "down" ? start : 1 - start, o.cx = across;
+      dy = dir == "down" ? 0.4 : -0.4;
+    }
+    r0 = r1 = o.radius;
+    motion["direction"] = dir;
+    std::string verb = rng.chance(0.5) ? " moving " : " sliding ";
+    caption = a + verb + (dir == "left" || dir == "right" ? "to the " + dir : dir);
+  } else if (kind == "rotate") {
+    bool clockwise = rng.chance(0.5);
+    degrees = clockwise ? -72 : 72;
+    motion["direction"] = clockwise ? "clockwise" : "counterclockwise";
+    motion["degrees"] = degrees;
+    caption = a + (rng.chance(0.5) ? " rotating " : " spinning ") +
+              (clockwise ? "clockwise" : "counterclockwise");
+  } else if (kind == "colour") {
+    std::string to = kShapeColours[static_cast<size_t>(to_colour)].name;
+    motion["from"] = colour;
+    motion["to"] = to;
+    caption = with_article(shape) + (rng.chance(0.5) ? " changing from " : " turning from ") +
+              colour + " to " + to;
+  } else {
+    r1 = kind == "grow" ? kLargeRadius : kSmallRadius;
+    motion["from_radius"] = r0 * options_.resolution;
+    motion["to_radius"] = r1 * options_.resolution;
+    caption = a + (kind == "grow" ? (rng.chance(0.5) ? " growing" : " getting bigger")
+                                  : (rng.chance(0.5) ? " shrinking" : " getting smaller"));
+  }
+  bool bg_in_caption = rng.chance(0.5);
+  if (bg_in_caption)
+    caption += std::string(" on a ") + kShapeColours[static_cast<size_t>(scene.background)].name +
+               " background";
+
+  // 2. Frames.
+  ShapesClip clip;
+  clip.caption = caption;
+  clip.meta = {{"dataset", "shapes_video"},         {"index", index},
+               {"split", split_name(split)},        {"resolution", options_.resolution},
+               {"num_frames", options_.num_frames}, {"motion", motion},
+               {"frames", nlohmann::json::array()}};
+  const Rgb from_rgb = rgb_of(o.colour), to_rgb = rgb_of(to_colour);
+  const double x0 = o.cx, y0 = o.cy;
+  for (int t = 0; t < options_.num_frames; ++t) {
+    double f = static_cast<double>(t) / (options_.num_frames - 1);
+    ShapeObject frame_object = o;
+    frame_object.cx = x0 + dx * f;
+    frame_object.cy = y0 + dy * f;
+    frame_object.rotation = degrees * f;
+    frame_object.radius = r0 + (r1 - r0) * f;
+    frame_object.large = frame_object.radius > (kSmallRadius + kLargeRadius) / 2;
+    Rgb rgb;
+    for (int c = 0; c < 3; ++c) rgb[c] = from_rgb[c] + (to_rgb[c] - from_rgb[c]) * f;
+    ShapesScene frame_scene = scene;
+    frame_scene.objects = {frame_object};
+    clip.frames.push_back(
+        render(rgb_of(scene.background), {{frame_object, rgb}}, options_.resolution));
+    std::vector<Rgb> rgbs = {rgb};
+    nlohmann::json frame = scene_json(frame_scene, options_.resolution, &rgbs);
+    frame["background"]["in_caption"] = bg_in_caption;
+    clip.meta["frames"].push_back(frame);
+  }
+  clip.meta["background"] = clip.meta["frames"][0]["background"];
+  return clip;
+}
+
+// ---- public: scorer -----------------------------------------------------------------------------
+
+namespace {
+
+// Per-shape constants measured on a fine grid: area and centroid (unit radius, v up).
+struct TemplateStats {
+  std::array<double, kNumShapeKinds> area{}, cu{}, cv{};
+};
+
+const TemplateStats& template_stats() {
+  static const TemplateStats stats = [] {
+    TemplateStats s;
+    const int n = 480;
+    const double step = 2.4 / n;
+    for (int k = 0; k < kNumShapeKinds; ++k) {
+      double area = 0, su = 0, sv = 0;
+      for (int j = 0; j < n; ++j) {
+        for (int i = 0; i < n; ++i) {
+          double u = -1.2 + (i + 0.5) * step, v = -1.2 + (j + 0.5) * step;
+          if (!inside_unit(static_cast<ShapeKind>(k), u, v)) continue;
+          area += step * step, su += u * step * step, sv += v * step * step;
+        }
+      }
+      s.area[k] = area, s.cu[k] = su / area, s.cv[k] = sv / area;
+    }
+    return s;
+  }();
+  return stats;
+}
+
+struct Blob {
+  int colour;
+  std::vector<int> pixels;  // y * width + x
+  double cx = 0, cy = 0;    // centroid of pixel centres
+  PixelBox box{};
+};
+
+struct Fit {
+  ShapeKind kind = ShapeKind::Circle;
+  double iou = 0, x = 0, y = 0, radius = 0;
+};
+
+Rgb pixel_rgb(const io::Image& img, int x, int y) {
+  return {double(img.at(x, y, 0)), double(img.at(x, y, 1)), double(img.at(x, y, 2))};
+}
+
+// Coverage of `fg` over `bg` explaining `p`; 0 for colours far off the bg-fg segment.
+double alpha_between(const Rgb& p, const Rgb& bg, const Rgb& fg) {
+  double dd = 0, dot = 0;
+  for (int c = 0; c < 3; ++c)
+    dd += (fg[c] - bg[c]) * (fg[c] - bg[c]), dot += (p[c] - bg[c]) * (fg[c] - bg[c]);
+  if (dd < 1) return 0;
+  double a = std::clamp(dot / dd, 0.0, 1.0);
+  double off = 0;
+  for (int c = 0; c < 3; ++c) {
+    double e = p[c] - (bg[c] + a * (fg[c] - bg[c]));
+    off += e * e;
+  }
+  return off > 0.35 * 0.35 * dd ? 0.0 : a;
+}
+
+Fit fit_shape(const io::Image& img, const Blob& blob, const std::vector<int>& owner, int blob_id,
+              const Rgb& bg) {
+  const int w = img.width, h = img.height;
+  // 1. Object colour: mean of pixels whose 8 neighbours are all in the blob.
+  Rgb fg = rgb_of(blob.colour), sum{0, 0, 0};
+  int interior = 0;
+  for (int p : blob.pixels) {
+    int x = p % w, y = p / w;
+    bool inner = x > 0 && y > 0 && x < w - 1 && y < h - 1;
+    for (int dy = -1; dy <= 1 && inner; ++dy)
+      for (int dx = -1; dx <= 1 && inner; ++dx) inner = owner[(y + dy) * w + x + dx] == blob_id;
+    if (!inner) continue;
+    Rgb c = pixel_rgb(img, x, y);
+    for (int k = 0; k < 3; ++k) sum[k] += c[k];
+    ++interior;
+  }
+  if (interior > 0)
+    for (int k = 0; k < 3; ++k) fg[k] = sum[k] / interior;
+
+  // 2. Soft mask over the blob and its 1-pixel rim.
+  PixelBox win{std::max(0, blob.box.x0 - 2), std::max(0, blob.box.y0 - 2),
+               std::min(w, blob.box.x1 + 2), std::min(h, blob.box.y1 + 2)};
+  const int ww = win.x1 - win.x0, wh = win.y1 - win.y0;
+  std::vector<double> mask(static_cast<size_t>(ww * wh), 0.0);
+  double mass = 0, mx = 0, my = 0;
+  for (int y = win.y0; y < win.y1; ++y) {
+    for (int x = win.x0; x < win.x1; ++x) {
+      bool near = false;
+      for (int dy = -1; dy <= 1 && !near; ++dy)
+        for (int dx = -1; dx <= 1 && !near; ++dx) {
+          int xx = x + dx, yy = y + dy;
+          near = xx >= 0 && yy >= 0 && xx < w && yy < h && owner[yy * w + xx] == blob_id;
+        }
+      if (!near) continue;
+      double a = alpha_between(pixel_rgb(img, x, y), bg, fg);
+      mask[static_cast<size_t>((y - win.y0) * ww + (x - win.x0))] = a;
+      mass += a, mx += a * (x + 0.5), my += a * (y + 0.5);
+    }
+  }
+  Fit best;
+  if (mass <= 0) return best;
+  mx /= mass, my /= mass;
+
+  // 3. Every template at the blob's centroid and area; best soft IoU wins.
+  const TemplateStats& st = template_stats();
+  best.iou = -1;
+  for (int k = 0; k < kNumShapeKinds; ++k) {
+    double r = std::sqrt(mass / st.area[k]);
+    Placed s{static_cast<ShapeKind>(k), mx - st.cu[k] * r, my + st.cv[k] * r, r};
+    PixelBox tb = box_of(s, w, h);
+    PixelBox u{std::min(tb.x0, win.x0), std::min(tb.y0, win.y0), std::max(tb.x1, win.x1),
+               std::max(tb.y1, win.y1)};
+    double inter = 0, uni = 0;
+    for (int y = u.y0; y < u.y1; ++y) {
+      for (int x = u.x0; x < u.x1; ++x) {
+        double m = (x >= win.x0 && x < win.x1 && y >= win.y0 && y < win.y1)
+                       ? mask[static_cast<size_t>((y - win.y0) * ww + (x - win.x0))]
+                       : 0.0;
+        double t = (x >= tb.x0 && x < tb.x1 && y >= tb.y0 && y < tb.y1) ? coverage(s, x, y) : 0.0;
+        inter += std::min(m, t), uni += std::max(m, t);
+      }
+    }
+    double iou = uni > 0 ? inter / uni : 0;
+    if (iou > best.iou) best = {s.kind, iou, s.cx, s.cy, r};
+  }
+  return best;
+}
+
+bool area_holds(const std::string& area, double x, double y) {  // fractions of the side
+  if (area == "left") return x < 0.4;
+  if (area == "right") return x > 0.6;
+  if (area == "top") return y < 0.4;
+  if (area == "bottom") return y > 0.6;
+  return std::abs(x - 0.5) < 0.15 && std::abs(y - 0.5) < 0.15;
+}
+
+bool relation_holds(const std::string& rel, const ShapesObjectScore& a,
+                    const ShapesObjectScore& b) {
+  if (!a.found || !b.found) return false;
+  double dx = b.x - a.x, dy = b.y - a.y;  // from subject to object
+  if (rel == "left of") return dx > 0 && std::abs(dx) > std::abs(dy);
+  if (rel == "right of") return dx < 0 && std::abs(dx) > std::abs(dy);
+  if (rel == "above") return dy > 0 && std::abs(dy) > std::abs(dx);
+  if (rel == "below") return dy < 0 && std::abs(dy) > std::abs(dx);
+  if (rel == "left to right") return dx > 0;
+  throw UsageError("shapes scorer: unknown relation '" + rel + "'");
+}
+
+}  // namespace
+
+bool ShapesScore::all_correct() const {
+  if (background_in_caption && !background) return false;
+  for (const ShapesObjectScore& o : objects)
+    if (!o.colour || !o.shape || !o.area || (o.size_in_caption && !o.size)) return false;
+  for (bool r : relations)
+    if (!r) return false;
+  return true;
+}
+
+nlohmann::json ShapesScore::to_json() const {
+  nlohmann::json objs = nlohmann::json::array();
+  for (const ShapesObjectScore& o : objects)
+    objs.push_back({{"found", o.found},
+                    {"colour", o.colour},
+                    {"shape", o.shape},
+                    {"size", o.size},
+                    {"position", o.position},
+                    {"area", o.area},
+                    {"detected_shape", o.detected_shape},
+                    {"iou", o.iou},
+                    {"x", o.x},
+                    {"y", o.y},
+                    {"radius", o.radius}});
+  return {{"background", background},
+          {"objects", objs},
+          {"relations", relations},
+          {"all_correct", all_correct()}};
+}
+
+ShapesScore score_shapes(const io::Image& image_in, const nlohmann::json& scene) {
+  if (image_in.empty() || image_in.width < 4 || image_in.height < 4)
+    throw UsageError("shapes scorer: empty image");
+  if (!scene.is_object() || !scene.contains("objects") || !scene["objects"].is_array() ||
+      !scene.contains("resolution"))
+    throw UsageError("shapes scorer: scene JSON needs 'resolution' and 'objects'");
+  const io::Image img = image_in.to_8bit().with_channels(3);
+  const int w = img.width, h = img.height;
+  const double res = scene["resolution"].get<double>();
+  const double sx = w / res, sy = h / res, sr = std::sqrt(sx * sy);
+
+  // 1. Nearest named colour per pixel; background = majority on the border.
+  std::vector<int> label(static_cast<size_t>(w * h));
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      label[static_cast<size_t>(y * w + x)] = nearest_colour(pixel_rgb(img, x, y));
+  std::array<int, kShapeColours.size()> votes{};
+  std::array<Rgb, kShapeColours.size()> vote_rgb{};
+  auto vote = [&](int x, int y) {
+    int l = label[static_cast<size_t>(y * w + x)];
+    ++votes[static_cast<size_t>(l)];
+    Rgb c = pixel_rgb(img, x, y);
+    for (int k = 0; k < 3; ++k) vote_rgb[static_cast<size_t>(l)][k] += c[k];
+  };
+  for (int x = 0; x < w; ++x) vote(x, 0), vote(x, h - 1);
+  for (int y = 1; y < h - 1; ++y) vote(0, y), vote(w - 1, y);
+  int bg_label = static_cast<int>(std::max_element(votes.begin(), votes.end()) - votes.begin());
+  Rgb bg = vote_rgb[static_cast<size_t>(bg_label)];
+  for (double& c : bg) c /= votes[static_cast<size_t>(bg_label)];
+
+  ShapesScore score;
+  if (scene.contains("background")) {
+    score.background = scene["background"].value("colour", "") ==
+                       kShapeColours[static_cast<size_t>(bg_label)].name;
+    score.background_in_caption = scene["background"].value("in_caption", false);
+  } else {
+    score.background = true;
+  }
+
+  // 2. 8-connected blobs of each non-background colour.
+  std::vector<int> owner(static_cast<size_t>(w * h), -1);
+  std::vector<Blob> blobs;
+  std::vector<int> stack;
+  for (int start = 0; start < w * h; ++start) {
+    if (owner[static_cast<size_t>(start)] >= 0 || label[static_cast<size_t>(start)] == bg_label)
+      continue;
+    const int id = static_cast<int>(blobs.size());
+    Blob b;
+    b.colour = label[static_cast<size_t>(start)];
+    b.box = {w, h, 0, 0};
+    owner[static_cast<size_t>(start)] = id;
+    stack = {start};
+    while (!stack.empty()) {
+      int p = stack.back();
+      stack.pop_back();
+      int x = p % w, y = p / w;
+      b.pixels.push_back(p);
+      b.cx += x + 0.5, b.cy += y + 0.5;
+      b.box = {std::min(b.box.x0, x), std::min(b.box.y0, y), std::max(b.box.x1, x + 1),
+               std::max(b.box.y1, y + 1)};
+      for (int dy = -1; dy <= 1; ++dy)
+        for (int dx = -1; dx <= 1; ++dx) {
+          int xx = x + dx, yy = y + dy;
+          if (xx < 0 || yy < 0 || xx >= w || yy >= h) continue;
+          size_t q = static_cast<size_t>(yy * w + xx);
+          if (owner[q] >= 0 || label[q] != b.colour) continue;
+          owner[q] = id;
+          stack.push_back(static_cast<int>(q));
+        }
+    }
+    b.cx /= static_cast<double>(b.pixels.size());
+    b.cy /= static_cast<double>(b.pixels.size());
+    blobs.push_back(std::move(b));
+  }
+
+  // 3. Each object: nearest blob of its colour, then shape, size and place.
+  const double min_area =
+      std::max(3.0, 0.2 * template_stats().area[0] * std::pow(kSmallRadius * w, 2));
+  std::vector<bool> used(blobs.size(), false);
+  for (const nlohmann::json& obj : scene["objects"]) {
+    ShapesObjectScore os;
+    const int colour = parse_colour(obj.at("colour").get<std::string>());
+    const ShapeKind shape = parse_shape(obj.at("shape").get<std::string>());
+    const double ex = obj.at("x").get<double>() * sx, ey = obj.at("y").get<double>() * sy;
+    os.size_in_caption = obj.value("size_in_caption", false);
+    int pick = -1;
+    double pick_d = 1e300;
+    for (size_t i = 0; i < blobs.size(); ++i) {
+      if (used[i] || blobs[i].colour != colour || blobs[i].pixels.size() < min_area) continue;
+      double d = std::hypot(blobs[i].cx - ex, blobs[i].cy - ey);
+      if (d < pick_d) pick_d = d, pick = static_cast<int>(i);
+    }
+    if (pick >= 0) {
+      used[static_cast<size_t>(pick)] = true;
+      Fit fit = fit_shape(img, blobs[static_cast<size_t>(pick)], owner, pick, bg);
+      os.found = os.colour = true;
+      os.detected_shape = shape_name(fit.kind);
+      os.shape = fit.kind == shape;
+      os.iou = fit.iou;
+      os.x = fit.x, os.y = fit.y, os.radius = fit.radius;
+      bool large = fit.radius / sr / res > (kSmallRadius + kLargeRadius) / 2;
+      os.size = large == (obj.value("size", "small") == "large");
+      os.position = std::hypot(os.x - ex, os.y - ey) <= kPositionTolerance * std::min(w, h);
+      os.area = !(obj.contains("area") && obj["area"].is_string()) ||
+                area_holds(obj["area"].get<std::string>(), os.x / w, os.y / h);
+    }
+    score.objects.push_back(os);
+  }
+  if (scene.contains("relations")) {
+    for (const nlohmann::json& r : scene["relations"]) {
+      size_t a = r.at("subject").get<size_t>(), b = r.at("object").get<size_t>();
+      if (a >= score.objects.size() || b >= score.objects.size())
+        throw UsageError("shapes scorer: relation names a missing object");
+      score.relations.push_back(
+          relation_holds(r.at("relation").get<std::string>(), score.objects[a], score.objects[b]));
+    }
+  }
+  return score;
+}
+
+}  // namespace genvis::data

@@ -1,0 +1,45 @@
+// `genvis dataset preview|info` as a user runs them.
+#include "io/image.h"
+#include "support/test_support.h"
+
+#include <nlohmann/json.hpp>
+
+namespace genvis {
+namespace {
+
+test::CommandResult genvis(const std::string& args) { return test::run_command(std::string(GENVIS_CLI) + " " + args); }
+
+TEST(DatasetCli, PreviewWritesAContactSheetOfTheRequestedSamples) {
+  test::TempDir dir;
+  auto r = genvis("dataset preview shapes --resolution 32 --count 6 --columns 3 -o " + dir.file("s.png"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const io::Image sheet = io::read_png(dir.file("s.png"));
+  EXPECT_EQ(sheet.width, 8 + 3 * (32 + 8));  // 3 columns of 32 px cells with 8 px padding
+  EXPECT_GT(sheet.height, 2 * 32);
+  r = genvis("dataset preview shapes --resolution 32 --count 6 --columns 3 --shuffle --augment --seed 4 -o " +
+             dir.file("a.png"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(io::read_png(dir.file("a.png")).pixels, sheet.pixels);
+}
+
+TEST(DatasetCli, InfoAndErrors) {
+  auto r = genvis("dataset info shapes --resolution 32 --split heldout");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["name"], "shapes");
+  EXPECT_EQ(j["split"], "heldout");
+  EXPECT_EQ(j["resolution"][0], 32);
+  EXPECT_FALSE(j["first_caption"].get<std::string>().empty());
+  r = genvis("dataset preview nope");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("known: emoji, shapes"), std::string::npos) << r.err;
+  r = genvis("dataset preview folder");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--path"), std::string::npos) << r.err;
+  r = genvis("dataset preview shapes --split sideways");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("sideways"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace genvis
