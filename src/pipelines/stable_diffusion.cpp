@@ -199,7 +199,7 @@ PromptEmbeds encode_prompt(StableDiffusion& model, const std::string& prompt, in
     }
     return tokens;
   };
-  const tokenizers::WeightedTokens tokens = tokenize(tokenizers::CLIPTokenizer::kEosId);
+  const tokenizers::WeightedTokens tokens = tokenize(model.tokenizer->eos_id());
   tokenizers::WeightedTokens tokens_2;
   if (model.is_sdxl()) tokens_2 = tokenize(0);
   const auto ids_of = [&](const std::vector<int64_t>& chunk) {

@@ -668,17 +668,20 @@ std::string gunzip(const std::string& path) {
   return out;
 }
 
-// merges.txt / the vocab file: lines[1 : 1 + kNumMerges], each "first second".
+// merges.txt / the vocab file: lines[1 : 1 + kNumMerges], each "first second". OpenAI's file
+// must hold all of them; a tokenizer folder may hold fewer (a vocabulary trained by genvis).
 std::vector<std::pair<std::string, std::string>> parse_merges(const std::string& path, const std::string& text,
                                                               bool strip) {
+  const bool require_all = !strip;
   std::string body = text;
   if (strip) {  // HF reads merges with .strip() before splitting
     const size_t b = body.find_first_not_of(" \t\r\n");
     const size_t e = body.find_last_not_of(" \t\r\n");
     body = b == std::string::npos ? std::string() : body.substr(b, e - b + 1);
   }
-  const std::vector<std::string> lines = split_lines(body);
-  if (lines.size() < kNumMerges + 1)
+  std::vector<std::string> lines = split_lines(body);
+  if (!require_all && lines.size() < kNumMerges + 1) lines.resize(kNumMerges + 1, std::string());
+  if (require_all && lines.size() < kNumMerges + 1)
     throw LoadError(path, "not a CLIP BPE vocabulary: " + std::to_string(lines.size()) + " lines, expected at least " +
                               std::to_string(kNumMerges + 1) + " (a header and " + std::to_string(kNumMerges) +
                               " merges)");
@@ -686,6 +689,12 @@ std::vector<std::pair<std::string, std::string>> parse_merges(const std::string&
   merges.reserve(kNumMerges);
   for (size_t i = 1; i <= kNumMerges; ++i) {
     const std::string& line = lines[i];
+    if (!require_all && line.empty()) {
+      // A shorter merges list ends here; nothing but blank lines may follow.
+      for (size_t j = i; j < lines.size(); ++j)
+        if (!lines[j].empty()) throw LoadError(path, "blank line " + std::to_string(i + 1) + " inside the merges");
+      break;
+    }
     const size_t sp = line.find(' ');
     if (sp == std::string::npos || sp == 0 || sp + 1 >= line.size() || line.find(' ', sp + 1) != std::string::npos)
       throw LoadError(path, "not a CLIP BPE vocabulary: line " + std::to_string(i + 1) + " is not a merge \"a b\": '" +
