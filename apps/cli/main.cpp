@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
       genvis::cli::add_tokenize_command(app),
       genvis::cli::add_generate_command(app),
       genvis::cli::add_dataset_command(app),
+      genvis::cli::add_train_command(app),
   };
 
   try {

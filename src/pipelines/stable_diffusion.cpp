@@ -119,7 +119,9 @@ StableDiffusion load_stable_diffusion(const ModelSource& source) {
   else if (single)
     m.text_encoder_2 = single->text_encoder_2;
   m.unet = unet.empty() ? single->unet : models::load_unet2d_condition(unet, source.dtype);
-  m.vae = vae.empty() ? single->vae : models::load_autoencoder_kl(vae, at::kFloat);
+  // f16 VAEs usually ask to run in f32 (force_upcast): load those straight to f32, no second copy.
+  m.vae = vae.empty() ? single->vae
+                      : models::load_autoencoder_kl(vae, source.dtype == at::kHalf ? at::kFloat : source.dtype);
   single.reset();  // components not taken are freed here
   m.vae_dtype = source.dtype == at::kHalf && m.vae->config.force_upcast ? at::kFloat : source.dtype;
   m.vae->to(source.device, m.vae_dtype);

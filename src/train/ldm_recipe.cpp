@@ -1,0 +1,520 @@
+#include "train/ldm_recipe.h"
+
+#include "core/error.h"
+#include "core/file.h"
+#include "core/log.h"
+#include "data/loader.h"
+#include "data/registry.h"
+#include "io/safetensors.h"
+#include "io/weights.h"
+#include "models/autoencoder_kl/autoencoder_kl.h"
+#include "models/clip_text/clip_text_model.h"
+#include "models/unet2d_condition/unet2d_condition.h"
+#include "schedulers/schedule.h"
+#include "tokenizers/bpe_trainer.h"
+#include "tokenizers/clip_tokenizer.h"
+
+#include <filesystem>
+#include <set>
+#include <torch/torch.h>
+
+namespace genvis::train {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+constexpr const char* kDiffusersVersion = "0.31.0";
+
+// ---- config parsing -------------------------------------------------------------------------
+
+// Lists unknown and missing keys of object `j` at `path`; false when `j` is not an object.
+bool check_keys(const json& j, const std::string& path, const std::set<std::string>& required,
+                const std::set<std::string>& optional, std::vector<std::string>& problems) {
+  if (!j.is_object()) {
+    problems.push_back(path + " must be a JSON object");
+    return false;
+  }
+  for (const auto& [key, value] : j.items())
+    if (!required.count(key) && !optional.count(key)) problems.push_back("unknown key " + path + "." + key);
+  for (const auto& key : required)
+    if (!j.contains(key)) problems.push_back("missing key " + path + "." + key);
+  return true;
+}
+
+template <typename T>
+void read(const json& j, const std::string& path, const char* key, T& out, std::vector<std::string>& problems) {
+  if (!j.is_object() || !j.contains(key)) return;
+  try {
+    out = j.at(key).get<T>();
+  } catch (const json::exception&) {
+    problems.push_back(path + "." + key + " has the wrong type (" + j.at(key).dump() + ")");
+  }
+}
+
+// Sets a key the recipe derives; a different value given by the user is a problem.
+void derive(json& cfg, const std::string& path, const char* key, const json& value, std::vector<std::string>& problems) {
+  if (cfg.contains(key) && cfg[key] != value) {
+    problems.push_back(path + "." + key + " is set by the recipe to " + value.dump() + ", got " + cfg[key].dump());
+    return;
+  }
+  cfg[key] = value;
+}
+
+struct DerivedConfigs {
+  json vae, unet, text_encoder, scheduler;
+};
+
+// The model configs with every recipe-derived key filled in (the text encoder's token ids need
+// the trained tokenizer; placeholders are used when `tokenizer` is null).
+DerivedConfigs derive_configs(const LDMRecipeConfig& c, const tokenizers::CLIPTokenizer* tokenizer,
+                              std::vector<std::string>& problems) {
+  DerivedConfigs d{c.vae_config, c.unet_config, c.text_encoder_config, c.scheduler_config};
+  derive(d.vae, "vae.config", "in_channels", 3, problems);
+  derive(d.vae, "vae.config", "out_channels", 3, problems);
+  derive(d.vae, "vae.config", "sample_size", c.dataset.resolution, problems);
+  d.vae["_class_name"] = "AutoencoderKL";
+  d.vae["_diffusers_version"] = kDiffusersVersion;
+
+  for (const char* key : {"vocab_size", "bos_token_id", "eos_token_id", "pad_token_id", "architectures"})
+    if (c.text_encoder_config.contains(key))
+      problems.push_back(std::string("text_encoder.config.") + key + " is set by the recipe from the tokenizer");
+  d.text_encoder["vocab_size"] = tokenizer ? tokenizer->vocab_size() : std::max<int64_t>(c.vocab_size, 514);
+  d.text_encoder["bos_token_id"] = tokenizer ? tokenizer->bos_id() : 0;
+  // Padding is with EOS (encode_padded(text, eos)); pooling at the first EOS.
+  d.text_encoder["eos_token_id"] = tokenizer ? tokenizer->eos_id() : 1;
+  d.text_encoder["pad_token_id"] = tokenizer ? tokenizer->eos_id() : 1;
+  d.text_encoder["architectures"] = json::array({"CLIPTextModel"});
+  d.text_encoder["model_type"] = "clip_text_model";
+  derive(d.text_encoder, "text_encoder.config", "max_position_embeddings", tokenizers::CLIPTokenizer::kMaxLength,
+         problems);
+
+  int64_t latent_channels = 4, levels = 1, hidden = 512;
+  try {
+    latent_channels = d.vae.value("latent_channels", int64_t{4});
+    levels = d.vae.contains("block_out_channels") ? static_cast<int64_t>(d.vae["block_out_channels"].size()) : 1;
+    hidden = d.text_encoder.value("hidden_size", int64_t{512});
+  } catch (const json::exception&) {
+    // Reported by the model configs' own parsers.
+  }
+  const int64_t f = int64_t{1} << std::max<int64_t>(levels - 1, 0);
+  if (c.dataset.resolution > 0 && c.dataset.resolution % f != 0)
+    problems.push_back("dataset.resolution " + std::to_string(c.dataset.resolution) +
+                       " is not a multiple of the VAE's downscale factor " + std::to_string(f));
+  derive(d.unet, "unet.config", "in_channels", latent_channels, problems);
+  derive(d.unet, "unet.config", "out_channels", latent_channels, problems);
+  derive(d.unet, "unet.config", "sample_size", c.dataset.resolution / f, problems);
+  derive(d.unet, "unet.config", "cross_attention_dim", hidden, problems);
+  d.unet["_class_name"] = "UNet2DConditionModel";
+  d.unet["_diffusers_version"] = kDiffusersVersion;
+
+  // The SD 1.x training schedule unless the config says otherwise.
+  json s = {{"num_train_timesteps", 1000}, {"beta_start", 0.00085}, {"beta_end", 0.012},
+            {"beta_schedule", "scaled_linear"}, {"prediction_type", "epsilon"}, {"timestep_spacing", "leading"},
+            {"steps_offset", 1}};
+  for (const auto& [k, v] : c.scheduler_config.items()) s[k] = v;
+  s["_class_name"] = "EulerDiscreteScheduler";
+  s["_diffusers_version"] = kDiffusersVersion;
+  d.scheduler = s;
+  return d;
+}
+
+// ---- datasets -----------------------------------------------------------------------------
+
+// The first n samples of another dataset.
+class FirstN : public data::Dataset {
+public:
+  FirstN(std::shared_ptr<const data::Dataset> base, size_t n) : base_(std::move(base)), n_(n) {}
+  std::string name() const override { return base_->name(); }
+  size_t size() const override { return n_; }
+  data::Sample get(size_t index) const override {
+    if (index >= n_) throw UsageError("sample " + std::to_string(index) + " is past the dataset's " + std::to_string(n_));
+    return base_->get(index);
+  }
+  bool flip_allowed(const data::Sample& s) const override { return base_->flip_allowed(s); }
+
+private:
+  std::shared_ptr<const data::Dataset> base_;
+  size_t n_;
+};
+
+std::shared_ptr<const data::Dataset> open_dataset(const LDMRecipeConfig& c) {
+  data::DatasetSpec spec;
+  spec.name = c.dataset.name;
+  spec.resolution = static_cast<int>(c.dataset.resolution);
+  spec.split = data::parse_split(c.dataset.split);
+  spec.seed = c.seed;
+  spec.path = c.dataset.path;
+  if (c.dataset.name == "shapes") spec.size = static_cast<size_t>(c.dataset.size);
+  auto ds = data::make_dataset(spec);
+  if (c.dataset.name != "shapes" && c.dataset.size > 0 && static_cast<size_t>(c.dataset.size) < ds->size())
+    ds = std::make_shared<FirstN>(ds, static_cast<size_t>(c.dataset.size));
+  if (ds->size() == 0) throw UsageError("dataset " + c.dataset.name + " has no samples in the requested split");
+  return ds;
+}
+
+// ---- stages -------------------------------------------------------------------------------
+
+// Named parameters and buffers, as saved in a component's weights file.
+NamedTensors state_of(torch::nn::Module& m) {
+  NamedTensors out = named(m.named_parameters(true));
+  for (const auto& b : m.named_buffers(true)) out.emplace_back(b.key(), b.value());
+  return out;
+}
+
+void write_json(const fs::path& path, const json& j) {
+  fs::create_directories(path.parent_path());
+  write_file_atomic(path.string(), j.dump(2) + "\n");
+}
+
+// Loads the latest checkpoint of an unfinished stage, when allowed.
+void continue_stage(Trainer& trainer, const std::string& stage, bool resume) {
+  if (trainer.latest_checkpoint().empty()) return;
+  if (!resume)
+    throw UsageError("stage " + stage + " has checkpoints in " + trainer.latest_checkpoint() +
+                     "; pass --resume to continue it or choose another --out");
+  trainer.resume();
+}
+
+// The EMA weights into the model (they are what gets exported).
+void apply_ema(Trainer& trainer, torch::nn::Module& model) {
+  if (!trainer.ema()) return;
+  torch::NoGradGuard no_grad;
+  const NamedTensors params = named(model.named_parameters(true));
+  const NamedTensors& ema = trainer.ema()->weights();
+  for (size_t i = 0; i < params.size(); ++i) params[i].second.copy_(ema[i].second);
+}
+
+// Stage 1.
+void train_tokenizer(const LDMRecipeConfig& c, const data::Dataset& ds, const fs::path& folder) {
+  std::vector<std::string> captions;
+  captions.reserve(ds.size());
+  for (size_t i = 0; i < ds.size(); ++i) captions.push_back(ds.get(i).caption);
+  const auto vocab = tokenizers::train_bpe(captions, {.vocab_size = c.vocab_size});
+  tokenizers::save_tokenizer_folder(vocab, folder.string());
+  log_info("tokenizer: " + std::to_string(vocab.tokens.size()) + " tokens from " + std::to_string(captions.size()) +
+           " captions -> " + folder.string());
+}
+
+// Stage 2. Returns false when interrupted.
+bool train_vae(const LDMRecipeConfig& c, const DerivedConfigs& d, std::shared_ptr<const data::Dataset> ds,
+               const fs::path& out, const LDMRecipeOptions& o) {
+  torch::manual_seed(c.seed);
+  models::AutoencoderKL vae(models::AutoencoderKLConfig::from_json(d.vae, "vae.config"));
+  Trainer trainer(*vae, c.vae_train, (out / "vae").string());
+  trainer.extra_state = {{"stage", "vae"}, {"config", d.vae}};
+  continue_stage(trainer, "vae", o.resume);
+
+  data::LoaderOptions lo;
+  lo.batch_size = c.vae_batch_size;
+  lo.resolution = c.dataset.resolution;
+  lo.seed = c.seed;
+  lo.hflip = true;  // reconstruction does not care about captions
+  data::DataLoader loader(ds, lo);
+  const int64_t accum = c.vae_train.grad_accum;
+  const double kl_weight = c.kl_weight;
+  const auto outcome = trainer.run([&](int64_t step, int64_t micro, Rng& rng) {
+    const at::Tensor x = loader.batch(step * accum + micro).images;
+    const models::LatentDistribution q = vae->encode(x);
+    const at::Tensor z = q.sample(rng.randn(q.mean.sizes()));
+    const at::Tensor kl = 0.5 * (q.mean.pow(2) + q.logvar.exp() - 1.0 - q.logvar).mean();
+    return torch::mse_loss(vae->decode(z), x) + kl_weight * kl;
+  });
+  if (outcome == Trainer::Outcome::Interrupted) return false;
+  apply_ema(trainer, *vae);
+  vae->eval();
+
+  // Latents of the whole set, unflipped, in index order.
+  torch::NoGradGuard no_grad;
+  const auto n = static_cast<int64_t>(ds->size());
+  data::LoaderOptions eo = lo;
+  eo.shuffle = false;
+  eo.hflip = false;
+  eo.prefetch = 1;
+  data::DataLoader ordered(ds, eo);
+  std::vector<at::Tensor> means, logvars;
+  std::vector<std::string> captions;
+  for (int64_t step = 0, have = 0; have < n; ++step) {
+    data::Batch b = ordered.batch(step);
+    const int64_t take = std::min<int64_t>(b.images.size(0), n - have);
+    const models::LatentDistribution q = vae->encode(b.images.narrow(0, 0, take));
+    means.push_back(q.mean);
+    logvars.push_back(q.logvar);
+    for (int64_t i = 0; i < take; ++i) captions.push_back(b.captions[static_cast<size_t>(i)]);
+    have += take;
+  }
+  const at::Tensor mean = at::cat(means), logvar = at::cat(logvars);
+  // Variance of posterior samples over the set: var(mean) + E[var].
+  const double var = mean.var(/*unbiased=*/false).item<double>() + logvar.exp().mean().item<double>();
+  const double scaling_factor = 1.0 / std::sqrt(std::max(var, 1e-12));
+
+  json vae_config = d.vae;
+  vae_config["scaling_factor"] = scaling_factor;
+  const fs::path vae_dir = out / "model" / "vae";
+  fs::create_directories(vae_dir);
+  io::save_safetensors((vae_dir / "diffusion_pytorch_model.safetensors").string(), state_of(*vae),
+                       {{"format", "pt"}});
+  write_json(vae_dir / "config.json", vae_config);
+  write_json(out / "latents.json", {{"captions", captions}, {"scaling_factor", scaling_factor},
+                                    {"resolution", c.dataset.resolution}, {"flipped", false}});
+  io::save_safetensors((out / "latents.safetensors").string(), {{"mean", mean}, {"logvar", logvar}},
+                       {{"format", "pt"}});
+  log_info("vae: " + std::to_string(n) + " latents " + std::to_string(mean.size(1)) + "x" +
+           std::to_string(mean.size(2)) + "x" + std::to_string(mean.size(3)) +
+           ", scaling_factor " + std::to_string(scaling_factor));
+  return true;
+}
+
+// The two modules trained together by one optimiser; checkpoint keys "unet.*", "text_encoder.*".
+struct LDMModelsImpl : torch::nn::Module {
+  LDMModelsImpl(models::UNet2DConditionModel u, models::CLIPTextModel t) {
+    unet = register_module("unet", std::move(u));
+    text_encoder = register_module("text_encoder", std::move(t));
+  }
+  models::UNet2DConditionModel unet{nullptr};
+  models::CLIPTextModel text_encoder{nullptr};
+};
+TORCH_MODULE(LDMModels);
+
+// Stage 3. Returns false when interrupted.
+bool train_diffusion(const LDMRecipeConfig& c, const DerivedConfigs& d, const tokenizers::CLIPTokenizer& tokenizer,
+                     const fs::path& out, const LDMRecipeOptions& o) {
+  const auto reader = io::open_weights((out / "latents.safetensors").string());
+  const at::Tensor mean = reader->load("mean", at::kFloat), logvar = reader->load("logvar", at::kFloat);
+  const json info = json::parse(read_text_file((out / "latents.json").string(), size_t{1} << 30));
+  const auto captions = info.at("captions").get<std::vector<std::string>>();
+  const double scaling_factor = info.at("scaling_factor").get<double>();
+  const auto n = mean.size(0);
+  if (static_cast<int64_t>(captions.size()) != n)
+    throw LoadError((out / "latents.json").string(), "caption count differs from the latents'");
+
+  // Token ids once: [N, 77] and the empty caption's [77].
+  const auto ids_of = [&](const std::string& text) {
+    return at::tensor(tokenizer.encode_padded(text, tokenizer.eos_id()), at::kLong);
+  };
+  std::vector<at::Tensor> rows;
+  for (const auto& caption : captions) rows.push_back(ids_of(caption));
+  const at::Tensor ids = at::stack(rows), empty_ids = ids_of("");
+
+  torch::manual_seed(c.seed + 1);
+  models::CLIPTextModel te(models::CLIPTextConfig::from_json(d.text_encoder, "text_encoder.config"));
+  models::UNet2DConditionModel unet(models::UNet2DConditionConfig::from_json(d.unet, "unet.config"));
+  LDMModels both(unet, te);
+  Trainer trainer(*both, c.diffusion_train, (out / "diffusion").string());
+  trainer.extra_state = {{"stage", "diffusion"}, {"unet", d.unet}, {"text_encoder", d.text_encoder}};
+  continue_stage(trainer, "diffusion", o.resume);
+
+  const auto schedule = schedulers::NoiseScheduleConfig::from_json(d.scheduler);
+  const at::Tensor acp = schedulers::alphas_cumprod(schedule);
+  const int64_t T = schedule.num_train_timesteps, B = c.diffusion_batch_size;
+  const double dropout = c.caption_dropout;
+  const auto outcome = trainer.run([&](int64_t, int64_t, Rng& rng) {
+    std::vector<int64_t> index(static_cast<size_t>(B)), t(static_cast<size_t>(B));
+    for (auto& i : index) i = rng.randint(0, n);
+    for (auto& s : t) s = rng.randint(0, T);
+    const at::Tensor drop = rng.rand({B}) < dropout;
+    const at::Tensor idx = at::tensor(index, at::kLong), ts = at::tensor(t, at::kLong);
+    const at::Tensor m = mean.index_select(0, idx), lv = logvar.index_select(0, idx);
+    const at::Tensor x0 = (m + (0.5 * lv).exp() * rng.randn(m.sizes())) * scaling_factor;
+    const at::Tensor eps = rng.randn(m.sizes());
+    const at::Tensor a = acp.index_select(0, ts).view({B, 1, 1, 1});
+    const at::Tensor xt = a.sqrt() * x0 + (1 - a).sqrt() * eps;
+    const at::Tensor batch_ids = at::where(drop.unsqueeze(1), empty_ids.unsqueeze(0), ids.index_select(0, idx));
+    const at::Tensor context = models::sd_prompt_embeds(both->text_encoder, batch_ids, 0);  // [B, 77, C]
+    return torch::mse_loss(both->unet->forward(xt, ts.to(at::kFloat), context), eps);
+  });
+  if (outcome == Trainer::Outcome::Interrupted) return false;
+  apply_ema(trainer, *both);
+  both->eval();
+
+  const fs::path model = out / "model";
+  fs::create_directories(model / "text_encoder");
+  fs::create_directories(model / "unet");
+  io::save_safetensors((model / "text_encoder" / "model.safetensors").string(), state_of(*both->text_encoder),
+                       {{"format", "pt"}});
+  write_json(model / "text_encoder" / "config.json", d.text_encoder);
+  io::save_safetensors((model / "unet" / "diffusion_pytorch_model.safetensors").string(), state_of(*both->unet),
+                       {{"format", "pt"}});
+  write_json(model / "unet" / "config.json", d.unet);  // the stage's final output
+  return true;
+}
+
+// Stage 4.
+void export_pipeline(const DerivedConfigs& d, const fs::path& model) {
+  write_json(model / "scheduler" / "scheduler_config.json", d.scheduler);
+  write_json(model / "model_index.json",
+             {{"_class_name", "StableDiffusionPipeline"},
+              {"_diffusers_version", kDiffusersVersion},
+              {"feature_extractor", json::array({nullptr, nullptr})},
+              {"requires_safety_checker", false},
+              {"safety_checker", json::array({nullptr, nullptr})},
+              {"scheduler", json::array({"diffusers", "EulerDiscreteScheduler"})},
+              {"text_encoder", json::array({"transformers", "CLIPTextModel"})},
+              {"tokenizer", json::array({"transformers", "CLIPTokenizer"})},
+              {"unet", json::array({"diffusers", "UNet2DConditionModel"})},
+              {"vae", json::array({"diffusers", "AutoencoderKL"})}});
+}
+
+}  // namespace
+
+LDMRecipeConfig LDMRecipeConfig::from_json(const json& j, const std::string& source) {
+  LDMRecipeConfig c;
+  std::vector<std::string> problems;
+  if (!check_keys(j, "config", {"dataset", "tokenizer", "vae", "unet", "text_encoder", "diffusion"}, {"seed"},
+                  problems))
+    throw UsageError(source + ": the recipe config must be a JSON object");
+  read(j, "config", "seed", c.seed, problems);
+  const auto section = [&](const char* key) { return j.contains(key) ? j.at(key) : json::object(); };
+
+  const json ds = section("dataset");
+  if (check_keys(ds, "dataset", {"name", "resolution"}, {"split", "size", "path"}, problems)) {
+    read(ds, "dataset", "name", c.dataset.name, problems);
+    read(ds, "dataset", "resolution", c.dataset.resolution, problems);
+    read(ds, "dataset", "split", c.dataset.split, problems);
+    read(ds, "dataset", "size", c.dataset.size, problems);
+    read(ds, "dataset", "path", c.dataset.path, problems);
+    if (j.contains("dataset") && c.dataset.resolution < 8) problems.push_back("dataset.resolution must be >= 8");
+    if (c.dataset.size < 0) problems.push_back("dataset.size must be >= 0");
+    try {
+      data::parse_split(c.dataset.split);
+    } catch (const Error& e) {
+      problems.push_back(std::string("dataset.split: ") + e.what());
+    }
+  }
+  const json tok = section("tokenizer");
+  if (check_keys(tok, "tokenizer", {"vocab_size"}, {}, problems)) {
+    read(tok, "tokenizer", "vocab_size", c.vocab_size, problems);
+    if (tok.contains("vocab_size") && c.vocab_size < 514) problems.push_back("tokenizer.vocab_size must be >= 514");
+  }
+
+  const auto train_config = [&](const json& s, const std::string& path, uint64_t seed_offset, TrainConfig& out) {
+    if (!s.contains("train")) return;
+    json t = s.at("train");
+    if (t.is_object() && !t.contains("seed")) t["seed"] = c.seed + seed_offset;
+    try {
+      out = TrainConfig::from_json(t, path + ".train");
+    } catch (const Error& e) {
+      problems.push_back(e.what());
+    }
+  };
+  const json vae = section("vae");
+  if (check_keys(vae, "vae", {"config", "kl_weight", "batch_size", "train"}, {}, problems)) {
+    read(vae, "vae", "config", c.vae_config, problems);
+    read(vae, "vae", "kl_weight", c.kl_weight, problems);
+    read(vae, "vae", "batch_size", c.vae_batch_size, problems);
+    if (vae.contains("kl_weight") && !(c.kl_weight >= 0)) problems.push_back("vae.kl_weight must be >= 0");
+    if (vae.contains("batch_size") && c.vae_batch_size < 1) problems.push_back("vae.batch_size must be >= 1");
+    train_config(vae, "vae", 0, c.vae_train);
+  }
+  const json unet = section("unet");
+  if (check_keys(unet, "unet", {"config"}, {}, problems)) read(unet, "unet", "config", c.unet_config, problems);
+  const json te = section("text_encoder");
+  if (check_keys(te, "text_encoder", {"config"}, {}, problems))
+    read(te, "text_encoder", "config", c.text_encoder_config, problems);
+  const json diff = section("diffusion");
+  if (check_keys(diff, "diffusion", {"batch_size", "caption_dropout", "train"}, {"scheduler"}, problems)) {
+    read(diff, "diffusion", "batch_size", c.diffusion_batch_size, problems);
+    read(diff, "diffusion", "caption_dropout", c.caption_dropout, problems);
+    read(diff, "diffusion", "scheduler", c.scheduler_config, problems);
+    if (diff.contains("batch_size") && c.diffusion_batch_size < 1)
+      problems.push_back("diffusion.batch_size must be >= 1");
+    if (!(c.caption_dropout >= 0 && c.caption_dropout < 1)) problems.push_back("diffusion.caption_dropout must be in [0, 1)");
+    train_config(diff, "diffusion", 1, c.diffusion_train);
+  }
+  for (auto* cfg : {&c.vae_config, &c.unet_config, &c.text_encoder_config, &c.scheduler_config})
+    if (cfg->is_null()) *cfg = json::object();
+
+  // The model configs as the recipe will build them.
+  const bool models_ok = c.vae_config.is_object() && c.unet_config.is_object() && c.text_encoder_config.is_object() &&
+                         c.scheduler_config.is_object();
+  if (!models_ok) problems.push_back("vae.config, unet.config, text_encoder.config and diffusion.scheduler must be objects");
+  if (models_ok) {
+    const DerivedConfigs d = derive_configs(c, nullptr, problems);
+    const auto check = [&](const char* what, const auto& parse) {
+      try {
+        parse();
+      } catch (const Error& e) {
+        problems.push_back(std::string(what) + ": " + e.what());
+      }
+    };
+    check("vae.config", [&] { models::AutoencoderKLConfig::from_json(d.vae, "vae.config").validate(); });
+    check("unet.config", [&] { models::UNet2DConditionConfig::from_json(d.unet, "unet.config").validate(); });
+    check("text_encoder.config", [&] {
+      for (const auto& p : models::CLIPTextConfig::from_json(d.text_encoder, "text_encoder.config").validate())
+        problems.push_back("text_encoder.config: " + p);
+    });
+    check("diffusion.scheduler", [&] {
+      const auto s = schedulers::NoiseScheduleConfig::from_json(d.scheduler);
+      if (s.prediction_type != "epsilon") problems.push_back("diffusion.scheduler.prediction_type must be epsilon");
+    });
+  }
+
+  if (!problems.empty()) {
+    std::string all;
+    for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
+    throw UsageError(source + ": " + std::to_string(problems.size()) + " problem(s): " + all);
+  }
+  return c;
+}
+
+LDMRecipeConfig LDMRecipeConfig::from_file(const std::string& path) {
+  if (!file_exists(path)) throw LoadError(path, "no such recipe config file");
+  json j;
+  try {
+    j = json::parse(read_text_file(path, size_t{16} << 20));
+  } catch (const json::exception& e) {
+    throw LoadError(path, std::string("not valid JSON: ") + e.what());
+  }
+  return from_json(j, path);
+}
+
+LDMRecipeResult run_ldm_recipe(const LDMRecipeConfig& config, const LDMRecipeOptions& options) {
+  if (options.out_dir.empty()) throw UsageError("run_ldm_recipe: no output folder");
+  const fs::path out = options.out_dir;
+  const fs::path model = out / "model";
+  fs::create_directories(model);
+  write_json(out / "recipe.json", {{"recipe", "ldm"}, {"seed", config.seed}});
+  LDMRecipeResult result;
+  result.model_dir = model.string();
+  const auto done = [&](const char* stage, bool finished) {
+    (finished ? result.skipped : result.ran).push_back(stage);
+    if (finished) log_info(std::string("stage ") + stage + ": finished before, skipped");
+  };
+  std::shared_ptr<const data::Dataset> dataset;
+  const auto ds = [&] { return dataset ? dataset : (dataset = open_dataset(config)); };
+
+  // 1 tokenizer
+  const fs::path tok_dir = model / "tokenizer";
+  const bool have_tokenizer = fs::exists(tok_dir / "vocab.json") && fs::exists(tok_dir / "merges.txt");
+  done("tokenizer", have_tokenizer);
+  if (!have_tokenizer) train_tokenizer(config, *ds(), tok_dir);
+  const auto tokenizer = tokenizers::CLIPTokenizer::load(tok_dir.string());
+  std::vector<std::string> problems;
+  const DerivedConfigs d = derive_configs(config, &tokenizer, problems);
+  if (!problems.empty()) throw UsageError(problems.front());
+
+  // 2 vae (+ latents)
+  const bool have_latents = fs::exists(out / "latents.safetensors") && fs::exists(model / "vae" / "config.json");
+  done("vae", have_latents);
+  if (!have_latents && !train_vae(config, d, ds(), out, options)) {
+    result.interrupted = true;
+    return result;
+  }
+
+  // 3 diffusion (unet + text encoder)
+  const bool have_diffusion = fs::exists(model / "unet" / "config.json") && fs::exists(model / "text_encoder" / "config.json");
+  done("diffusion", have_diffusion);
+  if (!have_diffusion && !train_diffusion(config, d, tokenizer, out, options)) {
+    result.interrupted = true;
+    return result;
+  }
+
+  // 4 export
+  const bool have_index = fs::exists(model / "model_index.json");
+  done("export", have_index);
+  if (!have_index) export_pipeline(d, model);
+  log_info("model: " + model.string());
+  return result;
+}
+
+}  // namespace genvis::train

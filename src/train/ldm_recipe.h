@@ -1,0 +1,80 @@
+// The latent diffusion training recipe: a tokenizer, a VAE, then a UNet and a CLIP text encoder
+// trained from scratch on one dataset, exported as a diffusers folder that
+// pipelines::load_stable_diffusion reads like any downloaded model.
+//
+//   auto config = genvis::train::LDMRecipeConfig::from_json(json, "ldm.json");  // every bad key at once
+//   genvis::train::run_ldm_recipe(config, {.out_dir = "runs/ldm", .resume = true});
+//   // then: genvis generate --model runs/ldm/model -p "a red circle" --width 32 --height 32
+//
+// Stages (numbered the same in run_ldm_recipe), each skipped when its final output exists:
+//   1 tokenizer  train_bpe on the split's captions            -> <out>/model/tokenizer/
+//   2 vae        AutoencoderKL, loss = mse(decode(z), x) + kl_weight * KL(q(z|x) || N(0, I)), z
+//                sampled with the step Rng; KL is averaged per latent element (so kl_weight does not
+//                depend on the resolution). Training batches use horizontal flips where the dataset
+//                allows them. Then every training sample is encoded once, unflipped, at the dataset
+//                resolution: <out>/latents.safetensors holds the posterior "mean" and "logvar"
+//                [N, C, h, w] (latents.json: captions, scaling_factor). scaling_factor = 1 / std of
+//                posterior samples over the set (exact: sqrt(var(mean) + E[exp(logvar)])), written
+//                into <out>/model/vae/config.json.    Trainer folder <out>/vae/.
+//   3 diffusion  UNet + text encoder trained JOINTLY by one optimiser (a text encoder trained from
+//                scratch has no meaning until the UNet asks something of it; freezing a random one
+//                would waste its capacity). Per step and sample: index uniform over the set (with
+//                replacement, from the step Rng), x0 = (mean + std * n) * scaling_factor, caption
+//                replaced by "" with probability caption_dropout (classifier-free guidance), t
+//                uniform in [0, T), x_t = sqrt(acp_t) x0 + sqrt(1 - acp_t) eps,
+//                loss = mse(unet(x_t, t, last_hidden_state(encode_padded(caption, eos))), eps):
+//                the conditioning the pipeline computes with clip_skip 0.   Trainer folder <out>/diffusion/.
+//                EMA weights (ema_decay > 0) are the ones exported.
+//   4 export     <out>/model/{unet,text_encoder}/, scheduler/scheduler_config.json (the training
+//                schedule, EulerDiscreteScheduler) and model_index.json (StableDiffusionPipeline).
+//
+// Config keys the recipe sets itself (any value given must agree): vae in/out_channels 3,
+// sample_size = resolution; unet in/out_channels = latent_channels, sample_size = resolution / f,
+// cross_attention_dim = text hidden_size; text_encoder vocab_size, bos/eos/pad ids from the
+// tokenizer, architectures ["CLIPTextModel"].
+#pragma once
+#include "train/trainer.h"
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace genvis::train {
+
+struct LDMRecipeConfig {
+  struct Dataset {
+    std::string name;
+    int64_t resolution = 0;
+    std::string split = "train";
+    int64_t size = 0;  // shapes: number of scenes (0 = dataset default); others: first `size` samples (0 = all)
+    std::string path;  // folder datasets
+  } dataset;
+  int64_t vocab_size = 0;
+  nlohmann::json vae_config, unet_config, text_encoder_config, scheduler_config;  // diffusers/transformers keys
+  double kl_weight = 1e-4;
+  int64_t vae_batch_size = 0, diffusion_batch_size = 0;
+  double caption_dropout = 0.1;
+  TrainConfig vae_train, diffusion_train;
+  uint64_t seed = 0;
+
+  // Every unknown key, missing key and invalid value (including those of the model configs and
+  // the two TrainConfigs) in one UsageError naming `source`.
+  static LDMRecipeConfig from_json(const nlohmann::json& json, const std::string& source = "recipe config");
+  static LDMRecipeConfig from_file(const std::string& path);
+};
+
+struct LDMRecipeOptions {
+  std::string out_dir;
+  // Continue an unfinished stage from its latest checkpoint. Without it an unfinished stage that
+  // has checkpoints is a UsageError (nothing is overwritten). Finished stages are always skipped.
+  bool resume = false;
+};
+
+struct LDMRecipeResult {
+  std::string model_dir;                 // <out>/model
+  std::vector<std::string> ran, skipped;  // stage names
+  bool interrupted = false;               // SIGINT/SIGTERM: a checkpoint was written, rerun with resume
+};
+
+LDMRecipeResult run_ldm_recipe(const LDMRecipeConfig& config, const LDMRecipeOptions& options);
+
+}  // namespace genvis::train
