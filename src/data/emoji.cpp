@@ -1,5 +1,7 @@
 #include "data/emoji.h"
 
+#include "io/utf8.h"
+
 #include "core/error.h"
 
 #include <ft2build.h>
@@ -42,24 +44,6 @@ std::string trim(const std::string& s) {
   if (b == std::string::npos) return "";
   size_t e = s.find_last_not_of(" \t\r\n");
   return s.substr(b, e - b + 1);
-}
-
-void append_utf8(std::string& out, char32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -198,7 +182,7 @@ std::vector<EmojiEntry> parse_emoji_test(const std::string& path) {
       }
       if (used != hex.size() || cp > 0x10FFFF) throw bad("bad code point '" + hex + "'");
       e.codepoints.push_back(static_cast<char32_t>(cp));
-      append_utf8(e.emoji, static_cast<char32_t>(cp));
+      io::utf8::append(e.emoji, static_cast<char32_t>(cp));
     }
     if (e.codepoints.empty()) throw bad("no code points");
     // The comment repeats the sequence, then the version, then the name.

@@ -19,7 +19,7 @@ ModelSource sdxl_source() {
   source.text_encoder_2 = f + "/clip_g";
   source.unet = f + "/unet_sdxl";
   source.vae = f + "/vae";
-  source.vocab = test::shared_dir() + "/data/bpe_simple_vocab_16e6.txt.gz";
+  source.vocab = test::clip_vocab();
   return source;
 }
 

@@ -4,19 +4,12 @@
 #include "pipelines/stable_diffusion.h"
 #include "schedulers/registry.h"
 #include "support/test_support.h"
+#include "support/tiny_models.h"
 
 namespace genvis::pipelines {
 namespace {
 
-StableDiffusion tiny_model() {
-  ModelSource source;
-  const std::string f = test::fixtures_dir();
-  source.text_encoder = f + "/clip_l";
-  source.unet = f + "/unet_sd1";
-  source.vae = f + "/vae";
-  source.vocab = test::shared_dir() + "/data/bpe_simple_vocab_16e6.txt.gz";
-  return load_stable_diffusion(source);
-}
+StableDiffusion tiny_model() { return test::tiny_sd1_model(); }
 
 GenerateOptions small(const std::string& sampler) {
   GenerateOptions o;

@@ -5,21 +5,14 @@
 #include "pipelines/stable_diffusion.h"
 #include "schedulers/schedule.h"
 #include "support/test_support.h"
+#include "support/tiny_models.h"
 
 #include <torch/torch.h>
 
 namespace genvis::pipelines {
 namespace {
 
-StableDiffusion tiny_model() {
-  ModelSource source;
-  const std::string f = test::fixtures_dir();
-  source.text_encoder = f + "/clip_l";
-  source.unet = f + "/unet_sd1";
-  source.vae = f + "/vae";
-  source.vocab = test::shared_dir() + "/data/bpe_simple_vocab_16e6.txt.gz";
-  return load_stable_diffusion(source);
-}
+StableDiffusion tiny_model() { return test::tiny_sd1_model(); }
 
 // 32x24 pixels -> 4x3 latents. The image is smooth so its latents are well defined.
 GenerateOptions inpaint_options() {

@@ -66,4 +66,6 @@ CommandResult run_command(const std::string& command_line) {
   return r;
 }
 
+std::string clip_vocab() { return shared_dir() + "/data/bpe_simple_vocab_16e6.txt.gz"; }
+
 }  // namespace genvis::test

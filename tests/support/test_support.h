@@ -33,6 +33,8 @@ CommandResult run_command(const std::string& command_line);
 std::string shell_quote(const std::string& s);
 
 void write_bytes(const std::string& path, const std::string& bytes);
+// The CLIP vocabulary in ../shared/data.
+std::string clip_vocab();
 std::string read_bytes(const std::string& path);
 
 }  // namespace genvis::test
