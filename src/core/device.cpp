@@ -65,6 +65,7 @@ ComputePolicy resolve_policy(std::string_view device_text, std::string_view dtyp
   } else {
     policy.dtype = c10::kFloat;
   }
+  if (policy.device.is_cuda()) compat::set_cuda_tf32(policy.dtype != c10::kFloat);
   return policy;
 }
 

@@ -1,5 +1,6 @@
-// CPU thread count for libtorch's intra-op pool. 0 = automatic (physical cores reported by
-// libtorch, overridable with OMP_NUM_THREADS as usual).
+// CPU thread count for libtorch's intra-op pool. 0 = automatic: the physical cores of the CPUs
+// this process may use (libtorch's count, or sysfs's where that is larger: some VMs make libtorch
+// see 1 core for 2), overridable with OMP_NUM_THREADS as usual.
 #pragma once
 
 namespace genvis {

@@ -64,4 +64,14 @@ bool cuda_supports_bf16(int index) {
   return at::detail::getCUDAHooks().supportsBFloat16ConvolutionWithCuDNNv8();
 }
 
+void set_cuda_tf32(bool allowed) {
+  auto& ctx = at::globalContext();
+  ctx.setAllowTF32CuDNN(allowed);
+#if GENVIS_TORCH_AT_LEAST(1, 12)
+  ctx.setFloat32MatmulPrecision(allowed ? "high" : "highest");
+#else
+  ctx.setAllowTF32CuBLAS(allowed);
+#endif
+}
+
 }  // namespace genvis::compat

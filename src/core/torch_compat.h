@@ -63,4 +63,9 @@ int cuda_device_count();
 // Whether bfloat16 matmuls are natively fast on this CUDA device (compute capability >= 8).
 bool cuda_supports_bf16(int index);
 
+// TF32 in CUDA matmuls and cuDNN convolutions on (true) or off (false: float32 means float32).
+// libtorch enables TF32 for cuDNN convolutions by default, which moves float32 results by ~1e-3
+// relative; genvis turns it off whenever float32 is asked for on a CUDA device.
+void set_cuda_tf32(bool allowed);
+
 }  // namespace genvis::compat

@@ -1,7 +1,11 @@
-// Scaled dot-product attention and the diffusers `Attention` module (to_q/to_k/to_v/to_out.0).
+// Scaled dot-product attention, a fast linear, and the diffusers `Attention` module
+// (to_q/to_k/to_v/to_out.0).
 //
 //   genvis::nn::Attention attn({.query_dim = 320, .cross_attention_dim = 768, .heads = 8, .dim_head = 40});
 //   at::Tensor y = attn(x /*[B,N,320]*/, context /*[B,T,768]*/);   // [B,N,320]
+//
+// On the CPU the score matrix is computed a block of queries at a time, so the [B*H,N,T] tensor
+// never exists whole (at 512x512, SD1.5's first self-attention would need 1 GiB in f32).
 #pragma once
 #include <optional>
 #include <torch/nn/module.h>
@@ -11,8 +15,21 @@
 
 namespace genvis::nn {
 
-// q [B,H,N,D], k/v [B,H,T,D] -> [B,H,N,D]; softmax(q k^T * scale) v, scale default 1/sqrt(D).
-// Uses at::scaled_dot_product_attention where libtorch has it (2.x), else the explicit form.
+// x [...,K] weight [N,K] bias [N] or undefined -> [...,N], as torch::nn::functional::linear.
+// Pitfall: a Debian libtorch 1.13 does f32 matmuls in the system BLAS, by default the netlib
+// reference one (~2 GFLOP/s); f32 on the CPU therefore runs through oneDNN (a 1x1 convolution on
+// channels-last views: no copies) when libtorch has oneDNN and not MKL. Other dtypes and
+// devices, and anything that needs gradients, use at::linear.
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {});
+at::Tensor linear(const at::Tensor& x, const torch::nn::Linear& layer);
+
+// softmax(q k^T * scale) v per head on the projections' own layout: q [B,N,H*D], k/v [B,T,H*D]
+// -> [B,N,H*D]; scale default 1/sqrt(D). libtorch 2.x: at::scaled_dot_product_attention; else
+// blocks of queries (scores [B*H,block,T] only), and per-head oneDNN matmuls in f32 on the CPU.
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
+                     std::optional<double> scale = std::nullopt);
+
+// q [B,H,N,D], k/v [B,H,T,D] -> [B,H,N,D]; the same computation on split heads.
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                         std::optional<double> scale = std::nullopt);
 

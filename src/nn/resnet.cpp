@@ -1,5 +1,7 @@
 #include "nn/resnet.h"
 
+#include "nn/group_norm_silu.h"
+
 #include <torch/torch.h>
 
 namespace genvis::nn {
@@ -17,9 +19,9 @@ ResnetBlock2DImpl::ResnetBlock2DImpl(const ResnetBlock2DOptions& o) : options(o)
 }
 
 at::Tensor ResnetBlock2DImpl::forward(const at::Tensor& x, const at::Tensor& temb) {
-  at::Tensor h = conv1(at::silu(norm1(x)));
+  at::Tensor h = conv1(group_norm_silu(norm1, x));
   if (time_emb_proj && temb.defined()) h = h + time_emb_proj(at::silu(temb)).unsqueeze(-1).unsqueeze(-1);
-  h = conv2(at::silu(norm2(h)));
+  h = conv2(group_norm_silu(norm2, h));
   const at::Tensor shortcut = conv_shortcut ? conv_shortcut(x) : x;
   at::Tensor out = shortcut + h;
   if (options.output_scale_factor != 1.0) out = out / options.output_scale_factor;

@@ -3,14 +3,26 @@
 #include <torch/torch.h>
 
 namespace genvis::nn {
+namespace {
+
+// libtorch 1.13's bf16 LayerNorm on the CPU is ~5x slower than converting to f32 and back
+// (docs/performance.md); other dtypes and devices use the module as is.
+at::Tensor layer_norm(torch::nn::LayerNorm norm, const at::Tensor& x) {
+  if (x.scalar_type() != at::kBFloat16 || !x.device().is_cpu()) return norm(x);
+  const auto& o = norm->options;
+  return at::layer_norm(x.to(at::kFloat), o.normalized_shape(), norm->weight.to(at::kFloat), norm->bias.to(at::kFloat), o.eps())
+      .to(x.scalar_type());
+}
+
+}  // namespace
 
 GEGLUImpl::GEGLUImpl(int64_t dim_in, int64_t dim_out) {
   proj = register_module("proj", torch::nn::Linear(dim_in, dim_out * 2));
 }
 
 at::Tensor GEGLUImpl::forward(const at::Tensor& x) {
-  const auto parts = proj(x).chunk(2, -1);
-  return parts[0] * at::gelu(parts[1]);
+  const auto parts = linear(x, proj).chunk(2, -1);
+  return parts[0] * at::gelu(parts[1].contiguous());  // gelu on the strided half is ~3x slower in bf16
 }
 
 FeedForwardImpl::FeedForwardImpl(int64_t dim, int64_t mult) {
@@ -19,7 +31,7 @@ FeedForwardImpl::FeedForwardImpl(int64_t dim, int64_t mult) {
   net = register_module("net", torch::nn::ModuleList(geglu, torch::nn::Dropout(0.0), out));
 }
 
-at::Tensor FeedForwardImpl::forward(const at::Tensor& x) { return out(geglu(x)); }
+at::Tensor FeedForwardImpl::forward(const at::Tensor& x) { return linear(geglu(x), out); }
 
 BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, int64_t heads, int64_t head_dim,
                                                      int64_t cross_attention_dim) {
@@ -35,9 +47,9 @@ BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, int64_t heads,
 
 at::Tensor BasicTransformerBlockImpl::forward(const at::Tensor& x_in, const at::Tensor& encoder_hidden_states) {
   at::Tensor x = x_in;
-  x = x + attn1(norm1(x));
-  x = x + attn2(norm2(x), encoder_hidden_states);
-  x = x + ff(norm3(x));
+  x = x + attn1(layer_norm(norm1, x));
+  x = x + attn2(layer_norm(norm2, x), encoder_hidden_states);
+  x = x + ff(layer_norm(norm3, x));
   return x;
 }
 
@@ -61,10 +73,10 @@ at::Tensor Transformer2DModelImpl::forward(const at::Tensor& hidden_states, cons
   if (proj_in_conv) x = proj_in_conv(x);
   const auto inner = x.size(1);
   x = x.permute({0, 2, 3, 1}).reshape({b, h * w, inner});  // [B,HW,C]
-  if (proj_in_linear) x = proj_in_linear(x);
+  if (proj_in_linear) x = linear(x, proj_in_linear);
   for (auto& block : blocks) x = block(x, encoder_hidden_states);
-  if (proj_out_linear) x = proj_out_linear(x);
-  x = x.reshape({b, h, w, -1}).permute({0, 3, 1, 2}).contiguous();  // [B,C,H,W]
+  if (proj_out_linear) x = linear(x, proj_out_linear);
+  x = x.reshape({b, h, w, -1}).permute({0, 3, 1, 2}).contiguous(hidden_states.suggest_memory_format());  // [B,C,H,W]
   if (proj_out_conv) x = proj_out_conv(x);
   return x + hidden_states;
 }

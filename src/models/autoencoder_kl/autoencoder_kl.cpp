@@ -4,6 +4,7 @@
 #include "core/file.h"
 #include "io/weights.h"
 #include "models/autoencoder_kl/ldm_keys.h"
+#include "nn/group_norm_silu.h"
 #include "nn/state_dict.h"
 
 #include <filesystem>
@@ -170,7 +171,7 @@ at::Tensor VAEEncoderImpl::forward(const at::Tensor& x) {
   at::Tensor h = conv_in(x);
   for (auto& b : blocks) h = b(h);
   h = mid_block(h);
-  return conv_out(at::silu(conv_norm_out(h)));
+  return conv_out(nn::group_norm_silu(conv_norm_out, h));
 }
 
 VAEDecoderImpl::VAEDecoderImpl(const AutoencoderKLConfig& c) {
@@ -193,7 +194,7 @@ VAEDecoderImpl::VAEDecoderImpl(const AutoencoderKLConfig& c) {
 at::Tensor VAEDecoderImpl::forward(const at::Tensor& z) {
   at::Tensor h = mid_block(conv_in(z));
   for (auto& b : blocks) h = b(h);
-  return conv_out(at::silu(conv_norm_out(h)));
+  return conv_out(nn::group_norm_silu(conv_norm_out, h));
 }
 
 AutoencoderKLImpl::AutoencoderKLImpl(const AutoencoderKLConfig& c) : config(c) {

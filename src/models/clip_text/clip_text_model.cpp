@@ -1,6 +1,7 @@
 #include "models/clip_text/clip_text_model.h"
 
 #include "core/error.h"
+#include "nn/attention.h"
 
 #include <algorithm>
 #include <cmath>
@@ -28,12 +29,12 @@ at::Tensor CLIPAttentionImpl::forward(const at::Tensor& x, const at::Tensor& mas
   const int64_t b = x.size(0), s = x.size(1);
   // [B, S, C] -> [B, heads, S, head_dim]
   auto heads = [&](const at::Tensor& t) { return t.view({b, s, num_heads, head_dim}).transpose(1, 2); };
-  const at::Tensor q = heads(q_proj(x) * (1.0 / std::sqrt(static_cast<double>(head_dim))));
-  const at::Tensor k = heads(k_proj(x));
-  const at::Tensor v = heads(v_proj(x));
+  const at::Tensor q = heads(nn::linear(x, q_proj) * (1.0 / std::sqrt(static_cast<double>(head_dim))));
+  const at::Tensor k = heads(nn::linear(x, k_proj));
+  const at::Tensor v = heads(nn::linear(x, v_proj));
   const at::Tensor weights = torch::softmax(torch::matmul(q, k.transpose(-1, -2)) + mask, -1);
   const at::Tensor out = torch::matmul(weights, v).transpose(1, 2).reshape({b, s, num_heads * head_dim});
-  return out_proj(out);
+  return nn::linear(out, out_proj);
 }
 
 CLIPMLPImpl::CLIPMLPImpl(const CLIPTextConfig& c) : quick_gelu(c.hidden_act == "quick_gelu") {
@@ -42,9 +43,9 @@ CLIPMLPImpl::CLIPMLPImpl(const CLIPTextConfig& c) : quick_gelu(c.hidden_act == "
 }
 
 at::Tensor CLIPMLPImpl::forward(const at::Tensor& x) {
-  at::Tensor h = fc1(x);
+  at::Tensor h = nn::linear(x, fc1);
   h = quick_gelu ? h * torch::sigmoid(1.702 * h) : torch::gelu(h);  // gelu: exact erf form
-  return fc2(h);
+  return nn::linear(h, fc2);
 }
 
 CLIPEncoderLayerImpl::CLIPEncoderLayerImpl(const CLIPTextConfig& c) {

@@ -4,6 +4,7 @@
 #include "core/file.h"
 #include "io/weights.h"
 #include "models/unet2d_condition/ldm_keys.h"
+#include "nn/group_norm_silu.h"
 #include "nn/state_dict.h"
 
 #include <filesystem>
@@ -329,7 +330,7 @@ at::Tensor UNet2DConditionModelImpl::forward(const at::Tensor& sample_in, const 
   for (auto& b : up_list) h = b(h, emb, encoder_hidden_states, skips);
 
   // 6. post-process
-  return conv_out(at::silu(conv_norm_out(h)));
+  return conv_out(nn::group_norm_silu(conv_norm_out, h));
 }
 
 UNet2DConditionModel load_unet2d_condition(const std::string& folder, at::ScalarType dtype) {

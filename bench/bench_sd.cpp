@@ -1,0 +1,733 @@
+// Stable Diffusion 1.5 inference benchmark with random weights (no model file needed).
+//
+//   bench_sd [--size 256,512] [--dtype f32,bf16] [--steps 3] [--threads 0] [--only unet|vae|text]
+//            [--device cpu|cuda] [--memory-format auto|nchw|cl] [--profile]
+// Without --device it measures the CPU, and CUDA too when torch::cuda::is_available().
+//
+// Models: SD1.5-architecture UNet (UNet2DConditionConfig defaults, cross_attention_dim 768),
+// AutoencoderKL (128/256/512/512, 2 layers per block) and CLIP ViT-L/14 text encoder. JSON on
+// stdout; "summary" has one row per dtype and image size:
+//   unet_step_s      median seconds of one CFG step = one UNet forward at batch 2 (after a warm-up)
+//   text_encode_s    CLIP-L forward, batch 2, 77 tokens (median)
+//   vae_decode_s     VAE decode, batch 1 (median)
+//   *_cpu_s          CPU seconds of the same run, all threads (on a loaded machine the wall
+//                    time is not the work: compare cpu_s / threads)
+//   *_peak_rss_mb    peak resident memory during that phase (VmHWM, reset before the phase with
+//                    /proc/self/clear_refs), every model of the process included;
+//                    process_peak_rss_mb is ru_maxrss (model construction included)
+//   unet_gflop       UNet FLOPs per step, counted analytically from the config (below)
+//   ratio            unet_step_s / (unet_gflop / bf16 GEMM peak); 1.0 = every FLOP at GEMM peak
+// "gemm" holds the machine's GEMM peak (best of several 2048^3 at::mm / nn::linear; f32 at::mm
+// at 1024^3 only, as it may be the reference BLAS) and "results" every run and profile in full.
+//
+// Each dtype (and the GEMM measurement) runs in its own child process (this binary with --child),
+// so every process peak belongs to one dtype. Models are built directly in the benchmark dtype
+// (default dtype set while constructing), then cast with ->to() (a no-op) - a file-loading
+// pipeline never holds an f32 copy of a bf16 model either.
+//
+// FLOP counting: 2*M*N*K per matmul; convolutions 2*Cout*Cin*k*k*Hout*Wout per sample; linears
+// 2*rows*in*out; attention 4*N*T*inner per sample (QK^T and PV). Norms, activations, softmax,
+// residual adds and upsampling are not counted (memory-bound, <1% of FLOPs). The walk mirrors the
+// module tree; the weights it visits are checked against the built model's parameter count
+// (flop_walk_params == model_matrix_params, every conv and linear weight).
+#include "core/threads.h"
+#include "core/torch_compat.h"
+#include "models/autoencoder_kl/autoencoder_kl.h"
+#include "models/clip_text/clip_text_model.h"
+#include "models/unet2d_condition/unet2d_condition.h"
+#include "nn/attention.h"
+#include "nn/memory_format.h"
+
+#include <ATen/Parallel.h>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <spawn.h>
+#include <sstream>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <thread>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace {
+
+using genvis::models::AutoencoderKLConfig;
+using genvis::models::CLIPTextConfig;
+using genvis::models::UNet2DConditionConfig;
+using json = nlohmann::json;
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+struct Options {
+  std::vector<int64_t> sizes = {256, 512};
+  std::vector<std::string> dtypes = {"f32", "bf16"};
+  int steps = 3;
+  int threads = 0;  // 0: automatic (genvis::set_num_threads)
+  std::string only;  // "", "unet", "vae", "text"
+  std::string device = "cpu";
+  bool device_given = false;
+  std::string memory_format = "auto";  // auto: channels-last on the CPU
+  bool profile = false;
+  std::string child;  // "", "gemm", or a dtype
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+[[noreturn]] void usage(const std::string& why) {
+  std::fprintf(stderr,
+               "bench_sd: %s\nusage: bench_sd [--size 256,512] [--dtype f32,bf16] [--steps N] [--threads N] "
+               "[--only unet|vae|text] [--device cpu|cuda] [--memory-format auto|nchw|cl] [--profile]\n",
+               why.c_str());
+  std::exit(2);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--size") {
+      o.sizes.clear();
+      for (const auto& s : split(value())) o.sizes.push_back(std::stoll(s));
+    } else if (a == "--dtype") o.dtypes = split(value());
+    else if (a == "--steps") o.steps = std::stoi(value());
+    else if (a == "--threads") o.threads = std::stoi(value());
+    else if (a == "--only") o.only = value();
+    else if (a == "--device") o.device = value(), o.device_given = true;
+    else if (a == "--memory-format") o.memory_format = value();
+    else if (a == "--profile") o.profile = true;
+    else if (a == "--child") o.child = value();
+    else usage("unknown argument " + a);
+  }
+  for (const auto& d : o.dtypes)
+    if (d != "f32" && d != "bf16" && d != "f16") usage("unknown dtype " + d);
+  for (const auto s : o.sizes)
+    if (s < 64 || s % 64 != 0) usage("--size must be a multiple of 64");
+  if (!o.only.empty() && o.only != "unet" && o.only != "vae" && o.only != "text") usage("bad --only " + o.only);
+  if (o.device != "cpu" && o.device != "cuda") usage("bad --device " + o.device);
+  if (o.memory_format != "auto" && o.memory_format != "nchw" && o.memory_format != "cl")
+    usage("bad --memory-format " + o.memory_format);
+  if (o.steps < 1) usage("--steps must be >= 1");
+  return o;
+}
+
+at::ScalarType scalar_type(const std::string& d) {
+  return d == "bf16" ? at::kBFloat16 : d == "f16" ? at::kHalf : at::kFloat;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model configurations (SD1.5)
+
+UNet2DConditionConfig unet_config() {
+  UNet2DConditionConfig c;  // defaults are SD1.5 but for the context width
+  c.cross_attention_dim = {768};
+  c.sample_size = 64;
+  return c;
+}
+
+AutoencoderKLConfig vae_config() {
+  AutoencoderKLConfig c;
+  c.block_out_channels = {128, 256, 512, 512};
+  c.down_block_types = std::vector<std::string>(4, "DownEncoderBlock2D");
+  c.up_block_types = std::vector<std::string>(4, "UpDecoderBlock2D");
+  c.layers_per_block = 2;
+  c.sample_size = 512;
+  return c;
+}
+
+CLIPTextConfig clip_config() {
+  CLIPTextConfig c;
+  c.architectures = {"CLIPTextModel"};
+  c.hidden_size = 768;
+  c.intermediate_size = 3072;
+  c.projection_dim = 768;
+  c.num_hidden_layers = 12;
+  c.num_attention_heads = 12;
+  c.hidden_act = "quick_gelu";
+  return c;
+}
+
+constexpr int64_t kTokens = 77;
+
+// ---------------------------------------------------------------------------------------------
+// Analytic FLOP counts
+
+struct Flops {
+  int64_t batch = 1;
+  double conv = 0, linear = 0, attention = 0;
+  double params = 0;  // conv + linear weights visited
+
+  void conv2d(int64_t cin, int64_t cout, int64_t k, int64_t oh, int64_t ow) {
+    conv += 2.0 * batch * cout * cin * k * k * oh * ow;
+    params += static_cast<double>(cout) * cin * k * k;
+  }
+  void dense(int64_t rows, int64_t in, int64_t out) {  // rows counted over the whole batch
+    linear += 2.0 * rows * in * out;
+    params += static_cast<double>(in) * out;
+  }
+  void attend(int64_t n, int64_t t, int64_t inner) { attention += 4.0 * batch * n * t * inner; }
+  double total() const { return conv + linear + attention; }
+  json to_json() const {
+    return {{"gflop", total() / 1e9}, {"conv_gflop", conv / 1e9}, {"linear_gflop", linear / 1e9},
+            {"attention_gflop", attention / 1e9}, {"flop_walk_params", params}};
+  }
+};
+
+// One diffusers Attention: q from n tokens of width `dim`, k/v from t tokens of width kv_dim.
+void attention_flops(Flops& f, int64_t n, int64_t t, int64_t dim, int64_t kv_dim, int64_t inner) {
+  const int64_t b = f.batch;
+  f.dense(b * n, dim, inner);
+  f.dense(b * t, kv_dim, inner);
+  f.dense(b * t, kv_dim, inner);
+  f.attend(n, t, inner);
+  f.dense(b * n, inner, dim);
+}
+
+void resnet_flops(Flops& f, int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t temb) {
+  f.conv2d(cin, cout, 3, h, w);
+  if (temb > 0) f.dense(f.batch, temb, cout);
+  f.conv2d(cout, cout, 3, h, w);
+  if (cin != cout) f.conv2d(cin, cout, 1, h, w);
+}
+
+void transformer_flops(Flops& f, const UNet2DConditionConfig& c, int64_t ch, int64_t layers, int64_t cross, int64_t h,
+                       int64_t w, int64_t tokens) {
+  const int64_t n = h * w, b = f.batch;
+  const auto proj = [&] {
+    if (c.use_linear_projection) f.dense(b * n, ch, ch);
+    else f.conv2d(ch, ch, 1, h, w);
+  };
+  proj();
+  for (int64_t l = 0; l < layers; ++l) {
+    attention_flops(f, n, n, ch, ch, ch);            // attn1
+    attention_flops(f, n, tokens, ch, cross, ch);    // attn2
+    f.dense(b * n, ch, 8 * ch);                      // ff GEGLU proj (2 x 4*ch)
+    f.dense(b * n, 4 * ch, ch);                      // ff out
+  }
+  proj();
+}
+
+Flops unet_flops(const UNet2DConditionConfig& c, int64_t batch, int64_t h, int64_t w, int64_t tokens) {
+  Flops f;
+  f.batch = batch;
+  const auto& ch = c.block_out_channels;
+  const size_t n = ch.size();
+  const auto layers = c.layers_per_block_list();
+  const auto cross = c.cross_attention_dim_list();
+  const auto tlayers = c.transformer_layers_list();
+  const int64_t temb = c.time_embed_dim();
+  f.dense(batch, ch[0], temb);
+  f.dense(batch, temb, temb);
+  f.conv2d(c.in_channels, ch[0], c.conv_in_kernel, h, w);
+
+  struct Skip {
+    int64_t channels, h, w;
+  };
+  std::vector<Skip> skips{{ch[0], h, w}};
+  int64_t out = ch[0];
+  for (size_t i = 0; i < n; ++i) {
+    const bool attn = c.down_block_types[i] == "CrossAttnDownBlock2D";
+    for (int64_t j = 0; j < layers[i]; ++j) {
+      resnet_flops(f, j == 0 ? out : ch[i], ch[i], h, w, temb);
+      if (attn) transformer_flops(f, c, ch[i], tlayers[i], cross[i], h, w, tokens);
+      skips.push_back({ch[i], h, w});
+    }
+    out = ch[i];
+    if (i + 1 < n) {
+      h = (h + 2 * c.downsample_padding - 3) / 2 + 1;
+      w = (w + 2 * c.downsample_padding - 3) / 2 + 1;
+      f.conv2d(out, out, 3, h, w);
+      skips.push_back({out, h, w});
+    }
+  }
+  if (c.mid_block_type) {
+    resnet_flops(f, ch.back(), ch.back(), h, w, temb);
+    transformer_flops(f, c, ch.back(), tlayers.back(), cross.back(), h, w, tokens);
+    resnet_flops(f, ch.back(), ch.back(), h, w, temb);
+  }
+  out = ch.back();
+  for (size_t i = 0; i < n; ++i) {
+    const size_t r = n - 1 - i;
+    const bool attn = c.up_block_types[i] == "CrossAttnUpBlock2D";
+    for (int64_t j = 0; j < layers[r] + 1; ++j) {
+      const Skip s = skips.back();
+      skips.pop_back();
+      resnet_flops(f, (j == 0 ? out : ch[r]) + s.channels, ch[r], h, w, temb);
+      if (attn) transformer_flops(f, c, ch[r], tlayers[r], cross[r], h, w, tokens);
+    }
+    out = ch[r];
+    if (i + 1 < n) {
+      h = skips.back().h, w = skips.back().w;
+      f.conv2d(out, out, 3, h, w);
+    }
+  }
+  f.conv2d(ch[0], c.out_channels, c.conv_out_kernel, h, w);
+  return f;
+}
+
+// post_quant_conv + decoder, batch 1, latent h x w.
+Flops vae_decode_flops(const AutoencoderKLConfig& c, int64_t h, int64_t w) {
+  Flops f;
+  const std::vector<int64_t> rev(c.block_out_channels.rbegin(), c.block_out_channels.rend());
+  if (c.use_post_quant_conv) f.conv2d(c.latent_channels, c.latent_channels, 1, h, w);
+  f.conv2d(c.latent_channels, rev[0], 3, h, w);
+  resnet_flops(f, rev[0], rev[0], h, w, 0);
+  if (c.mid_block_add_attention) attention_flops(f, h * w, h * w, rev[0], rev[0], rev[0]);
+  resnet_flops(f, rev[0], rev[0], h, w, 0);
+  int64_t out = rev[0];
+  for (size_t i = 0; i < rev.size(); ++i) {
+    for (int64_t j = 0; j < c.layers_per_block + 1; ++j) resnet_flops(f, j == 0 ? out : rev[i], rev[i], h, w, 0);
+    out = rev[i];
+    if (i + 1 < rev.size()) {
+      h *= 2, w *= 2;
+      f.conv2d(out, out, 3, h, w);
+    }
+  }
+  f.conv2d(out, c.out_channels, 3, h, w);
+  return f;
+}
+
+Flops clip_flops(const CLIPTextConfig& c, int64_t batch, int64_t tokens) {
+  Flops f;
+  f.batch = batch;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    attention_flops(f, tokens, tokens, c.hidden_size, c.hidden_size, c.hidden_size);
+    f.dense(batch * tokens, c.hidden_size, c.intermediate_size);
+    f.dense(batch * tokens, c.intermediate_size, c.hidden_size);
+  }
+  return f;
+}
+
+double matrix_params(const torch::nn::Module& m, const std::string& skip_prefix = "") {
+  double n = 0;
+  for (const auto& p : m.named_parameters())
+    if (p.value().dim() >= 2 && (skip_prefix.empty() || p.key().rfind(skip_prefix, 0) != 0)) n += p.value().numel();
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurement helpers
+
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+double status_mb(const char* key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(key, 0) == 0) return std::stod(line.substr(std::strlen(key))) / 1024.0;
+  return -1;
+}
+
+// Resets VmHWM (the peak RSS) to the current RSS.
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+// User + system CPU seconds of the whole process (all threads).
+double cpu_s() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+double process_peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024.0;
+}
+
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+struct Device {
+  at::Device device = at::kCPU;
+  void sync() const {
+    if (device.is_cuda()) torch::cuda::synchronize();
+  }
+};
+
+// Median of `runs` timed calls after one warm-up; also the phase's peak RSS.
+// cpu_s: median CPU seconds per run (all threads); on a loaded machine cpu_s / threads is a
+// steadier measure of the work than the wall time.
+struct Timing {
+  double median_s = 0, min_s = 0, cpu_s = 0, peak_rss_mb = 0;
+  std::vector<double> runs, cpu_runs;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+template <typename F>
+Timing time_phase(const Device& dev, int runs, F&& f) {
+  reset_peak_rss();
+  Timing t;
+  f();  // warm-up: oneDNN primitive creation, allocator pools
+  dev.sync();
+  for (int i = 0; i < runs; ++i) {
+    const double t0 = now_s(), c0 = cpu_s();
+    f();
+    dev.sync();
+    t.runs.push_back(now_s() - t0);
+    t.cpu_runs.push_back(cpu_s() - c0);
+  }
+  t.median_s = median(t.runs);
+  t.min_s = *std::min_element(t.runs.begin(), t.runs.end());
+  t.cpu_s = median(t.cpu_runs);
+  t.peak_rss_mb = status_mb("VmHWM:");
+  return t;
+}
+
+json timing_json(const Timing& t) {
+  return {{"median_s", t.median_s}, {"min_s", t.min_s}, {"runs_s", t.runs}, {"cpu_s", t.cpu_s}, {"peak_rss_mb", t.peak_rss_mb}};
+}
+
+// Builds a module with parameters created directly in `dtype`, then casts it (a no-op for
+// the parameters, but also moves it to the device).
+template <typename M, typename Config>
+M build(const Config& config, at::ScalarType dtype, const Device& dev, bool channels_last) {
+  const auto previous = c10::get_default_dtype();
+  c10::set_default_dtype(c10::scalarTypeToTypeMeta(dtype == at::kHalf ? at::kFloat : dtype));
+  M m(config);
+  c10::set_default_dtype(previous);
+  m->to(dtype);
+  m->to(dev.device);
+  m->eval();
+  if (channels_last) genvis::nn::to_channels_last(*m);
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Profile: op-level self/total time from libtorch's legacy profiler (a chrome trace).
+
+template <typename F>
+json profile(F&& f) {
+#if GENVIS_TORCH_AT_LEAST(2, 0)
+  f();
+  return {{"error", "--profile uses the legacy profiler of libtorch 1.x"}};
+#else
+  const std::string path = "/tmp/bench_sd_profile_" + std::to_string(::getpid()) + ".json";
+  {
+    torch::autograd::profiler::RecordProfile guard(path);
+    f();
+  }
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::remove(path.c_str());
+  json events;
+  try {
+    events = json::parse(ss.str());
+  } catch (const json::exception& e) {
+    return {{"error", std::string("cannot parse profiler trace: ") + e.what()}};
+  }
+  // Top-level ops (not inside another op on the same thread) and genvis scopes.
+  struct Ev {
+    std::string name;
+    double ts, dur;
+  };
+  std::map<std::string, std::vector<Ev>> by_thread;
+  for (const auto& e : events) {
+    if (!e.contains("dur")) continue;
+    by_thread[e.value("tid", json(0)).dump()].push_back(
+        {e.value("name", ""), e["ts"].get<double>(), e["dur"].get<double>()});
+  }
+  std::map<std::string, double> top, scope;
+  double total = 0;
+  for (auto& [tid, evs] : by_thread) {
+    std::sort(evs.begin(), evs.end(), [](const Ev& a, const Ev& b) { return a.ts < b.ts || (a.ts == b.ts && a.dur > b.dur); });
+    double end = -1;
+    for (const auto& e : evs) {
+      if (e.name.rfind("genvis::", 0) == 0) scope[e.name] += e.dur / 1e6;
+      if (e.ts >= end) {
+        top[e.name] += e.dur / 1e6;
+        total += e.dur / 1e6;
+        end = e.ts + e.dur;
+      }
+    }
+  }
+  std::vector<std::pair<std::string, double>> sorted(top.begin(), top.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  json ops = json::array();
+  for (const auto& [name, s] : sorted) ops.push_back({{"op", name}, {"s", s}});
+  return {{"top_level_s", total}, {"top_level_ops", ops}, {"scopes_s", scope}};
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child: GEMM peak
+
+template <typename F>
+double best_gflops(double flop, int runs, F&& f) {
+  f();
+  double best = 1e30;
+  for (int i = 0; i < runs; ++i) {
+    const double t0 = now_s();
+    f();
+    best = std::min(best, now_s() - t0);
+  }
+  return flop / best / 1e9;
+}
+
+json run_gemm(const Options& o, const Device& dev) {
+  json r;
+  const auto opts = at::TensorOptions().device(dev.device);
+  {
+    const int64_t n = 2048;
+    const at::Tensor a = at::randn({n, n}, opts).to(at::kBFloat16), b = at::randn({n, n}, opts).to(at::kBFloat16);
+    r["bf16_mm_gflops"] = best_gflops(2.0 * n * n * n, 5, [&] { at::mm(a, b); dev.sync(); });
+    r["bf16_mm_n"] = n;
+  }
+  {
+    // at::mm f32 goes to the BLAS libtorch was linked with (Debian: whatever libblas.so.3 is);
+    // genvis::nn::linear goes through oneDNN on the CPU.
+    const int64_t n = dev.device.is_cuda() ? 2048 : 1024;
+    const at::Tensor a = at::randn({n, n}, opts), b = at::randn({n, n}, opts);
+    r["f32_mm_gflops"] = best_gflops(2.0 * n * n * n, 2, [&] { at::mm(a, b); dev.sync(); });
+    r["f32_mm_n"] = n;
+    const int64_t m = 2048;
+    const at::Tensor x = at::randn({m, m}, opts), w = at::randn({m, m}, opts);
+    r["f32_linear_gflops"] = best_gflops(2.0 * m * m * m, 3, [&] { genvis::nn::linear(x, w, {}); dev.sync(); });
+    const at::Tensor xb = x.to(at::kBFloat16), wb = w.to(at::kBFloat16);
+    r["bf16_linear_gflops"] = best_gflops(2.0 * m * m * m, 5, [&] { genvis::nn::linear(xb, wb, {}); dev.sync(); });
+    r["linear_n"] = m;
+  }
+  r["gemm_peak_gflops"] = {{"bf16", std::max(r["bf16_mm_gflops"].get<double>(), r["bf16_linear_gflops"].get<double>())},
+                           {"f32", std::max(r["f32_mm_gflops"].get<double>(), r["f32_linear_gflops"].get<double>())}};
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child: one dtype, every size
+
+json run_dtype(const Options& o, const Device& dev) {
+  const at::ScalarType dtype = scalar_type(o.child);
+  const bool want_unet = o.only.empty() || o.only == "unet";
+  const bool want_vae = o.only.empty() || o.only == "vae";
+  const bool want_text = o.only.empty() || o.only == "text";
+  torch::NoGradGuard no_grad;
+  json r = {{"dtype", o.child}};
+
+  const double t0 = now_s();
+  genvis::models::UNet2DConditionModel unet{nullptr};
+  genvis::models::AutoencoderKL vae{nullptr};
+  genvis::models::CLIPTextModel clip{nullptr};
+  const bool channels_last = o.memory_format == "cl" || (o.memory_format == "auto" && !dev.device.is_cuda());
+  r["channels_last"] = channels_last;
+  if (want_unet) unet = build<genvis::models::UNet2DConditionModel>(unet_config(), dtype, dev, channels_last);
+  if (want_vae) vae = build<genvis::models::AutoencoderKL>(vae_config(), dtype, dev, channels_last);
+  if (want_text) clip = build<genvis::models::CLIPTextModel>(clip_config(), dtype, dev, false);
+  r["build_s"] = now_s() - t0;
+  r["models_rss_mb"] = status_mb("VmRSS:");
+  r["build_peak_rss_mb"] = status_mb("VmHWM:");
+  std::fprintf(stderr, "bench_sd: %s models built in %.1f s, RSS %.0f MB\n", o.child.c_str(), now_s() - t0,
+               status_mb("VmRSS:"));
+
+  const auto opts = at::TensorOptions().device(dev.device);
+  if (want_unet) {
+    const Flops f = unet_flops(unet->config, 2, 64, 64, kTokens);
+    r["unet_param_check"] = {{"flop_walk_params", f.params}, {"model_matrix_params", matrix_params(*unet)}};
+  }
+  if (want_vae) {
+    const Flops f = vae_decode_flops(vae->config, 64, 64);
+    r["vae_decode_param_check"] = {{"flop_walk_params", f.params},
+                                   {"model_matrix_params", matrix_params(*vae->decoder) + matrix_params(*vae->post_quant_conv)}};
+  }
+  if (want_text) {
+    const Flops f = clip_flops(clip->text_model->config, 2, kTokens);
+    r["text_param_check"] = {{"flop_walk_params", f.params},
+                             {"model_matrix_params", matrix_params(*clip, "text_model.embeddings.")}};
+  }
+
+  if (want_text) {
+    at::manual_seed(0);
+    const at::Tensor ids = at::randint(0, 49407, {2, kTokens}, opts.dtype(at::kLong));
+    const Timing t = time_phase(dev, o.steps, [&] { clip->forward(ids); });
+    r["text"] = timing_json(t);
+    r["text"]["gflop"] = clip_flops(clip->text_model->config, 2, kTokens).total() / 1e9;
+    if (o.profile) r["text"]["profile"] = profile([&] { clip->forward(ids); });
+    std::fprintf(stderr, "bench_sd: %s text encode %.3f s\n", o.child.c_str(), t.median_s);
+  }
+
+  for (const int64_t size : o.sizes) {
+    const int64_t lat = size / 8;
+    json s = {{"size", size}};
+    if (want_unet) {
+      at::manual_seed(0);
+      const at::Tensor x = at::randn({2, 4, lat, lat}, opts).to(dtype);
+      const at::Tensor t = at::full({2}, 999.0, opts);
+      const at::Tensor ctx = at::randn({2, kTokens, 768}, opts).to(dtype);
+      at::Tensor out;
+      const Timing tm = time_phase(dev, o.steps, [&] { out = unet->forward(x, t, ctx); });
+      const Flops f = unet_flops(unet->config, 2, lat, lat, kTokens);
+      s["unet"] = timing_json(tm);
+      s["unet"]["flops"] = f.to_json();
+      s["unet"]["finite"] = out.isfinite().all().item<bool>();
+      std::fprintf(stderr, "bench_sd: %s %ld unet step %.2f s\n", o.child.c_str(), size, tm.median_s);
+      if (o.profile) s["unet"]["profile"] = profile([&] { unet->forward(x, t, ctx); });
+    }
+    if (want_vae) {
+      at::manual_seed(0);
+      const at::Tensor z = at::randn({1, 4, lat, lat}, opts).to(dtype);
+      at::Tensor img;
+      const Timing tm = time_phase(dev, o.steps, [&] { img = vae->decode(z); });
+      s["vae_decode"] = timing_json(tm);
+      s["vae_decode"]["flops"] = vae_decode_flops(vae->config, lat, lat).to_json();
+      s["vae_decode"]["finite"] = img.isfinite().all().item<bool>();
+      if (o.profile) s["vae_decode"]["profile"] = profile([&] { vae->decode(z); });
+      std::fprintf(stderr, "bench_sd: %s %ld vae decode %.2f s\n", o.child.c_str(), size, tm.median_s);
+    }
+    r["sizes"].push_back(s);
+  }
+  r["process_peak_rss_mb"] = process_peak_rss_mb();
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent: one child per dtype, then the summary.
+
+json run_child(const std::vector<std::string>& args) {
+  std::vector<std::string> all = {"/proc/self/exe"};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> cargv;
+  for (auto& a : all) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  int fds[2];
+  if (::pipe(fds) != 0) return {{"error", "pipe failed"}};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+  posix_spawn_file_actions_addclose(&fa, fds[0]);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, cargv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(fds[1]);
+  if (rc != 0) {
+    ::close(fds[0]);
+    return {{"error", std::string("spawn failed: ") + std::strerror(rc)}};
+  }
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return {{"error", "child failed"}, {"status", status}, {"args", args}};
+  try {
+    return json::parse(out);
+  } catch (const json::exception& e) {
+    return {{"error", std::string("bad child output: ") + e.what()}};
+  }
+}
+
+std::vector<std::string> child_args(const Options& o, const std::string& device, const std::string& child) {
+  std::string sizes;
+  for (const auto s : o.sizes) sizes += (sizes.empty() ? "" : ",") + std::to_string(s);
+  std::vector<std::string> a = {"--child", child, "--size", sizes, "--steps", std::to_string(o.steps),
+                                "--threads", std::to_string(o.threads), "--device", device};
+  if (!o.only.empty()) a.insert(a.end(), {"--only", o.only});
+  a.insert(a.end(), {"--memory-format", o.memory_format});
+  if (o.profile) a.push_back("--profile");
+  return a;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o = parse(argc, argv);
+  const bool cuda = torch::cuda::is_available();
+  if (o.device == "cuda" && !cuda) usage("--device cuda but CUDA is not available");
+  const int libtorch_default_threads = at::get_num_threads();
+  genvis::set_num_threads(o.threads);  // 0: automatic, as the CLI's --threads 0
+  o.threads = genvis::num_threads();
+
+  if (!o.child.empty()) {
+    Device dev;
+    dev.device = o.device == "cuda" ? at::Device(at::kCUDA) : at::Device(at::kCPU);
+    try {
+      json r = o.child == "gemm" ? run_gemm(o, dev) : run_dtype(o, dev);
+      r["device"] = o.device;
+      std::printf("%s\n", r.dump().c_str());
+      return 0;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "bench_sd child %s on %s: %s\n", o.child.c_str(), o.device.c_str(), e.what());
+      return 1;
+    }
+  }
+
+  // Without --device: the CPU, and CUDA too where there is one.
+  std::vector<std::string> devices = {o.device_given ? o.device : "cpu"};
+  if (!o.device_given && cuda) devices.push_back("cuda");
+  json report = {{"benchmark", "sd15"},
+                 {"devices", devices},
+                 {"threads", o.threads},
+                 {"libtorch_default_threads", libtorch_default_threads},
+                 {"hardware_concurrency", std::thread::hardware_concurrency()},
+                 {"mkldnn", at::hasMKLDNN()},
+                 {"steps", o.steps},
+                 {"load_average_start", load_average()}};
+  const double t0 = now_s();
+  report["results"] = json::array();
+  for (const auto& device : devices) {
+    const json gemm = run_child(child_args(o, device, "gemm"));
+    report["gemm"][device] = gemm;
+    const double bf16_peak = gemm.contains("gemm_peak_gflops") ? gemm["gemm_peak_gflops"]["bf16"].get<double>() : 0.0;
+    for (const auto& d : o.dtypes) {
+      json r = run_child(child_args(o, device, d));
+      r["device"] = device;
+      if (r.contains("sizes"))
+        for (auto& s : r["sizes"])
+          if (s.contains("unet") && bf16_peak > 0) {
+            const double bound = s["unet"]["flops"]["gflop"].get<double>() / bf16_peak;
+            s["unet"]["bf16_flop_bound_s"] = bound;
+            s["unet"]["ratio"] = s["unet"]["median_s"].get<double>() / bound;
+          }
+      report["results"].push_back(r);
+    }
+  }
+  json summary = json::array();
+  for (const auto& r : report["results"]) {
+    if (!r.contains("sizes")) continue;
+    for (const auto& sz : r["sizes"]) {
+      json row = {{"device", r["device"]}, {"dtype", r["dtype"]}, {"size", sz["size"]}, {"channels_last", r["channels_last"]}};
+      if (r.contains("text")) row["text_encode_s"] = r["text"]["median_s"];
+      if (sz.contains("unet")) {
+        const json& u = sz["unet"];
+        row.update({{"unet_step_s", u["median_s"]}, {"unet_cpu_s", u["cpu_s"]}, {"unet_peak_rss_mb", u["peak_rss_mb"]},
+                    {"unet_gflop", u["flops"]["gflop"]}});
+        if (u.contains("ratio")) row.update({{"bf16_flop_bound_s", u["bf16_flop_bound_s"]}, {"ratio", u["ratio"]}});
+      }
+      if (sz.contains("vae_decode"))
+        row.update({{"vae_decode_s", sz["vae_decode"]["median_s"]}, {"vae_decode_cpu_s", sz["vae_decode"]["cpu_s"]},
+                    {"vae_peak_rss_mb", sz["vae_decode"]["peak_rss_mb"]}});
+      row["process_peak_rss_mb"] = r["process_peak_rss_mb"];
+      summary.push_back(row);
+    }
+  }
+  report["summary"] = summary;
+  report["wall_s"] = now_s() - t0;
+  report["load_average_end"] = load_average();
+  std::printf("%s\n", report.dump(2).c_str());
+  return 0;
+}
