@@ -5,6 +5,7 @@
 #include "core/rng.h"
 #include "models/clip_text/clip_text_loader.h"
 #include "models/single_file/single_file.h"
+#include "nn/memory_format.h"
 #include "schedulers/registry.h"
 #include "tokenizers/prompt_weights.h"
 
@@ -129,6 +130,12 @@ StableDiffusion load_stable_diffusion(const ModelSource& source) {
   m.text_encoder->eval();
   m.unet->eval();
   m.vae->eval();
+  // CPU convolutions (and the GroupNorms between them) run faster in channels-last (NHWC) with the
+  // same values; see docs/performance.md.
+  if (source.device.is_cpu()) {
+    nn::to_channels_last(*m.unet);
+    nn::to_channels_last(*m.vae);
+  }
   check_components(m, unet.empty() ? source.model : unet, te2.empty() ? source.model : te2);
 
   std::string scheduler = source.scheduler_config;

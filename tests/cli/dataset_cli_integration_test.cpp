@@ -1,4 +1,5 @@
 // `genvis dataset preview|info` as a user runs them.
+#include "io/grid.h"
 #include "io/image.h"
 #include "support/test_support.h"
 
@@ -10,6 +11,8 @@ namespace {
 test::CommandResult genvis(const std::string& args) { return test::run_command(std::string(GENVIS_CLI) + " " + args); }
 
 TEST(DatasetCli, PreviewWritesAContactSheetOfTheRequestedSamples) {
+  if (!std::filesystem::exists(io::kDefaultFontPath))
+    GTEST_SKIP() << io::kDefaultFontPath << " (Debian package fonts-dejavu-core) is not installed";
   test::TempDir dir;
   auto r = genvis("dataset preview shapes --resolution 32 --count 6 --columns 3 -o " + dir.file("s.png"));
   ASSERT_EQ(r.exit_code, 0) << r.err;

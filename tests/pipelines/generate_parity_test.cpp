@@ -44,7 +44,7 @@ void expect_txt2img_parity(const std::string& model_args) {
   auto ref = io::open_weights(test::fixtures_dir() + "/e2e/txt2img.safetensors");
   io::save_safetensors(dir.file("noise.safetensors"), {{"latents", ref->load("init_noise", at::kFloat)}});
   const auto r = test::run_command(
-      std::string(GENVIS_BINARY_DIR) + "/genvis generate " + model_args + " --vocab " + vocab() +
+      std::string(GENVIS_BINARY_DIR) + "/genvis generate --dtype f32 " + model_args + " --vocab " + vocab() +
       " --scheduler-config " + dir.file("scheduler_config.json") + " --init-noise " + dir.file("noise.safetensors") +
       " -p " + test::shell_quote(c["config"]["prompt"]) +
       " --steps 4 --cfg-scale 7.5 --width 64 --height 48 --seed 1 -o " + dir.file("out.png") + " --dump " +
@@ -134,7 +134,7 @@ TEST(GenerateParity, Img2ImgThroughTheCli) {
   io::save_safetensors(dir.file("noise.safetensors"), {{"latents", ref->load("noise", at::kFloat)},
                                                        {"posterior_noise", ref->load("vae_sample_eps", at::kFloat)}});
   const auto r = test::run_command(
-      std::string(GENVIS_BINARY_DIR) + "/genvis generate --text-encoder " + f + "/clip_l --unet " + f +
+      std::string(GENVIS_BINARY_DIR) + "/genvis generate --dtype f32 --text-encoder " + f + "/clip_l --unet " + f +
       "/unet_sd1 --vae " + f + "/vae --vocab " + vocab() + " --scheduler-config " + dir.file("scheduler_config.json") +
       " --init-noise " + dir.file("noise.safetensors") + " --init-image " + dir.file("init.safetensors") + " -p " +
       test::shell_quote(c["config"]["prompt"]) + " --steps 8 --strength 0.5 --cfg-scale 7.5 --width 64 --height 48" +

@@ -275,9 +275,11 @@ TEST(SchedulersParity, TrainingSchedule) {
   auto ref = io::open_weights(test::fixtures_dir() + "/" + c["files"][0].get<std::string>());
   EXPECT_LE((betas(config) - ref->load("betas")).abs().max().item<double>(), tol);
   EXPECT_LE((alphas_cumprod(config) - ref->load("alphas_cumprod")).abs().max().item<double>(), tol);
-  // They are float32 computations of the same recipe: expect them bit for bit.
-  EXPECT_TRUE(at::equal(betas(config), ref->load("betas")));
-  EXPECT_TRUE(at::equal(alphas_cumprod(config), ref->load("alphas_cumprod")));
+  // They are float32 computations of the same recipe: expect them to a few float32 ulps (bit for
+  // bit on libtorch 1.13; libtorch 2.x vectorises pow/cumprod differently).
+  const auto rel = [](const at::Tensor& a, const at::Tensor& b) { return ((a - b).abs() / b.abs()).max().item<double>(); };
+  EXPECT_LE(rel(betas(config), ref->load("betas")), 5e-7);
+  EXPECT_LE(rel(alphas_cumprod(config), ref->load("alphas_cumprod")), 5e-7);
 }
 
 }  // namespace
