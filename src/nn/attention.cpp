@@ -1,4 +1,5 @@
 #include "nn/attention.h"
+#include "nn/group_norm_silu.h"
 
 #include "core/torch_compat.h"
 #include "nn/cpu_kernels.h"
@@ -352,10 +353,10 @@ at::Tensor AttentionImpl::forward(const at::Tensor& hidden_states, const at::Ten
   int64_t b = 0, c = 0, h = 0, w = 0;
   if (spatial) {
     b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-    if (group_norm) x = group_norm(x);  // on [B,C,H,W]: the statistics of [B,C,HW], in the input's memory format
+    if (group_norm) x = nn::group_norm(group_norm, x);  // on [B,C,H,W]: the statistics of [B,C,HW], in the input's memory format
     x = x.flatten(2).transpose(1, 2).contiguous();  // [B,HW,C]; a view when channels-last
   } else if (group_norm) {
-    x = group_norm(x.transpose(1, 2)).transpose(1, 2);
+    x = nn::group_norm(group_norm, x.transpose(1, 2)).transpose(1, 2);
   }
   const at::Tensor context = encoder_hidden_states.defined() ? encoder_hidden_states : x;
   x = linear(attention(linear(x, to_q), linear(context, to_k), linear(context, to_v), options.heads), out_proj);

@@ -160,7 +160,12 @@ at::Tensor group_norm_silu(torch::nn::GroupNorm& norm, const at::Tensor& x) {
     return y;
   }
 #endif
-  return at::silu(norm(x));
+  return at::silu(group_norm(norm, x));
+}
+
+at::Tensor group_norm(torch::nn::GroupNorm& norm, const at::Tensor& x) {
+  const auto& w = norm->weight;
+  return w.defined() && w.scalar_type() != x.scalar_type() ? norm(x.to(w.scalar_type())) : norm(x);
 }
 
 }  // namespace genvis::nn

@@ -14,4 +14,9 @@ namespace genvis::nn {
 
 at::Tensor group_norm_silu(torch::nn::GroupNorm& norm, const at::Tensor& x);
 
+// norm(x), in the weights' dtype when x's differs: under bf16 autocast (training) the
+// convolutions return bf16 while the norms keep f32 weights, and libtorch's group_norm refuses
+// mixed dtypes. Norms compute in f32 there, as autocast's policy for normalisation asks.
+at::Tensor group_norm(torch::nn::GroupNorm& norm, const at::Tensor& x);
+
 }  // namespace genvis::nn

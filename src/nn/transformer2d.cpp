@@ -1,4 +1,5 @@
 #include "nn/transformer2d.h"
+#include "nn/group_norm_silu.h"
 
 #include <torch/torch.h>
 
@@ -69,7 +70,7 @@ Transformer2DModelImpl::Transformer2DModelImpl(const Transformer2DOptions& o) : 
 
 at::Tensor Transformer2DModelImpl::forward(const at::Tensor& hidden_states, const at::Tensor& encoder_hidden_states) {
   const auto b = hidden_states.size(0), h = hidden_states.size(2), w = hidden_states.size(3);
-  at::Tensor x = norm(hidden_states);
+  at::Tensor x = group_norm(norm, hidden_states);
   if (proj_in_conv) x = proj_in_conv(x);
   const auto inner = x.size(1);
   x = x.permute({0, 2, 3, 1}).reshape({b, h * w, inner});  // [B,HW,C]
