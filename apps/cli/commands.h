@@ -16,5 +16,6 @@ Command add_tokenize_command(CLI::App& app);
 Command add_generate_command(CLI::App& app);
 Command add_dataset_command(CLI::App& app);
 Command add_train_command(CLI::App& app);
+Command add_eval_command(CLI::App& app);
 
 }  // namespace genvis::cli

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
       genvis::cli::add_generate_command(app),
       genvis::cli::add_dataset_command(app),
       genvis::cli::add_train_command(app),
+      genvis::cli::add_eval_command(app),
   };
 
   try {
