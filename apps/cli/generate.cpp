@@ -1,4 +1,5 @@
 #include "commands.h"
+#include "default_model.h"
 
 #include "core/device.h"
 #include "core/error.h"
@@ -46,12 +47,15 @@ Command add_generate_command(CLI::App& app) {
     int64_t seed = -1;
     std::string init_image, mask, init_noise, dump, output = "output.png", device = "auto", dtype = "auto";
     std::optional<double> strength;
+    std::optional<int64_t> width, height;
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate images from a prompt with a Stable Diffusion 1.x/2.x/XL model "
                                                  "(txt2img; img2img with --init-image; inpainting with --mask)");
   cmd->add_option("--model", o->source.model, "Diffusers model folder (model_index.json + components), or an original "
-                                             "SD1/SD2/SDXL single-file checkpoint (.safetensors, .ckpt)");
+                                             "SD1/SD2/SDXL single-file checkpoint (.safetensors, .ckpt). Default: the "
+                                             "built-in " + std::string(kDefaultModelName) +
+                                             " when no components (--unet, --vae, --text-encoder) are given");
   cmd->add_option("--model-config", o->source.model_config,
                   "Single files: JSON merged onto the configs read off the shapes, e.g. "
                   "{\"unet\": {\"attention_head_dim\": 8}}");
@@ -75,8 +79,9 @@ Command add_generate_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--cfg-scale", o->gen.cfg_scale, "Classifier-free guidance scale")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed (-1: random); image i of a batch uses seed + i")->capture_default_str();
-  cmd->add_option("--width", o->gen.width, "Width in pixels (multiple of 8)")->capture_default_str();
-  cmd->add_option("--height", o->gen.height, "Height in pixels (multiple of 8)")->capture_default_str();
+  cmd->add_option("--width", o->width, "Width in pixels, a multiple of 8 (default: the init image's, else the "
+                                      "model's native size: 512 for SD 1.x, 1024 for SDXL, 32 for genvis-emoji-32)");
+  cmd->add_option("--height", o->height, "Height in pixels, a multiple of 8 (default: as --width)");
   cmd->add_option("--batch", o->gen.batch, "Images computed together as one batch")->capture_default_str();
   cmd->add_option("--clip-skip", o->gen.clip_skip, "Skip the last N CLIP layers (0 = none)")->capture_default_str();
   cmd->add_option("--init-image", o->init_image, "PNG to start from (img2img); its size must match --width/--height. "
@@ -104,6 +109,13 @@ Command add_generate_command(CLI::App& app) {
     o->source.dtype = policy.dtype;
     o->gen.seed = o->seed < 0 ? std::random_device{}() : static_cast<uint64_t>(o->seed);
     if (!o->init_image.empty()) o->gen.init_image = read_init_image(o->init_image);
+    // Sizes not given: the init image's, else (after loading) the model's native size. Until the
+    // model is known, validate with the given size or a valid placeholder.
+    const at::Tensor& init = o->gen.init_image;
+    o->gen.width = o->width.value_or(init.defined() ? init.size(3) : 512);
+    o->gen.height = o->height.value_or(init.defined() ? init.size(2) : o->gen.width);
+    if (o->source.model.empty() && o->source.unet.empty() && o->source.vae.empty() && o->source.text_encoder.empty())
+      o->source.model = find_default_model();
     if (!o->mask.empty()) o->gen.mask = (io::image_to_tensor(io::read_png(o->mask).to_8bit().with_channels(1)) + 1) / 2;
     o->gen.strength = o->strength.value_or(o->mask.empty() ? 0.75 : 1.0);
     if (!o->init_noise.empty()) {
@@ -114,6 +126,11 @@ Command add_generate_command(CLI::App& app) {
     }
     o->gen.validate();  // before the (slow) model load
     pipelines::StableDiffusion model = pipelines::load_stable_diffusion(o->source);
+    if (!init.defined() && (!o->width || !o->height)) {
+      o->gen.width = o->width.value_or(o->height.value_or(model.native_size()));
+      o->gen.height = o->height.value_or(o->gen.width);
+      o->gen.validate();
+    }
 
     Progress progress("sampling", o->gen.steps);
     o->gen.on_step = [&](int64_t i, int64_t total) {

@@ -5,8 +5,6 @@
 
 namespace genvis::compat {
 
-namespace {
-
 bool autocast_enabled(at::DeviceType d) {
 #if GENVIS_TORCH_AT_LEAST(2, 4)
   return at::autocast::is_autocast_enabled(d);
@@ -14,6 +12,9 @@ bool autocast_enabled(at::DeviceType d) {
   return d == at::kCPU ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled();
 #endif
 }
+
+namespace {
+
 void set_autocast_enabled(at::DeviceType d, bool on) {
 #if GENVIS_TORCH_AT_LEAST(2, 4)
   at::autocast::set_autocast_enabled(d, on);

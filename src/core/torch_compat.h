@@ -57,6 +57,9 @@ private:
   at::ScalarType was_dtype_;
 };
 
+// Whether autocast is on for this device type in the calling thread.
+bool autocast_enabled(at::DeviceType device);
+
 // Number of CUDA devices (0 in a CPU-only build).
 int cuda_device_count();
 

@@ -283,17 +283,43 @@ at::Tensor attention_onednn(const at::Tensor& q_in, const at::Tensor& k_in, cons
   return out;
 }
 
+// y = x w^T + b for x [M,K] with gradients, every product through conv_gemm (training in f32:
+// at::linear's backward would run on the reference BLAS too). dx = g w, dw = g^T x, db = sum g.
+struct OneDnnLinear : public torch::autograd::Function<OneDnnLinear> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w,
+                            const at::Tensor& b) {
+    ctx->save_for_backward({x, w});
+    ctx->saved_data["bias"] = b.requires_grad();
+    return conv_gemm(x, as_kernel(w.contiguous()), b, 1).contiguous();
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &w = saved[1];
+    const at::Tensor g = grads[0].contiguous();
+    const at::Tensor dx = conv_gemm(g, as_kernel(w.t().contiguous()), {}, 1);
+    const at::Tensor dw = conv_gemm(g.t().contiguous(), as_kernel(x.t().contiguous()), {}, 1);
+    const at::Tensor db = ctx->saved_data["bias"].toBool() ? g.sum(0) : at::Tensor();
+    return {dx, dw, db};
+  }
+};
+
 }  // namespace
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
-  static const bool blas_is_mkl = at::hasMKL();
-  if (x.scalar_type() != at::kFloat || blas_is_mkl || !use_onednn(x) || needs_grad(weight) || needs_grad(bias) ||
-      x.numel() == 0)
-    return at::linear(x, weight, bias);
+  static const bool onednn_f32 = at::hasMKLDNN() && !at::hasMKL();  // with MKL, at::linear is fast
+  if (!onednn_f32 || x.scalar_type() != at::kFloat || weight.scalar_type() != at::kFloat || !x.device().is_cpu() ||
+      x.numel() == 0 || (bias.defined() && bias.scalar_type() != at::kFloat) || compat::autocast_enabled(at::kCPU))
+    return at::linear(x, weight, bias);  // (under autocast at::linear runs in the autocast dtype)
   const int64_t k = weight.size(1);
   std::vector<int64_t> sizes = x.sizes().vec();
   sizes.back() = weight.size(0);
-  return conv_gemm(x.reshape({-1, k}).contiguous(), as_kernel(weight.contiguous()), bias, 1).view(sizes);
+  const at::Tensor x2d = x.reshape({-1, k}).contiguous();
+  if (needs_grad(x) || needs_grad(weight) || needs_grad(bias))
+    // (autograd Functions take defined tensors only: no bias is a zero bias without gradient)
+    return OneDnnLinear::apply(x2d, weight, bias.defined() ? bias : at::zeros({weight.size(0)}, weight.options()))
+        .view(sizes);
+  return conv_gemm(x2d, as_kernel(weight.contiguous()), bias, 1).view(sizes);
 }
 
 at::Tensor linear(const at::Tensor& x, const torch::nn::Linear& layer) { return linear(x, layer->weight, layer->bias); }

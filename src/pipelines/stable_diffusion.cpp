@@ -154,6 +154,11 @@ StableDiffusion load_stable_diffusion(const ModelSource& source) {
   return m;
 }
 
+int64_t StableDiffusion::native_size() const {
+  if (unet->config.sample_size) return *unet->config.sample_size * vae->downscale_factor();
+  return is_sdxl() ? 1024 : 512;
+}
+
 void GenerateOptions::validate() const {
   std::vector<std::string> problems;
   if (steps < 1 || steps > 1000) problems.push_back("--steps must be 1..1000 (got " + std::to_string(steps) + ")");

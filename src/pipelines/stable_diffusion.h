@@ -51,6 +51,10 @@ struct StableDiffusion {
   at::Device device = at::Device(at::kCPU);
 
   bool is_sdxl() const { return static_cast<bool>(text_encoder_2); }
+  // The image size the model was made for (diffusers' default height and width): the UNet's
+  // sample_size times the VAE's downscale factor, e.g. 512 for SD 1.x, 1024 for SDXL, 32 for
+  // genvis-emoji-32; 512 (SDXL: 1024) when the UNet config has no sample_size.
+  int64_t native_size() const;
   // A 9-channel inpainting UNet: latents + mask + masked-image latents.
   bool is_inpainting() const;
 };

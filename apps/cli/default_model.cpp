@@ -1,0 +1,44 @@
+#include "default_model.h"
+
+#include "core/error.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+
+namespace genvis::cli {
+
+namespace fs = std::filesystem;
+
+std::vector<std::string> default_model_candidates() {
+  std::vector<std::string> out;
+  if (const char* env = std::getenv("GENVIS_DEFAULT_MODEL"); env && *env) out.emplace_back(env);
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const fs::path dir = exe.parent_path();
+    for (const fs::path& base : {dir / "models", dir.parent_path() / "models", dir.parent_path() / "share" / "genvis" / "models"})
+      out.push_back((base / kDefaultModelName).lexically_normal().string());
+  }
+#ifdef GENVIS_SOURCE_MODELS_DIR
+  out.push_back((fs::path(GENVIS_SOURCE_MODELS_DIR) / kDefaultModelName).lexically_normal().string());
+#endif
+  std::vector<std::string> unique;
+  for (const auto& c : out)
+    if (std::find(unique.begin(), unique.end(), c) == unique.end()) unique.push_back(c);
+  return unique;
+}
+
+std::string find_default_model() {
+  const auto candidates = default_model_candidates();
+  std::string looked;
+  for (const auto& c : candidates) {
+    std::error_code ec;
+    if (fs::is_regular_file(fs::path(c) / "model_index.json", ec)) return c;
+    looked += (looked.empty() ? "" : ", ") + c;
+  }
+  throw UsageError(std::string("no --model given and the built-in model ") + kDefaultModelName +
+                   " was not found (looked in: " + looked + "); pass --model DIR|FILE or set GENVIS_DEFAULT_MODEL");
+}
+
+}  // namespace genvis::cli

@@ -1,0 +1,19 @@
+// The built-in model that `genvis generate` uses when no --model is given: genvis-emoji-32,
+// trained by this repository's own recipe (configs/ldm-emoji.json) and shipped in models/.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace genvis::cli {
+
+inline constexpr const char* kDefaultModelName = "genvis-emoji-32";
+
+// Folders searched, in order: $GENVIS_DEFAULT_MODEL; models/<name> beside the executable, one
+// level up (build/genvis -> models/) and in ../share/genvis/models (installed); the source tree
+// the binary was built from.
+std::vector<std::string> default_model_candidates();
+
+// The first candidate holding a model_index.json; UsageError listing every place looked in.
+std::string find_default_model();
+
+}  // namespace genvis::cli
