@@ -25,32 +25,12 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using recipe::check_keys;
+using recipe::read;
 
 // ---- config parsing -------------------------------------------------------------------------
 
 // Lists unknown and missing keys of object `j` at `path`; false when `j` is not an object.
-bool check_keys(const json& j, const std::string& path, const std::set<std::string>& required,
-                const std::set<std::string>& optional, std::vector<std::string>& problems) {
-  if (!j.is_object()) {
-    problems.push_back(path + " must be a JSON object");
-    return false;
-  }
-  for (const auto& [key, value] : j.items())
-    if (!required.count(key) && !optional.count(key)) problems.push_back("unknown key " + path + "." + key);
-  for (const auto& key : required)
-    if (!j.contains(key)) problems.push_back("missing key " + path + "." + key);
-  return true;
-}
-
-template <typename T>
-void read(const json& j, const std::string& path, const char* key, T& out, std::vector<std::string>& problems) {
-  if (!j.is_object() || !j.contains(key)) return;
-  try {
-    out = j.at(key).get<T>();
-  } catch (const json::exception&) {
-    problems.push_back(path + "." + key + " has the wrong type (" + j.at(key).dump() + ")");
-  }
-}
 
 // The model config with the recipe's derived keys (placeholders for the tokenizer's ids).
 json derive_model_config(const ContrastiveRecipeConfig& c, std::vector<std::string>& problems) {
@@ -78,41 +58,7 @@ json derive_model_config(const ContrastiveRecipeConfig& c, std::vector<std::stri
 
 // ---- datasets -----------------------------------------------------------------------------
 
-// The first n samples of another dataset.
-class FirstN : public data::Dataset {
-public:
-  FirstN(std::shared_ptr<const data::Dataset> base, size_t n) : base_(std::move(base)), n_(n) {}
-  std::string name() const override { return base_->name(); }
-  size_t size() const override { return n_; }
-  data::Sample get(size_t index) const override {
-    if (index >= n_) throw UsageError("sample " + std::to_string(index) + " is past the dataset's " + std::to_string(n_));
-    return base_->get(index);
-  }
-  bool flip_allowed(const data::Sample& s) const override { return base_->flip_allowed(s); }
 
-private:
-  std::shared_ptr<const data::Dataset> base_;
-  size_t n_;
-};
-
-data::DatasetSpec dataset_spec(const ContrastiveRecipeConfig& c, data::Split split) {
-  data::DatasetSpec spec;
-  spec.name = c.dataset.name;
-  spec.resolution = static_cast<int>(c.dataset.resolution);
-  spec.split = split;
-  spec.seed = c.seed;
-  spec.path = c.dataset.path;
-  if (c.dataset.name == "shapes") spec.size = static_cast<size_t>(c.dataset.size);
-  return spec;
-}
-
-std::shared_ptr<const data::Dataset> open_dataset(const ContrastiveRecipeConfig& c) {
-  auto ds = data::make_dataset(dataset_spec(c, data::parse_split(c.dataset.split)));
-  if (c.dataset.name != "shapes" && c.dataset.size > 0 && static_cast<size_t>(c.dataset.size) < ds->size())
-    ds = std::make_shared<FirstN>(ds, static_cast<size_t>(c.dataset.size));
-  if (ds->size() == 0) throw UsageError("dataset " + c.dataset.name + " has no samples in the requested split");
-  return ds;
-}
 
 // Stage 2: every sample once, unaugmented.
 struct RenderedSet {
@@ -201,7 +147,7 @@ std::vector<EvalSet> eval_sets(const ContrastiveRecipeConfig& c, const data::Dat
   // The held-out split, when the dataset has one with enough distinct captions.
   if (c.dataset.split == "train" && c.dataset.name != "folder") {
     try {
-      const auto held = data::make_dataset(dataset_spec(c, data::Split::HeldOut));
+      const auto held = data::make_dataset(recipe::dataset_spec(c.dataset, data::Split::HeldOut, c.seed));
       EvalSet s{"heldout", {}, {}};
       s.samples = eval::choose_r_precision_samples(*held, std::min<size_t>(c.eval.num, held->size()), c.eval.seed);
       if (std::set<std::string>(s.samples.pool.begin(), s.samples.pool.end()).size() >= k) {
@@ -253,26 +199,8 @@ ContrastiveRecipeConfig ContrastiveRecipeConfig::from_json(const json& j, const 
   if (j.contains("batch_size") && c.batch_size < 2) problems.push_back("batch_size must be >= 2");
   const auto section = [&](const char* key) { return j.contains(key) ? j.at(key) : json::object(); };
 
-  const json ds = section("dataset");
-  if (check_keys(ds, "dataset", {"name", "resolution"}, {"split", "size", "path"}, problems)) {
-    read(ds, "dataset", "name", c.dataset.name, problems);
-    read(ds, "dataset", "resolution", c.dataset.resolution, problems);
-    read(ds, "dataset", "split", c.dataset.split, problems);
-    read(ds, "dataset", "size", c.dataset.size, problems);
-    read(ds, "dataset", "path", c.dataset.path, problems);
-    if (ds.contains("resolution") && c.dataset.resolution < 8) problems.push_back("dataset.resolution must be >= 8");
-    if (c.dataset.size < 0) problems.push_back("dataset.size must be >= 0");
-    try {
-      data::parse_split(c.dataset.split);
-    } catch (const Error& e) {
-      problems.push_back(std::string("dataset.split: ") + e.what());
-    }
-  }
-  const json tok = section("tokenizer");
-  if (check_keys(tok, "tokenizer", {"vocab_size"}, {}, problems)) {
-    read(tok, "tokenizer", "vocab_size", c.vocab_size, problems);
-    if (tok.contains("vocab_size") && c.vocab_size < 514) problems.push_back("tokenizer.vocab_size must be >= 514");
-  }
+  recipe::read_dataset_section(j, c.dataset, problems);
+  recipe::read_tokenizer_section(j, c.vocab_size, problems);
   read(j, "config", "model", c.model_config, problems);
   if (!c.model_config.is_object()) {
     problems.push_back("model must be a JSON object");
@@ -355,7 +283,7 @@ ContrastiveRecipeResult run_contrastive_recipe(const ContrastiveRecipeConfig& c,
     result.eval = json::parse(read_text_file((out / "eval.json").string(), size_t{1} << 20));
     return result;
   }
-  const auto ds = open_dataset(c);
+  const auto ds = recipe::open_dataset(c.dataset, c.seed);
 
   // 1 tokenizer
   const bool have_tokenizer = fs::exists(tok_dir / "vocab.json") && fs::exists(tok_dir / "merges.txt");

@@ -28,6 +28,7 @@
 // Config keys the recipe sets itself (any value given must agree): model.vision_config.image_size
 // = dataset.resolution; model.text_config vocab_size, bos/eos/pad ids from the tokenizer.
 #pragma once
+#include "train/recipe_config.h"
 #include "train/trainer.h"
 
 #include <nlohmann/json.hpp>
@@ -37,13 +38,8 @@
 namespace genvis::train {
 
 struct ContrastiveRecipeConfig {
-  struct Dataset {
-    std::string name;
-    int64_t resolution = 0;
-    std::string split = "train";
-    int64_t size = 0;  // shapes: number of scenes (0 = dataset default); others: first `size` samples (0 = all)
-    std::string path;  // folder datasets
-  } dataset;
+  using Dataset = recipe::DatasetSection;
+  Dataset dataset;
   int64_t vocab_size = 0;
   nlohmann::json model_config;  // ContrastiveConfig keys
   int64_t batch_size = 0;

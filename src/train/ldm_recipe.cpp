@@ -23,34 +23,14 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using recipe::check_keys;
+using recipe::read;
 
 constexpr const char* kDiffusersVersion = "0.31.0";
 
 // ---- config parsing -------------------------------------------------------------------------
 
 // Lists unknown and missing keys of object `j` at `path`; false when `j` is not an object.
-bool check_keys(const json& j, const std::string& path, const std::set<std::string>& required,
-                const std::set<std::string>& optional, std::vector<std::string>& problems) {
-  if (!j.is_object()) {
-    problems.push_back(path + " must be a JSON object");
-    return false;
-  }
-  for (const auto& [key, value] : j.items())
-    if (!required.count(key) && !optional.count(key)) problems.push_back("unknown key " + path + "." + key);
-  for (const auto& key : required)
-    if (!j.contains(key)) problems.push_back("missing key " + path + "." + key);
-  return true;
-}
-
-template <typename T>
-void read(const json& j, const std::string& path, const char* key, T& out, std::vector<std::string>& problems) {
-  if (!j.is_object() || !j.contains(key)) return;
-  try {
-    out = j.at(key).get<T>();
-  } catch (const json::exception&) {
-    problems.push_back(path + "." + key + " has the wrong type (" + j.at(key).dump() + ")");
-  }
-}
 
 // Sets a key the recipe derives; a different value given by the user is a problem.
 void derive(json& cfg, const std::string& path, const char* key, const json& value, std::vector<std::string>& problems) {
@@ -121,37 +101,7 @@ DerivedConfigs derive_configs(const LDMRecipeConfig& c, const tokenizers::CLIPTo
 
 // ---- datasets -----------------------------------------------------------------------------
 
-// The first n samples of another dataset.
-class FirstN : public data::Dataset {
-public:
-  FirstN(std::shared_ptr<const data::Dataset> base, size_t n) : base_(std::move(base)), n_(n) {}
-  std::string name() const override { return base_->name(); }
-  size_t size() const override { return n_; }
-  data::Sample get(size_t index) const override {
-    if (index >= n_) throw UsageError("sample " + std::to_string(index) + " is past the dataset's " + std::to_string(n_));
-    return base_->get(index);
-  }
-  bool flip_allowed(const data::Sample& s) const override { return base_->flip_allowed(s); }
 
-private:
-  std::shared_ptr<const data::Dataset> base_;
-  size_t n_;
-};
-
-std::shared_ptr<const data::Dataset> open_dataset(const LDMRecipeConfig& c) {
-  data::DatasetSpec spec;
-  spec.name = c.dataset.name;
-  spec.resolution = static_cast<int>(c.dataset.resolution);
-  spec.split = data::parse_split(c.dataset.split);
-  spec.seed = c.seed;
-  spec.path = c.dataset.path;
-  if (c.dataset.name == "shapes") spec.size = static_cast<size_t>(c.dataset.size);
-  auto ds = data::make_dataset(spec);
-  if (c.dataset.name != "shapes" && c.dataset.size > 0 && static_cast<size_t>(c.dataset.size) < ds->size())
-    ds = std::make_shared<FirstN>(ds, static_cast<size_t>(c.dataset.size));
-  if (ds->size() == 0) throw UsageError("dataset " + c.dataset.name + " has no samples in the requested split");
-  return ds;
-}
 
 // ---- stages -------------------------------------------------------------------------------
 
@@ -366,26 +316,8 @@ LDMRecipeConfig LDMRecipeConfig::from_json(const json& j, const std::string& sou
   read(j, "config", "seed", c.seed, problems);
   const auto section = [&](const char* key) { return j.contains(key) ? j.at(key) : json::object(); };
 
-  const json ds = section("dataset");
-  if (check_keys(ds, "dataset", {"name", "resolution"}, {"split", "size", "path"}, problems)) {
-    read(ds, "dataset", "name", c.dataset.name, problems);
-    read(ds, "dataset", "resolution", c.dataset.resolution, problems);
-    read(ds, "dataset", "split", c.dataset.split, problems);
-    read(ds, "dataset", "size", c.dataset.size, problems);
-    read(ds, "dataset", "path", c.dataset.path, problems);
-    if (j.contains("dataset") && c.dataset.resolution < 8) problems.push_back("dataset.resolution must be >= 8");
-    if (c.dataset.size < 0) problems.push_back("dataset.size must be >= 0");
-    try {
-      data::parse_split(c.dataset.split);
-    } catch (const Error& e) {
-      problems.push_back(std::string("dataset.split: ") + e.what());
-    }
-  }
-  const json tok = section("tokenizer");
-  if (check_keys(tok, "tokenizer", {"vocab_size"}, {}, problems)) {
-    read(tok, "tokenizer", "vocab_size", c.vocab_size, problems);
-    if (tok.contains("vocab_size") && c.vocab_size < 514) problems.push_back("tokenizer.vocab_size must be >= 514");
-  }
+  recipe::read_dataset_section(j, c.dataset, problems);
+  recipe::read_tokenizer_section(j, c.vocab_size, problems);
 
   const auto train_config = [&](const json& s, const std::string& path, uint64_t seed_offset, TrainConfig& out) {
     if (!s.contains("train")) return;
@@ -481,7 +413,7 @@ LDMRecipeResult run_ldm_recipe(const LDMRecipeConfig& config, const LDMRecipeOpt
     if (finished) log_info(std::string("stage ") + stage + ": finished before, skipped");
   };
   std::shared_ptr<const data::Dataset> dataset;
-  const auto ds = [&] { return dataset ? dataset : (dataset = open_dataset(config)); };
+  const auto ds = [&] { return dataset ? dataset : (dataset = recipe::open_dataset(config.dataset, config.seed)); };
 
   // 1 tokenizer
   const fs::path tok_dir = model / "tokenizer";

@@ -33,6 +33,7 @@
 // cross_attention_dim = text hidden_size; text_encoder vocab_size, bos/eos/pad ids from the
 // tokenizer, architectures ["CLIPTextModel"].
 #pragma once
+#include "train/recipe_config.h"
 #include "train/trainer.h"
 
 #include <nlohmann/json.hpp>
@@ -41,13 +42,8 @@
 namespace genvis::train {
 
 struct LDMRecipeConfig {
-  struct Dataset {
-    std::string name;
-    int64_t resolution = 0;
-    std::string split = "train";
-    int64_t size = 0;  // shapes: number of scenes (0 = dataset default); others: first `size` samples (0 = all)
-    std::string path;  // folder datasets
-  } dataset;
+  using Dataset = recipe::DatasetSection;
+  Dataset dataset;
   int64_t vocab_size = 0;
   nlohmann::json vae_config, unet_config, text_encoder_config, scheduler_config;  // diffusers/transformers keys
   double kl_weight = 1e-4;

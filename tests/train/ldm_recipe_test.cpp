@@ -3,6 +3,7 @@
 // config mistakes are reported all at once.
 #include "core/error.h"
 #include "pipelines/stable_diffusion.h"
+#include "support/metrics_log.h"
 #include "support/test_support.h"
 #include "train/ldm_recipe.h"
 
@@ -38,18 +39,8 @@ json tiny_recipe() {
   })");
 }
 
-std::vector<double> losses(const fs::path& metrics) {
-  std::vector<double> out;
-  std::ifstream in(metrics);
-  for (std::string line; std::getline(in, line);) out.push_back(json::parse(line).at("loss").get<double>());
-  return out;
-}
-
-double mean_of(const std::vector<double>& v, size_t from, size_t count) {
-  double s = 0;
-  for (size_t i = from; i < from + count; ++i) s += v.at(i);
-  return s / static_cast<double>(count);
-}
+using test::losses;
+using test::mean_of;
 
 TEST(LDMRecipe, TrainsExportsGeneratesAndSkipsFinishedStages) {
   test::TempDir dir;

@@ -1,0 +1,88 @@
+#include "train/recipe_config.h"
+
+#include "core/error.h"
+
+namespace genvis::train::recipe {
+
+using json = nlohmann::json;
+
+namespace {
+
+// The first n samples of another dataset.
+class FirstN : public data::Dataset {
+public:
+  FirstN(std::shared_ptr<const data::Dataset> base, size_t n) : base_(std::move(base)), n_(n) {}
+  std::string name() const override { return base_->name(); }
+  size_t size() const override { return n_; }
+  data::Sample get(size_t index) const override {
+    if (index >= n_) throw UsageError("sample " + std::to_string(index) + " is past the dataset's " + std::to_string(n_));
+    return base_->get(index);
+  }
+  bool flip_allowed(const data::Sample& s) const override { return base_->flip_allowed(s); }
+
+private:
+  std::shared_ptr<const data::Dataset> base_;
+  size_t n_;
+};
+
+json section(const json& root, const char* key) { return root.is_object() && root.contains(key) ? root.at(key) : json::object(); }
+
+}  // namespace
+
+bool check_keys(const json& j, const std::string& path, const std::set<std::string>& required,
+                const std::set<std::string>& optional, std::vector<std::string>& problems) {
+  if (!j.is_object()) {
+    problems.push_back(path + " must be a JSON object");
+    return false;
+  }
+  for (const auto& [key, value] : j.items())
+    if (!required.count(key) && !optional.count(key)) problems.push_back("unknown key " + path + "." + key);
+  for (const auto& key : required)
+    if (!j.contains(key)) problems.push_back("missing key " + path + "." + key);
+  return true;
+}
+
+void read_dataset_section(const json& root, DatasetSection& out, std::vector<std::string>& problems) {
+  const json ds = section(root, "dataset");
+  if (!check_keys(ds, "dataset", {"name", "resolution"}, {"split", "size", "path"}, problems)) return;
+  read(ds, "dataset", "name", out.name, problems);
+  read(ds, "dataset", "resolution", out.resolution, problems);
+  read(ds, "dataset", "split", out.split, problems);
+  read(ds, "dataset", "size", out.size, problems);
+  read(ds, "dataset", "path", out.path, problems);
+  if (ds.contains("resolution") && out.resolution < 8) problems.push_back("dataset.resolution must be >= 8");
+  if (out.size < 0) problems.push_back("dataset.size must be >= 0");
+  try {
+    data::parse_split(out.split);
+  } catch (const Error& e) {
+    problems.push_back(std::string("dataset.split: ") + e.what());
+  }
+}
+
+void read_tokenizer_section(const json& root, int64_t& vocab_size, std::vector<std::string>& problems) {
+  const json tok = section(root, "tokenizer");
+  if (!check_keys(tok, "tokenizer", {"vocab_size"}, {}, problems)) return;
+  read(tok, "tokenizer", "vocab_size", vocab_size, problems);
+  if (tok.contains("vocab_size") && vocab_size < 514) problems.push_back("tokenizer.vocab_size must be >= 514");
+}
+
+data::DatasetSpec dataset_spec(const DatasetSection& d, data::Split split, uint64_t seed) {
+  data::DatasetSpec spec;
+  spec.name = d.name;
+  spec.resolution = static_cast<int>(d.resolution);
+  spec.split = split;
+  spec.seed = seed;
+  spec.path = d.path;
+  if (d.name == "shapes") spec.size = static_cast<size_t>(d.size);
+  return spec;
+}
+
+std::shared_ptr<const data::Dataset> open_dataset(const DatasetSection& d, uint64_t seed) {
+  auto ds = data::make_dataset(dataset_spec(d, data::parse_split(d.split), seed));
+  if (d.name != "shapes" && d.size > 0 && static_cast<size_t>(d.size) < ds->size())
+    ds = std::make_shared<FirstN>(ds, static_cast<size_t>(d.size));
+  if (ds->size() == 0) throw UsageError("dataset " + d.name + " has no samples in the requested split");
+  return ds;
+}
+
+}  // namespace genvis::train::recipe

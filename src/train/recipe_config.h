@@ -1,0 +1,55 @@
+// What the training recipes' JSON configs share (genvis train ldm, genvis train contrastive):
+// key checks that collect every problem instead of stopping at the first, typed reads, the
+// "dataset" and "tokenizer" sections, and opening the configured dataset.
+//
+//   std::vector<std::string> problems;
+//   recipe::check_keys(j, "config", {"dataset", "tokenizer"}, {"seed"}, problems);
+//   recipe::read_dataset_section(j, c.dataset, problems);
+//   if (!problems.empty()) throw UsageError(...all of them...);
+#pragma once
+#include "data/dataset.h"
+#include "data/registry.h"
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace genvis::train::recipe {
+
+// Appends "unknown key PATH.k" / "missing key PATH.k" for j's keys; false (and a problem) when j
+// is not an object.
+bool check_keys(const nlohmann::json& j, const std::string& path, const std::set<std::string>& required,
+                const std::set<std::string>& optional, std::vector<std::string>& problems);
+
+// out = j[key] when present; a problem naming PATH.key when it has the wrong type.
+template <typename T>
+void read(const nlohmann::json& j, const std::string& path, const char* key, T& out, std::vector<std::string>& problems) {
+  if (!j.is_object() || !j.contains(key)) return;
+  try {
+    out = j.at(key).get<T>();
+  } catch (const nlohmann::json::exception&) {
+    problems.push_back(path + "." + key + " has the wrong type (" + j.at(key).dump() + ")");
+  }
+}
+
+struct DatasetSection {
+  std::string name;
+  int64_t resolution = 0;
+  std::string split = "train";
+  int64_t size = 0;  // shapes: number of scenes (0 = dataset default); others: first `size` samples (0 = all)
+  std::string path;  // folder datasets
+};
+
+// root["dataset"] (required keys name, resolution; optional split, size, path) into `out`.
+void read_dataset_section(const nlohmann::json& root, DatasetSection& out, std::vector<std::string>& problems);
+// root["tokenizer"]["vocab_size"] (>= 514: 256 bytes x 2 + BOS/EOS).
+void read_tokenizer_section(const nlohmann::json& root, int64_t& vocab_size, std::vector<std::string>& problems);
+
+data::DatasetSpec dataset_spec(const DatasetSection& d, data::Split split, uint64_t seed);
+// The configured split (or `split` when given), cut to the first d.size samples for datasets
+// other than shapes; UsageError when it is empty.
+std::shared_ptr<const data::Dataset> open_dataset(const DatasetSection& d, uint64_t seed);
+
+}  // namespace genvis::train::recipe
