@@ -2,6 +2,7 @@
 // exported folder generates through the unchanged pipeline, reruns skip finished stages, and
 // config mistakes are reported all at once.
 #include "core/error.h"
+#include "io/image.h"
 #include "pipelines/stable_diffusion.h"
 #include "support/metrics_log.h"
 #include "support/test_support.h"
@@ -57,6 +58,14 @@ TEST(LDMRecipe, TrainsExportsGeneratesAndSkipsFinishedStages) {
   ASSERT_EQ(diffusion.size(), 40u);
   EXPECT_LT(mean_of(diffusion, 30, 10), 0.9 * mean_of(diffusion, 0, 10));
   EXPECT_TRUE(fs::exists(fs::path(dir.path()) / "diffusion" / "loss.png"));
+  // Validation at the end: a loss on fixed batches and a grid of 8 samples (4 columns).
+  const auto validation = losses(fs::path(dir.path()) / "diffusion" / "validation.jsonl");
+  ASSERT_EQ(validation.size(), 1u);
+  EXPECT_TRUE(std::isfinite(validation[0]));
+  EXPECT_LT(validation[0], mean_of(diffusion, 0, 10));
+  const io::Image grid = io::read_png((fs::path(dir.path()) / "diffusion" / "samples" / "step-00000040.png").string());
+  EXPECT_GE(grid.width, 4 * 16);
+  EXPECT_GE(grid.height, 2 * 16);
 
   // The folder is a diffusers pipeline: the recipe's choices are in its configs.
   const fs::path model = r.model_dir;
