@@ -17,6 +17,7 @@
 #include "tokenizers/bpe_trainer.h"
 #include "tokenizers/clip_tokenizer.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -275,7 +276,10 @@ void validate_diffusion(const LDMRecipeConfig& c, const std::vector<std::string>
   if (was_training) both->train();
   io::Image grid;
   try {
-    grid = io::make_grid(images, 4, shown);
+    io::GridOptions options;  // small images: a small font, three lines of caption
+    options.font_size = std::clamp(static_cast<int>(c.dataset.resolution / 4), 8, 16);
+    options.max_caption_lines = 3;
+    grid = io::make_grid(images, 4, shown, options);
   } catch (const Error&) {
     grid = io::make_grid(images, 4);  // no caption font installed
   }
