@@ -12,7 +12,8 @@ namespace fs = std::filesystem;
 
 std::vector<std::string> default_model_candidates() {
   std::vector<std::string> out;
-  if (const char* env = std::getenv("GENVIS_DEFAULT_MODEL"); env && *env) out.emplace_back(env);
+  // The variable, when set, is the only place: a wrong path is an error, not a silent fallback.
+  if (const char* env = std::getenv("GENVIS_DEFAULT_MODEL"); env && *env) return {env};
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {

@@ -8,9 +8,9 @@ namespace genvis::cli {
 
 inline constexpr const char* kDefaultModelName = "genvis-emoji-32";
 
-// Folders searched, in order: $GENVIS_DEFAULT_MODEL; models/<name> beside the executable, one
-// level up (build/genvis -> models/) and in ../share/genvis/models (installed); the source tree
-// the binary was built from.
+// Folders searched: only $GENVIS_DEFAULT_MODEL when it is set; otherwise, in order,
+// models/<name> beside the executable, one level up (build/genvis -> models/), in
+// ../share/genvis/models (installed), and in the source tree the binary was built from.
 std::vector<std::string> default_model_candidates();
 
 // The first candidate holding a model_index.json; UsageError listing every place looked in.
