@@ -246,23 +246,12 @@ ContrastiveRecipeConfig ContrastiveRecipeConfig::from_json(const json& j, const 
     problems.push_back(e.what());
   }
 
-  if (!problems.empty()) {
-    std::string all;
-    for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
-    throw UsageError(source + ": " + std::to_string(problems.size()) + " problem(s): " + all);
-  }
+  recipe::throw_if_problems(source, problems);
   return c;
 }
 
 ContrastiveRecipeConfig ContrastiveRecipeConfig::from_file(const std::string& path) {
-  if (!file_exists(path)) throw LoadError(path, "no such recipe config file");
-  json j;
-  try {
-    j = json::parse(read_text_file(path, size_t{16} << 20));
-  } catch (const json::exception& e) {
-    throw LoadError(path, std::string("not valid JSON: ") + e.what());
-  }
-  return from_json(j, path);
+  return from_json(recipe::read_config_file(path), path);
 }
 
 ContrastiveRecipeResult run_contrastive_recipe(const ContrastiveRecipeConfig& c, const ContrastiveRecipeOptions& o) {

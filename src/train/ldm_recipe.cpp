@@ -448,23 +448,12 @@ LDMRecipeConfig LDMRecipeConfig::from_json(const json& j, const std::string& sou
     });
   }
 
-  if (!problems.empty()) {
-    std::string all;
-    for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
-    throw UsageError(source + ": " + std::to_string(problems.size()) + " problem(s): " + all);
-  }
+  recipe::throw_if_problems(source, problems);
   return c;
 }
 
 LDMRecipeConfig LDMRecipeConfig::from_file(const std::string& path) {
-  if (!file_exists(path)) throw LoadError(path, "no such recipe config file");
-  json j;
-  try {
-    j = json::parse(read_text_file(path, size_t{16} << 20));
-  } catch (const json::exception& e) {
-    throw LoadError(path, std::string("not valid JSON: ") + e.what());
-  }
-  return from_json(j, path);
+  return from_json(recipe::read_config_file(path), path);
 }
 
 LDMRecipeResult run_ldm_recipe(const LDMRecipeConfig& config, const LDMRecipeOptions& options) {

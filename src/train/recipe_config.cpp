@@ -1,6 +1,7 @@
 #include "train/recipe_config.h"
 
 #include "core/error.h"
+#include "core/file.h"
 
 namespace genvis::train::recipe {
 
@@ -40,6 +41,22 @@ bool check_keys(const json& j, const std::string& path, const std::set<std::stri
   for (const auto& key : required)
     if (!j.contains(key)) problems.push_back("missing key " + path + "." + key);
   return true;
+}
+
+void throw_if_problems(const std::string& source, const std::vector<std::string>& problems) {
+  if (problems.empty()) return;
+  std::string all;
+  for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
+  throw UsageError(source + ": " + std::to_string(problems.size()) + " problem(s): " + all);
+}
+
+json read_config_file(const std::string& path) {
+  if (!file_exists(path)) throw LoadError(path, "no such recipe config file");
+  try {
+    return json::parse(read_text_file(path, size_t{16} << 20));
+  } catch (const json::exception& e) {
+    throw LoadError(path, std::string("not valid JSON: ") + e.what());
+  }
 }
 
 void read_dataset_section(const json& root, DatasetSection& out, std::vector<std::string>& problems) {

@@ -34,6 +34,12 @@ void read(const nlohmann::json& j, const std::string& path, const char* key, T& 
   }
 }
 
+// UsageError "SOURCE: N problem(s): a; b; ..." when there are problems; nothing otherwise.
+void throw_if_problems(const std::string& source, const std::vector<std::string>& problems);
+// The JSON of a recipe config file (at most 16 MiB); LoadError naming the path when it is
+// missing or not valid JSON.
+nlohmann::json read_config_file(const std::string& path);
+
 struct DatasetSection {
   std::string name;
   int64_t resolution = 0;
