@@ -11,18 +11,22 @@ namespace genvis::cli {
 namespace fs = std::filesystem;
 
 std::vector<std::string> default_model_candidates() {
-  std::vector<std::string> out;
   // The variable, when set, is the only place: a wrong path is an error, not a silent fallback.
   if (const char* env = std::getenv("GENVIS_DEFAULT_MODEL"); env && *env) return {env};
+  return shipped_model_candidates(kDefaultModelName);
+}
+
+std::vector<std::string> shipped_model_candidates(const std::string& name) {
+  std::vector<std::string> out;
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
     const fs::path dir = exe.parent_path();
     for (const fs::path& base : {dir / "models", dir.parent_path() / "models", dir.parent_path() / "share" / "genvis" / "models"})
-      out.push_back((base / kDefaultModelName).lexically_normal().string());
+      out.push_back((base / name).lexically_normal().string());
   }
 #ifdef GENVIS_SOURCE_MODELS_DIR
-  out.push_back((fs::path(GENVIS_SOURCE_MODELS_DIR) / kDefaultModelName).lexically_normal().string());
+  out.push_back((fs::path(GENVIS_SOURCE_MODELS_DIR) / name).lexically_normal().string());
 #endif
   std::vector<std::string> unique;
   for (const auto& c : out)
@@ -40,6 +44,14 @@ std::string find_default_model() {
   }
   throw UsageError(std::string("no --model given and the built-in model ") + kDefaultModelName +
                    " was not found (looked in: " + looked + "); pass --model DIR|FILE or set GENVIS_DEFAULT_MODEL");
+}
+
+std::string find_shipped_model(const std::string& name, const std::string& marker) {
+  for (const auto& c : shipped_model_candidates(name)) {
+    std::error_code ec;
+    if (fs::is_regular_file(fs::path(c) / marker, ec)) return c;
+  }
+  return {};
 }
 
 }  // namespace genvis::cli

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "train/classifier_recipe.h"
 #include "train/contrastive_recipe.h"
 #include "train/ldm_recipe.h"
 
@@ -16,7 +17,7 @@ Command add_train_command(CLI::App& app) {
     bool resume = false;
   };
   auto o = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand("train", "Train a model from scratch with a recipe (ldm, contrastive)");
+  CLI::App* cmd = app.add_subcommand("train", "Train a model from scratch with a recipe (ldm, contrastive, classifier)");
   cmd->require_subcommand(1);
   CLI::App* ldm = cmd->add_subcommand(
       "ldm", "Latent diffusion: tokenizer, VAE, then UNet + text encoder; exports a diffusers folder <out>/model");
@@ -28,13 +29,26 @@ Command add_train_command(CLI::App& app) {
   contrastive->add_option("--config", o->config, "Recipe JSON (see configs/contrastive-emoji.json)")->required();
   contrastive->add_option("--out", o->out, "Output folder (default: runs/<config file name>)");
   contrastive->add_flag("--resume", o->resume, "Continue an unfinished training from its latest checkpoint");
+  CLI::App* classifier = cmd->add_subcommand(
+      "classifier", "Image classifier (FID features, class accuracy judge): cross-entropy training; <out>/model, <out>/eval.json");
+  classifier->add_option("--config", o->config, "Recipe JSON (see configs/fmnist-classifier.json)")->required();
+  classifier->add_option("--out", o->out, "Output folder (default: runs/<config file name>)");
+  classifier->add_flag("--resume", o->resume, "Continue an unfinished training from its latest checkpoint");
 
-  return {cmd, [o, contrastive] {
+  return {cmd, [o, contrastive, classifier] {
     const std::string out_dir =
         o->out.empty() ? (std::filesystem::path("runs") / std::filesystem::path(o->config).stem()).string() : o->out;
     if (contrastive->parsed()) {
       const auto config = train::ContrastiveRecipeConfig::from_file(o->config);
       const auto result = train::run_contrastive_recipe(config, {.out_dir = out_dir, .resume = o->resume});
+      if (result.interrupted)
+        throw RuntimeError("interrupted: a checkpoint was written; continue with --resume --out " + out_dir);
+      std::cout << result.model_dir << "\n";
+      return;
+    }
+    if (classifier->parsed()) {
+      const auto config = train::ClassifierRecipeConfig::from_file(o->config);
+      const auto result = train::run_classifier_recipe(config, {.out_dir = out_dir, .resume = o->resume});
       if (result.interrupted)
         throw RuntimeError("interrupted: a checkpoint was written; continue with --resume --out " + out_dir);
       std::cout << result.model_dir << "\n";

@@ -167,6 +167,8 @@ void GenerateOptions::validate() const {
     problems.push_back("--width/--height must be multiples of 8 in 8..8192 (got " + std::to_string(width) + "x" +
                        std::to_string(height) + ")");
   if (batch < 1 || batch > 64) problems.push_back("--batch must be 1..64");
+  if (!prompts.empty() && static_cast<int64_t>(prompts.size()) != batch)
+    problems.push_back(std::to_string(prompts.size()) + " prompts for a batch of " + std::to_string(batch));
   if (clip_skip < 0 || clip_skip > 10) problems.push_back("--clip-skip must be 0..10");
   if (init_image.defined() && !(strength > 0 && strength <= 1)) problems.push_back("--strength must be in (0, 1]");
   if (init_image.defined() && (init_image.size(2) != height || init_image.size(3) != width))
@@ -260,17 +262,36 @@ GenerateResult generate(StableDiffusion& model, const GenerateOptions& o) {
     throw UsageError("this is an inpainting UNet (" + std::to_string(model.unet->config.in_channels) +
                      " input channels): give --init-image and --mask");
 
-  // 1. Encode prompts (cond and uncond padded to the same number of 77-token chunks).
-  PromptEmbeds cond = encode_prompt(model, o.prompt, o.clip_skip);
-  PromptEmbeds uncond = encode_prompt(model, o.negative_prompt, o.clip_skip, cond.context.size(1) / 77);
-  if (uncond.context.size(1) > cond.context.size(1))
-    cond = encode_prompt(model, o.prompt, o.clip_skip, uncond.context.size(1) / 77);
+  // 1. Encode prompts (every cond and the uncond padded to the same number of 77-token chunks).
+  const std::vector<std::string> prompts = o.prompts.empty() ? std::vector<std::string>{o.prompt} : o.prompts;
+  std::vector<PromptEmbeds> conds;
+  int64_t chunks = 1;
+  for (const auto& p : prompts) {
+    conds.push_back(encode_prompt(model, p, o.clip_skip));
+    chunks = std::max(chunks, conds.back().context.size(1) / 77);
+  }
+  PromptEmbeds uncond = encode_prompt(model, o.negative_prompt, o.clip_skip, chunks);
+  chunks = std::max(chunks, uncond.context.size(1) / 77);
+  for (size_t i = 0; i < conds.size(); ++i)
+    if (conds[i].context.size(1) / 77 < chunks) conds[i] = encode_prompt(model, prompts[i], o.clip_skip, chunks);
   if (model.is_sdxl() && model.force_zeros_for_empty_prompt && o.negative_prompt.empty()) {
     uncond.context = at::zeros_like(uncond.context);
     uncond.pooled = at::zeros_like(uncond.pooled);
   }
-  const at::Tensor context =
-      at::cat({uncond.context.expand({o.batch, -1, -1}), cond.context.expand({o.batch, -1, -1})});
+  PromptEmbeds cond;  // [batch, 77*chunks, C] (and [batch, P] pooled)
+  if (conds.size() == 1) {
+    cond.context = conds[0].context.expand({o.batch, -1, -1});
+    if (conds[0].pooled.defined()) cond.pooled = conds[0].pooled.expand({o.batch, -1});
+  } else {
+    std::vector<at::Tensor> contexts, pooled;
+    for (const auto& c : conds) {
+      contexts.push_back(c.context);
+      if (c.pooled.defined()) pooled.push_back(c.pooled);
+    }
+    cond.context = at::cat(contexts);
+    if (!pooled.empty()) cond.pooled = at::cat(pooled);
+  }
+  const at::Tensor context = at::cat({uncond.context.expand({o.batch, -1, -1}), cond.context});
   std::optional<models::UNetAddedConditions> added;
   if (model.is_sdxl()) {
     const auto original = o.original_size.value_or(std::pair{o.height, o.width});
@@ -280,7 +301,7 @@ GenerateResult generate(StableDiffusion& model, const GenerateOptions& o) {
                                      static_cast<double>(target.first),       static_cast<double>(target.second)};
     const at::Tensor time_ids = torch::tensor(ids, at::kDouble).to(opts).unsqueeze(0).expand({2 * o.batch, 6});
     added = models::UNetAddedConditions{
-        at::cat({uncond.pooled.expand({o.batch, -1}), cond.pooled.expand({o.batch, -1})}), time_ids};
+        at::cat({uncond.pooled.expand({o.batch, -1}), cond.pooled}), time_ids};
   }
 
   // 2. Schedule.

@@ -64,6 +64,9 @@ StableDiffusion load_stable_diffusion(const ModelSource& source);
 
 struct GenerateOptions {
   std::string prompt, negative_prompt;
+  // One prompt per image of the batch (evaluation: many captions in one denoising batch). When
+  // set, its size must equal `batch` and `prompt` is not used; image i still gets seed + i.
+  std::vector<std::string> prompts;
   int64_t steps = 20;
   std::string sampler = "euler";
   std::string schedule = "default";

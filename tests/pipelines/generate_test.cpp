@@ -61,6 +61,38 @@ TEST(Generate, BatchImageIIsSeedPlusI) {
   EXPECT_GT((batch.latents[0] - batch.latents[1]).abs().max().item<float>(), 1e-3);
 }
 
+TEST(Generate, OnePromptPerBatchImageMatchesSeparateRuns) {
+  GENVIS_REQUIRE_FIXTURES();
+  StableDiffusion model = tiny_model();
+  const auto alone = [&](const std::string& prompt, uint64_t seed) {
+    GenerateOptions one = small("euler");
+    one.prompt = prompt;
+    one.seed = seed;
+    return generate(model, one).latents[0];
+  };
+  GenerateOptions o = small("euler");
+  o.prompts = {"a green pear", "a blue cat"};
+  o.batch = 2;
+  const GenerateResult batch = generate(model, o);
+  for (int64_t i = 0; i < 2; ++i)
+    EXPECT_LE((batch.latents[i] - alone(o.prompts[static_cast<size_t>(i)], o.seed + static_cast<uint64_t>(i)))
+                  .abs().max().item<float>(), 1e-4) << "image " << i;
+  // The prompts really condition: image 1 differs from image 1's seed with image 0's prompt.
+  EXPECT_GT((batch.latents[1] - alone("a green pear", o.seed + 1)).abs().max().item<float>(), 1e-3);
+
+  // A prompt longer than one 77-token chunk pads every row to two chunks (A1111 chunking); the
+  // long prompt's own image is what it is alone (alone, its uncond is padded to two chunks too).
+  std::string long_prompt = "a blue cat";
+  for (int i = 0; i < 40; ++i) long_prompt += " and a dog";
+  o.prompts = {"a green pear", long_prompt};
+  const GenerateResult mixed = generate(model, o);
+  EXPECT_LE((mixed.latents[1] - alone(long_prompt, o.seed + 1)).abs().max().item<float>(), 1e-4);
+  EXPECT_TRUE(mixed.latents.isfinite().all().item<bool>());
+
+  o.batch = 3;
+  EXPECT_THROW(generate(model, o), UsageError);
+}
+
 TEST(Generate, VaeTilingDecodesInTilesOnlyWhenLarger) {
   GENVIS_REQUIRE_FIXTURES();
   StableDiffusion model = tiny_model();

@@ -1,0 +1,89 @@
+#include "models/classifier/image_classifier.h"
+
+#include "core/error.h"
+#include "core/file.h"
+#include "io/safetensors.h"
+#include "io/weights.h"
+#include "nn/state_dict.h"
+
+#include <filesystem>
+#include <torch/torch.h>
+
+namespace genvis::models {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr int64_t kChunk = 256;
+
+void check_images(const at::Tensor& images) {
+  if (images.dim() != 4 || (images.size(1) != 1 && images.size(1) != 3) || images.size(2) < 1 || images.size(3) < 1)
+    throw UsageError("image classifier: expected images [B,1,H,W] or [B,3,H,W] in [0,1], got " + c10::str(images.sizes()));
+}
+
+}  // namespace
+
+ImageClassifier::ImageClassifier(const ImageClassifierConfig& config) : model_(config) { model_->eval(); }
+
+ImageClassifier ImageClassifier::load(const std::string& folder) {
+  const fs::path dir = folder;
+  if (!fs::is_directory(dir)) throw LoadError(folder, "no such image classifier folder");
+  const ImageClassifierConfig config = ImageClassifierConfig::from_file((dir / "config.json").string());
+  const fs::path weights = dir / "model.safetensors";
+  if (!fs::exists(weights)) throw LoadError(weights.string(), "weights file is missing");
+  ImageClassifierModel model(config);
+  const auto reader = io::open_weights(weights.string());
+  nn::LoadOptions options;
+  options.dtype = at::kFloat;
+  nn::load_state_dict(*model, *reader, options);
+  model->eval();
+  return ImageClassifier(std::move(model));
+}
+
+void ImageClassifier::save(const std::string& folder) const {
+  const fs::path dir = folder;
+  fs::create_directories(dir);
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const auto& p : model_->named_parameters(true)) tensors.emplace_back(p.key(), p.value().detach().to(at::kFloat));
+  for (const auto& b : model_->named_buffers(true)) tensors.emplace_back(b.key(), b.value());
+  io::save_safetensors((dir / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  write_file_atomic((dir / "config.json").string(), config().to_json().dump(2) + "\n");
+}
+
+at::Tensor ImageClassifier::preprocess(const at::Tensor& images) const {
+  check_images(images);
+  at::Tensor x = images.to(at::kCPU, at::kFloat);
+  if (config().in_channels == 1 && x.size(1) == 3) {
+    // ITU-R BT.601 luma: [B,3,H,W] -> [B,1,H,W]
+    x = (x.narrow(1, 0, 1) * 0.299f + x.narrow(1, 1, 1) * 0.587f + x.narrow(1, 2, 1) * 0.114f);
+  } else if (config().in_channels == 3 && x.size(1) == 1) {
+    x = x.expand({-1, 3, -1, -1});
+  }
+  const int64_t h = x.size(2), w = x.size(3), side = std::min(h, w);
+  if (h != w) x = x.narrow(2, (h - side) / 2, side).narrow(3, (w - side) / 2, side);
+  const int64_t s = config().image_size;
+  if (side > s) x = at::adaptive_avg_pool2d(x, {s, s});  // area averaging: no aliasing
+  else if (side < s) x = at::upsample_bilinear2d(x.contiguous(), {s, s}, /*align_corners=*/false);
+  return (x * 2.0 - 1.0).contiguous();
+}
+
+ImageClassifier::Outputs ImageClassifier::run(const at::Tensor& images) {
+  torch::NoGradGuard no_grad;
+  model_->eval();
+  const auto& c = config();
+  check_images(images);
+  if (images.size(0) == 0) return {torch::empty({0, c.feature_dim}), torch::empty({0, c.num_classes})};
+  std::vector<at::Tensor> features, logits;
+  for (int64_t i = 0; i < images.size(0); i += kChunk) {
+    const at::Tensor x = preprocess(images.narrow(0, i, std::min(kChunk, images.size(0) - i)));
+    features.push_back(model_->features(x).to(at::kFloat));
+    logits.push_back(model_->classifier(features.back()).to(at::kFloat));
+  }
+  return {at::cat(features), at::cat(logits)};
+}
+
+std::vector<int64_t> ImageClassifier::predict(const at::Tensor& images) {
+  const at::Tensor labels = logits(images).argmax(1).contiguous();
+  return std::vector<int64_t>(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + labels.numel());
+}
+
+}  // namespace genvis::models
