@@ -200,15 +200,7 @@ ClassifierRecipeConfig ClassifierRecipeConfig::from_json(const json& j, const st
     }
     if (c.eval.num < 0) problems.push_back("eval.num must be >= 0");
   }
-  if (j.contains("train")) {
-    json t = j.at("train");
-    if (t.is_object() && !t.contains("seed")) t["seed"] = c.seed;
-    try {
-      c.train = TrainConfig::from_json(t, "train");
-    } catch (const Error& e) {
-      problems.push_back(e.what());
-    }
-  }
+  recipe::read_train_section(j, "", c.seed, c.train, problems);
 
   // The model config as the recipe will build it.
   try {

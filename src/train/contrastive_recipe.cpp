@@ -229,15 +229,7 @@ ContrastiveRecipeConfig ContrastiveRecipeConfig::from_json(const json& j, const 
     if (c.eval.num < 0) problems.push_back("eval.num must be >= 0");
     if (c.eval.k < 2) problems.push_back("eval.k must be >= 2");
   }
-  if (j.contains("train")) {
-    json t = j.at("train");
-    if (t.is_object() && !t.contains("seed")) t["seed"] = c.seed;
-    try {
-      c.train = TrainConfig::from_json(t, "train");
-    } catch (const Error& e) {
-      problems.push_back(e.what());
-    }
-  }
+  recipe::read_train_section(j, "", c.seed, c.train, problems);
 
   // The model config as the recipe will build it.
   try {

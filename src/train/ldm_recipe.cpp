@@ -387,14 +387,7 @@ LDMRecipeConfig LDMRecipeConfig::from_json(const json& j, const std::string& sou
   recipe::read_tokenizer_section(j, c.vocab_size, problems);
 
   const auto train_config = [&](const json& s, const std::string& path, uint64_t seed_offset, TrainConfig& out) {
-    if (!s.contains("train")) return;
-    json t = s.at("train");
-    if (t.is_object() && !t.contains("seed")) t["seed"] = c.seed + seed_offset;
-    try {
-      out = TrainConfig::from_json(t, path + ".train");
-    } catch (const Error& e) {
-      problems.push_back(e.what());
-    }
+    recipe::read_train_section(s, path, c.seed + seed_offset, out, problems);
   };
   const json vae = section("vae");
   if (check_keys(vae, "vae", {"config", "kl_weight", "batch_size", "train"}, {}, problems)) {

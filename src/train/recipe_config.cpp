@@ -102,4 +102,16 @@ std::shared_ptr<const data::Dataset> open_dataset(const DatasetSection& d, uint6
   return ds;
 }
 
+void read_train_section(const nlohmann::json& section, const std::string& path, uint64_t seed, TrainConfig& out,
+                        std::vector<std::string>& problems) {
+  if (!section.is_object() || !section.contains("train")) return;
+  nlohmann::json t = section.at("train");
+  if (t.is_object() && !t.contains("seed")) t["seed"] = seed;
+  try {
+    out = TrainConfig::from_json(t, path.empty() ? "train" : path + ".train");
+  } catch (const Error& e) {
+    problems.push_back(e.what());
+  }
+}
+
 }  // namespace genvis::train::recipe

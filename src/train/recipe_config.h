@@ -9,6 +9,7 @@
 #pragma once
 #include "data/dataset.h"
 #include "data/registry.h"
+#include "train/trainer.h"
 
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -57,5 +58,10 @@ data::DatasetSpec dataset_spec(const DatasetSection& d, data::Split split, uint6
 // The configured split (or `split` when given), cut to the first d.size samples for datasets
 // other than shapes; UsageError when it is empty.
 std::shared_ptr<const data::Dataset> open_dataset(const DatasetSection& d, uint64_t seed);
+
+// section["train"] as a TrainConfig named `path` + ".train", its seed defaulting to `seed`;
+// nothing when the section has no "train" (the caller reports a missing key); problems appended.
+void read_train_section(const nlohmann::json& section, const std::string& path, uint64_t seed, TrainConfig& out,
+                        std::vector<std::string>& problems);
 
 }  // namespace genvis::train::recipe
