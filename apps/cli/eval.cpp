@@ -78,12 +78,14 @@ std::string today_iso() {
   return buf;
 }
 
-ojson read_json_or_null(const fs::path& file) {
+// J = nlohmann::json or ordered_json.
+template <class J = ojson>
+J read_json_or_null(const fs::path& file) {
   std::error_code ec;
   if (!fs::is_regular_file(file, ec)) return nullptr;
   try {
     const std::vector<uint8_t> bytes = read_file(file.string(), size_t{64} << 20);
-    return ojson::parse(bytes.begin(), bytes.end());
+    return J::parse(bytes.begin(), bytes.end());
   } catch (const std::exception& e) {
     throw LoadError(file.string(), std::string("not valid JSON: ") + e.what());
   }
@@ -169,7 +171,7 @@ Command add_eval_command(CLI::App& app) {
 
     // 2 judges (loaded first: a missing encoder fails before minutes of generation)
     eval::Judges judges;
-    std::unique_ptr<models::ContrastiveEncoder> encoder;
+    std::shared_ptr<models::ContrastiveEncoder> encoder;
     const DefaultJudges defaults = default_judges(o->dataset);
     std::string encoder_dir = o->encoder, classifier_dir = o->classifier, inception = o->inception;
     if (encoder_dir.empty() && defaults.encoder) encoder_dir = find_shipped_model(defaults.encoder, "config.json");
@@ -178,14 +180,15 @@ Command add_eval_command(CLI::App& app) {
     if (inception.empty())
       if (const char* env = std::getenv("GENVIS_INCEPTION"); env && *env) inception = env;
     if (!encoder_dir.empty()) {
-      encoder = std::make_unique<models::ContrastiveEncoder>(models::ContrastiveEncoder::load(encoder_dir));
+      encoder = std::make_shared<models::ContrastiveEncoder>(models::ContrastiveEncoder::load(encoder_dir));
       judges.text_image = encoder.get();
       judges.text_image_name = eval::folder_name(encoder_dir);
-      judges.extractors.push_back(eval::make_contrastive_extractor(encoder_dir));
+      judges.extractors.push_back(eval::make_contrastive_extractor(encoder, encoder_dir));
     }
     if (!classifier_dir.empty()) {
-      judges.classifier = eval::make_classifier(classifier_dir);
-      judges.extractors.push_back(eval::make_classifier_extractor(classifier_dir));
+      eval::ClassifierJudges c = eval::make_classifier_judges(classifier_dir);
+      judges.classifier = std::move(c.classifier);
+      judges.extractors.push_back(std::move(c.features));
     }
     if (!inception.empty()) judges.extractors.push_back(eval::make_inception_extractor(inception));
     if (judges.extractors.empty() && !judges.text_image)
@@ -221,8 +224,8 @@ Command add_eval_command(CLI::App& app) {
         if (image_side == 0) image_side = o->resolution > 0 ? o->resolution : x.size(3);
         rows.push_back(to_square(x, image_side));
         set.captions.push_back(s.meta.value("caption_file", false) ? s.caption : "");
-        const ojson facts = read_json_or_null(fs::path(o->images) / fs::path(s.meta["path"].get<std::string>()).replace_extension(".json"));
-        set.metas.push_back(facts.is_null() ? nlohmann::json(nullptr) : nlohmann::json::parse(facts.dump()));
+        set.metas.push_back(read_json_or_null<nlohmann::json>(
+            fs::path(o->images) / fs::path(s.meta["path"].get<std::string>()).replace_extension(".json")));
       }
       set.images = at::cat(rows);
       if (name.empty()) name = eval::folder_name(o->images);

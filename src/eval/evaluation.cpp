@@ -6,6 +6,7 @@
 #include "eval/precision_recall.h"
 #include "eval/r_precision.h"
 #include "eval/reference_features.h"
+#include "eval/tensor_shape.h"
 #include "io/grid.h"
 #include "io/image_tensor.h"
 
@@ -17,13 +18,6 @@
 namespace genvis::eval {
 
 namespace {
-
-std::string shape(const at::Tensor& t) {
-  if (!t.defined()) return "undefined";
-  std::string s = "[";
-  for (int64_t d = 0; d < t.dim(); ++d) s += (d ? "," : "") + std::to_string(t.size(d));
-  return s + "]";
-}
 
 void distribution_metrics(const at::Tensor& images, FeatureExtractor& fx, const data::Dataset& reference,
                           const EvalOptions& o, nlohmann::ordered_json& out, nlohmann::ordered_json& info) {

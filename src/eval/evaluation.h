@@ -3,8 +3,8 @@
 //
 //   eval::EvalSet set{images, captions, metas};                // [N,3,H,W] in [0,1]
 //   eval::Judges judges;
-//   judges.extractors.push_back(eval::make_contrastive_extractor("models/genvis-contrastive-emoji"));
-//   judges.text_image = &encoder;  judges.caption_pool = every caption of the split;
+//   judges.extractors.push_back(eval::make_contrastive_extractor(encoder, folder));
+//   judges.text_image = encoder.get();  judges.caption_pool = every caption of the split;
 //   nlohmann::ordered_json m = eval::evaluate(set, judges, reference_dataset, options);
 //   m["FID[genvis-contrastive-emoji]"], m["r_precision[genvis-contrastive-emoji]"], ...
 //
@@ -44,7 +44,13 @@ public:
   virtual std::string name() const = 0;
   virtual std::vector<int64_t> predict(const at::Tensor& images) = 0;  // [N,3,H,W] in [0,1]
 };
-std::unique_ptr<Classifier> make_classifier(const std::string& folder);
+// One genvis image classifier folder (genvis train classifier), loaded once, as both judges:
+// its penultimate layer as a feature extractor and its predictions as the accuracy judge.
+struct ClassifierJudges {
+  std::unique_ptr<FeatureExtractor> features;
+  std::unique_ptr<Classifier> classifier;
+};
+ClassifierJudges make_classifier_judges(const std::string& folder);
 
 struct Judges {
   std::vector<std::unique_ptr<FeatureExtractor>> extractors;

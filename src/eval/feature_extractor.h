@@ -1,6 +1,8 @@
 // Feature extractors that the distribution metrics (FID, KID, precision/recall) are computed in.
 //
-//   auto fx = genvis::eval::make_contrastive_extractor("models/genvis-contrastive-emoji");
+//   auto enc = std::make_shared<genvis::models::ContrastiveEncoder>(
+//       genvis::models::ContrastiveEncoder::load("models/genvis-contrastive-emoji"));
+//   auto fx = genvis::eval::make_contrastive_extractor(enc, "models/genvis-contrastive-emoji");
 //   at::Tensor f = fx->features(images);   // [B,3,H,W] in [0,1] -> [B,D] f32 on the CPU
 //   fx->label("FID");                      // "FID[genvis-contrastive-emoji]"
 //
@@ -10,7 +12,12 @@
 #pragma once
 #include <ATen/ATen.h>
 #include <memory>
+#include <vector>
 #include <string>
+
+namespace genvis::models {
+class ContrastiveEncoder;
+}
 
 namespace genvis::eval {
 
@@ -30,12 +37,12 @@ public:
   }
 };
 
-// The image tower of a genvis contrastive encoder folder (L2-normalised projections).
-std::unique_ptr<FeatureExtractor> make_contrastive_extractor(const std::string& folder);
+// The image tower of a genvis contrastive encoder (L2-normalised projections), loaded from
+// `folder` (its weights give the fingerprint) and shared with the text-image judge.
+std::unique_ptr<FeatureExtractor> make_contrastive_extractor(std::shared_ptr<models::ContrastiveEncoder> encoder,
+                                                             const std::string& folder);
 // pytorch-fid's InceptionV3 (pt_inception-2015-12-05-6726825d.pth or a safetensors copy).
 std::unique_ptr<FeatureExtractor> make_inception_extractor(const std::string& weights_file);
-// The penultimate layer of a genvis image classifier folder (genvis train classifier).
-std::unique_ptr<FeatureExtractor> make_classifier_extractor(const std::string& folder);
 
 // The name genvis uses for a model folder: its last path component ("models/x/" -> "x").
 std::string folder_name(const std::string& path);

@@ -1,13 +1,12 @@
 #include "eval/frechet_distance.h"
 
 #include "core/error.h"
+#include "eval/tensor_shape.h"
 
 #include <string>
 
 namespace genvis::eval {
 namespace {
-
-std::string shape(const at::Tensor& t) { return t.defined() ? c10::str(t.sizes()) : "undefined"; }
 
 void check_stats(const GaussianStats& s, const char* which) {
   if (!s.mu.defined() || s.mu.dim() != 1 || !s.sigma.defined() || s.sigma.dim() != 2 ||

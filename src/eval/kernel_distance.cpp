@@ -1,6 +1,7 @@
 #include "eval/kernel_distance.h"
 
 #include "core/error.h"
+#include "eval/tensor_shape.h"
 #include "core/rng.h"
 
 #include <algorithm>
@@ -10,8 +11,6 @@
 
 namespace genvis::eval {
 namespace {
-
-std::string shape(const at::Tensor& t) { return t.defined() ? c10::str(t.sizes()) : "undefined"; }
 
 // k(x, y) = (x.y / D + 1)^3 for every pair of rows: [m,D] x [n,D] -> [m,n].
 at::Tensor cubic_kernel(const at::Tensor& x, const at::Tensor& y) {

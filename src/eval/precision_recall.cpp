@@ -1,6 +1,7 @@
 #include "eval/precision_recall.h"
 
 #include "core/error.h"
+#include "eval/tensor_shape.h"
 
 #include <algorithm>
 #include <string>
@@ -8,8 +9,6 @@
 
 namespace genvis::eval {
 namespace {
-
-std::string shape(const at::Tensor& t) { return t.defined() ? c10::str(t.sizes()) : "undefined"; }
 
 // Squared Euclidean distances of rows x [b,D] to rows y [N,D] -> [b,N], clamped at 0.
 // y_norm2 [N] = |y|^2, computed once per set rather than once per block.

@@ -3,17 +3,13 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/rng.h"
+#include "eval/tensor_shape.h"
 #include "io/image_tensor.h"
 
 #include <torch/torch.h>
 #include <unordered_map>
 
 namespace genvis::eval {
-namespace {
-
-std::string shape(const at::Tensor& t) { return t.defined() ? c10::str(t.sizes()) : "undefined"; }
-
-}  // namespace
 
 RPrecisionResult r_precision(const at::Tensor& image_embeds, const at::Tensor& caption_embeds,
                              const std::vector<std::string>& true_captions, const CandidatePool& pool,
