@@ -246,12 +246,10 @@ Command add_eval_command(CLI::App& app) {
         source = {{"model", ms.model}, {"parameters", count_parameters(ms.model)},
                   {"training", read_json_or_null(fs::path(ms.model) / "training.json")}};
       }
-      const int resolution = static_cast<int>(o->resolution > 0 ? o->resolution : image_side > 0 ? image_side : 0);
-      caption_split = make(split, resolution > 0 ? resolution : 64);
-      if (o->from_dataset && o->resolution == 0) {
-        // The split's own images at their native size (fashion-mnist 28, the rendered ones 64).
-        caption_split = make(split, o->dataset == "fashion-mnist" ? 28 : 64);
-      }
+      // Rendered at --resolution, else the generated size, else the split's native size
+      // (fashion-mnist 28, the rendered datasets 64).
+      const int64_t native = o->dataset == "fashion-mnist" ? 28 : 64;
+      caption_split = make(split, static_cast<int>(o->resolution > 0 ? o->resolution : image_side > 0 ? image_side : native));
       const size_t n = o->num == 0 ? caption_split->size() : static_cast<size_t>(o->num);
       if (n < 2 || n > caption_split->size())
         throw UsageError("--num " + std::to_string(n) + ": the " + o->split + " split of " + o->dataset + " has " +
@@ -293,14 +291,13 @@ Command add_eval_command(CLI::App& app) {
     }
 
     // 4 reference split and metrics
+    // caption_split is rendered at this size too: reused when the splits agree.
     const int ref_resolution = static_cast<int>(o->resolution > 0 ? o->resolution : image_side);
-    const auto reference = make(ref_split, ref_resolution);
-    std::vector<std::string> pool;
+    const auto reference = caption_split && ref_split == split ? caption_split : make(ref_split, ref_resolution);
     if (judges.text_image) {
       const auto pool_split = caption_split ? caption_split : make(split, ref_resolution);
-      for (size_t i = 0; i < pool_split->size(); ++i) pool.push_back(pool_split->get(i).caption);
+      for (size_t i = 0; i < pool_split->size(); ++i) judges.caption_pool.push_back(pool_split->get(i).caption);
     }
-    judges.caption_pool = pool;
     const size_t ref_num = o->reference_num == 0 ? 0 : std::min<size_t>(reference->size(), static_cast<size_t>(o->reference_num));
     std::string key = o->dataset + "-" + data::split_name(ref_split) + "-" + std::to_string(ref_resolution) + "px";
     if (o->dataset == "folder") key += "-" + sha256_hex(o->path.data(), o->path.size()).substr(0, 8);
