@@ -1,5 +1,6 @@
 #include "nn/attention.h"
 #include "nn/group_norm_silu.h"
+#include "nn/lora.h"
 
 #include "core/torch_compat.h"
 #include "nn/cpu_kernels.h"
@@ -322,7 +323,9 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
   return conv_gemm(x2d, as_kernel(weight.contiguous()), bias, 1).view(sizes);
 }
 
-at::Tensor linear(const at::Tensor& x, const torch::nn::Linear& layer) { return linear(x, layer->weight, layer->bias); }
+at::Tensor linear(const at::Tensor& x, const torch::nn::Linear& layer) {
+  return add_lora(*layer, x, linear(x, layer->weight, layer->bias));
+}
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads, std::optional<double> scale) {
   RECORD_FUNCTION("genvis::attention", std::vector<c10::IValue>({q, k, v}));

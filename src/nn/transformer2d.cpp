@@ -1,4 +1,6 @@
 #include "nn/transformer2d.h"
+
+#include "nn/lora.h"
 #include "nn/group_norm_silu.h"
 
 #include <torch/torch.h>
@@ -71,14 +73,14 @@ Transformer2DModelImpl::Transformer2DModelImpl(const Transformer2DOptions& o) : 
 at::Tensor Transformer2DModelImpl::forward(const at::Tensor& hidden_states, const at::Tensor& encoder_hidden_states) {
   const auto b = hidden_states.size(0), h = hidden_states.size(2), w = hidden_states.size(3);
   at::Tensor x = group_norm(norm, hidden_states);
-  if (proj_in_conv) x = proj_in_conv(x);
+  if (proj_in_conv) x = conv1x1(x, proj_in_conv);
   const auto inner = x.size(1);
   x = x.permute({0, 2, 3, 1}).reshape({b, h * w, inner});  // [B,HW,C]
   if (proj_in_linear) x = linear(x, proj_in_linear);
   for (auto& block : blocks) x = block(x, encoder_hidden_states);
   if (proj_out_linear) x = linear(x, proj_out_linear);
   x = x.reshape({b, h, w, -1}).permute({0, 3, 1, 2}).contiguous(hidden_states.suggest_memory_format());  // [B,C,H,W]
-  if (proj_out_conv) x = proj_out_conv(x);
+  if (proj_out_conv) x = conv1x1(x, proj_out_conv);
   return x + hidden_states;
 }
 

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +13,33 @@
 namespace fs = std::filesystem;
 
 namespace genvis::test {
+
+Tolerance fixture_tolerance(const std::string& case_name, const std::string& output) {
+  // Python's json writes -Infinity (a scheduler case), which is not JSON.
+  std::string text = read_bytes(fixtures_dir() + "/manifest.json");
+  for (const std::string bad : {"-Infinity", "Infinity", "NaN"})
+    for (size_t p = text.find(": " + bad); p != std::string::npos; p = text.find(": " + bad, p))
+      text.replace(p, bad.size() + 2, ": null");
+  const auto manifest = nlohmann::json::parse(text);
+  for (const auto& c : manifest.at("cases")) {
+    if (c.at("name") != case_name) continue;
+    nlohmann::json t = c.at("tolerance");
+    if (!output.empty() && c.contains("tolerance_per_output") && c["tolerance_per_output"].contains(output))
+      t = c["tolerance_per_output"][output];
+    return {t.at("max_abs").get<double>(), t.at("rel_l2").get<double>()};
+  }
+  throw std::runtime_error("manifest.json has no case " + case_name);
+}
+
+void expect_close(const at::Tensor& actual, const at::Tensor& expected, const Tolerance& tol, const std::string& what) {
+  ASSERT_EQ(actual.sizes(), expected.sizes()) << what;
+  const at::Tensor a = actual.to(at::kDouble), e = expected.to(at::kDouble);
+  const double max_abs = (a - e).abs().max().item<double>();
+  const double rel_l2 = ((a - e).norm() / e.norm()).item<double>();
+  EXPECT_LE(max_abs, tol.max_abs) << what;
+  EXPECT_LE(rel_l2, tol.rel_l2) << what;
+  std::cout << "[parity] " << what << ": max_abs " << max_abs << " rel_l2 " << rel_l2 << "\n";
+}
 
 std::string shared_dir() {
   if (const char* env = std::getenv("GENVIS_SHARED_DIR")) return env;

@@ -1,5 +1,6 @@
 // Helpers shared by the tests: where ../shared is, temporary directories, running the CLI.
 #pragma once
+#include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <string>
 
@@ -36,6 +37,16 @@ void write_bytes(const std::string& path, const std::string& bytes);
 // The CLIP vocabulary in ../shared/data.
 std::string clip_vocab();
 std::string read_bytes(const std::string& path);
+
+// A fixture case's tolerance from manifest.json: tolerance_per_output[output] when given and
+// present, else the case's tolerance.
+struct Tolerance {
+  double max_abs = 0, rel_l2 = 0;
+};
+Tolerance fixture_tolerance(const std::string& case_name, const std::string& output = "");
+// EXPECTs max |a - e| <= max_abs and |a - e| / |e| <= rel_l2 (in f64), printing both.
+void expect_close(const at::Tensor& actual, const at::Tensor& expected, const Tolerance& tolerance,
+                  const std::string& what);
 
 }  // namespace genvis::test
 

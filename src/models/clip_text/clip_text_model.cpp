@@ -66,10 +66,26 @@ CLIPTextEmbeddingsImpl::CLIPTextEmbeddingsImpl(const CLIPTextConfig& c) {
       register_module("position_embedding", torch::nn::Embedding(c.max_position_embeddings, c.hidden_size));
 }
 
+at::Tensor CLIPTextEmbeddingsImpl::token_embeddings(const at::Tensor& input_ids) {
+  const int64_t vocab = token_embedding->weight.size(0);
+  const int64_t extra = extra_token_embeddings.defined() ? extra_token_embeddings.size(0) : 0;
+  if (extra == 0) return token_embedding(input_ids);
+  // Ids vocab .. vocab+extra-1 are the added vectors (textual inversion), the rest the table's.
+  const at::Tensor added = input_ids >= vocab;
+  if (input_ids.max().item<int64_t>() >= vocab + extra || input_ids.min().item<int64_t>() < 0)
+    throw UsageError("CLIP text model: token id out of range (vocabulary " + std::to_string(vocab) + " + " +
+                     std::to_string(extra) + " added embeddings)");
+  const at::Tensor base = token_embedding(input_ids.clamp_max(vocab - 1));
+  const at::Tensor rows = extra_token_embeddings.to(base.scalar_type())
+                              .index_select(0, (input_ids - vocab).clamp_min(0).flatten())
+                              .view(base.sizes());
+  return at::where(added.unsqueeze(-1), rows, base);
+}
+
 at::Tensor CLIPTextEmbeddingsImpl::forward(const at::Tensor& input_ids) {
   const int64_t s = input_ids.size(1);
   const at::Tensor positions = torch::arange(s, input_ids.options().dtype(at::kLong));
-  return token_embedding(input_ids) + position_embedding(positions).unsqueeze(0);
+  return token_embeddings(input_ids) + position_embedding(positions).unsqueeze(0);
 }
 
 CLIPEncoderImpl::CLIPEncoderImpl(const CLIPTextConfig& c) {
@@ -93,10 +109,12 @@ at::Tensor CLIPTextTransformerImpl::eos_positions(const at::Tensor& input_ids) c
   const int64_t s = input_ids.size(1);
   // Pitfall: argmax over ties is not specified to return the first index (SD1 pads with 49407),
   // so rank positions by a strictly decreasing weight instead.
-  const at::Tensor target = config.eos_token_id == 2 ? std::get<0>(input_ids.max(-1, /*keepdim=*/true))
+  // Added embeddings (ids >= vocab_size) are never the pooled token.
+  const at::Tensor ids = input_ids.masked_fill(input_ids >= config.vocab_size, 0);
+  const at::Tensor target = config.eos_token_id == 2 ? std::get<0>(ids.max(-1, /*keepdim=*/true))
                                                      : torch::full({1}, config.eos_token_id, input_ids.options());
   const at::Tensor rank = torch::arange(s, 0, -1, input_ids.options().dtype(at::kLong));
-  return (input_ids.eq(target).to(at::kLong) * rank).argmax(-1);
+  return (ids.eq(target).to(at::kLong) * rank).argmax(-1);
 }
 
 CLIPTextOutput CLIPTextTransformerImpl::forward(const at::Tensor& input_ids) {

@@ -58,8 +58,14 @@ TORCH_MODULE(CLIPEncoderLayer);
 struct CLIPTextEmbeddingsImpl : torch::nn::Module {
   explicit CLIPTextEmbeddingsImpl(const CLIPTextConfig& config);
   at::Tensor forward(const at::Tensor& input_ids);  // [B, S] -> [B, S, C]
+  // The token part alone: [B, S] -> [B, S, C] (textual-inversion vectors spliced in).
+  at::Tensor token_embeddings(const at::Tensor& input_ids);
 
   torch::nn::Embedding token_embedding{nullptr}, position_embedding{nullptr};
+  // Added token vectors [M, C] (textual inversion): id vocab_size + j reads row j. Not a
+  // registered parameter, so it is neither saved with nor loaded into the model; a trainer may
+  // set a tensor that requires grad here.
+  at::Tensor extra_token_embeddings;
 };
 TORCH_MODULE(CLIPTextEmbeddings);
 
