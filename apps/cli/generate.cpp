@@ -12,6 +12,7 @@
 #include "io/infotext.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
+#include "pipelines/adapters.h"
 #include "pipelines/stable_diffusion.h"
 #include "schedulers/registry.h"
 
@@ -38,6 +39,26 @@ at::Tensor read_init_image(const std::string& path) {
   return image * 2 - 1;
 }
 
+// "FILE" or "FILE:WEIGHT" (a trailing number after the last ':').
+std::pair<std::string, pipelines::PromptLoRA> parse_lora_option(const std::string& spec) {
+  pipelines::PromptLoRA m;
+  std::string file = spec;
+  if (const auto colon = spec.rfind(':'); colon != std::string::npos && colon + 1 < spec.size()) {
+    try {
+      size_t used = 0;
+      const std::string tail = spec.substr(colon + 1);
+      const double w = std::stod(tail, &used);
+      if (used == tail.size()) {
+        m.unet_multiplier = m.text_encoder_multiplier = w;
+        file = spec.substr(0, colon);
+      }
+    } catch (const std::exception&) {
+    }
+  }
+  if (!std::filesystem::is_regular_file(file)) throw UsageError("--lora " + spec + ": no such file " + file);
+  return {file, m};
+}
+
 }  // namespace
 
 Command add_generate_command(CLI::App& app) {
@@ -48,6 +69,8 @@ Command add_generate_command(CLI::App& app) {
     std::string init_image, mask, init_noise, dump, output = "output.png", device = "auto", dtype = "auto";
     std::optional<double> strength;
     std::optional<int64_t> width, height;
+    std::vector<std::string> loras;
+    std::string lora_dir, lora_mode = "merge", embeddings_dir;
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate images from a prompt with a Stable Diffusion 1.x/2.x/XL model "
@@ -100,6 +123,16 @@ Command add_generate_command(CLI::App& app) {
                                                  "scaling (replaces the seeded noise); optionally 'posterior_noise' "
                                                  "for sampling the VAE posterior of the init image");
   cmd->add_option("--dump", o->dump, "Also write the final 'latents' and float 'image' [0,1] to this safetensors file");
+  cmd->add_option("--lora", o->loras, "LoRA file (kohya/A1111 or diffusers/PEFT safetensors), optionally with a "
+                                      "strength: FILE:0.8 (default 1). Repeatable")
+      ->take_all();
+  cmd->add_option("--lora-dir", o->lora_dir, "Folder searched for <lora:NAME:WEIGHT> tags in the prompt (NAME.safetensors)");
+  cmd->add_option("--lora-mode", o->lora_mode, "merge (folded into the weights once) or on-the-fly (adapters evaluated "
+                                               "beside attention and CLIP layers)")
+      ->check(CLI::IsMember({"merge", "on-the-fly"}))
+      ->capture_default_str();
+  cmd->add_option("--embeddings-dir", o->embeddings_dir, "Folder of textual-inversion embeddings (A1111 .safetensors/.pt, "
+                                                         "diffusers learned_embeds); each is used by its name in prompts");
   cmd->add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "auto, f32, bf16 or f16")->capture_default_str();
 
@@ -124,8 +157,27 @@ Command add_generate_command(CLI::App& app) {
       o->gen.init_noise = reader->load("latents", at::kFloat);
       if (reader->contains("posterior_noise")) o->gen.posterior_noise = reader->load("posterior_noise", at::kFloat);
     }
+    // <lora:NAME:W> tags: taken out of the prompts, loaded from --lora-dir.
+    std::vector<pipelines::PromptLoRA> tags;
+    const std::string written_prompt = o->gen.prompt;
+    o->gen.prompt = pipelines::extract_lora_tags(o->gen.prompt, tags);
+    o->gen.negative_prompt = pipelines::extract_lora_tags(o->gen.negative_prompt, tags);
+    std::vector<std::pair<std::string, pipelines::PromptLoRA>> loras;  // file, multipliers
+    for (const auto& spec : o->loras) loras.push_back(parse_lora_option(spec));
+    for (const auto& tag : tags) {
+      if (o->lora_dir.empty()) throw UsageError("the prompt has <lora:" + tag.name + ":...>: give --lora-dir");
+      loras.emplace_back(pipelines::find_lora_file(o->lora_dir, tag.name), tag);
+    }
+    if (!o->embeddings_dir.empty() && !std::filesystem::is_directory(o->embeddings_dir))
+      throw UsageError("--embeddings-dir " + o->embeddings_dir + " is not a folder");
     o->gen.validate();  // before the (slow) model load
     pipelines::StableDiffusion model = pipelines::load_stable_diffusion(o->source);
+    const auto mode = o->lora_mode == "merge" ? models::LoRAMode::Merge : models::LoRAMode::OnTheFly;
+    for (const auto& [file, m] : loras) pipelines::load_lora(model, file, m.unet_multiplier, mode, m.text_encoder_multiplier);
+    if (!o->embeddings_dir.empty()) {
+      const size_t n = pipelines::load_embeddings(model, o->embeddings_dir);
+      log_info("embeddings: " + std::to_string(n) + " from " + o->embeddings_dir);
+    }
     if (!init.defined() && (!o->width || !o->height)) {
       o->gen.width = o->width.value_or(o->height.value_or(model.native_size()));
       o->gen.height = o->height.value_or(o->gen.width);
@@ -143,7 +195,7 @@ Command add_generate_command(CLI::App& app) {
     if (!o->dump.empty())
       io::save_safetensors(o->dump, {{"latents", r.latents.to(at::kFloat).cpu()}, {"image", r.images.cpu()}});
     io::GenerationParameters p;
-    p.prompt = o->gen.prompt;
+    p.prompt = written_prompt;  // with its <lora:...> tags, as A1111 writes it
     p.negative_prompt = o->gen.negative_prompt;
     p.steps = o->gen.steps;
     p.sampler = schedulers::sampler_info(o->gen.sampler).display;
@@ -152,6 +204,12 @@ Command add_generate_command(CLI::App& app) {
     p.width = static_cast<int>(o->gen.width);
     p.height = static_cast<int>(o->gen.height);
     p.model = model.name;
+    if (!loras.empty()) {
+      std::string list;
+      for (const auto& [file, m] : loras)
+        list += (list.empty() ? "" : ", ") + std::filesystem::path(file).stem().string() + ": " + std::to_string(m.unet_multiplier);
+      p.extra.emplace_back("LoRA", list);
+    }
     if (o->gen.init_image.defined()) p.extra.emplace_back("Denoising strength", std::to_string(o->gen.strength));
     if (o->gen.clip_skip > 0) p.extra.emplace_back("Clip skip", std::to_string(o->gen.clip_skip));
     p.extra.emplace_back("Version", std::string("genvis ") + GENVIS_VERSION);

@@ -207,6 +207,7 @@ PromptEmbeds encode_prompt(StableDiffusion& model, const std::string& prompt, in
   const auto tokenize = [&](int64_t pad_id) {
     tokenizers::ChunkOptions chunking;
     chunking.pad_id = pad_id;
+    chunking.embeddings = model.embeddings.get();
     tokenizers::WeightedTokens tokens = tokenizers::tokenize_weighted(*model.tokenizer, prompt, chunking);
     const tokenizers::WeightedTokens empty = tokenizers::tokenize_weighted(*model.tokenizer, "", chunking);
     while (static_cast<int64_t>(tokens.chunks.size()) < min_chunks) {

@@ -14,6 +14,7 @@
 #include "models/unet2d_condition/unet2d_condition.h"
 #include "schedulers/schedule.h"
 #include "tokenizers/clip_tokenizer.h"
+#include "tokenizers/embedding_tokens.h"
 
 #include <functional>
 #include <optional>
@@ -44,6 +45,8 @@ struct StableDiffusion {
   models::AutoencoderKL vae{nullptr};
   schedulers::NoiseScheduleConfig scheduler;
   std::string name;  // for the infotext "Model" field
+  // Textual-inversion names usable in prompts (see pipelines/adapters.h); null when none.
+  std::shared_ptr<tokenizers::EmbeddingTokens> embeddings;
   // SDXL (diffusers model_index.json): an empty negative prompt conditions on zeros.
   bool force_zeros_for_empty_prompt = true;
   at::ScalarType dtype = at::kFloat;

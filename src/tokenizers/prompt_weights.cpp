@@ -206,7 +206,38 @@ WeightedTokens tokenize_weighted(const CLIPTokenizer& tokenizer, std::string_vie
       next_chunk(false);
       continue;
     }
-    for (int64_t token : tokenizer.encode(text)) {
+    // BPE ids of the text; whole-text embedding names are cut out first and stand as -1 - k
+    // (never a BPE id) for the k-th of them.
+    std::vector<int64_t> piece;
+    std::vector<const EmbeddingTokens::Entry*> cut;
+    if (options.embeddings) {
+      for (const auto& part : options.embeddings->split_text(text)) {
+        if (part.entry) {
+          piece.push_back(-1 - static_cast<int64_t>(cut.size()));
+          cut.push_back(part.entry);
+        } else {
+          const auto ids = tokenizer.encode(part.text);
+          piece.insert(piece.end(), ids.begin(), ids.end());
+        }
+      }
+    } else {
+      piece = tokenizer.encode(text);
+    }
+    for (size_t pos = 0; pos < piece.size(); ++pos) {
+      if (options.embeddings) {
+        std::optional<EmbeddingTokens::Match> m;
+        if (piece[pos] < 0) m = EmbeddingTokens::Match{cut[static_cast<size_t>(-1 - piece[pos])], 1};
+        else m = options.embeddings->match(piece, pos);
+        if (m) {
+          const auto ids = m->entry->ids();
+          if (tokens.size() + ids.size() > kChunk) next_chunk(false);
+          tokens.insert(tokens.end(), ids.begin(), ids.end());
+          mults.insert(mults.end(), ids.size(), weight);
+          pos += m->length - 1;
+          continue;
+        }
+      }
+      const int64_t token = piece[pos];
       if (token == comma) {
         last_comma = static_cast<int64_t>(tokens.size());
       } else if (options.comma_padding_backtrack != 0 && tokens.size() == kChunk && last_comma != -1 &&

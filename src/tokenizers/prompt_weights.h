@@ -7,6 +7,7 @@
 //   at::Tensor z = apply_emphasis(text_encoder_output /*[B,77*n,C]*/, weights /*[B,77*n]*/);
 #pragma once
 #include "tokenizers/clip_tokenizer.h"
+#include "tokenizers/embedding_tokens.h"
 
 #include <ATen/ATen.h>
 #include <string>
@@ -36,6 +37,9 @@ struct ChunkOptions {
   int comma_padding_backtrack = 20;
   // Whether to parse emphasis at all (A1111 opts.emphasis == "None" -> false).
   bool emphasis = true;
+  // Textual-inversion names to replace by their vector ids (an embedding never straddles two
+  // chunks: when it does not fit, the chunk is closed first, as A1111 does).
+  const EmbeddingTokens* embeddings = nullptr;
 };
 
 // sd_hijack_clip.tokenize_line: a prompt (with emphasis syntax) as 77-token chunks. An empty
