@@ -1,6 +1,7 @@
 #include "commands.h"
 
 #include "core/error.h"
+#include "core/file.h"
 #include "core/log.h"
 #include "data/loader.h"
 #include "data/registry.h"
@@ -8,6 +9,8 @@
 #include "io/image_tensor.h"
 
 #include <nlohmann/json.hpp>
+#include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 namespace genvis::cli {
@@ -15,7 +18,7 @@ namespace genvis::cli {
 Command add_dataset_command(CLI::App& app) {
   struct Options {
     data::DatasetSpec spec;
-    std::string split = "train", output = "dataset.png";
+    std::string split = "train", output = "dataset.png", out_dir, grep;
     int64_t count = 16, start = 0, columns = 0, grid_resolution = 0;
     bool shuffle = false, augment = false, json = false;
   };
@@ -42,8 +45,15 @@ Command add_dataset_command(CLI::App& app) {
   preview->add_flag("--augment", o->augment, "Show training crops and flips (random crop, horizontal flip)");
   CLI::App* info = cmd->add_subcommand("info", "Size and one sample's caption and facts, as JSON");
   add_common(info);
+  CLI::App* exporter = cmd->add_subcommand(
+      "export", "Write samples as NNNN.png + NNNN.txt (the folder convention of train lora/dreambooth and the folder dataset)");
+  add_common(exporter);
+  exporter->add_option("--out", o->out_dir, "Output folder")->required();
+  exporter->add_option("--grep", o->grep, "Only samples whose caption contains this text");
+  exporter->add_option("--count", o->count, "At most this many samples")->capture_default_str();
+  exporter->add_option("--start", o->start, "First sample index")->capture_default_str();
 
-  return {cmd, [o, preview, info] {
+  return {cmd, [o, preview, info, exporter] {
     o->spec.split = data::parse_split(o->split);
     if (o->count < 1 || o->count > 1024) throw UsageError("--count must be 1..1024");
     if (o->start < 0) throw UsageError("--start must be >= 0");
@@ -57,6 +67,22 @@ Command add_dataset_command(CLI::App& app) {
                                   {"first_caption", s.caption},
                                   {"first_meta", s.meta}};
       std::cout << j.dump(2) << "\n";
+      return;
+    }
+    if (exporter->parsed()) {
+      std::filesystem::create_directories(o->out_dir);
+      int64_t written = 0;
+      for (size_t i = static_cast<size_t>(o->start); i < dataset->size() && written < o->count; ++i) {
+        const data::Sample s = dataset->get(i);
+        if (!o->grep.empty() && s.caption.find(o->grep) == std::string::npos) continue;
+        char stem[16];
+        std::snprintf(stem, sizeof(stem), "%04lld", static_cast<long long>(written++));
+        const auto base = std::filesystem::path(o->out_dir) / stem;
+        io::write_png(base.string() + ".png", s.image.to_8bit().with_channels(3));
+        write_file_atomic(base.string() + ".txt", s.caption + "\n");
+        std::cout << base.string() << ".png\t" << s.caption << "\n";
+      }
+      if (written == 0) throw UsageError("no sample of " + dataset->name() + " matches" + (o->grep.empty() ? "" : " '" + o->grep + "'"));
       return;
     }
     (void)preview;

@@ -270,7 +270,7 @@ void validate_diffusion(const LDMRecipeConfig& c, const std::vector<std::string>
     g.cfg_scale = 5;
     g.width = g.height = c.dataset.resolution;
     g.seed = k;
-    images.push_back(io::tensor_to_image(pipelines::generate(sd, g).images[0]));
+    images.push_back(io::tensor_to_image(pipelines::generate(sd, g).images[0] * 2 - 1));
     shown.push_back(g.prompt);
   }
   if (was_training) both->train();
