@@ -148,9 +148,11 @@ Command add_eval_command(CLI::App& app) {
 
   const Command rp = add_r_precision_command(cmd);
   const Command table = add_table_command(cmd);
+  const Command personalization = add_personalization_eval_command(cmd);
 
-  return {cmd, [o, cmd, rp, table] {
+  return {cmd, [o, cmd, rp, table, personalization] {
     if (rp.app->parsed()) return rp.run();
+    if (personalization.app->parsed()) return personalization.run();
     if (table.app->parsed()) return table.run();
 
     // 1 options

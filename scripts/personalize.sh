@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Personalisation on the held-out subject (examples/red-star: a large red star drawn by the shapes
+# generator, never in the default model's emoji training data): DreamBooth with and without prior
+# preservation, DreamBooth + LoRA with and without it, and Textual Inversion, each trained on the
+# built-in model and scored by `genvis eval personalization`. Runs land in runs/personalize/,
+# results in eval/results/personalization/<row>/ and the "Personalisation" section of
+# docs/results.md. About 15 minutes on 2 CPU cores.
+#   scripts/personalize.sh              train, evaluate, rewrite the section
+#   scripts/personalize.sh --table      print the section from existing results only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GENVIS=${GENVIS:-build/genvis}
+G=("$GENVIS"); [[ -n "${THREADS:-}" ]] && G+=(--threads "$THREADS")  # THREADS=1: leave a core free
+RUNS=runs/personalize
+OUT=eval/results/personalization
+ROWS=(dreambooth dreambooth-no-prior dreambooth-lora dreambooth-lora-no-prior textual-inversion)
+
+section() {
+  echo "## Personalisation (held-out subject: examples/red-star)"
+  echo
+  echo "Made by \`scripts/personalize.sh\`: 4 instance images of a large red star (shapes generator, not in the"
+  echo "default model's training data), instance prompt \"a sks star\", class prompt \"a star\" (32 class images"
+  echo "from the frozen model), judged by genvis-contrastive-emoji with \"sks\" read as \"red\". Subject and"
+  echo "prompt fidelity: higher is better; class drift: change of \"a star\" images (same seeds) from the base"
+  echo "model, lower is better; diversity of \"a star\" images before/after. Recipes: see the script."
+  echo
+  local files=()
+  for r in "${ROWS[@]}"; do [[ -f "$OUT/$r/result.json" ]] && files+=("$OUT/$r/result.json"); done
+  if ((${#files[@]})); then
+    "${G[@]}" -q eval table "${files[@]}" \
+      --columns "name,subject_fidelity,prompt_fidelity,class_drift,class_diversity_before,class_diversity_after"
+  else
+    echo "(no results yet)"
+  fi
+  echo
+  echo "Samples (rows: training images, \"a sks star\", new contexts, \"a star\" before and after):"
+  for r in "${ROWS[@]}"; do [[ -f "$OUT/$r/samples.png" ]] && echo "- $r: ![$r](../$OUT/$r/samples.png)"; done
+  return 0
+}
+if [[ "${1:-}" == "--table" ]]; then section; exit 0; fi
+
+common=(--instance-dir examples/red-star --instance-prompt "a sks star" --validation-prompt "a sks star"
+        --validation-prompt "a sks star on a blue background" --validation-prompt "a star")
+prior=(--class-prompt "a star" --num-class-images 32 --class-dir "$RUNS/class_images")
+train() { local row=$1; shift; [[ -e "$RUNS/$row/done" ]] && return 0; rm -rf "${RUNS:?}/$row"
+  "${G[@]}" -q train "$@" "${common[@]}" --out "$RUNS/$row" >/dev/null && touch "$RUNS/$row/done"; }
+train dreambooth dreambooth "${prior[@]}" --steps 300 --lr 2e-4
+train dreambooth-no-prior dreambooth "${prior[@]}" --prior-loss-weight 0 --steps 300 --lr 2e-4
+train dreambooth-lora dreambooth --lora --rank 8 "${prior[@]}" --steps 400 --lr 3e-3 --output-name sks-star
+train dreambooth-lora-no-prior dreambooth --lora --rank 8 "${prior[@]}" --prior-loss-weight 0 --steps 400 --lr 3e-3 \
+  --output-name sks-star
+train textual-inversion textual-inversion --placeholder sks --initializer star --num-vectors 2 --steps 400 --lr 5e-2
+
+judge=(--instance-dir examples/red-star --subject-prompt "a sks star" --class-prompt "a star" --placeholder sks
+       --judge-words red --context-prompt "a sks star on a blue background" --context-prompt "a sks star on a yellow background"
+       --context-prompt "a small sks star" --num 16)
+score() { local row=$1; shift; "${G[@]}" -q eval personalization "${judge[@]}" --name "$row" --out "$OUT/$row" "$@" >/dev/null; }
+score dreambooth --tuned-model "$RUNS/dreambooth/model"
+score dreambooth-no-prior --tuned-model "$RUNS/dreambooth-no-prior/model"
+score dreambooth-lora --lora "$RUNS/dreambooth-lora/sks-star.safetensors"
+score dreambooth-lora-no-prior --lora "$RUNS/dreambooth-lora-no-prior/sks-star.safetensors"
+mkdir -p "$RUNS/embeddings" && cp "$RUNS/textual-inversion/sks.safetensors" "$RUNS/embeddings/"
+score textual-inversion --embeddings-dir "$RUNS/embeddings"
+
+# Replace the section at the end of docs/results.md.
+tmp=$(mktemp)
+sed '/^## Personalisation/,$d' docs/results.md > "$tmp"
+section >> "$tmp"
+mv "$tmp" docs/results.md
+echo "wrote docs/results.md"
