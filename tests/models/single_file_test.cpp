@@ -56,32 +56,9 @@ bool has_assumption(const SingleFileConfigs& c, const std::string& key) {
 
 // --- parity against the component fixtures ------------------------------------------------------
 
-struct Tolerance {
-  double max_abs = 0, rel_l2 = 0;
-};
-
-Tolerance case_tolerance(const std::string& name) {
-  // Python's json writes -Infinity (a scheduler case), which is not JSON.
-  std::string text = read_text_file(fixture("manifest.json"), 16 << 20);
-  for (const std::string bad : {"-Infinity", "Infinity", "NaN"})
-    for (size_t p = text.find(": " + bad); p != std::string::npos; p = text.find(": " + bad, p))
-      text.replace(p, bad.size() + 2, ": null");
-  const json manifest = json::parse(text);
-  for (const auto& c : manifest.at("cases"))
-    if (c.at("name") == name)
-      return {c.at("tolerance").at("max_abs").get<double>(), c.at("tolerance").at("rel_l2").get<double>()};
-  throw std::runtime_error("no case " + name);
-}
-
-void expect_close(const at::Tensor& actual, const at::Tensor& expected, const Tolerance& tol, const std::string& what) {
-  ASSERT_EQ(actual.sizes(), expected.sizes()) << what;
-  const at::Tensor a = actual.to(at::kDouble), e = expected.to(at::kDouble);
-  const double max_abs = (a - e).abs().max().item<double>();
-  const double rel_l2 = ((a - e).norm() / e.norm()).item<double>();
-  EXPECT_LE(max_abs, tol.max_abs) << what;
-  EXPECT_LE(rel_l2, tol.rel_l2) << what;
-  std::cout << "[parity] " << what << ": max_abs " << max_abs << " rel_l2 " << rel_l2 << "\n";
-}
+using test::expect_close;
+using test::Tolerance;
+Tolerance case_tolerance(const std::string& name) { return test::fixture_tolerance(name); }
 
 std::unique_ptr<io::WeightReader> open_io(const std::string& case_name) {
   return io::open_weights(fixture(case_name + "/io.safetensors"));
