@@ -84,6 +84,9 @@ Command add_train_command(CLI::App& app) {
   const auto lora_options = [&](CLI::App* sub) {
     sub->add_option("--rank", pc->lora_rank, "LoRA rank")->capture_default_str();
     sub->add_option("--alpha", pc->lora_alpha, "LoRA alpha (scale alpha/rank; 0: alpha = rank)")->capture_default_str();
+    sub->add_option("--lora-targets", pc->lora_targets, "transformer (attention + feed-forward + proj_in/out, kohya's "
+                                                        "default) or attention (to_q/k/v/out only)")
+        ->capture_default_str();
     sub->add_option("--output-name", pc->output_name, "LoRA file name without extension (default: the --out folder name)");
   };
   CLI::App* dreambooth = personalize(

@@ -168,6 +168,7 @@ void add_lora_adapters(Trainable& t, pipelines::StableDiffusion& model, const Pe
       auto* conv = dynamic_cast<torch::nn::Conv2dImpl*>(item.value().get());
       if (conv && (conv->weight.size(2) != 1 || conv->weight.size(3) != 1)) conv = nullptr;
       if (!lin && !conv) continue;
+      if (c.lora_targets == "attention" && component == "unet" && item.key().find(".attn") == std::string::npos) continue;
       const at::Tensor& w = lin ? lin->weight : conv->weight;
       nn::LoRAAdapter a(nn::LoRAAdapterOptions{.in = w.size(1), .out = w.size(0), .rank = c.lora_rank,
                                                .alpha = c.lora_alpha, .conv = conv != nullptr});
@@ -311,6 +312,8 @@ void PersonalizeConfig::validate() const {
   if (prior_loss_weight < 0) problems.push_back("--prior-loss-weight must be >= 0");
   if (lora_rank < 1) problems.push_back("--rank must be >= 1");
   if (lora_alpha < 0) problems.push_back("--alpha must be >= 0");
+  if (lora_targets != "transformer" && lora_targets != "attention")
+    problems.push_back("--lora-targets must be transformer or attention");
   if (resolution != 0 && (resolution < 8 || resolution % 8 != 0)) problems.push_back("--resolution must be a multiple of 8");
   if (batch_size < 1) problems.push_back("--batch must be >= 1");
   if (class_steps < 1) problems.push_back("--sample-steps must be >= 1");

@@ -56,6 +56,9 @@ struct PersonalizeConfig {
   bool lora = false;            // DreamBooth: train a LoRA instead of the full UNet
   int64_t lora_rank = 4;
   double lora_alpha = 0;        // 0: alpha = rank
+  // "transformer": every Linear / 1x1 conv of the attention blocks (kohya's default: to_q/k/v/out,
+  // feed-forward, proj_in/out); "attention": to_q/to_k/to_v/to_out only.
+  std::string lora_targets = "transformer";
   std::string placeholder;      // TI: the new word (default: the instance prompt's... required for TI)
   std::string initializer;      // TI: text whose token embeddings start the vectors (required for TI)
   int64_t num_vectors = 1;      // TI

@@ -10,6 +10,7 @@
 #include "train/personalize_recipe.h"
 
 #include <filesystem>
+#include <map>
 #include <torch/torch.h>
 
 namespace genvis::train {
@@ -84,6 +85,26 @@ TEST(PersonalizeRecipe, LoRAResumeIsExact) {
   auto a = io::open_weights(straight.output), b = io::open_weights(resumed.output);
   ASSERT_EQ(a->tensors().size(), b->tensors().size());
   for (const auto& info : a->tensors()) EXPECT_TRUE(at::equal(a->load(info.name), b->load(info.name))) << info.name;
+}
+
+TEST(PersonalizeRecipe, LoRATargetsChooseTheAdaptedLayers) {
+  test::TempDir dir;
+  PersonalizeConfig c = base_config(PersonalizeMethod::LoRA);
+  c.train.steps = 1;
+  std::map<std::string, size_t> counts;
+  for (const std::string targets : {"transformer", "attention"}) {
+    c.lora_targets = targets;
+    const auto r = run_personalize(c, {.out_dir = dir.file(targets)});
+    auto model = pipelines::load_stable_diffusion({.model = c.model});
+    const auto lora = models::read_lora(r.output, pipelines::lora_targets(model));
+    counts[targets] = lora.modules.size();
+    for (const auto& m : lora.modules) {
+      EXPECT_NE(m.module.find("attentions."), std::string::npos) << m.module;
+      if (targets == "attention") EXPECT_NE(m.module.find(".attn"), std::string::npos) << m.module;
+    }
+  }
+  EXPECT_GT(counts["transformer"], counts["attention"]);
+  EXPECT_GT(counts["attention"], 0u);
 }
 
 TEST(PersonalizeRecipe, TextualInversionLearnsVectorsFromTheInitializer) {
