@@ -6,14 +6,14 @@
 # results in eval/results/personalization/<row>/ and the "Personalisation" section of
 # docs/results.md. About 15 minutes on 2 CPU cores.
 #   scripts/personalize.sh              train, evaluate, rewrite the section
-#   scripts/personalize.sh --table      print the section from existing results only
+#   scripts/personalize.sh --table      rewrite the section from existing results only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GENVIS=${GENVIS:-build/genvis}
 G=("$GENVIS"); [[ -n "${THREADS:-}" ]] && G+=(--threads "$THREADS")  # THREADS=1: leave a core free
 RUNS=runs/personalize
 OUT=eval/results/personalization
-ROWS=(dreambooth dreambooth-no-prior dreambooth-lora dreambooth-lora-no-prior textual-inversion)
+ROWS=(base dreambooth dreambooth-no-prior dreambooth-lora dreambooth-lora-no-prior textual-inversion)
 
 section() {
   echo "## Personalisation (held-out subject: examples/red-star)"
@@ -23,6 +23,19 @@ section() {
   echo "from the frozen model), judged by genvis-contrastive-emoji with \"sks\" read as \"red\". Subject and"
   echo "prompt fidelity: higher is better; class drift: change of \"a star\" images (same seeds) from the base"
   echo "model, lower is better; diversity of \"a star\" images before/after. Recipes: see the script."
+  echo "\`base\` is the built-in model itself (no tuning: \"sks\" means nothing to it), the floor for the"
+  echo "fidelity columns."
+  echo
+  echo "Reading: prior preservation cuts class drift about threefold (full DreamBooth 0.61 -> 0.23,"
+  echo "DreamBooth + LoRA 0.55 -> 0.14): without it \"a star\" collapses onto the red star on gray (the"
+  echo "sample sheets' last row), the language drift the DreamBooth paper describes; with it, \"a star\""
+  echo "still draws the base model's stars. Both DreamBooth variants put the red star into new"
+  echo "backgrounds (yellow works, blue rarely: the 32-px model's weak point). Textual Inversion cannot"
+  echo "change the model (drift 0 by construction) and, with two vectors in this small text encoder,"
+  echo "learns the gray framing and some red but not the star shape (prompt fidelity near zero); it is"
+  echo "the weakest of the three here, as in the literature. Prompt fidelity stays near the base"
+  echo "model's (which draws the backgrounds but no red star): the subject costs little text alignment."
+  echo "Numbers are from one training seed per row."
   echo
   local files=()
   for r in "${ROWS[@]}"; do [[ -f "$OUT/$r/result.json" ]] && files+=("$OUT/$r/result.json"); done
@@ -37,7 +50,14 @@ section() {
   for r in "${ROWS[@]}"; do [[ -f "$OUT/$r/samples.png" ]] && echo "- $r: ![$r](../$OUT/$r/samples.png)"; done
   return 0
 }
-if [[ "${1:-}" == "--table" ]]; then section; exit 0; fi
+rewrite_section() {
+  local tmp; tmp=$(mktemp)
+  sed '/^## Personalisation/,$d' docs/results.md > "$tmp"
+  section >> "$tmp"
+  mv "$tmp" docs/results.md
+  echo "wrote docs/results.md"
+}
+if [[ "${1:-}" == "--table" ]]; then rewrite_section; exit 0; fi
 
 common=(--instance-dir examples/red-star --instance-prompt "a sks star" --validation-prompt "a sks star"
         --validation-prompt "a sks star on a blue background" --validation-prompt "a star")
@@ -55,6 +75,7 @@ judge=(--instance-dir examples/red-star --subject-prompt "a sks star" --class-pr
        --judge-words red --context-prompt "a sks star on a blue background" --context-prompt "a sks star on a yellow background"
        --context-prompt "a small sks star" --num 16)
 score() { local row=$1; shift; "${G[@]}" -q eval personalization "${judge[@]}" --name "$row" --out "$OUT/$row" "$@" >/dev/null; }
+score base --tuned-model models/genvis-emoji-32
 score dreambooth --tuned-model "$RUNS/dreambooth/model"
 score dreambooth-no-prior --tuned-model "$RUNS/dreambooth-no-prior/model"
 score dreambooth-lora --lora "$RUNS/dreambooth-lora/sks-star.safetensors"
@@ -62,9 +83,4 @@ score dreambooth-lora-no-prior --lora "$RUNS/dreambooth-lora-no-prior/sks-star.s
 mkdir -p "$RUNS/embeddings" && cp "$RUNS/textual-inversion/sks.safetensors" "$RUNS/embeddings/"
 score textual-inversion --embeddings-dir "$RUNS/embeddings"
 
-# Replace the section at the end of docs/results.md.
-tmp=$(mktemp)
-sed '/^## Personalisation/,$d' docs/results.md > "$tmp"
-section >> "$tmp"
-mv "$tmp" docs/results.md
-echo "wrote docs/results.md"
+rewrite_section
