@@ -3,14 +3,25 @@
 // examples/ (batch 1 instance image, plus 1 class image where the method has prior preservation).
 //
 //   build/bench/bench_personalize [--steps 40] [--threads 0] [--model DIR]
+//   build/bench/bench_personalize --sd15-memory 256 [--method lora|full]
 //
 // Prints one JSON object: per method, the steady-state seconds per step (the trainer's clock,
-// the first 5 steps excluded), steps/s, trainable tensors, and the process's peak RSS so far.
+// the first 5 steps excluded), steps/s, and the process's peak RSS so far.
+// --sd15-memory PX: one training step of an SD1.5-size UNet (859.5 M parameters, random f32
+// weights, batch 2 = instance + class image, 77x768 context) at PX pixels, with LoRA rank 4 on
+// the attention blocks (base frozen) or the full UNet with AdamW: the peak RSS of the step (the
+// weights included) and its time. The text encoder and VAE (0.83 GB in f32) are not built.
 #include "core/threads.h"
+#include "models/unet2d_condition/unet2d_condition.h"
+#include "nn/lora.h"
+#include "train/optim.h"
 #include "core/torch_compat.h"
 #include "train/personalize_recipe.h"
 
+#include <chrono>
+#include <cstring>
 #include <filesystem>
+#include <torch/torch.h>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -44,27 +55,82 @@ json run(train::PersonalizeConfig c, const fs::path& out, int64_t steps) {
           {"output", r.output}, {"peak_rss_mib", peak_rss_mib()}};
 }
 
+double status_mib(const char* key) {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(key, 0) == 0) return std::stod(line.substr(std::strlen(key))) / 1024.0;
+  return -1;
+}
+
+json sd15_memory(int64_t size, const std::string& method) {
+  models::UNet2DConditionConfig config;  // the defaults are SD1.5's but for the context width
+  config.cross_attention_dim = {768};
+  config.sample_size = 64;
+  torch::manual_seed(0);
+  models::UNet2DConditionModel unet(config);
+  int64_t trainable = 0;
+  std::vector<std::pair<std::string, at::Tensor>> params;
+  if (method == "lora") {
+    for (auto& p : unet->parameters()) p.set_requires_grad(false);
+    for (const auto& item : unet->named_modules()) {
+      auto* lin = dynamic_cast<torch::nn::LinearImpl*>(item.value().get());
+      auto* conv = dynamic_cast<torch::nn::Conv2dImpl*>(item.value().get());
+      if (item.key().find("attentions.") == std::string::npos || (!lin && !conv)) continue;
+      if (conv && conv->weight.size(2) != 1) continue;
+      const at::Tensor& w = lin ? lin->weight : conv->weight;
+      nn::LoRAAdapter a(nn::LoRAAdapterOptions{.in = w.size(1), .out = w.size(0), .rank = 4, .conv = conv != nullptr});
+      nn::attach_lora(*item.value(), a);
+      for (const auto& p : a->named_parameters()) params.emplace_back(item.key() + "." + p.key(), p.value());
+    }
+  } else {
+    for (const auto& p : unet->named_parameters()) params.emplace_back(p.key(), p.value());
+  }
+  for (const auto& [n, p] : params) trainable += p.numel();
+  train::AdamW optimizer(params, {});
+  const double weights_mib = status_mib("VmRSS:");
+  std::ofstream("/proc/self/clear_refs") << "5";  // reset the peak to the current RSS
+  const auto t0 = std::chrono::steady_clock::now();
+  const at::Tensor x = torch::randn({2, 4, size / 8, size / 8}), context = torch::randn({2, 77, 768});
+  const at::Tensor t = torch::full({2}, 500.0);
+  const at::Tensor loss = torch::mse_loss(unet->forward(x, t, context), torch::randn_like(x));
+  loss.backward();
+  optimizer.step(1e-4);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return {{"method", method}, {"size", size}, {"batch", 2}, {"trainable_params", trainable},
+          {"rss_before_step_mib", weights_mib}, {"peak_rss_step_mib", status_mib("VmHWM:")}, {"seconds", seconds}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  int64_t steps = 40;
+  int64_t steps = 40, sd15 = 0;
   int threads = 0;
+  std::string method = "lora";
   std::string model = std::string(GENVIS_BENCH_SOURCE_DIR) + "/models/genvis-emoji-32";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc) {
-      std::cerr << "usage: bench_personalize [--steps N] [--threads N] [--model DIR]\n";
+      std::cerr << "usage: bench_personalize [--steps N] [--threads N] [--model DIR] [--sd15-memory PX [--method lora|full]]\n";
       return 2;
     }
     if (a == "--steps") steps = std::stoll(argv[++i]);
     else if (a == "--threads") threads = std::stoi(argv[++i]);
     else if (a == "--model") model = argv[++i];
+    else if (a == "--sd15-memory") sd15 = std::stoll(argv[++i]);
+    else if (a == "--method") method = argv[++i];
     else {
       std::cerr << "unknown option " << a << "\n";
       return 2;
     }
   }
   if (threads > 0) set_num_threads(threads);
+  if (sd15 > 0) {
+    std::cout << json{{"benchmark", "personalize-sd15-memory"}, {"threads", num_threads()},
+                      {"libtorch", compat::torch_version()}, {"result", sd15_memory(sd15, method)}}
+                     .dump(2)
+              << "\n";
+    return 0;
+  }
   const fs::path tmp = fs::temp_directory_path() / ("genvis-bench-personalize-" + std::to_string(::getpid()));
   fs::create_directories(tmp);
   train::PersonalizeConfig c;
