@@ -257,11 +257,17 @@ std::vector<std::pair<std::string, at::Tensor>> weights_of(torch::nn::Module& m,
 }
 
 // Stage 4, DreamBooth: the base diffusers folder with the trained components' weights replaced.
-std::string export_full_model(pipelines::StableDiffusion& model, const PersonalizeConfig& c, const fs::path& out) {
+std::string export_full_model(pipelines::StableDiffusion& model, const PersonalizeConfig& c, const fs::path& out,
+                              const std::map<std::string, std::string>& meta) {
   const fs::path dst = out / "model";
   const fs::path tmp = out / "model.tmp";
   fs::remove_all(tmp);
-  fs::copy(c.model, tmp, fs::copy_options::recursive);
+  // The pipeline: model_index.json and the component folders (not the base's model card,
+  // sample images or metrics, which describe another model).
+  fs::create_directories(tmp);
+  for (const auto& entry : fs::directory_iterator(c.model))
+    if (entry.is_directory() || entry.path().filename() == "model_index.json")
+      fs::copy(entry.path(), tmp / entry.path().filename(), fs::copy_options::recursive);
   const auto replace = [&](const std::string& component, torch::nn::Module& m, const std::string& file) {
     for (const auto& entry : fs::directory_iterator(tmp / component)) {
       const auto ext = entry.path().extension();
@@ -272,6 +278,7 @@ std::string export_full_model(pipelines::StableDiffusion& model, const Personali
   };
   replace("unet", *model.unet, "diffusion_pytorch_model.safetensors");
   if (c.train_text_encoder) replace("text_encoder", *model.text_encoder, "model.safetensors");
+  write_file_atomic((tmp / "personalization.json").string(), json(meta).dump(2) + "\n");
   fs::remove_all(dst);
   fs::rename(tmp, dst);
   return dst.string();
@@ -453,7 +460,7 @@ PersonalizeResult run_personalize(const PersonalizeConfig& c, const PersonalizeO
     result.output = (out / (c.placeholder + ".safetensors")).string();
     models::save_embedding_file(result.output, e, meta);
   } else {
-    result.output = export_full_model(model, c, out);
+    result.output = export_full_model(model, c, out, meta);
   }
   log_info("wrote " + result.output);
   return result;

@@ -27,8 +27,9 @@
 //                the paper's loss with both halves in one batch. Checkpoints and --resume from the
 //                Trainer (<out>/checkpoints); a sample grid of the validation prompts in
 //                <out>/samples/ every validate_every steps and at the end.
-//   4 export     DreamBooth: a diffusers folder <out>/model (the base folder with new UNet /
-//                text encoder weights); LoRA (or DreamBooth with lora): <out>/<name>.safetensors
+//   4 export     DreamBooth: a diffusers folder <out>/model (the base's model_index.json and
+//                component folders with new UNet / text encoder weights, personalization.json
+//                naming the run); LoRA (or DreamBooth with lora): <out>/<name>.safetensors
 //                in the kohya layout; Textual Inversion: <out>/<placeholder>.safetensors (A1111).
 #pragma once
 #include "train/trainer.h"

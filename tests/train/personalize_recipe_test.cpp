@@ -143,6 +143,8 @@ TEST(PersonalizeRecipe, FullDreamBoothWritesALoadableModel) {
   c.save_dtype = "f32";
   const auto r = run_personalize(c, {.out_dir = dir.file("run")});
   EXPECT_EQ(r.output, dir.file("run/model"));
+  EXPECT_TRUE(fs::exists(dir.file("run/model/personalization.json")));
+  EXPECT_FALSE(fs::exists(dir.file("run/model/README.md")));  // the base's model card stays behind
   auto tuned = pipelines::load_stable_diffusion({.model = r.output});
   auto base = pipelines::load_stable_diffusion({.model = c.model});
   double changed = 0;
