@@ -326,6 +326,10 @@ void PersonalizeConfig::validate() const {
   if (class_steps < 1) problems.push_back("--sample-steps must be >= 1");
   if (save_dtype != "f16" && save_dtype != "f32") problems.push_back("--save-dtype must be f16 or f32");
   if (train.steps < 1) problems.push_back("--steps must be >= 1");
+  if (train.autocast != "none" && train.autocast != "bf16") problems.push_back("--autocast must be none or bf16");
+  if (!(train.lr > 0)) problems.push_back("--lr must be > 0");
+  if (train.grad_accum < 1) problems.push_back("--grad-accum must be >= 1");
+  if (train.checkpoint_every < 1) problems.push_back("--checkpoint-every must be >= 1");
   recipe::throw_if_problems(std::string("train ") + method_name(method), problems);
 }
 
