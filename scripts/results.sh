@@ -40,3 +40,4 @@ run fashion-mnist-real-test --images-from-dataset --dataset fashion-mnist --spli
   echo "Per-row details (judges, reference sizes, generation settings): \`$OUT/<row>/result.json\`."
 } > docs/results.md
 echo "wrote docs/results.md"
+scripts/personalize.sh --table  # the personalisation section from eval/results/personalization
