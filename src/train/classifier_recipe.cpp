@@ -267,13 +267,7 @@ ClassifierRecipeResult run_classifier_recipe(const ClassifierRecipeConfig& c, co
       for (const auto& [label, name] : names) model->config.class_names.push_back(name);
     Trainer trainer(*model, c.train, (out / "train").string());
     trainer.extra_state = {{"recipe", "classifier"}, {"model", model->config.to_json()}};
-    if (!trainer.latest_checkpoint().empty()) {
-      if (!o.resume)
-        throw UsageError("training has checkpoints in " + trainer.latest_checkpoint() +
-                         "; pass --resume to continue it or choose another --out");
-      trainer.resume();
-      truncate_log(out / "train" / "validation.jsonl", trainer.step());
-    }
+    if (trainer.resume_if_allowed(o.resume, "training")) truncate_log(out / "train" / "validation.jsonl", trainer.step());
     data::LoaderOptions lo;
     lo.batch_size = c.batch_size;
     lo.resolution = c.dataset.resolution;
@@ -311,11 +305,7 @@ ClassifierRecipeResult run_classifier_recipe(const ClassifierRecipeConfig& c, co
              std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()) +
              " s in this run");
     // 3 save (the EMA weights when the run keeps them)
-    if (trainer.ema()) {
-      torch::NoGradGuard no_grad;
-      const NamedTensors params = named(model->named_parameters(true));
-      for (size_t i = 0; i < params.size(); ++i) params[i].second.copy_(trainer.ema()->weights()[i].second);
-    }
+    trainer.apply_ema();
     model->eval();
     classifier->save(model_dir.string());
   }

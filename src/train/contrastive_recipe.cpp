@@ -297,12 +297,7 @@ ContrastiveRecipeResult run_contrastive_recipe(const ContrastiveRecipeConfig& c,
     models::ContrastiveModel& model = encoder->model();
     Trainer trainer(*model, c.train, (out / "train").string());
     trainer.extra_state = {{"recipe", "contrastive"}, {"model", encoder->config().to_json()}};
-    if (!trainer.latest_checkpoint().empty()) {
-      if (!o.resume)
-        throw UsageError("training has checkpoints in " + trainer.latest_checkpoint() +
-                         "; pass --resume to continue it or choose another --out");
-      trainer.resume();
-    }
+    trainer.resume_if_allowed(o.resume, "training");
     data::LoaderOptions lo;
     lo.batch_size = c.batch_size;
     lo.resolution = c.dataset.resolution;
@@ -338,11 +333,7 @@ ContrastiveRecipeResult run_contrastive_recipe(const ContrastiveRecipeConfig& c,
              std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()) +
              " s in this run");
     // 4 save (the EMA weights when the run keeps them)
-    if (trainer.ema()) {
-      torch::NoGradGuard no_grad;
-      const NamedTensors params = named(model->named_parameters(true));
-      for (size_t i = 0; i < params.size(); ++i) params[i].second.copy_(trainer.ema()->weights()[i].second);
-    }
+    trainer.apply_ema();
     model->eval();
     encoder->save(model_dir.string());
   }

@@ -123,24 +123,6 @@ void write_json(const fs::path& path, const json& j) {
   write_file_atomic(path.string(), j.dump(2) + "\n");
 }
 
-// Loads the latest checkpoint of an unfinished stage, when allowed.
-void continue_stage(Trainer& trainer, const std::string& stage, bool resume) {
-  if (trainer.latest_checkpoint().empty()) return;
-  if (!resume)
-    throw UsageError("stage " + stage + " has checkpoints in " + trainer.latest_checkpoint() +
-                     "; pass --resume to continue it or choose another --out");
-  trainer.resume();
-}
-
-// The EMA weights into the model (they are what gets exported).
-void apply_ema(Trainer& trainer, torch::nn::Module& model) {
-  if (!trainer.ema()) return;
-  torch::NoGradGuard no_grad;
-  const NamedTensors params = named(model.named_parameters(true));
-  const NamedTensors& ema = trainer.ema()->weights();
-  for (size_t i = 0; i < params.size(); ++i) params[i].second.copy_(ema[i].second);
-}
-
 // Stage 1.
 void train_tokenizer(const LDMRecipeConfig& c, const data::Dataset& ds, const fs::path& folder) {
   std::vector<std::string> captions;
@@ -159,7 +141,7 @@ bool train_vae(const LDMRecipeConfig& c, const DerivedConfigs& d, std::shared_pt
   models::AutoencoderKL vae(models::AutoencoderKLConfig::from_json(d.vae, "vae.config"));
   Trainer trainer(*vae, c.vae_train, (out / "vae").string());
   trainer.extra_state = {{"stage", "vae"}, {"config", d.vae}};
-  continue_stage(trainer, "vae", o.resume);
+  trainer.resume_if_allowed(o.resume, "stage vae");
 
   data::LoaderOptions lo;
   lo.batch_size = c.vae_batch_size;
@@ -177,7 +159,7 @@ bool train_vae(const LDMRecipeConfig& c, const DerivedConfigs& d, std::shared_pt
     return torch::mse_loss(vae->decode(z), x) + kl_weight * kl;
   });
   if (outcome == Trainer::Outcome::Interrupted) return false;
-  apply_ema(trainer, *vae);
+  trainer.apply_ema();
   vae->eval();
 
   // Latents of the whole set, unflipped, in index order.
@@ -318,7 +300,7 @@ bool train_diffusion(const LDMRecipeConfig& c, const DerivedConfigs& d, const to
   LDMModels both(unet, te);
   Trainer trainer(*both, c.diffusion_train, (out / "diffusion").string());
   trainer.extra_state = {{"stage", "diffusion"}, {"unet", d.unet}, {"text_encoder", d.text_encoder}};
-  continue_stage(trainer, "diffusion", o.resume);
+  trainer.resume_if_allowed(o.resume, "stage diffusion");
 
   const auto schedule = schedulers::NoiseScheduleConfig::from_json(d.scheduler);
   const at::Tensor acp = schedulers::alphas_cumprod(schedule);
@@ -341,7 +323,7 @@ bool train_diffusion(const LDMRecipeConfig& c, const DerivedConfigs& d, const to
   };
   const auto outcome = trainer.run(loss, [&](int64_t step) { validate_diffusion(c, captions, both, schedule, loss, out, step); });
   if (outcome == Trainer::Outcome::Interrupted) return false;
-  apply_ema(trainer, *both);
+  trainer.apply_ema();
   both->eval();
 
   const fs::path model = out / "model";

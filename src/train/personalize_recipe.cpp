@@ -395,12 +395,7 @@ PersonalizeResult run_personalize(const PersonalizeConfig& c, const PersonalizeO
   Trainer trainer(trainable, c.train, out.string());
   trainer.extra_state = {{"method", method_name(c.method)}, {"model", c.model}, {"instance_prompt", c.instance_prompt},
                          {"class_prompt", c.class_prompt}, {"lora_rank", c.lora_rank}, {"resolution", resolution}};
-  if (!trainer.latest_checkpoint().empty()) {
-    if (!o.resume)
-      throw UsageError(out.string() + " has checkpoints (" + trainer.latest_checkpoint() +
-                       "); pass --resume to continue or choose another --out");
-    trainer.resume();
-  }
+  trainer.resume_if_allowed(o.resume, out.string());
 
   // 3. Train.
   const at::Tensor acp = schedulers::alphas_cumprod(model.scheduler).to(model.device);
@@ -438,11 +433,7 @@ PersonalizeResult run_personalize(const PersonalizeConfig& c, const PersonalizeO
     result.interrupted = true;
     return result;
   }
-  if (trainer.ema()) {  // the EMA weights are the ones exported
-    torch::NoGradGuard no_grad;
-    const auto params = named(trainable.named_parameters(true));
-    for (size_t i = 0; i < params.size(); ++i) params[i].second.copy_(trainer.ema()->weights()[i].second);
-  }
+  trainer.apply_ema();  // the EMA weights are the ones exported
 
   // 4. Export.
   const std::map<std::string, std::string> meta = {

@@ -227,6 +227,21 @@ bool Trainer::resume_if_present() {
   return true;
 }
 
+bool Trainer::resume_if_allowed(bool allowed, const std::string& what) {
+  if (latest_checkpoint().empty()) return false;
+  if (!allowed)
+    throw UsageError(what + " has checkpoints in " + latest_checkpoint() +
+                     "; pass --resume to continue it or choose another --out");
+  resume();
+  return true;
+}
+
+void Trainer::apply_ema() {
+  if (!ema_) return;
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) params_[i].second.copy_(ema_->weights()[i].second);
+}
+
 void Trainer::resume() {
   const std::string dir = latest_checkpoint();
   if (dir.empty()) throw LoadError(out_dir_, "no checkpoint to resume from (checkpoints/latest is missing)");

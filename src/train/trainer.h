@@ -71,6 +71,11 @@ public:
   // difference; LoadError when there is no checkpoint or it is damaged.
   void resume();
   bool resume_if_present();
+  // The recipes' rule: with `allowed`, resume_if_present(); without it, existing checkpoints are
+  // a UsageError naming `what` and their folder (nothing is overwritten).
+  bool resume_if_allowed(bool allowed, const std::string& what);
+  // Copies the EMA weights into the model for good (what a recipe exports); no-op without an EMA.
+  void apply_ema();
 
   enum class Outcome { Finished, Interrupted };
   // Trains to config.steps. SIGINT/SIGTERM finish the current step, write a checkpoint and
