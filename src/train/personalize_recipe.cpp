@@ -161,9 +161,9 @@ struct Trainable : torch::nn::Module {
 // Stage 2, LoRA: adapters on the attention blocks' layers (and the text encoder's).
 void add_lora_adapters(Trainable& t, pipelines::StableDiffusion& model, const PersonalizeConfig& c) {
   const models::LoRATargets targets = pipelines::lora_targets(model);
-  const auto add = [&](const std::string& component, torch::nn::Module& root, const std::string& inside) {
+  const auto add = [&](const std::string& component, torch::nn::Module& root) {
     for (const auto& item : root.named_modules()) {
-      if (item.key().find(inside) == std::string::npos) continue;
+      if (!models::lora_on_the_fly_capable(component, item.key())) continue;
       auto* lin = dynamic_cast<torch::nn::LinearImpl*>(item.value().get());
       auto* conv = dynamic_cast<torch::nn::Conv2dImpl*>(item.value().get());
       if (conv && (conv->weight.size(2) != 1 || conv->weight.size(3) != 1)) conv = nullptr;
@@ -178,8 +178,8 @@ void add_lora_adapters(Trainable& t, pipelines::StableDiffusion& model, const Pe
       t.adapters.push_back({component, item.key(), a});
     }
   };
-  add("unet", *model.unet, "attentions.");
-  if (c.train_text_encoder) add("text_encoder", *model.text_encoder, "encoder.layers.");
+  add("unet", *model.unet);
+  if (c.train_text_encoder) add("text_encoder", *model.text_encoder);
 }
 
 // Stage 2, Textual Inversion: new vectors from the initializer's token embeddings.

@@ -222,6 +222,10 @@ LoRAFile read_lora(const std::string& path, const LoRATargets& targets) {
   return out;
 }
 
+bool lora_on_the_fly_capable(const std::string& component, const std::string& module) {
+  return module.find(component == "unet" ? "attentions." : "encoder.layers.") != std::string::npos;
+}
+
 LoRAApplyReport apply_lora(const LoRAFile& lora, const LoRATargets& targets, double multiplier, LoRAMode mode) {
   const TargetIndex index(targets);
   LoRAApplyReport report;
@@ -229,8 +233,7 @@ LoRAApplyReport apply_lora(const LoRAFile& lora, const LoRATargets& targets, dou
   for (const auto& m : lora.modules) {
     const Target& t = index.by_path.at(m.component + "/" + m.module);
     const bool conv = dynamic_cast<torch::nn::Conv2dImpl*>(t.layer) != nullptr;
-    const bool adapter_aware = m.component == "unet" ? m.module.find("attentions.") != std::string::npos
-                                                     : m.module.find("encoder.layers.") != std::string::npos;
+    const bool adapter_aware = lora_on_the_fly_capable(m.component, m.module);
     const bool one_by_one = !conv || (t.weight.size(2) == 1 && t.weight.size(3) == 1 && m.down.numel() == m.down.size(0) * m.down.size(1));
     if (mode == LoRAMode::OnTheFly && adapter_aware && one_by_one) {
       nn::LoRAAdapter a(nn::LoRAAdapterOptions{.in = t.weight.size(1), .out = t.weight.size(0), .rank = m.rank(),

@@ -61,6 +61,10 @@ enum class LoRAMode {
   Merge,    // folded into the weights (no cost per step; undone only by reloading)
   OnTheFly  // adapters evaluated beside the layers of attention blocks and CLIP layers (others merged)
 };
+// Whether a module's forward evaluates on-the-fly adapters: the layers of the UNet's attention
+// blocks and of the CLIP encoder layers (nn::linear / nn::conv1x1 call sites).
+bool lora_on_the_fly_capable(const std::string& component, const std::string& module);
+
 struct LoRAApplyReport {
   size_t merged = 0, attached = 0;
 };
