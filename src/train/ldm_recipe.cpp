@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "data/loader.h"
 #include "data/registry.h"
+#include "io/dtype.h"
 #include "io/grid.h"
 #include "io/image_tensor.h"
 #include "io/safetensors.h"
@@ -18,6 +19,7 @@
 #include "tokenizers/clip_tokenizer.h"
 
 #include <algorithm>
+#include <optional>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -103,6 +105,39 @@ DerivedConfigs derive_configs(const LDMRecipeConfig& c, const tokenizers::CLIPTo
   s["_diffusers_version"] = kDiffusersVersion;
   d.scheduler = s;
   return d;
+}
+
+// text_encoder.pretrain as the contrastive recipe config it stands for: the section plus this
+// recipe's seed, dataset and tokenizer, and model.text_config = text_encoder.config with the
+// LDM's context length (so the tower's weights fit the text encoder). nullopt after a problem.
+std::optional<ContrastiveRecipeConfig> text_pretrain_config(const json& recipe, const json& pretrain,
+                                                            std::vector<std::string>& problems) {
+  if (!pretrain.is_object()) {
+    problems.push_back("text_encoder.pretrain must be an object");
+    return std::nullopt;
+  }
+  const size_t before = problems.size();
+  for (const char* key : {"seed", "dataset", "tokenizer"})
+    if (pretrain.contains(key)) problems.push_back(std::string("text_encoder.pretrain.") + key + " is the recipe's own " + key);
+  json cj = pretrain;
+  if (cj.contains("model") && !cj["model"].is_object()) problems.push_back("text_encoder.pretrain.model must be an object");
+  if (cj.contains("model") && cj["model"].is_object() && cj["model"].contains("text_config"))
+    problems.push_back("text_encoder.pretrain.model.text_config is text_encoder.config");
+  json text = recipe.contains("text_encoder") ? recipe["text_encoder"].value("config", json::object()) : json::object();
+  if (!text.is_object()) return std::nullopt;  // reported with text_encoder.config
+  if (problems.size() != before) return std::nullopt;
+  text["max_position_embeddings"] = tokenizers::CLIPTokenizer::kMaxLength;
+  if (!cj.contains("model")) cj["model"] = json::object();
+  cj["model"]["text_config"] = text;
+  cj["dataset"] = recipe.at("dataset");
+  cj["tokenizer"] = recipe.at("tokenizer");
+  if (recipe.contains("seed")) cj["seed"] = recipe["seed"];
+  try {
+    return ContrastiveRecipeConfig::from_json(cj, "text_encoder.pretrain");
+  } catch (const UsageError& e) {
+    problems.push_back(e.what());
+    return std::nullopt;
+  }
 }
 
 // ---- datasets -----------------------------------------------------------------------------
@@ -274,7 +309,26 @@ void validate_diffusion(const LDMRecipeConfig& c, const std::vector<std::string>
            (dir / name).string());
 }
 
-// Stage 3. Returns false when interrupted.
+// The text tower of the contrastive encoder of stage 3 (its text_model.* weights, which have the
+// text encoder's names and shapes by construction) copied into `te`; anything missing or of
+// another shape is a LoadError naming the file.
+void init_from_contrastive(models::CLIPTextModelImpl& te, const fs::path& weights) {
+  const auto reader = io::open_weights(weights.string());
+  torch::NoGradGuard no_grad;
+  int64_t copied = 0;
+  for (auto& [name, tensor] : state_of(te)) {
+    if (!reader->contains(name)) throw LoadError(weights.string(), "the contrastive encoder has no " + name);
+    const at::Tensor w = reader->load(name, tensor.scalar_type());
+    if (w.sizes() != tensor.sizes())
+      throw LoadError(weights.string(), name + " has shape " + io::shape_string(w.sizes().vec()) + ", the text encoder's is " +
+                                            io::shape_string(tensor.sizes().vec()));
+    tensor.copy_(w);
+    ++copied;
+  }
+  log_info("text encoder: " + std::to_string(copied) + " tensors from the contrastive pretraining " + weights.string());
+}
+
+// Stage 4. Returns false when interrupted.
 bool train_diffusion(const LDMRecipeConfig& c, const DerivedConfigs& d, const tokenizers::CLIPTokenizer& tokenizer,
                      const fs::path& out, const LDMRecipeOptions& o) {
   const auto reader = io::open_weights((out / "latents.safetensors").string());
@@ -297,9 +351,16 @@ bool train_diffusion(const LDMRecipeConfig& c, const DerivedConfigs& d, const to
   torch::manual_seed(c.seed + 1);
   models::CLIPTextModel te(models::CLIPTextConfig::from_json(d.text_encoder, "text_encoder.config"));
   models::UNet2DConditionModel unet(models::UNet2DConditionConfig::from_json(d.unet, "unet.config"));
+  if (c.text_pretrain) init_from_contrastive(*te, out / "text_pretrain" / "model" / "model.safetensors");
+  if (c.freeze_text_encoder)
+    for (auto& p : te->parameters()) p.set_requires_grad(false);
   LDMModels both(unet, te);
   Trainer trainer(*both, c.diffusion_train, (out / "diffusion").string());
-  trainer.extra_state = {{"stage", "diffusion"}, {"unet", d.unet}, {"text_encoder", d.text_encoder}};
+  trainer.extra_state = {{"stage", "diffusion"},
+                         {"unet", d.unet},
+                         {"text_encoder", d.text_encoder},
+                         {"text_encoder_init", c.text_pretrain ? "contrastive" : "random"},
+                         {"text_encoder_frozen", c.freeze_text_encoder}};
   trainer.resume_if_allowed(o.resume, "stage diffusion");
 
   const auto schedule = schedulers::NoiseScheduleConfig::from_json(d.scheduler);
@@ -338,7 +399,7 @@ bool train_diffusion(const LDMRecipeConfig& c, const DerivedConfigs& d, const to
   return true;
 }
 
-// Stage 4.
+// Stage 5.
 void export_pipeline(const DerivedConfigs& d, const fs::path& model) {
   write_json(model / "scheduler" / "scheduler_config.json", d.scheduler);
   write_json(model / "model_index.json",
@@ -382,9 +443,15 @@ LDMRecipeConfig LDMRecipeConfig::from_json(const json& j, const std::string& sou
   }
   const json unet = section("unet");
   if (check_keys(unet, "unet", {"config"}, {}, problems)) read(unet, "unet", "config", c.unet_config, problems);
+  const bool data_ok = problems.empty();  // dataset and tokenizer: the pretraining reuses them
   const json te = section("text_encoder");
-  if (check_keys(te, "text_encoder", {"config"}, {}, problems))
+  if (check_keys(te, "text_encoder", {"config"}, {"pretrain", "freeze"}, problems)) {
     read(te, "text_encoder", "config", c.text_encoder_config, problems);
+    read(te, "text_encoder", "freeze", c.freeze_text_encoder, problems);
+    if (te.contains("pretrain") && data_ok) c.text_pretrain = text_pretrain_config(j, te.at("pretrain"), problems);
+    if (c.freeze_text_encoder && !te.contains("pretrain"))
+      problems.push_back("text_encoder.freeze needs text_encoder.pretrain (a frozen random text encoder means nothing)");
+  }
   const json diff = section("diffusion");
   if (check_keys(diff, "diffusion", {"batch_size", "caption_dropout", "train"}, {"scheduler"}, problems)) {
     read(diff, "diffusion", "batch_size", c.diffusion_batch_size, problems);
@@ -464,15 +531,35 @@ LDMRecipeResult run_ldm_recipe(const LDMRecipeConfig& config, const LDMRecipeOpt
     return result;
   }
 
-  // 3 diffusion (unet + text encoder)
   const bool have_diffusion = fs::exists(model / "unet" / "config.json") && fs::exists(model / "text_encoder" / "config.json");
+
+  // 3 text_pretrain (contrastive, with the tokenizer of stage 1)
+  if (config.text_pretrain) {
+    const fs::path pre = out / "text_pretrain";
+    const bool have_pretrain = have_diffusion || fs::exists(pre / "eval.json");
+    done("text_pretrain", have_pretrain);
+    if (!have_pretrain) {
+      fs::create_directories(pre / "model" / "tokenizer");
+      for (const auto& e : fs::directory_iterator(tok_dir))
+        if (e.is_regular_file())
+          fs::copy_file(e.path(), pre / "model" / "tokenizer" / e.path().filename(),
+                        fs::copy_options::skip_existing);
+      const auto r = run_contrastive_recipe(*config.text_pretrain, {.out_dir = pre.string(), .resume = options.resume});
+      if (r.interrupted) {
+        result.interrupted = true;
+        return result;
+      }
+    }
+  }
+
+  // 4 diffusion (unet + text encoder)
   done("diffusion", have_diffusion);
   if (!have_diffusion && !train_diffusion(config, d, tokenizer, out, options)) {
     result.interrupted = true;
     return result;
   }
 
-  // 4 export
+  // 5 export
   const bool have_index = fs::exists(model / "model_index.json");
   done("export", have_index);
   if (!have_index) export_pipeline(d, model);

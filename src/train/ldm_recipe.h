@@ -16,27 +16,38 @@
 //                [N, C, h, w] (latents.json: captions, scaling_factor). scaling_factor = 1 / std of
 //                posterior samples over the set (exact: sqrt(var(mean) + E[exp(logvar)])), written
 //                into <out>/model/vae/config.json.    Trainer folder <out>/vae/.
-//   3 diffusion  UNet + text encoder trained JOINTLY by one optimiser (a text encoder trained from
+//   3 text_pretrain  only with text_encoder.pretrain: a contrastive text-image encoder
+//                (train/contrastive_recipe) whose text tower has exactly the text encoder's config
+//                and the tokenizer of stage 1, trained on the same split -> <out>/text_pretrain/
+//                (a ContrastiveRecipe folder: model/, train/, eval.json). Its text tower's weights
+//                (text_model.*) are the text encoder's starting point in stage 4.
+//   4 diffusion  UNet + text encoder trained JOINTLY by one optimiser (a text encoder trained from
 //                scratch has no meaning until the UNet asks something of it; freezing a random one
-//                would waste its capacity). Per step and sample: index uniform over the set (with
+//                would waste its capacity); with text_encoder.pretrain the text encoder starts from
+//                the contrastive tower, and with text_encoder.freeze it stays there. Per step and sample: index uniform over the set (with
 //                replacement, from the step Rng), x0 = (mean + std * n) * scaling_factor, caption
 //                replaced by "" with probability caption_dropout (classifier-free guidance), t
 //                uniform in [0, T), x_t = sqrt(acp_t) x0 + sqrt(1 - acp_t) eps,
 //                loss = mse(unet(x_t, t, last_hidden_state(encode_padded(caption, eos))), eps):
 //                the conditioning the pipeline computes with clip_skip 0.   Trainer folder <out>/diffusion/.
 //                EMA weights (ema_decay > 0) are the ones exported.
-//   4 export     <out>/model/{unet,text_encoder}/, scheduler/scheduler_config.json (the training
+//   5 export     <out>/model/{unet,text_encoder}/, scheduler/scheduler_config.json (the training
 //                schedule, EulerDiscreteScheduler) and model_index.json (StableDiffusionPipeline).
 //
 // Config keys the recipe sets itself (any value given must agree): vae in/out_channels 3,
 // sample_size = resolution; unet in/out_channels = latent_channels, sample_size = resolution / f,
 // cross_attention_dim = text hidden_size; text_encoder vocab_size, bos/eos/pad ids from the
-// tokenizer, architectures ["CLIPTextModel"].
+// tokenizer, architectures ["CLIPTextModel"], max_position_embeddings 77. text_encoder.pretrain has
+// the contrastive recipe's keys but dataset, tokenizer, seed and model.text_config (all taken
+// from this config): {"model": {"projection_dim", "vision_config", ...}, "batch_size", "train",
+// optional "augment", "eval"}.
 #pragma once
+#include "train/contrastive_recipe.h"
 #include "train/recipe_config.h"
 #include "train/trainer.h"
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 namespace genvis::train {
@@ -51,6 +62,9 @@ struct LDMRecipeConfig {
   double caption_dropout = 0.1;
   TrainConfig vae_train, diffusion_train;
   uint64_t seed = 0;
+  // text_encoder.pretrain, as the contrastive recipe config it expands to (stage 3), when given.
+  std::optional<ContrastiveRecipeConfig> text_pretrain;
+  bool freeze_text_encoder = false;  // text_encoder.freeze (needs text_encoder.pretrain)
 
   // Every unknown key, missing key and invalid value (including those of the model configs and
   // the two TrainConfigs) in one UsageError naming `source`.

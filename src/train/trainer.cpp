@@ -262,6 +262,21 @@ void Trainer::resume() {
       diffs.push_back(key + " " + (saved.contains(key) ? saved[key].dump() : std::string("(absent)")) + " -> " +
                       value.dump());
   }
+  // And the recipe's own description of the run (model configs, stage, initialisation): every
+  // key both the checkpoint and this run state, compared leaf by leaf (keys added to a recipe
+  // later are absent from older checkpoints and not compared).
+  const nlohmann::json saved_extra = state.value("extra", nlohmann::json::object());
+  if (extra_state.is_object() && saved_extra.is_object())
+    for (const auto& [key, value] : extra_state.items()) {
+      if (!saved_extra.contains(key)) continue;
+      for (const auto& op : nlohmann::json::diff(saved_extra[key], value)) {
+        const std::string path = op.value("path", "");
+        const nlohmann::json::json_pointer ptr(path);
+        const std::string before = saved_extra[key].contains(ptr) ? saved_extra[key][ptr].dump() : "(absent)";
+        const std::string after = value.contains(ptr) ? value[ptr].dump() : "(absent)";
+        diffs.push_back(key + path + " " + before + " -> " + after);
+      }
+    }
   if (!diffs.empty()) {
     std::string all;
     for (const auto& d : diffs) all += (all.empty() ? "" : ", ") + d;
@@ -290,7 +305,14 @@ void Trainer::resume() {
                         state.value("optimizer_steps", int64_t{0}));
   if (ema_) ema_->load(load_all((fs::path(dir) / "ema.safetensors").string()));
   step_ = state.value("step", int64_t{0});
-  extra_state = state.value("extra", nlohmann::json::object());
+  // The checkpoint's extra state, with the keys it lacks added from this run's.
+  if (saved_extra.is_object() && extra_state.is_object()) {
+    nlohmann::json merged = extra_state;
+    merged.update(saved_extra);
+    extra_state = merged;
+  } else {
+    extra_state = saved_extra;
+  }
   // The metrics log continues from the checkpoint: drop lines written after it.
   history_.clear();
   const fs::path log = fs::path(out_dir_) / "metrics.jsonl";

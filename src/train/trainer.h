@@ -90,7 +90,10 @@ public:
   const TrainConfig& config() const { return config_; }
   const std::vector<StepMetrics>& history() const { return history_; }
   EMA* ema() { return ema_ ? &*ema_ : nullptr; }
-  nlohmann::json extra_state;  // recipe data kept in state.json (e.g. dataset and model configs)
+  // Recipe data kept in state.json (e.g. dataset and model configs). resume() refuses a checkpoint
+  // whose extra state differs in any key both have (naming each differing leaf), then keeps the
+  // union (keys only this run has are added).
+  nlohmann::json extra_state;
 
   // Test hook: called after the checkpoint files are written, before they are committed.
   std::function<void()> before_commit;

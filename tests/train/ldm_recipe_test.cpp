@@ -3,6 +3,7 @@
 // config mistakes are reported all at once.
 #include "core/error.h"
 #include "io/image.h"
+#include "io/weights.h"
 #include "pipelines/stable_diffusion.h"
 #include "support/metrics_log.h"
 #include "support/test_support.h"
@@ -11,6 +12,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 namespace genvis::train {
 namespace {
@@ -137,6 +139,132 @@ TEST(LDMRecipe, UnfinishedStageNeedsResume) {
   EXPECT_TRUE(fs::exists(fs::path(dir.path()) / "model" / "unet" / "config.json"));
 }
 
+// text_encoder.pretrain at toy size: the contrastive stage trains with the LDM's tokenizer.
+json with_pretrain(json j, bool freeze) {
+  j["text_encoder"]["pretrain"] = json::parse(R"({
+    "model": {"projection_dim": 16,
+              "vision_config": {"block_out_channels": [16, 32], "layers_per_block": 1, "norm_num_groups": 8}},
+    "batch_size": 16,
+    "eval": {"num": 16, "k": 8},
+    "train": {"steps": 30, "lr": 3e-3, "warmup_steps": 5, "checkpoint_every": 1000, "log_every": 1000}
+  })");
+  j["text_encoder"]["freeze"] = freeze;
+  j["diffusion"]["train"]["steps"] = 20;
+  return j;
+}
+
+// The text encoder's exported weights and the contrastive tower's text_model.* weights.
+std::pair<std::map<std::string, at::Tensor>, std::map<std::string, at::Tensor>> text_weights(const fs::path& out) {
+  std::map<std::string, at::Tensor> te, tower;
+  const auto a = io::open_weights((out / "model" / "text_encoder" / "model.safetensors").string());
+  for (auto& [name, w] : a->load_all(at::kFloat)) te[name] = w;
+  const auto b = io::open_weights((out / "text_pretrain" / "model" / "model.safetensors").string());
+  for (auto& [name, w] : b->load_all(at::kFloat))
+    if (name.rfind("text_model.", 0) == 0) tower[name] = w;
+  return {te, tower};
+}
+
+// Frozen: the contrastive stage ran with the LDM's own tokenizer, its loss fell, and the exported
+// text encoder IS its text tower (every tensor, bit for bit); the UNet trained on top of it.
+TEST(LDMRecipe, ContrastivePretrainedFrozenTextEncoderIsTheTower) {
+  test::TempDir dir;
+  const auto r = run_ldm_recipe(LDMRecipeConfig::from_json(with_pretrain(tiny_recipe(), true)), {.out_dir = dir.path()});
+  ASSERT_FALSE(r.interrupted);
+  EXPECT_EQ(r.ran, (std::vector<std::string>{"tokenizer", "vae", "text_pretrain", "diffusion", "export"}));
+  const fs::path out = dir.path();
+  for (const char* file : {"vocab.json", "merges.txt"})
+    EXPECT_EQ(test::read_bytes((out / "model" / "tokenizer" / file).string()),
+              test::read_bytes((out / "text_pretrain" / "model" / "tokenizer" / file).string()))
+        << file;
+  const auto pre = losses(out / "text_pretrain" / "train" / "metrics.jsonl");
+  ASSERT_EQ(pre.size(), 30u);
+  EXPECT_LT(mean_of(pre, 25, 5), mean_of(pre, 0, 5));
+  EXPECT_TRUE(fs::exists(out / "text_pretrain" / "eval.json"));
+  const auto [te, tower] = text_weights(out);
+  ASSERT_EQ(te.size(), tower.size());
+  for (const auto& [name, w] : te) {
+    ASSERT_TRUE(tower.count(name)) << name;
+    EXPECT_TRUE(at::equal(w, tower.at(name))) << name;
+  }
+  const auto diffusion = losses(out / "diffusion" / "metrics.jsonl");
+  ASSERT_EQ(diffusion.size(), 20u);
+  for (double l : diffusion) EXPECT_TRUE(std::isfinite(l));
+
+  // Rerun: every stage skipped, the pretraining included.
+  const auto again = run_ldm_recipe(LDMRecipeConfig::from_json(with_pretrain(tiny_recipe(), true)), {.out_dir = dir.path()});
+  EXPECT_TRUE(again.ran.empty());
+  EXPECT_EQ(again.skipped.size(), 5u);
+}
+
+// Fine-tuned from the tower: the text encoder moved (it trained) but stayed near the tower it
+// started from (a fresh initialisation would be as far from it as the tower is large).
+TEST(LDMRecipe, ContrastivePretrainedTextEncoderStartsFromTheTower) {
+  test::TempDir dir;
+  json j = with_pretrain(tiny_recipe(), false);
+  j["diffusion"]["train"]["checkpoint_every"] = 10;
+  const auto config = LDMRecipeConfig::from_json(j);
+  ASSERT_FALSE(run_ldm_recipe(config, {.out_dir = dir.path()}).interrupted);
+  const auto [te, tower] = text_weights(dir.path());
+  double moved = 0, size = 0;
+  bool any_changed = false;
+  for (const auto& [name, w] : te) {
+    moved += (w - tower.at(name)).pow(2).sum().item<double>();
+    size += tower.at(name).pow(2).sum().item<double>();
+    any_changed = any_changed || !at::equal(w, tower.at(name));
+  }
+  EXPECT_TRUE(any_changed);
+  EXPECT_LT(std::sqrt(moved / size), 0.2);
+
+  // The diffusion checkpoint records the initialisation: resuming it as a run with a random
+  // text encoder is refused, naming the difference.
+  fs::remove(fs::path(dir.path()) / "model" / "unet" / "config.json");
+  json random = tiny_recipe();
+  random["diffusion"]["train"]["steps"] = 20;
+  random["diffusion"]["train"]["checkpoint_every"] = 10;
+  try {
+    run_ldm_recipe(LDMRecipeConfig::from_json(random), {.out_dir = dir.path(), .resume = true});
+    FAIL() << "resumed a contrastive-initialised run as a random one";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("text_encoder_init \"contrastive\" -> \"random\""), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(LDMRecipeConfig, PretrainProblemsAreListed) {
+  json j = with_pretrain(tiny_recipe(), false);
+  j["text_encoder"]["pretrain"]["model"]["text_config"] = json::object();
+  j["text_encoder"]["pretrain"]["dataset"] = j["dataset"];
+  try {
+    LDMRecipeConfig::from_json(j, "x.json");
+    FAIL() << "no error";
+  } catch (const UsageError& e) {
+    const std::string m = e.what();
+    for (const char* want : {"text_encoder.pretrain.model.text_config is text_encoder.config",
+                             "text_encoder.pretrain.dataset"})
+      EXPECT_NE(m.find(want), std::string::npos) << want << " not in: " << m;
+  }
+  j = with_pretrain(tiny_recipe(), false);
+  j["text_encoder"]["pretrain"]["train"]["lr"] = -1;
+  j["text_encoder"]["pretrain"]["bogus"] = 1;
+  try {
+    LDMRecipeConfig::from_json(j, "x.json");
+    FAIL() << "no error";
+  } catch (const UsageError& e) {
+    const std::string m = e.what();
+    for (const char* want : {"text_encoder.pretrain", "bogus", "lr must be > 0"})
+      EXPECT_NE(m.find(want), std::string::npos) << want << " not in: " << m;
+  }
+  j = tiny_recipe();
+  j["text_encoder"]["freeze"] = true;
+  EXPECT_THROW(LDMRecipeConfig::from_json(j), UsageError);
+  const auto c = LDMRecipeConfig::from_json(with_pretrain(tiny_recipe(), true));
+  ASSERT_TRUE(c.text_pretrain.has_value());
+  EXPECT_TRUE(c.freeze_text_encoder);
+  EXPECT_EQ(c.text_pretrain->model_config["text_config"]["hidden_size"], 32);
+  EXPECT_EQ(c.text_pretrain->vocab_size, c.vocab_size);
+  EXPECT_EQ(c.text_pretrain->dataset.name, "shapes");
+}
+
 TEST(LDMRecipeConfig, ListsEveryBadKeyAtOnce) {
   json j = tiny_recipe();
   j["vae"]["train"]["stepz"] = 3;
@@ -159,7 +287,8 @@ TEST(LDMRecipeConfig, ListsEveryBadKeyAtOnce) {
 }
 
 TEST(LDMRecipeConfig, ShippedConfigsParse) {
-  for (const char* name : {"ldm-shapes-tiny.json", "ldm-emoji.json"})
+  for (const char* name : {"ldm-shapes-tiny.json", "ldm-emoji.json", "experiments/te-joint-3k.json",
+                           "experiments/te-contrastive-3k.json"})
     EXPECT_NO_THROW(LDMRecipeConfig::from_file(std::string(GENVIS_SOURCE_DIR) + "/configs/" + name)) << name;
 }
 

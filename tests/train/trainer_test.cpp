@@ -189,6 +189,39 @@ TEST(Trainer, ResumeWithAnotherConfigIsRefused) {
   EXPECT_THROW(none.resume(), LoadError);
 }
 
+// The recipe's description of the run (extra_state) must agree too: each differing leaf is
+// named; keys only one side has are not compared (recipes that gained a key resume old runs).
+TEST(Trainer, ResumeWithAnotherRecipeStateIsRefused) {
+  test::TempDir dir;
+  const nlohmann::json saved = {{"stage", "diffusion"}, {"unet", {{"layers", 1}, {"blocks", {32, 64}}}}};
+  {
+    Tiny m;
+    Trainer t(*m, tiny_config(3), dir.file("run"));
+    t.extra_state = saved;
+    t.run(loss_of(m));
+  }
+  Tiny m;
+  Trainer t(*m, tiny_config(6), dir.file("run"));
+  t.extra_state = saved;
+  t.extra_state["unet"]["blocks"][1] = 128;
+  t.extra_state["init"] = "contrastive";  // absent from the checkpoint: not compared
+  try {
+    t.resume();
+    FAIL() << "resumed with another UNet";
+  } catch (const UsageError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("unet/blocks/1 64 -> 128"), std::string::npos) << what;
+    EXPECT_EQ(what.find("init"), std::string::npos) << what;
+    EXPECT_EQ(what.find("stage"), std::string::npos) << what;
+  }
+  Trainer same(*m, tiny_config(6), dir.file("run"));
+  same.extra_state = saved;
+  same.extra_state["init"] = "contrastive";
+  EXPECT_NO_THROW(same.resume());
+  EXPECT_EQ(same.step(), 3);
+  EXPECT_EQ(same.extra_state.value("init", ""), "contrastive");  // kept for the next checkpoint
+}
+
 TEST(Trainer, AFailedCheckpointWriteLeavesThePreviousOne) {
   test::TempDir dir;
   Tiny m;
