@@ -6,7 +6,6 @@
 #include "data/loader.h"
 #include "data/registry.h"
 #include "io/dtype.h"
-#include "io/grid.h"
 #include "io/image_tensor.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
@@ -17,12 +16,13 @@
 #include "schedulers/schedule.h"
 #include "tokenizers/bpe_trainer.h"
 #include "tokenizers/clip_tokenizer.h"
+#include "train/sample_grid.h"
 
 #include <algorithm>
-#include <optional>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <torch/torch.h>
 
@@ -291,22 +291,8 @@ void validate_diffusion(const LDMRecipeConfig& c, const std::vector<std::string>
     shown.push_back(g.prompt);
   }
   if (was_training) both->train();
-  io::Image grid;
-  try {
-    io::GridOptions options;  // small images: a small font, three lines of caption
-    options.font_size = std::clamp(static_cast<int>(c.dataset.resolution / 4), 8, 16);
-    options.max_caption_lines = 3;
-    grid = io::make_grid(images, 4, shown, options);
-  } catch (const Error&) {
-    grid = io::make_grid(images, 4);  // no caption font installed
-  }
-  const fs::path dir = out / "diffusion" / "samples";
-  fs::create_directories(dir);
-  char name[32];
-  std::snprintf(name, sizeof(name), "step-%08lld.png", static_cast<long long>(step));
-  write_file_atomic((dir / name).string(), io::encode_png(grid));
-  log_info("validation at step " + std::to_string(step) + ": loss " + std::to_string(val_loss) + ", samples " +
-           (dir / name).string());
+  const std::string path = write_sample_grid(images, shown, c.dataset.resolution, out / "diffusion" / "samples", step);
+  log_info("validation at step " + std::to_string(step) + ": loss " + std::to_string(val_loss) + ", samples " + path);
 }
 
 // The text tower of the contrastive encoder of stage 3 (its text_model.* weights, which have the

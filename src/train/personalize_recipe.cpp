@@ -5,7 +5,6 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "data/folder.h"
-#include "io/grid.h"
 #include "io/image_tensor.h"
 #include "io/infotext.h"
 #include "io/safetensors.h"
@@ -17,6 +16,7 @@
 #include "schedulers/schedule.h"
 #include "tokenizers/prompt_weights.h"
 #include "train/recipe_config.h"
+#include "train/sample_grid.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -214,7 +214,7 @@ at::Tensor caption_ids(const pipelines::StableDiffusion& model, const std::vecto
   return at::stack(rows).to(model.device);
 }
 
-void write_sample_grid(pipelines::StableDiffusion& model, const PersonalizeConfig& c, int64_t resolution,
+void write_samples(pipelines::StableDiffusion& model, const PersonalizeConfig& c, int64_t resolution,
                        const fs::path& out, int64_t step) {
   std::vector<io::Image> images;
   std::vector<std::string> shown;
@@ -233,20 +233,8 @@ void write_sample_grid(pipelines::StableDiffusion& model, const PersonalizeConfi
       shown.push_back(i == 0 ? prompt : "");
     }
   }
-  io::Image grid;
-  try {
-    io::GridOptions options;
-    options.font_size = std::clamp(static_cast<int>(resolution / 4), 8, 16);
-    options.max_caption_lines = 3;
-    grid = io::make_grid(images, 4, shown, options);
-  } catch (const Error&) {
-    grid = io::make_grid(images, 4);  // no caption font installed
-  }
-  fs::create_directories(out / "samples");
-  char name[32];
-  std::snprintf(name, sizeof(name), "step-%08lld.png", static_cast<long long>(step));
-  write_file_atomic((out / "samples" / name).string(), io::encode_png(grid));
-  log_info("samples at step " + std::to_string(step) + ": " + (out / "samples" / name).string());
+  const std::string path = write_sample_grid(images, shown, resolution, out / "samples", step);
+  log_info("samples at step " + std::to_string(step) + ": " + path);
 }
 
 std::vector<std::pair<std::string, at::Tensor>> weights_of(torch::nn::Module& m, at::ScalarType dtype) {
@@ -428,7 +416,7 @@ PersonalizeResult run_personalize(const PersonalizeConfig& c, const PersonalizeO
                         std::to_string(c.prior_loss_weight) + ")"
                   : "") +
            ", " + std::to_string(trainable.parameters().size()) + " trainable tensors");
-  const auto outcome = trainer.run(loss, [&](int64_t step) { write_sample_grid(model, c, resolution, out, step); });
+  const auto outcome = trainer.run(loss, [&](int64_t step) { write_samples(model, c, resolution, out, step); });
   if (outcome == Trainer::Outcome::Interrupted) {
     result.interrupted = true;
     return result;

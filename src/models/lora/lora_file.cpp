@@ -23,6 +23,13 @@ std::string underscored(std::string s) {
   return s;
 }
 
+// The kohya name of a UNet module by its original LDM name (SDXL files): the LDM weight name of
+// "<module>.weight", less ".weight", underscored.
+std::string kohya_ldm_unet_name(const std::string& module, const UNet2DConditionConfig& config) {
+  const std::string ldm = unet_key_to_ldm(module + ".weight", config);
+  return "lora_unet_" + underscored(ldm.substr(0, ldm.size() - std::string(".weight").size()));
+}
+
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
@@ -63,8 +70,7 @@ struct TargetIndex {
           by_kohya["lora_unet_" + underscored(item.key())] = key;
           if (t.unet_config) {
             try {  // SDXL kohya files name UNet modules by their original LDM names
-              std::string ldm = unet_key_to_ldm(item.key() + ".weight", *t.unet_config);
-              by_kohya["lora_unet_" + underscored(ldm.substr(0, ldm.size() - 7))] = key;
+              by_kohya[kohya_ldm_unet_name(item.key(), *t.unet_config)] = key;
             } catch (const Error&) {
             }
           }
@@ -256,8 +262,7 @@ LoRAApplyReport apply_lora(const LoRAFile& lora, const LoRATargets& targets, dou
 std::string kohya_lora_name(const LoRATargets& targets, const std::string& component, const std::string& module) {
   if (component == "unet") {
     if (is_sdxl(targets) && targets.unet_config) {
-      const std::string ldm = unet_key_to_ldm(module + ".weight", *targets.unet_config);
-      return "lora_unet_" + underscored(ldm.substr(0, ldm.size() - 7));
+      return kohya_ldm_unet_name(module, *targets.unet_config);
     }
     return "lora_unet_" + underscored(module);
   }
