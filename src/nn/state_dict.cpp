@@ -84,4 +84,15 @@ LoadReport load_state_dict(torch::nn::Module& module, io::WeightReader& reader, 
   return report;
 }
 
+std::vector<std::pair<std::string, at::Tensor>> state_dict(torch::nn::Module& module,
+                                                           std::optional<at::ScalarType> param_dtype) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& p : module.named_parameters(true)) {
+    at::Tensor t = p.value().detach().cpu();
+    out.emplace_back(p.key(), param_dtype ? t.to(*param_dtype) : t);
+  }
+  for (const auto& b : module.named_buffers(true)) out.emplace_back(b.key(), b.value().detach().cpu());
+  return out;
+}
+
 }  // namespace genvis::nn

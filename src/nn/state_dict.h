@@ -38,4 +38,9 @@ struct LoadReport {
 
 LoadReport load_state_dict(torch::nn::Module& module, io::WeightReader& reader, const LoadOptions& options = {});
 
+// The inverse, for saving: the module's parameters then its buffers by name, detached and on the
+// CPU; parameters cast to `param_dtype` when given (buffers keep their dtype).
+std::vector<std::pair<std::string, at::Tensor>> state_dict(torch::nn::Module& module,
+                                                           std::optional<at::ScalarType> param_dtype = std::nullopt);
+
 }  // namespace genvis::nn

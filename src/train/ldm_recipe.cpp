@@ -5,13 +5,13 @@
 #include "core/log.h"
 #include "data/loader.h"
 #include "data/registry.h"
-#include "io/dtype.h"
 #include "io/image_tensor.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
 #include "models/autoencoder_kl/autoencoder_kl.h"
 #include "models/clip_text/clip_text_model.h"
 #include "models/unet2d_condition/unet2d_condition.h"
+#include "nn/state_dict.h"
 #include "pipelines/stable_diffusion.h"
 #include "schedulers/schedule.h"
 #include "tokenizers/bpe_trainer.h"
@@ -146,13 +146,6 @@ std::optional<ContrastiveRecipeConfig> text_pretrain_config(const json& recipe, 
 
 // ---- stages -------------------------------------------------------------------------------
 
-// Named parameters and buffers, as saved in a component's weights file.
-NamedTensors state_of(torch::nn::Module& m) {
-  NamedTensors out = named(m.named_parameters(true));
-  for (const auto& b : m.named_buffers(true)) out.emplace_back(b.key(), b.value());
-  return out;
-}
-
 void write_json(const fs::path& path, const json& j) {
   fs::create_directories(path.parent_path());
   write_file_atomic(path.string(), j.dump(2) + "\n");
@@ -225,7 +218,7 @@ bool train_vae(const LDMRecipeConfig& c, const DerivedConfigs& d, std::shared_pt
   vae_config["scaling_factor"] = scaling_factor;
   const fs::path vae_dir = out / "model" / "vae";
   fs::create_directories(vae_dir);
-  io::save_safetensors((vae_dir / "diffusion_pytorch_model.safetensors").string(), state_of(*vae),
+  io::save_safetensors((vae_dir / "diffusion_pytorch_model.safetensors").string(), nn::state_dict(*vae),
                        {{"format", "pt"}});
   write_json(vae_dir / "config.json", vae_config);
   write_json(out / "latents.json", {{"captions", captions}, {"scaling_factor", scaling_factor},
@@ -300,18 +293,11 @@ void validate_diffusion(const LDMRecipeConfig& c, const std::vector<std::string>
 // another shape is a LoadError naming the file.
 void init_from_contrastive(models::CLIPTextModelImpl& te, const fs::path& weights) {
   const auto reader = io::open_weights(weights.string());
-  torch::NoGradGuard no_grad;
-  int64_t copied = 0;
-  for (auto& [name, tensor] : state_of(te)) {
-    if (!reader->contains(name)) throw LoadError(weights.string(), "the contrastive encoder has no " + name);
-    const at::Tensor w = reader->load(name, tensor.scalar_type());
-    if (w.sizes() != tensor.sizes())
-      throw LoadError(weights.string(), name + " has shape " + io::shape_string(w.sizes().vec()) + ", the text encoder's is " +
-                                            io::shape_string(tensor.sizes().vec()));
-    tensor.copy_(w);
-    ++copied;
-  }
-  log_info("text encoder: " + std::to_string(copied) + " tensors from the contrastive pretraining " + weights.string());
+  nn::LoadOptions lo;
+  lo.key_map = [](const std::string& name) { return name.rfind("text_model.", 0) == 0 ? name : std::string(); };
+  const auto report = nn::load_state_dict(te, *reader, lo);
+  log_info("text encoder: " + std::to_string(report.loaded) + " tensors from the contrastive pretraining " +
+           weights.string());
 }
 
 // Stage 4. Returns false when interrupted.
@@ -376,10 +362,10 @@ bool train_diffusion(const LDMRecipeConfig& c, const DerivedConfigs& d, const to
   const fs::path model = out / "model";
   fs::create_directories(model / "text_encoder");
   fs::create_directories(model / "unet");
-  io::save_safetensors((model / "text_encoder" / "model.safetensors").string(), state_of(*both->text_encoder),
+  io::save_safetensors((model / "text_encoder" / "model.safetensors").string(), nn::state_dict(*both->text_encoder),
                        {{"format", "pt"}});
   write_json(model / "text_encoder" / "config.json", d.text_encoder);
-  io::save_safetensors((model / "unet" / "diffusion_pytorch_model.safetensors").string(), state_of(*both->unet),
+  io::save_safetensors((model / "unet" / "diffusion_pytorch_model.safetensors").string(), nn::state_dict(*both->unet),
                        {{"format", "pt"}});
   write_json(model / "unet" / "config.json", d.unet);  // the stage's final output
   return true;

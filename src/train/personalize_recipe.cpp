@@ -11,6 +11,7 @@
 #include "models/clip_text/embedding_file.h"
 #include "models/lora/lora_file.h"
 #include "nn/lora.h"
+#include "nn/state_dict.h"
 #include "pipelines/adapters.h"
 #include "pipelines/stable_diffusion.h"
 #include "schedulers/schedule.h"
@@ -237,13 +238,6 @@ void write_samples(pipelines::StableDiffusion& model, const PersonalizeConfig& c
   log_info("samples at step " + std::to_string(step) + ": " + path);
 }
 
-std::vector<std::pair<std::string, at::Tensor>> weights_of(torch::nn::Module& m, at::ScalarType dtype) {
-  std::vector<std::pair<std::string, at::Tensor>> out;
-  for (const auto& p : m.named_parameters(true)) out.emplace_back(p.key(), p.value().detach().cpu().to(dtype));
-  for (const auto& b : m.named_buffers(true)) out.emplace_back(b.key(), b.value().detach().cpu());
-  return out;
-}
-
 // Stage 4, DreamBooth: the base diffusers folder with the trained components' weights replaced.
 std::string export_full_model(pipelines::StableDiffusion& model, const PersonalizeConfig& c, const fs::path& out,
                               const std::map<std::string, std::string>& meta) {
@@ -262,7 +256,7 @@ std::string export_full_model(pipelines::StableDiffusion& model, const Personali
       if (ext == ".safetensors" || ext == ".bin" || (ext == ".json" && entry.path().filename() != "config.json"))
         fs::remove(entry.path());
     }
-    io::save_safetensors((tmp / component / file).string(), weights_of(m, save_dtype(c)), {{"format", "pt"}});
+    io::save_safetensors((tmp / component / file).string(), nn::state_dict(m, save_dtype(c)), {{"format", "pt"}});
   };
   replace("unet", *model.unet, "diffusion_pytorch_model.safetensors");
   if (c.train_text_encoder) replace("text_encoder", *model.text_encoder, "model.safetensors");

@@ -38,6 +38,26 @@ TEST(StateDict, LoadsByNameWithCastAndPrefix) {
   EXPECT_FLOAT_EQ(m->scale[1].item<float>(), 3.f);
 }
 
+// state_dict writes what load_state_dict reads: parameters cast when asked, buffers as they are.
+TEST(StateDict, SavesWhatItLoads) {
+  test::TempDir dir;
+  Tiny a;
+  a->scale.fill_(4.f);
+  const auto half = state_dict(*a, at::kHalf);
+  ASSERT_EQ(half.size(), 3u);
+  EXPECT_EQ(half[0].first, "proj.weight");
+  EXPECT_EQ(half[0].second.scalar_type(), at::kHalf);
+  EXPECT_EQ(half[2].first, "scale");
+  EXPECT_EQ(half[2].second.scalar_type(), at::kFloat);
+  io::save_safetensors(dir.file("m.safetensors"), state_dict(*a));
+  auto reader = io::open_weights(dir.file("m.safetensors"));
+  Tiny b;
+  EXPECT_EQ(load_state_dict(*b, *reader).loaded, 3u);
+  EXPECT_TRUE(at::equal(b->proj->weight, a->proj->weight));
+  EXPECT_TRUE(at::equal(b->proj->bias, a->proj->bias));
+  EXPECT_FLOAT_EQ(b->scale[0].item<float>(), 4.f);
+}
+
 TEST(StateDict, ListsEveryProblemInOneError) {
   test::TempDir dir;
   io::save_safetensors(dir.file("m.safetensors"), {{"proj.weight", torch::zeros({2, 4})}, {"extra.weight", torch::zeros({1})}});

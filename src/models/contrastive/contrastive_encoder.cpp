@@ -83,10 +83,7 @@ void ContrastiveEncoder::save(const std::string& folder) const {
   const fs::path dir = folder;
   fs::create_directories(dir / "tokenizer");
   for (const auto& [name, contents] : tokenizer_files_) write_file_atomic((dir / "tokenizer" / name).string(), contents);
-  std::vector<std::pair<std::string, at::Tensor>> tensors;
-  for (const auto& p : model_->named_parameters(true)) tensors.emplace_back(p.key(), p.value().detach().to(at::kFloat));
-  for (const auto& b : model_->named_buffers(true)) tensors.emplace_back(b.key(), b.value());
-  io::save_safetensors((dir / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  io::save_safetensors((dir / "model.safetensors").string(), nn::state_dict(*model_.ptr(), at::kFloat), {{"format", "pt"}});
   write_file_atomic((dir / "config.json").string(), config().to_json().dump(2) + "\n");
 }
 
