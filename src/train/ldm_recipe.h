@@ -21,10 +21,10 @@
 //                and the tokenizer of stage 1, trained on the same split -> <out>/text_pretrain/
 //                (a ContrastiveRecipe folder: model/, train/, eval.json). Its text tower's weights
 //                (text_model.*) are the text encoder's starting point in stage 4.
-//   4 diffusion  UNet + text encoder trained JOINTLY by one optimiser (a text encoder trained from
-//                scratch has no meaning until the UNet asks something of it; freezing a random one
-//                would waste its capacity); with text_encoder.pretrain the text encoder starts from
-//                the contrastive tower, and with text_encoder.freeze it stays there. Per step and sample: index uniform over the set (with
+//   4 diffusion  UNet + text encoder trained jointly by one optimiser, the text encoder from a
+//                random start, or with text_encoder.pretrain from the contrastive tower (and with
+//                text_encoder.freeze it stays there; a frozen random one is refused). Measured for
+//                the default model in its card (scripts/text_encoder_comparison.sh). Per step and sample: index uniform over the set (with
 //                replacement, from the step Rng), x0 = (mean + std * n) * scaling_factor, caption
 //                replaced by "" with probability caption_dropout (classifier-free guidance), t
 //                uniform in [0, T), x_t = sqrt(acp_t) x0 + sqrt(1 - acp_t) eps,
