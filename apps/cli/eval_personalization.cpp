@@ -103,8 +103,11 @@ Command add_personalization_eval_command(CLI::App* eval) {
     const std::string encoder_dir = o->encoder.empty() ? find_shipped_model("genvis-contrastive-emoji", "config.json") : o->encoder;
     models::ContrastiveEncoder encoder = models::ContrastiveEncoder::load(encoder_dir);
 
-    pipelines::StableDiffusion base = pipelines::load_stable_diffusion({.model = base_dir});
-    pipelines::StableDiffusion tuned = pipelines::load_stable_diffusion({.model = o->tuned.empty() ? base_dir : o->tuned});
+    pipelines::ModelSource base_source, tuned_source;
+    base_source.model = base_dir;
+    tuned_source.model = o->tuned.empty() ? base_dir : o->tuned;
+    pipelines::StableDiffusion base = pipelines::load_stable_diffusion(base_source);
+    pipelines::StableDiffusion tuned = pipelines::load_stable_diffusion(tuned_source);
     if (!o->lora.empty()) pipelines::load_lora(tuned, o->lora, o->lora_weight);
     if (!o->embeddings_dir.empty()) pipelines::load_embeddings(tuned, o->embeddings_dir);
     if (o->g.size == 0) o->g.size = tuned.native_size();

@@ -13,15 +13,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A copy of `lora` holding only the modules of one side (unet / text encoders).
-models::LoRAFile only(const models::LoRAFile& lora, bool unet) {
-  models::LoRAFile out = lora;
-  out.modules.clear();
-  for (const auto& m : lora.modules)
-    if ((m.component == "unet") == unet) out.modules.push_back(m);
-  return out;
-}
-
 void append_vectors(models::CLIPTextEmbeddingsImpl& embeddings, const at::Tensor& vectors) {
   const auto& table = embeddings.token_embedding->weight;
   const at::Tensor v = vectors.to(table.device(), table.scalar_type());
@@ -44,12 +35,11 @@ models::LoRAApplyReport load_lora(StableDiffusion& model, const std::string& pat
                                   std::optional<double> text_encoder_multiplier) {
   const models::LoRATargets targets = lora_targets(model);
   const models::LoRAFile lora = models::read_lora(path, targets);
-  const auto a = models::apply_lora(only(lora, true), targets, multiplier, mode);
-  const auto b = models::apply_lora(only(lora, false), targets, text_encoder_multiplier.value_or(multiplier), mode);
+  const auto r = models::apply_lora(lora, targets, multiplier, mode, text_encoder_multiplier);
   log_info("LoRA " + fs::path(path).filename().string() + " (" + lora.format + ", " + std::to_string(lora.modules.size()) +
            " modules, rank " + std::to_string(lora.modules.front().rank()) + "): " +
-           std::to_string(a.merged + b.merged) + " merged, " + std::to_string(a.attached + b.attached) + " on the fly");
-  return {a.merged + b.merged, a.attached + b.attached};
+           std::to_string(r.merged) + " merged, " + std::to_string(r.attached) + " on the fly");
+  return r;
 }
 
 void add_embedding(StableDiffusion& model, const models::EmbeddingFile& e) {

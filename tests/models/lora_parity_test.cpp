@@ -86,6 +86,26 @@ TEST(LoRAParity, KohyaOnTheFlyAtBothMultipliers) {
   }
 }
 
+// Separate text-encoder and UNet multipliers (<lora:name:te:unet>): the UNet matches the
+// reference at 0.7 and the text encoder at 1.0, in both modes.
+TEST(LoRAParity, KohyaWithItsOwnTextEncoderMultiplier) {
+  GENVIS_REQUIRE_FIXTURES();
+  for (const LoRAMode mode : {LoRAMode::Merge, LoRAMode::OnTheFly}) {
+    Tiny t = load_tiny();
+    const LoRAFile lora = read_lora(adapter("lora_kohya_sd1.safetensors"), t.targets());
+    apply_lora(lora, t.targets(), 0.7, mode, 1.0);
+    torch::NoGradGuard no_grad;
+    auto io = io::open_weights(adapter("lora_io.safetensors"));
+    const at::Tensor out = t.unet->forward(io->load("sample", at::kFloat), io->load("timestep", at::kFloat),
+                                           io->load("encoder_hidden_states", at::kFloat));
+    test::expect_close(out, io->load("unet_out_mult_0.7", at::kFloat), test::fixture_tolerance("lora_kohya_sd1", "unet"),
+                       "unet x0.7");
+    test::expect_close(t.text_encoder->forward(io->load("input_ids")).last_hidden_state,
+                       io->load("clip_last_hidden_state_mult_1.0", at::kFloat),
+                       test::fixture_tolerance("lora_kohya_sd1", "clip"), "clip x1.0");
+  }
+}
+
 TEST(LoRAParity, PeftFileMerged) {
   GENVIS_REQUIRE_FIXTURES();
   Tiny t = load_tiny();

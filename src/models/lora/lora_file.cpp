@@ -232,12 +232,14 @@ bool lora_on_the_fly_capable(const std::string& component, const std::string& mo
   return module.find(component == "unet" ? "attentions." : "encoder.layers.") != std::string::npos;
 }
 
-LoRAApplyReport apply_lora(const LoRAFile& lora, const LoRATargets& targets, double multiplier, LoRAMode mode) {
+LoRAApplyReport apply_lora(const LoRAFile& lora, const LoRATargets& targets, double unet_multiplier, LoRAMode mode,
+                           std::optional<double> text_encoder_multiplier) {
   const TargetIndex index(targets);
   LoRAApplyReport report;
   torch::NoGradGuard no_grad;
   for (const auto& m : lora.modules) {
     const Target& t = index.by_path.at(m.component + "/" + m.module);
+    const double multiplier = m.component == "unet" ? unet_multiplier : text_encoder_multiplier.value_or(unet_multiplier);
     const bool conv = dynamic_cast<torch::nn::Conv2dImpl*>(t.layer) != nullptr;
     const bool adapter_aware = lora_on_the_fly_capable(m.component, m.module);
     const bool one_by_one = !conv || (t.weight.size(2) == 1 && t.weight.size(3) == 1 && m.down.numel() == m.down.size(0) * m.down.size(1));

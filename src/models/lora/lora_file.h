@@ -22,6 +22,7 @@
 
 #include <ATen/ATen.h>
 #include <map>
+#include <optional>
 #include <string>
 #include <torch/nn/module.h>
 #include <vector>
@@ -68,7 +69,10 @@ bool lora_on_the_fly_capable(const std::string& component, const std::string& mo
 struct LoRAApplyReport {
   size_t merged = 0, attached = 0;
 };
-LoRAApplyReport apply_lora(const LoRAFile& lora, const LoRATargets& targets, double multiplier, LoRAMode mode);
+// `multiplier` scales every module; `text_encoder_multiplier`, when given, replaces it for the
+// text encoders' modules (A1111's <lora:name:te:unet>).
+LoRAApplyReport apply_lora(const LoRAFile& lora, const LoRATargets& targets, double multiplier, LoRAMode mode,
+                           std::optional<double> text_encoder_multiplier = std::nullopt);
 
 // kohya-ss file names for a module: "lora_unet_down_blocks_0_attentions_0_proj_in" (SDXL: the LDM
 // name, input_blocks_1_1_proj_in), "lora_te_..." (SDXL: lora_te1_ / lora_te2_).
