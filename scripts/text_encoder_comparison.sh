@@ -14,6 +14,7 @@
 # Results: eval/results/text-encoder/<variant>-{train,heldout}.json and summary.md.
 # Runs land in $RUNS/te-<variant> (RUNS=runs).
 #   BASE=runs/emoji-long scripts/text_encoder_comparison.sh   reuse a finished run's tokenizer/VAE/latents
+#   BASE=models/genvis-emoji-32 scripts/...                   the shipped model's tokenizer and VAE (the same)
 #   scripts/text_encoder_comparison.sh                        train them once (the joint run does)
 #   scripts/text_encoder_comparison.sh --table                rewrite summary.md from existing results
 # About 2 hours on 2 CPU cores (13,600 diffusion steps, one contrastive pretraining, 8 evaluations).
@@ -42,12 +43,15 @@ table() {
 
 if [[ "${1:-}" != --table ]]; then
   # The shared stages: copied from BASE, or from the first run that trained them.
+  # FROM is a run folder (model/ and its latent cache) or a model folder (tokenizer/, vae/: the
+  # recipe then only recomputes the latent cache with that VAE).
   seed_run() {  # seed_run FROM TO
-    local from=$1 to=$2
-    [[ -f "$to/latents.safetensors" ]] && return 0
+    local from=$1 to=$2 model=$1/model
+    [[ -f "$to/latents.safetensors" || -d "$to/model/vae" ]] && return 0
+    [[ -f "$from/model_index.json" ]] && model=$from
     mkdir -p "$to/model"
-    cp -r "$from/model/tokenizer" "$from/model/vae" "$to/model/"
-    cp "$from/latents.json" "$from/latents.safetensors" "$to/"
+    cp -r "$model/tokenizer" "$model/vae" "$to/model/"
+    if [[ -f "$from/latents.safetensors" ]]; then cp "$from/latents.json" "$from/latents.safetensors" "$to/"; fi
   }
   [[ -n "${BASE:-}" ]] && seed_run "$BASE" "$RUNS/te-joint-3k"
 

@@ -162,6 +162,56 @@ void train_tokenizer(const LDMRecipeConfig& c, const data::Dataset& ds, const fs
            " captions -> " + folder.string());
 }
 
+// The latent cache of the whole set (unflipped, in index order: latents.json + latents.safetensors)
+// and the scaling factor that gives the posterior samples unit variance; `export_vae` also writes
+// the VAE (with that factor) to model/vae.
+void cache_latents(models::AutoencoderKLImpl& vae, const LDMRecipeConfig& c, const DerivedConfigs& d,
+                   std::shared_ptr<const data::Dataset> ds, const fs::path& out, bool export_vae) {
+  vae.eval();
+  torch::NoGradGuard no_grad;
+  const auto n = static_cast<int64_t>(ds->size());
+  data::LoaderOptions eo;
+  eo.batch_size = c.vae_batch_size;
+  eo.resolution = c.dataset.resolution;
+  eo.seed = c.seed;
+  eo.shuffle = false;
+  eo.hflip = false;
+  eo.prefetch = 1;
+  data::DataLoader ordered(ds, eo);
+  std::vector<at::Tensor> means, logvars;
+  std::vector<std::string> captions;
+  for (int64_t step = 0, have = 0; have < n; ++step) {
+    data::Batch b = ordered.batch(step);
+    const int64_t take = std::min<int64_t>(b.images.size(0), n - have);
+    const models::LatentDistribution q = vae.encode(b.images.narrow(0, 0, take));
+    means.push_back(q.mean);
+    logvars.push_back(q.logvar);
+    for (int64_t i = 0; i < take; ++i) captions.push_back(b.captions[static_cast<size_t>(i)]);
+    have += take;
+  }
+  const at::Tensor mean = at::cat(means), logvar = at::cat(logvars);
+  // Variance of posterior samples over the set: var(mean) + E[var].
+  const double var = mean.var(/*unbiased=*/false).item<double>() + logvar.exp().mean().item<double>();
+  const double scaling_factor = 1.0 / std::sqrt(std::max(var, 1e-12));
+
+  json vae_config = d.vae;
+  vae_config["scaling_factor"] = scaling_factor;
+  const fs::path vae_dir = out / "model" / "vae";
+  if (export_vae) {
+    fs::create_directories(vae_dir);
+    io::save_safetensors((vae_dir / "diffusion_pytorch_model.safetensors").string(), nn::state_dict(vae),
+                         {{"format", "pt"}});
+  }
+  write_json(vae_dir / "config.json", vae_config);  // the factor the diffusion stage trains with
+  write_json(out / "latents.json", {{"captions", captions}, {"scaling_factor", scaling_factor},
+                                    {"resolution", c.dataset.resolution}, {"flipped", false}});
+  io::save_safetensors((out / "latents.safetensors").string(), {{"mean", mean}, {"logvar", logvar}},
+                       {{"format", "pt"}});
+  log_info("vae: " + std::to_string(n) + " latents " + std::to_string(mean.size(1)) + "x" +
+           std::to_string(mean.size(2)) + "x" + std::to_string(mean.size(3)) +
+           ", scaling_factor " + std::to_string(scaling_factor));
+}
+
 // Stage 2. Returns false when interrupted.
 bool train_vae(const LDMRecipeConfig& c, const DerivedConfigs& d, std::shared_ptr<const data::Dataset> ds,
                const fs::path& out, const LDMRecipeOptions& o) {
@@ -188,47 +238,36 @@ bool train_vae(const LDMRecipeConfig& c, const DerivedConfigs& d, std::shared_pt
   });
   if (outcome == Trainer::Outcome::Interrupted) return false;
   trainer.apply_ema();
-  vae->eval();
-
-  // Latents of the whole set, unflipped, in index order.
-  torch::NoGradGuard no_grad;
-  const auto n = static_cast<int64_t>(ds->size());
-  data::LoaderOptions eo = lo;
-  eo.shuffle = false;
-  eo.hflip = false;
-  eo.prefetch = 1;
-  data::DataLoader ordered(ds, eo);
-  std::vector<at::Tensor> means, logvars;
-  std::vector<std::string> captions;
-  for (int64_t step = 0, have = 0; have < n; ++step) {
-    data::Batch b = ordered.batch(step);
-    const int64_t take = std::min<int64_t>(b.images.size(0), n - have);
-    const models::LatentDistribution q = vae->encode(b.images.narrow(0, 0, take));
-    means.push_back(q.mean);
-    logvars.push_back(q.logvar);
-    for (int64_t i = 0; i < take; ++i) captions.push_back(b.captions[static_cast<size_t>(i)]);
-    have += take;
-  }
-  const at::Tensor mean = at::cat(means), logvar = at::cat(logvars);
-  // Variance of posterior samples over the set: var(mean) + E[var].
-  const double var = mean.var(/*unbiased=*/false).item<double>() + logvar.exp().mean().item<double>();
-  const double scaling_factor = 1.0 / std::sqrt(std::max(var, 1e-12));
-
-  json vae_config = d.vae;
-  vae_config["scaling_factor"] = scaling_factor;
-  const fs::path vae_dir = out / "model" / "vae";
-  fs::create_directories(vae_dir);
-  io::save_safetensors((vae_dir / "diffusion_pytorch_model.safetensors").string(), nn::state_dict(*vae),
-                       {{"format", "pt"}});
-  write_json(vae_dir / "config.json", vae_config);
-  write_json(out / "latents.json", {{"captions", captions}, {"scaling_factor", scaling_factor},
-                                    {"resolution", c.dataset.resolution}, {"flipped", false}});
-  io::save_safetensors((out / "latents.safetensors").string(), {{"mean", mean}, {"logvar", logvar}},
-                       {{"format", "pt"}});
-  log_info("vae: " + std::to_string(n) + " latents " + std::to_string(mean.size(1)) + "x" +
-           std::to_string(mean.size(2)) + "x" + std::to_string(mean.size(3)) +
-           ", scaling_factor " + std::to_string(scaling_factor));
+  cache_latents(*vae, c, d, ds, out, /*export_vae=*/true);
   return true;
+}
+
+// Stage 2 with the VAE already in model/vae (a run stopped between export and cache, or a VAE
+// copied from another run of the same vae config): only the latent cache is (re)computed.
+void reuse_vae(const LDMRecipeConfig& c, const DerivedConfigs& d, std::shared_ptr<const data::Dataset> ds,
+               const fs::path& out) {
+  const fs::path vae_dir = out / "model" / "vae";
+  json have;
+  try {
+    have = json::parse(read_text_file((vae_dir / "config.json").string(), size_t{1} << 20));
+  } catch (const json::exception& e) {
+    throw LoadError((vae_dir / "config.json").string(), e.what());
+  }
+  have.erase("scaling_factor");
+  json want = d.vae;
+  want.erase("scaling_factor");
+  if (have != want) {
+    std::string differences;
+    for (const auto& op : json::diff(want, have))
+      differences += (differences.empty() ? "" : ", ") + op["path"].get<std::string>();
+    throw UsageError((vae_dir / "config.json").string() + " is not the vae this config describes (differs at " +
+                     differences + "); remove model/vae to train one");
+  }
+  models::AutoencoderKL vae(models::AutoencoderKLConfig::from_json(d.vae, "vae.config"));
+  const auto reader = io::open_weights((vae_dir / "diffusion_pytorch_model.safetensors").string());
+  nn::load_state_dict(*vae, *reader);
+  log_info("vae: using " + vae_dir.string() + "; computing the latent cache");
+  cache_latents(*vae, c, d, ds, out, /*export_vae=*/false);
 }
 
 // The two modules trained together by one optimiser; checkpoint keys "unet.*", "text_encoder.*".
@@ -496,9 +535,13 @@ LDMRecipeResult run_ldm_recipe(const LDMRecipeConfig& config, const LDMRecipeOpt
   if (!problems.empty()) throw UsageError(problems.front());
 
   // 2 vae (+ latents)
-  const bool have_latents = fs::exists(out / "latents.safetensors") && fs::exists(model / "vae" / "config.json");
+  const bool have_vae = fs::exists(model / "vae" / "config.json") &&
+                        fs::exists(model / "vae" / "diffusion_pytorch_model.safetensors");
+  const bool have_latents = have_vae && fs::exists(out / "latents.safetensors") && fs::exists(out / "latents.json");
   done("vae", have_latents);
-  if (!have_latents && !train_vae(config, d, ds(), out, options)) {
+  if (!have_latents && have_vae) {
+    reuse_vae(config, d, ds(), out);
+  } else if (!have_latents && !train_vae(config, d, ds(), out, options)) {
     result.interrupted = true;
     return result;
   }

@@ -139,6 +139,51 @@ TEST(LDMRecipe, UnfinishedStageNeedsResume) {
   EXPECT_TRUE(fs::exists(fs::path(dir.path()) / "model" / "unet" / "config.json"));
 }
 
+// A VAE already in model/vae (copied from another run, or a run stopped between exporting it and
+// writing the cache) is not retrained: only the latent cache is computed, and it is the cache the
+// original run wrote. A VAE of another config is refused, naming the difference.
+TEST(LDMRecipe, ExportedVaeIsReusedForTheLatentCache) {
+  test::TempDir first, second, third;
+  json j = tiny_recipe();
+  j["vae"]["train"]["steps"] = 3;
+  j["diffusion"]["train"]["steps"] = 2;
+  const auto config = LDMRecipeConfig::from_json(j);
+  ASSERT_FALSE(run_ldm_recipe(config, {.out_dir = first.path()}).interrupted);
+  const fs::path a = first.path(), b = second.path();
+  fs::create_directories(b / "model");
+  fs::copy(a / "model" / "tokenizer", b / "model" / "tokenizer");
+  fs::copy(a / "model" / "vae", b / "model" / "vae");
+  fs::path weights = b / "model" / "vae" / "diffusion_pytorch_model.safetensors";
+  const auto written = fs::last_write_time(weights);
+
+  const LDMRecipeResult r = run_ldm_recipe(config, {.out_dir = b.string()});
+  EXPECT_EQ(r.ran, (std::vector<std::string>{"vae", "diffusion", "export"}));
+  EXPECT_FALSE(fs::exists(b / "vae" / "metrics.jsonl"));  // no VAE training step
+  EXPECT_EQ(fs::last_write_time(weights), written);
+  const auto original = io::open_weights((a / "latents.safetensors").string());
+  const auto recomputed = io::open_weights((b / "latents.safetensors").string());
+  for (const char* name : {"mean", "logvar"})
+    test::expect_close(recomputed->load(name, at::kFloat), original->load(name, at::kFloat), {1e-6, 1e-6}, name);
+  const json info_a = json::parse(std::ifstream(a / "latents.json"));
+  const json info_b = json::parse(std::ifstream(b / "latents.json"));
+  EXPECT_EQ(info_b["captions"], info_a["captions"]);
+  EXPECT_NEAR(info_b["scaling_factor"].get<double>(), info_a["scaling_factor"].get<double>(), 1e-9);
+
+  const fs::path c = third.path();
+  fs::create_directories(c / "model");
+  fs::copy(a / "model" / "tokenizer", c / "model" / "tokenizer");
+  fs::copy(a / "model" / "vae", c / "model" / "vae");
+  json other = j;
+  other["vae"]["config"]["layers_per_block"] = 2;
+  try {
+    run_ldm_recipe(LDMRecipeConfig::from_json(other), {.out_dir = c.string()});
+    FAIL() << "encoded latents with a VAE of another config";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("/layers_per_block"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(c / "latents.safetensors"));
+}
+
 // text_encoder.pretrain at toy size: the contrastive stage trains with the LDM's tokenizer.
 json with_pretrain(json j, bool freeze) {
   j["text_encoder"]["pretrain"] = json::parse(R"({
