@@ -2,7 +2,7 @@
 set(GENVIS_SOURCE_ROOT ${CMAKE_SOURCE_DIR})
 
 add_library(genvis_warnings INTERFACE)
-target_compile_options(genvis_warnings INTERFACE -Wall -Wextra -Wno-unused-parameter)
+target_compile_options(genvis_warnings INTERFACE -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers)
 
 # One precompiled header holding libtorch, built once and reused by every target that
 # includes torch (a clean build on 2 cores would otherwise parse torch/torch.h in every file).

@@ -5,7 +5,6 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
-#include "core/progress.h"
 #include "data/registry.h"
 #include "eval/evaluation.h"
 #include "eval/r_precision.h"
@@ -273,20 +272,8 @@ Command add_eval_command(CLI::App& app) {
         gen.cfg_scale = o->cfg_scale;
         gen.sampler = o->sampler;
         gen.width = gen.height = image_side;
-        std::vector<at::Tensor> rows;
-        Progress progress("generating", static_cast<int64_t>(n));
-        for (size_t b = 0; b < n; b += static_cast<size_t>(o->batch)) {
-          const size_t e = std::min(n, b + static_cast<size_t>(o->batch));
-          gen.prompts.assign(set.captions.begin() + static_cast<std::ptrdiff_t>(b),
-                             set.captions.begin() + static_cast<std::ptrdiff_t>(e));
-          gen.batch = static_cast<int64_t>(e - b);
-          gen.seed = o->seed + b;
-          gen.validate();
-          rows.push_back(pipelines::generate(model, gen).images.to(at::kCPU, at::kFloat));
-          progress.update(static_cast<int64_t>(e));
-        }
-        progress.finish();
-        set.images = at::cat(rows);
+        gen.seed = o->seed;
+        set.images = pipelines::generate_each(model, set.captions, gen, o->batch, "generating");
         generation = {{"steps", o->steps}, {"cfg_scale", o->cfg_scale}, {"sampler", o->sampler},
                       {"size", image_side}, {"seed", o->seed}};
       }
@@ -424,17 +411,8 @@ Command add_r_precision_command(CLI::App* cmd) {
       // The model's native size: the UNet's sample_size times the VAE's downscale factor.
       const auto native = model.unet->config.sample_size;
       gen.width = gen.height = o->size > 0 ? o->size : native ? *native * model.vae->downscale_factor() : 512;
-      std::vector<at::Tensor> rows;
-      Progress progress("generating", static_cast<int64_t>(n));
-      for (size_t i = 0; i < n; ++i) {
-        gen.prompt = samples.captions[i];
-        gen.seed = o->seed + i;
-        gen.validate();
-        rows.push_back(pipelines::generate(model, gen).images.to(at::kCPU, at::kFloat));
-        progress.update(static_cast<int64_t>(i + 1));
-      }
-      progress.finish();
-      images = at::cat(rows);
+      gen.seed = o->seed;  // caption i: seed + i
+      images = pipelines::generate_each(model, samples.captions, gen, 1, "generating");
       generation = {{"steps", o->steps}, {"cfg_scale", o->cfg_scale}, {"sampler", o->sampler}, {"size", gen.width}};
     }
 

@@ -6,7 +6,6 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
-#include "core/progress.h"
 #include "data/folder.h"
 #include "eval/personalization.h"
 #include "io/grid.h"
@@ -30,22 +29,12 @@ struct GenerationSettings {
 // One image per prompt (image i has seed + i): [N,3,H,W] in [0,1] on the CPU.
 at::Tensor generate_all(pipelines::StableDiffusion& model, const std::vector<std::string>& prompts, uint64_t seed,
                         const GenerationSettings& g, const std::string& label) {
-  std::vector<at::Tensor> rows;
-  Progress progress(label, static_cast<int64_t>(prompts.size()));
-  for (size_t b = 0; b < prompts.size(); b += static_cast<size_t>(g.batch)) {
-    const size_t e = std::min(prompts.size(), b + static_cast<size_t>(g.batch));
-    pipelines::GenerateOptions o;
-    o.prompts.assign(prompts.begin() + static_cast<std::ptrdiff_t>(b), prompts.begin() + static_cast<std::ptrdiff_t>(e));
-    o.batch = static_cast<int64_t>(e - b);
-    o.seed = seed + b;
-    o.steps = g.steps;
-    o.cfg_scale = g.cfg_scale;
-    o.width = o.height = g.size;
-    rows.push_back(pipelines::generate(model, o).images.to(at::kCPU, at::kFloat));
-    progress.update(static_cast<int64_t>(e));
-  }
-  progress.finish();
-  return at::cat(rows);
+  pipelines::GenerateOptions o;
+  o.seed = seed;
+  o.steps = g.steps;
+  o.cfg_scale = g.cfg_scale;
+  o.width = o.height = g.size;
+  return pipelines::generate_each(model, prompts, o, g.batch, label);
 }
 
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {

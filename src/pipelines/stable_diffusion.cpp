@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/progress.h"
 #include "core/rng.h"
 #include "models/clip_text/clip_text_loader.h"
 #include "models/single_file/single_file.h"
@@ -414,6 +415,27 @@ GenerateResult generate(StableDiffusion& model, const GenerateOptions& o) {
   const at::Tensor decoded = o.vae_tiling ? models::tiled_decode(model.vae, z, tiling) : model.vae->decode(z);
   r.images = (decoded.to(at::kFloat) / 2 + 0.5).clamp(0, 1);
   return r;
+}
+
+at::Tensor generate_each(StableDiffusion& model, const std::vector<std::string>& prompts, GenerateOptions options,
+                         int64_t batch, const std::string& label) {
+  if (batch < 1) throw UsageError("generate_each: batch must be >= 1");
+  const uint64_t seed = options.seed;
+  const size_t n = prompts.size(), step = static_cast<size_t>(batch);
+  std::vector<at::Tensor> rows;
+  Progress progress(label, static_cast<int64_t>(n));
+  for (size_t b = 0; b < n; b += step) {
+    const size_t e = std::min(n, b + step);
+    options.prompt.clear();
+    options.prompts.assign(prompts.begin() + static_cast<std::ptrdiff_t>(b), prompts.begin() + static_cast<std::ptrdiff_t>(e));
+    options.batch = static_cast<int64_t>(e - b);
+    options.seed = seed + b;
+    rows.push_back(generate(model, options).images.to(at::kCPU, at::kFloat));
+    progress.update(static_cast<int64_t>(e));
+  }
+  progress.finish();
+  if (rows.empty()) throw UsageError("generate_each: no prompts");
+  return at::cat(rows);
 }
 
 }  // namespace genvis::pipelines

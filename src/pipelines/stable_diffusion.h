@@ -111,6 +111,12 @@ struct GenerateResult {
 
 GenerateResult generate(StableDiffusion& model, const GenerateOptions& options);
 
+// One image per prompt, `batch` prompts per call of generate() (the call for prompts[b..] uses
+// seed options.seed + b), with a progress bar named `label`: [N,3,H,W] f32 on the CPU. Used by the
+// evaluation commands, so that a result depends on the seed and batch size, not on the caller.
+at::Tensor generate_each(StableDiffusion& model, const std::vector<std::string>& prompts, GenerateOptions options,
+                         int64_t batch, const std::string& label);
+
 struct PromptEmbeds {
   at::Tensor context;  // [1, 77*k, C] (A1111 chunks and emphasis; SDXL: CLIP-L | bigG)
   at::Tensor pooled;   // SDXL: [1, P] bigG text_embeds of the first chunk; undefined otherwise

@@ -93,6 +93,26 @@ TEST(Generate, OnePromptPerBatchImageMatchesSeparateRuns) {
   EXPECT_THROW(generate(model, o), UsageError);
 }
 
+// generate_each: prompt i gets seed + i whatever the batch size, so an evaluation's images do
+// not depend on --batch; the result is f32 on the CPU, one image per prompt.
+TEST(Generate, EachPromptGetsItsSeedAtAnyBatchSize) {
+  GENVIS_REQUIRE_FIXTURES();
+  StableDiffusion model = tiny_model();
+  const std::vector<std::string> prompts = {"a green pear", "a blue cat", "a red apple"};
+  GenerateOptions o = small("euler");
+  const at::Tensor by_one = generate_each(model, prompts, o, 1, "test");
+  const at::Tensor by_two = generate_each(model, prompts, o, 2, "test");
+  ASSERT_EQ(by_one.sizes(), (std::vector<int64_t>{3, 3, 24, 32}));
+  EXPECT_EQ(by_one.scalar_type(), at::kFloat);
+  EXPECT_LE((by_one - by_two).abs().max().item<float>(), 1e-4);
+  GenerateOptions third = small("euler");
+  third.prompt = prompts[2];
+  third.seed = o.seed + 2;
+  EXPECT_LE((by_two[2] - generate(model, third).images[0]).abs().max().item<float>(), 1e-4);
+  EXPECT_GT((by_two[1] - by_two[2]).abs().max().item<float>(), 1e-3);
+  EXPECT_THROW(generate_each(model, prompts, o, 0, "test"), UsageError);
+}
+
 TEST(Generate, VaeTilingDecodesInTilesOnlyWhenLarger) {
   GENVIS_REQUIRE_FIXTURES();
   StableDiffusion model = tiny_model();
