@@ -32,6 +32,10 @@ table() {
   echo "| --- | --- | --- | --- | --- | --- | --- |"
   for v in "${VARIANTS[@]}"; do
     [[ -f "$OUT/$v-heldout.json" ]] || continue
+    if [[ ! -f "$RUNS/te-$v/diffusion/validation.jsonl" ]]; then  # run deleted: keep its recorded row
+      grep -F "| $v |" "$OUT/summary.md" || true
+      continue
+    fi
     last=$(tail -n 1 "$RUNS/te-$v/diffusion/validation.jsonl")
     steps=$(jq -r .step <<< "$last")
     val=$(jq -r '.loss * 10000 | round / 10000' <<< "$last")
@@ -71,5 +75,6 @@ if [[ "${1:-}" != --table ]]; then
     done
   done
 fi
-table > "$OUT/summary.md"
+table > "$OUT/summary.md.new"
+mv "$OUT/summary.md.new" "$OUT/summary.md"
 cat "$OUT/summary.md"
