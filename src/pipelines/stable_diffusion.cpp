@@ -420,6 +420,7 @@ GenerateResult generate(StableDiffusion& model, const GenerateOptions& o) {
 at::Tensor generate_each(StableDiffusion& model, const std::vector<std::string>& prompts, GenerateOptions options,
                          int64_t batch, const std::string& label) {
   if (batch < 1) throw UsageError("generate_each: batch must be >= 1");
+  if (prompts.empty()) throw UsageError("generate_each: no prompts");
   const uint64_t seed = options.seed;
   const size_t n = prompts.size(), step = static_cast<size_t>(batch);
   std::vector<at::Tensor> rows;
@@ -434,7 +435,6 @@ at::Tensor generate_each(StableDiffusion& model, const std::vector<std::string>&
     progress.update(static_cast<int64_t>(e));
   }
   progress.finish();
-  if (rows.empty()) throw UsageError("generate_each: no prompts");
   return at::cat(rows);
 }
 

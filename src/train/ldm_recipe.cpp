@@ -162,6 +162,15 @@ void train_tokenizer(const LDMRecipeConfig& c, const data::Dataset& ds, const fs
            " captions -> " + folder.string());
 }
 
+// The VAE stage's batches (training adds flips; the latent cache reads in order).
+data::LoaderOptions vae_loader_options(const LDMRecipeConfig& c) {
+  data::LoaderOptions o;
+  o.batch_size = c.vae_batch_size;
+  o.resolution = c.dataset.resolution;
+  o.seed = c.seed;
+  return o;
+}
+
 // The latent cache of the whole set (unflipped, in index order: latents.json + latents.safetensors)
 // and the scaling factor that gives the posterior samples unit variance; `export_vae` also writes
 // the VAE (with that factor) to model/vae.
@@ -170,10 +179,7 @@ void cache_latents(models::AutoencoderKLImpl& vae, const LDMRecipeConfig& c, con
   vae.eval();
   torch::NoGradGuard no_grad;
   const auto n = static_cast<int64_t>(ds->size());
-  data::LoaderOptions eo;
-  eo.batch_size = c.vae_batch_size;
-  eo.resolution = c.dataset.resolution;
-  eo.seed = c.seed;
+  data::LoaderOptions eo = vae_loader_options(c);
   eo.shuffle = false;
   eo.hflip = false;
   eo.prefetch = 1;
@@ -221,10 +227,7 @@ bool train_vae(const LDMRecipeConfig& c, const DerivedConfigs& d, std::shared_pt
   trainer.extra_state = {{"stage", "vae"}, {"config", d.vae}};
   trainer.resume_if_allowed(o.resume, "stage vae");
 
-  data::LoaderOptions lo;
-  lo.batch_size = c.vae_batch_size;
-  lo.resolution = c.dataset.resolution;
-  lo.seed = c.seed;
+  data::LoaderOptions lo = vae_loader_options(c);
   lo.hflip = true;  // reconstruction does not care about captions
   data::DataLoader loader(ds, lo);
   const int64_t accum = c.vae_train.grad_accum;
@@ -247,25 +250,17 @@ bool train_vae(const LDMRecipeConfig& c, const DerivedConfigs& d, std::shared_pt
 void reuse_vae(const LDMRecipeConfig& c, const DerivedConfigs& d, std::shared_ptr<const data::Dataset> ds,
                const fs::path& out) {
   const fs::path vae_dir = out / "model" / "vae";
-  json have;
-  try {
-    have = json::parse(read_text_file((vae_dir / "config.json").string(), size_t{1} << 20));
-  } catch (const json::exception& e) {
-    throw LoadError((vae_dir / "config.json").string(), e.what());
-  }
-  have.erase("scaling_factor");
-  json want = d.vae;
+  json have = recipe::read_config_file((vae_dir / "config.json").string()), want = d.vae;
+  have.erase("scaling_factor");  // from the data, not the config
   want.erase("scaling_factor");
-  if (have != want) {
-    std::string differences;
-    for (const auto& op : json::diff(want, have))
-      differences += (differences.empty() ? "" : ", ") + op["path"].get<std::string>();
-    throw UsageError((vae_dir / "config.json").string() + " is not the vae this config describes (differs at " +
-                     differences + "); remove model/vae to train one");
+  const std::vector<std::string> differences = json_differences(want, have);
+  if (!differences.empty()) {
+    std::string all;
+    for (const auto& s : differences) all += (all.empty() ? "" : ", ") + s;
+    throw UsageError((vae_dir / "config.json").string() + " is not the vae this config describes (" + all +
+                     "); remove model/vae to train one");
   }
-  models::AutoencoderKL vae(models::AutoencoderKLConfig::from_json(d.vae, "vae.config"));
-  const auto reader = io::open_weights((vae_dir / "diffusion_pytorch_model.safetensors").string());
-  nn::load_state_dict(*vae, *reader);
+  models::AutoencoderKL vae = models::load_autoencoder_kl(vae_dir.string());
   log_info("vae: using " + vae_dir.string() + "; computing the latent cache");
   cache_latents(*vae, c, d, ds, out, /*export_vae=*/false);
 }

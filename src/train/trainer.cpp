@@ -269,13 +269,7 @@ void Trainer::resume() {
   if (extra_state.is_object() && saved_extra.is_object())
     for (const auto& [key, value] : extra_state.items()) {
       if (!saved_extra.contains(key)) continue;
-      for (const auto& op : nlohmann::json::diff(saved_extra[key], value)) {
-        const std::string path = op.value("path", "");
-        const nlohmann::json::json_pointer ptr(path);
-        const std::string before = saved_extra[key].contains(ptr) ? saved_extra[key][ptr].dump() : "(absent)";
-        const std::string after = value.contains(ptr) ? value[ptr].dump() : "(absent)";
-        diffs.push_back(key + path + " " + before + " -> " + after);
-      }
+      for (const auto& d : json_differences(saved_extra[key], value)) diffs.push_back(key + d);
     }
   if (!diffs.empty()) {
     std::string all;
@@ -430,6 +424,17 @@ Trainer::Outcome Trainer::run(const LossFn& loss_fn, const ValidateFn& validate)
   model_.eval();
   with_ema(step_);
   return Outcome::Finished;
+}
+
+std::vector<std::string> json_differences(const nlohmann::json& before, const nlohmann::json& after) {
+  std::vector<std::string> out;
+  for (const auto& op : nlohmann::json::diff(before, after)) {
+    const std::string path = op.value("path", "");
+    const nlohmann::json::json_pointer ptr(path);
+    out.push_back(path + " " + (before.contains(ptr) ? before[ptr].dump() : "(absent)") + " -> " +
+                  (after.contains(ptr) ? after[ptr].dump() : "(absent)"));
+  }
+  return out;
 }
 
 void write_loss_curve_png(const std::string& path, const std::vector<StepMetrics>& history) {

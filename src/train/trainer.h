@@ -112,6 +112,10 @@ private:
   std::vector<StepMetrics> history_;
 };
 
+// Every leaf where `after` differs from `before`, as "/json/pointer before -> after" (values as
+// JSON, "(absent)" for a side without it): how a refused run or model names what changed.
+std::vector<std::string> json_differences(const nlohmann::json& before, const nlohmann::json& after);
+
 // Renders a loss curve (raw and smoothed) to a PNG.
 void write_loss_curve_png(const std::string& path, const std::vector<StepMetrics>& history);
 
