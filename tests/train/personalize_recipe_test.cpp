@@ -100,7 +100,9 @@ TEST(PersonalizeRecipe, LoRATargetsChooseTheAdaptedLayers) {
     counts[targets] = lora.modules.size();
     for (const auto& m : lora.modules) {
       EXPECT_NE(m.module.find("attentions."), std::string::npos) << m.module;
-      if (targets == "attention") EXPECT_NE(m.module.find(".attn"), std::string::npos) << m.module;
+      if (targets == "attention") {
+        EXPECT_NE(m.module.find(".attn"), std::string::npos) << m.module;
+      }
     }
   }
   EXPECT_GT(counts["transformer"], counts["attention"]);
