@@ -29,6 +29,12 @@ endfunction()
 function(genvis_use_pch target)
   if(GENVIS_USE_PCH)
     target_precompile_headers(${target} REUSE_FROM genvis_pch)
+    # The header was compiled as PIC (for libgenvis); executables would get -fPIE, which GCC
+    # refuses to combine with it, silently parsing libtorch again in every file.
+    get_target_property(type ${target} TYPE)
+    if(type STREQUAL "EXECUTABLE")
+      target_compile_options(${target} PRIVATE -fPIC)
+    endif()
   endif()
   target_link_libraries(${target} PUBLIC ${GENVIS_TORCH_LINK})
 endfunction()

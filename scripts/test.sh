@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Runs every test (ctest: unit, parity, integration, slow) and then each libFuzzer target for
-# FUZZ_SECONDS (default 30; 0 skips fuzzing). Build first with scripts/build.sh.
+# Builds what the tests need (tests, libgenvis, API examples, benchmarks: scripts/build.sh all),
+# then runs every test (ctest: unit, parity, integration, slow) and each libFuzzer target for
+# FUZZ_SECONDS (default 30; 0 skips fuzzing).
 # The last line is the total: "tests: N passed, M failed" (fuzz targets count as tests).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
+scripts/build.sh all || { echo "tests: 0 passed, 1 failed (the build failed)"; exit 1; }
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 

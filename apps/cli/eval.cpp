@@ -1,5 +1,6 @@
 #include "commands.h"
 #include "default_model.h"
+#include "flag_names.h"
 
 #include "core/device.h"
 #include "core/error.h"
@@ -7,14 +8,16 @@
 #include "core/log.h"
 #include "data/registry.h"
 #include "eval/evaluation.h"
+#include "eval/judges.h"
 #include "eval/r_precision.h"
+#include "eval/r_precision_run.h"
 #include "eval/reference_features.h"
 #include "core/hash.h"
 #include "io/image.h"
 #include "io/image_tensor.h"
 #include "io/weights.h"
 #include "models/contrastive/contrastive_encoder.h"
-#include "pipelines/stable_diffusion.h"
+#include "pipelines/registry.h"
 
 #include <chrono>
 #include <ctime>
@@ -29,17 +32,6 @@ namespace fs = std::filesystem;
 using ojson = nlohmann::ordered_json;
 
 namespace {
-
-// The judges each built-in dataset is scored with when none is named.
-struct DefaultJudges {
-  const char* encoder = nullptr;     // contrastive text-image encoder
-  const char* classifier = nullptr;  // class-conditional accuracy + features
-};
-DefaultJudges default_judges(const std::string& dataset) {
-  if (dataset == "emoji") return {"genvis-contrastive-emoji", nullptr};
-  if (dataset == "fashion-mnist") return {nullptr, "genvis-fmnist-classifier"};
-  return {};
-}
 
 // Parameters of every weights file in a diffusers folder (or one file).
 int64_t count_parameters(const std::string& model) {
@@ -171,30 +163,15 @@ Command add_eval_command(CLI::App& app) {
     if (o->dataset == "folder" && o->path.empty()) throw UsageError("--dataset folder needs --path");
 
     // 2 judges (loaded first: a missing encoder fails before minutes of generation)
-    eval::Judges judges;
-    std::shared_ptr<models::ContrastiveEncoder> encoder;
-    const DefaultJudges defaults = default_judges(o->dataset);
-    std::string encoder_dir = o->encoder, classifier_dir = o->classifier, inception = o->inception;
-    if (encoder_dir.empty() && defaults.encoder) encoder_dir = find_shipped_model(defaults.encoder, "config.json");
-    if (classifier_dir.empty() && defaults.classifier)
-      classifier_dir = find_shipped_model(defaults.classifier, "config.json");
-    if (inception.empty())
-      if (const char* env = std::getenv("GENVIS_INCEPTION"); env && *env) inception = env;
-    if (!encoder_dir.empty()) {
-      encoder = std::make_shared<models::ContrastiveEncoder>(models::ContrastiveEncoder::load(encoder_dir));
-      judges.text_image = encoder.get();
-      judges.text_image_name = eval::folder_name(encoder_dir);
-      judges.extractors.push_back(eval::make_contrastive_extractor(encoder, encoder_dir));
+    eval::LoadedJudges loaded;
+    try {
+      loaded = eval::load_judges({.dataset = o->dataset, .encoder = o->encoder, .classifier = o->classifier,
+                                  .inception = o->inception});
+    } catch (const UsageError& e) {
+      throw UsageError(with_flag_names(e.what(), cmd));
     }
-    if (!classifier_dir.empty()) {
-      eval::ClassifierJudges c = eval::make_classifier_judges(classifier_dir);
-      judges.classifier = std::move(c.classifier);
-      judges.extractors.push_back(std::move(c.features));
-    }
-    if (!inception.empty()) judges.extractors.push_back(eval::make_inception_extractor(inception));
-    if (judges.extractors.empty() && !judges.text_image)
-      throw UsageError("no judge for dataset '" + o->dataset +
-                       "': give --encoder DIR, --classifier DIR and/or --inception FILE");
+    eval::Judges& judges = loaded.judges;
+    const std::string& inception = loaded.inception;
 
     // 3 the images to score, with their captions and facts
     eval::EvalSet set;
@@ -233,16 +210,15 @@ Command add_eval_command(CLI::App& app) {
       source = {{"images", o->images}};
     } else {
       // Captions (and facts) of n samples of the split, chosen with the seed.
-      pipelines::StableDiffusion model;
+      std::unique_ptr<pipelines::Pipeline> model;
       if (!o->model.empty()) {
         pipelines::ModelSource ms;
         ms.model = o->model == "default" ? find_default_model() : o->model;
         const ComputePolicy policy = resolve_policy(o->device, o->dtype);
         ms.device = policy.device;
         ms.dtype = policy.dtype;
-        model = pipelines::load_stable_diffusion(ms);
-        const auto native = model.unet->config.sample_size;
-        image_side = o->size > 0 ? o->size : native ? *native * model.vae->downscale_factor() : 512;
+        model = pipelines::load_pipeline(ms);
+        image_side = o->size > 0 ? o->size : model->info().native_width;
         if (name.empty()) name = eval::folder_name(ms.model);
         source = {{"model", ms.model}, {"parameters", count_parameters(ms.model)},
                   {"training", read_json_or_null(fs::path(ms.model) / "training.json")}};
@@ -267,13 +243,13 @@ Command add_eval_command(CLI::App& app) {
         if (name.empty()) name = o->dataset + " " + data::split_name(split) + " images";
         source = {{"images", "dataset"}};
       } else {
-        pipelines::GenerateOptions gen;
-        gen.steps = o->steps;
-        gen.cfg_scale = o->cfg_scale;
-        gen.sampler = o->sampler;
-        gen.width = gen.height = image_side;
-        gen.seed = o->seed;
-        set.images = pipelines::generate_each(model, set.captions, gen, o->batch, "generating");
+        pipelines::Request request;
+        request.steps = o->steps;
+        request.guidance = o->cfg_scale;
+        request.sampler = o->sampler;
+        request.width = request.height = image_side;
+        request.seed = o->seed;
+        set.images = pipelines::generate_each(*model, set.captions, request, o->batch, "generating");
         generation = {{"steps", o->steps}, {"cfg_scale", o->cfg_scale}, {"sampler", o->sampler},
                       {"size", image_side}, {"seed", o->seed}};
       }
@@ -366,74 +342,33 @@ Command add_r_precision_command(CLI::App* cmd) {
   rp->add_option("--device", o->device, "auto, cpu, cuda or cuda:N (generation)")->capture_default_str();
   rp->add_option("--dtype", o->dtype, "auto, f32, bf16 or f16 (generation)")->capture_default_str();
 
-  return {rp, [o] {
-    // 1 options
-    const data::Split split = data::parse_split(o->split);
-    if (split == data::Split::All) throw UsageError("--split must be train or heldout");
-    if (o->num < 0) throw UsageError("--num must be >= 0");
-    if (o->k < 2) throw UsageError("--k must be >= 2");
-    if (o->resolution < 0) throw UsageError("--resolution must be >= 0");
-    if (o->size < 0 || o->size % 8 != 0) throw UsageError("--size must be a multiple of 8 (0 = the model's native size)");
-    if (o->from_dataset == !o->model.empty())
-      throw UsageError(o->from_dataset ? "--model and --images-from-dataset exclude each other"
-                                       : "--model is required (or --images-from-dataset)");
-
-    // 2 encoder, dataset, samples
-    models::ContrastiveEncoder encoder = models::ContrastiveEncoder::load(o->encoder);
-    data::DatasetSpec spec;
-    spec.name = o->dataset;
-    spec.path = o->path;
-    spec.split = split;
-    spec.resolution = static_cast<int>(o->resolution > 0 ? o->resolution : encoder.config().vision_config.image_size);
-    const auto dataset = data::make_dataset(spec);
-    const size_t n = o->num == 0 ? dataset->size() : static_cast<size_t>(o->num);
-    if (n > dataset->size())
-      throw UsageError("--num " + std::to_string(n) + ": the " + o->split + " split of " + o->dataset + " has " +
-                       std::to_string(dataset->size()) + " samples");
-    const eval::RPrecisionSamples samples = eval::choose_r_precision_samples(*dataset, n, o->seed);
-
-    // 3 images
-    at::Tensor images;
-    nlohmann::ordered_json generation = nullptr;
-    if (o->from_dataset) {
-      images = eval::dataset_images(*dataset, samples.indices);
-    } else {
-      pipelines::ModelSource source;
-      source.model = o->model;
-      const ComputePolicy policy = resolve_policy(o->device, o->dtype);
-      source.device = policy.device;
-      source.dtype = policy.dtype;
-      pipelines::StableDiffusion model = pipelines::load_stable_diffusion(source);
-      pipelines::GenerateOptions gen;
-      gen.steps = o->steps;
-      gen.cfg_scale = o->cfg_scale;
-      gen.sampler = o->sampler;
-      // The model's native size: the UNet's sample_size times the VAE's downscale factor.
-      const auto native = model.unet->config.sample_size;
-      gen.width = gen.height = o->size > 0 ? o->size : native ? *native * model.vae->downscale_factor() : 512;
-      gen.seed = o->seed;  // caption i: seed + i
-      images = pipelines::generate_each(model, samples.captions, gen, 1, "generating");
-      generation = {{"steps", o->steps}, {"cfg_scale", o->cfg_scale}, {"sampler", o->sampler}, {"size", gen.width}};
+  return {rp, [o, rp] {
+    eval::RPrecisionRun run;
+    run.encoder = o->encoder;
+    run.model = o->model;
+    run.images_from_dataset = o->from_dataset;
+    run.dataset = o->dataset;
+    run.path = o->path;
+    run.split = o->split;
+    run.num = o->num;
+    run.k = o->k;
+    run.resolution = o->resolution;
+    run.size = o->size;
+    run.seed = o->seed;
+    run.steps = o->steps;
+    run.cfg_scale = o->cfg_scale;
+    run.sampler = o->sampler;
+    nlohmann::ordered_json j;
+    try {
+      if (!o->model.empty()) {
+        const ComputePolicy policy = resolve_policy(o->device, o->dtype);
+        run.device = policy.device;
+        run.dtype = policy.dtype;
+      }
+      j = eval::run_r_precision(run);
+    } catch (const UsageError& e) {
+      throw UsageError(with_flag_names(e.what(), rp));
     }
-
-    // 4 rank and report
-    const eval::RPrecisionResult r = eval::encoder_r_precision(encoder, images, samples, {.k = o->k, .seed = o->seed});
-    nlohmann::ordered_json j = {{"metric", "r_precision"},
-                                {"value", r.value},
-                                {"num", n},
-                                {"k", r.k},
-                                {"chance", 1.0 / static_cast<double>(r.k)},
-                                {"split", data::split_name(split)},
-                                {"dataset", o->dataset},
-                                {"images", o->from_dataset ? "dataset" : "generated"},
-                                {"encoder", o->encoder},
-                                {"model", o->from_dataset ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(o->model)},
-                                {"seed", o->seed},
-                                {"generation", generation},
-                                {"mean_rank", 0.0}};
-    double rank_sum = 0;
-    for (const int64_t rank : r.ranks) rank_sum += static_cast<double>(rank);
-    j["mean_rank"] = r.ranks.empty() ? 0.0 : rank_sum / static_cast<double>(r.ranks.size());
     if (!o->output.empty()) write_file_atomic(o->output, j.dump(2) + "\n");
     std::cout << j.dump(2) << "\n";
   }};

@@ -2,14 +2,13 @@
 
 #include "core/error.h"
 #include "core/log.h"
-#include "train/classifier_recipe.h"
-#include "train/contrastive_recipe.h"
-#include "train/ldm_recipe.h"
 #include "train/personalize_recipe.h"
+#include "train/recipes.h"
 #include "default_model.h"
 
 #include <filesystem>
 #include <iostream>
+#include <vector>
 
 namespace genvis::cli {
 
@@ -19,23 +18,20 @@ Command add_train_command(CLI::App& app) {
     bool resume = false;
   };
   auto o = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand("train", "Train a model from scratch (ldm, contrastive, classifier) or personalise one (dreambooth, lora, textual-inversion)");
+  std::string recipe_list;
+  for (const auto& name : train::recipe_names()) recipe_list += (recipe_list.empty() ? "" : ", ") + name;
+  CLI::App* cmd = app.add_subcommand("train", "Train a model from scratch (" + recipe_list +
+                                                   ") or personalise one (dreambooth, lora, textual-inversion)");
   cmd->require_subcommand(1);
-  CLI::App* ldm = cmd->add_subcommand(
-      "ldm", "Latent diffusion: tokenizer, VAE, then UNet + text encoder; exports a diffusers folder <out>/model");
-  ldm->add_option("--config", o->config, "Recipe JSON (see configs/ldm-shapes-tiny.json)")->required();
-  ldm->add_option("--out", o->out, "Output folder (default: runs/<config file name>)");
-  ldm->add_flag("--resume", o->resume, "Continue an unfinished stage from its latest checkpoint");
-  CLI::App* contrastive = cmd->add_subcommand(
-      "contrastive", "Contrastive text-image encoder (R-precision judge): tokenizer, then InfoNCE training; <out>/model");
-  contrastive->add_option("--config", o->config, "Recipe JSON (see configs/contrastive-emoji.json)")->required();
-  contrastive->add_option("--out", o->out, "Output folder (default: runs/<config file name>)");
-  contrastive->add_flag("--resume", o->resume, "Continue an unfinished training from its latest checkpoint");
-  CLI::App* classifier = cmd->add_subcommand(
-      "classifier", "Image classifier (FID features, class accuracy judge): cross-entropy training; <out>/model, <out>/eval.json");
-  classifier->add_option("--config", o->config, "Recipe JSON (see configs/fmnist-classifier.json)")->required();
-  classifier->add_option("--out", o->out, "Output folder (default: runs/<config file name>)");
-  classifier->add_flag("--resume", o->resume, "Continue an unfinished training from its latest checkpoint");
+  // The config-file recipes, one subcommand per table entry.
+  std::vector<CLI::App*> recipe_commands;
+  for (const auto& recipe : train::recipes()) {
+    CLI::App* sub = cmd->add_subcommand(recipe.name, recipe.description);
+    sub->add_option("--config", o->config, "Recipe JSON (see " + recipe.example_config + ")")->required();
+    sub->add_option("--out", o->out, "Output folder (default: runs/<config file name>)");
+    sub->add_flag("--resume", o->resume, recipe.resume_help);
+    recipe_commands.push_back(sub);
+  }
 
   // Personalisation: the three methods share their options.
   auto pc = std::make_shared<train::PersonalizeConfig>();
@@ -105,7 +101,12 @@ Command add_train_command(CLI::App& app) {
   ti->add_option("--initializer", pc->initializer, "Text whose token embeddings start the vectors (e.g. face)")->required();
   ti->add_option("--num-vectors", pc->num_vectors, "Vectors per token")->capture_default_str();
 
-  return {cmd, [o, contrastive, classifier, dreambooth, lora, ti, pc] {
+  return {cmd, [o, recipe_commands, dreambooth, lora, ti, pc] {
+    const auto finish = [](bool interrupted, const std::string& output, const std::string& out_dir) {
+      if (interrupted)
+        throw RuntimeError("interrupted: a checkpoint was written; continue with --resume --out " + out_dir);
+      std::cout << output << "\n";
+    };
     for (CLI::App* sub : {dreambooth, lora, ti}) {
       if (!sub->parsed()) continue;
       pc->method = sub == dreambooth ? train::PersonalizeMethod::DreamBooth
@@ -120,37 +121,17 @@ Command add_train_command(CLI::App& app) {
                                .string()
                          : o->out;
       const auto result = train::run_personalize(*pc, {.out_dir = out_dir, .resume = o->resume});
-      if (result.interrupted)
-        throw RuntimeError("interrupted: a checkpoint was written; continue with --resume --out " + out_dir);
-      std::cout << result.output << "\n";
+      finish(result.interrupted, result.output, out_dir);
       return;
     }
-    const std::string out_dir =
-        o->out.empty() ? (std::filesystem::path("runs") / std::filesystem::path(o->config).stem()).string() : o->out;
-    if (contrastive->parsed()) {
-      const auto config = train::ContrastiveRecipeConfig::from_file(o->config);
-      const auto result = train::run_contrastive_recipe(config, {.out_dir = out_dir, .resume = o->resume});
-      if (result.interrupted)
-        throw RuntimeError("interrupted: a checkpoint was written; continue with --resume --out " + out_dir);
-      std::cout << result.model_dir << "\n";
+    for (CLI::App* sub : recipe_commands) {
+      if (!sub->parsed()) continue;
+      const std::string out_dir =
+          o->out.empty() ? (std::filesystem::path("runs") / std::filesystem::path(o->config).stem()).string() : o->out;
+      const auto result = train::find_recipe(sub->get_name()).run(o->config, {.out_dir = out_dir, .resume = o->resume});
+      finish(result.interrupted, result.output, out_dir);
       return;
     }
-    if (classifier->parsed()) {
-      const auto config = train::ClassifierRecipeConfig::from_file(o->config);
-      const auto result = train::run_classifier_recipe(config, {.out_dir = out_dir, .resume = o->resume});
-      if (result.interrupted)
-        throw RuntimeError("interrupted: a checkpoint was written; continue with --resume --out " + out_dir);
-      std::cout << result.model_dir << "\n";
-      return;
-    }
-    const auto config = train::LDMRecipeConfig::from_file(o->config);
-    train::LDMRecipeOptions options;
-    options.out_dir = out_dir;
-    options.resume = o->resume;
-    const auto result = train::run_ldm_recipe(config, options);
-    if (result.interrupted) throw RuntimeError("interrupted: a checkpoint was written; continue with --resume --out " +
-                                               options.out_dir);
-    std::cout << result.model_dir << "\n";
   }};
 }
 

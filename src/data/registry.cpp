@@ -6,46 +6,101 @@
 #include "data/folder.h"
 #include "data/shapes.h"
 
-namespace genvis::data {
+#include <algorithm>
+#include <mutex>
 
-const std::vector<std::string>& dataset_names() {
-  static const std::vector<std::string> names = {"emoji", "shapes", "fashion-mnist", "folder"};
+namespace genvis::data {
+namespace {
+
+std::shared_ptr<const Dataset> make_emoji(const DatasetSpec& spec) {
+  EmojiOptions o;
+  o.resolution = spec.resolution;
+  o.split = spec.split;
+  return std::make_shared<EmojiDataset>(o);
+}
+
+std::shared_ptr<const Dataset> make_shapes(const DatasetSpec& spec) {
+  ShapesOptions o;
+  o.resolution = spec.resolution;
+  o.split = spec.split;
+  o.seed = spec.seed;
+  if (spec.size > 0) o.size = spec.size;
+  return std::make_shared<ShapesDataset>(o);
+}
+
+std::shared_ptr<const Dataset> make_fashion_mnist(const DatasetSpec& spec) {
+  FashionMnistOptions o;
+  o.resolution = spec.resolution;
+  o.split = spec.split;
+  return std::make_shared<FashionMnistDataset>(o);
+}
+
+std::shared_ptr<const Dataset> make_folder(const DatasetSpec& spec) {
+  if (spec.path.empty()) throw UsageError("dataset 'folder' needs a path (--path DIR)");
+  FolderOptions o;
+  o.path = spec.path;
+  o.resolution = spec.resolution;
+  o.seed = spec.seed;
+  if (spec.resolution < 256) o.bucket_step = 8;
+  return std::make_shared<FolderDataset>(o);
+}
+
+struct Table {
+  std::mutex mutex;
+  std::vector<DatasetEntry> entries = {
+      {"emoji", "Noto Color Emoji glyphs captioned with their CLDR names", make_emoji},
+      {"shapes", "procedural scenes of 1-3 coloured shapes with relational captions", make_shapes},
+      {"fashion-mnist", "Fashion-MNIST images captioned with their class names", make_fashion_mnist},
+      {"folder", "PNG images (--path DIR) with same-named .txt captions, in aspect-ratio buckets", make_folder},
+  };
+};
+
+Table& table() {
+  static Table t;
+  return t;
+}
+
+}  // namespace
+
+std::vector<DatasetEntry> datasets() {
+  Table& t = table();
+  const std::lock_guard lock(t.mutex);
+  return t.entries;
+}
+
+std::vector<std::string> dataset_names() {
+  Table& t = table();
+  const std::lock_guard lock(t.mutex);
+  std::vector<std::string> names;
+  for (const auto& e : t.entries) names.push_back(e.name);
   return names;
 }
 
+void register_dataset(DatasetEntry entry) {
+  if (entry.name.empty()) throw UsageError("register_dataset: the dataset needs a name");
+  if (!entry.make) throw UsageError("register_dataset: dataset '" + entry.name + "' has no factory");
+  Table& t = table();
+  const std::lock_guard lock(t.mutex);
+  if (std::any_of(t.entries.begin(), t.entries.end(), [&](const DatasetEntry& e) { return e.name == entry.name; }))
+    throw UsageError("dataset '" + entry.name + "' is already registered");
+  t.entries.push_back(std::move(entry));
+}
+
 std::shared_ptr<const Dataset> make_dataset(const DatasetSpec& spec) {
-  if (spec.name == "emoji") {
-    EmojiOptions o;
-    o.resolution = spec.resolution;
-    o.split = spec.split;
-    return std::make_shared<EmojiDataset>(o);
+  std::function<std::shared_ptr<const Dataset>(const DatasetSpec&)> make;
+  {
+    Table& t = table();
+    const std::lock_guard lock(t.mutex);
+    const auto it = std::find_if(t.entries.begin(), t.entries.end(),
+                                 [&](const DatasetEntry& e) { return e.name == spec.name; });
+    if (it != t.entries.end()) make = it->make;
   }
-  if (spec.name == "shapes") {
-    ShapesOptions o;
-    o.resolution = spec.resolution;
-    o.split = spec.split;
-    o.seed = spec.seed;
-    if (spec.size > 0) o.size = spec.size;
-    return std::make_shared<ShapesDataset>(o);
+  if (!make) {
+    std::string known;
+    for (const auto& n : dataset_names()) known += (known.empty() ? "" : ", ") + n;
+    throw UsageError("unknown dataset '" + spec.name + "' (known: " + known + ")");
   }
-  if (spec.name == "fashion-mnist") {
-    FashionMnistOptions o;
-    o.resolution = spec.resolution;
-    o.split = spec.split;
-    return std::make_shared<FashionMnistDataset>(o);
-  }
-  if (spec.name == "folder") {
-    if (spec.path.empty()) throw UsageError("dataset 'folder' needs a path (--path DIR)");
-    FolderOptions o;
-    o.path = spec.path;
-    o.resolution = spec.resolution;
-    o.seed = spec.seed;
-    if (spec.resolution < 256) o.bucket_step = 8;
-    return std::make_shared<FolderDataset>(o);
-  }
-  std::string known;
-  for (const auto& n : dataset_names()) known += (known.empty() ? "" : ", ") + n;
-  throw UsageError("unknown dataset '" + spec.name + "' (known: " + known + ")");
+  return make(spec);  // outside the lock: building a dataset can take a while
 }
 
 }  // namespace genvis::data

@@ -1,10 +1,15 @@
-// Datasets by name, for the CLI and training configs.
+// Datasets by name, for the CLI and training configs: one table of {name, description, factory}.
 //
 //   auto ds = genvis::data::make_dataset({.name = "emoji", .resolution = 64});
 //   auto mine = genvis::data::make_dataset({.name = "folder", .path = "photos/", .resolution = 512});
+//
+//   // A program (or test) adds its own; it is then found by name like the built-in ones.
+//   genvis::data::register_dataset({"stripes", "vertical stripes, captioned by colour",
+//                                   [](const genvis::data::DatasetSpec& s) { return make_stripes(s); }});
 #pragma once
 #include "data/dataset.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,7 +17,7 @@
 namespace genvis::data {
 
 struct DatasetSpec {
-  std::string name;          // emoji, shapes, fashion-mnist, folder
+  std::string name;          // emoji, shapes, fashion-mnist, folder, or a registered name
   int resolution = 64;       // the dataset's native rendering size (folder: bucket area side)
   Split split = Split::Train;
   uint64_t seed = 0;         // shapes: scene stream; folder: random-crop offsets
@@ -20,8 +25,24 @@ struct DatasetSpec {
   std::string path;          // folder: the directory
 };
 
+struct DatasetEntry {
+  std::string name;         // what DatasetSpec::name selects
+  std::string description;  // one line, for listings
+  // Builds the dataset; reads the spec fields it uses and throws UsageError for a bad spec.
+  std::function<std::shared_ptr<const Dataset>(const DatasetSpec&)> make;
+};
+
+// The table: the built-in datasets (emoji, shapes, fashion-mnist, folder), then registered ones
+// in registration order.
+std::vector<DatasetEntry> datasets();
+// The table's names, in its order.
+std::vector<std::string> dataset_names();
+
+// Adds an entry at the end of the table. UsageError for an empty name, a missing factory or a
+// name already in the table. Thread-safe.
+void register_dataset(DatasetEntry entry);
+
 // UsageError naming the known datasets for an unknown name, or for a missing folder path.
 std::shared_ptr<const Dataset> make_dataset(const DatasetSpec& spec);
-const std::vector<std::string>& dataset_names();
 
 }  // namespace genvis::data

@@ -143,6 +143,11 @@ bool detect_single_file(const Names& n, LayoutGuess& g) {
     g.details.push_back("cross-attention dim " + std::to_string(dim(to_k, 1)));
   g.details.push_back("model channels " + std::to_string(dim(conv_in, 0)));
   describe_unet_input(conv_in, g);
+  // The diffusers pipeline class the checkpoint converts to: the pipeline registry's key.
+  const bool inpainting = dim(conv_in, 1) == 9;
+  if (g.family == "sdxl") g.class_name = inpainting ? "StableDiffusionXLInpaintPipeline" : "StableDiffusionXLPipeline";
+  else if (g.family == "sdxl-refiner") g.class_name = "StableDiffusionXLImg2ImgPipeline";
+  else if (!g.family.empty()) g.class_name = inpainting ? "StableDiffusionInpaintPipeline" : "StableDiffusionPipeline";
   return true;
 }
 

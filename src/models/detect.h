@@ -15,7 +15,9 @@ struct LayoutGuess {
   // "transformers-clip-text", "sd-single-file", "kohya-lora", "diffusers-lora",
   // "a1111-embedding", "diffusers-embedding", "unknown".
   std::string layout;
-  // Diffusers class for a component layout, e.g. "UNet2DConditionModel"; empty otherwise.
+  // Diffusers class: a component's (e.g. "UNet2DConditionModel") or, for a single-file
+  // checkpoint, the pipeline it holds (e.g. "StableDiffusionXLPipeline", the key of
+  // pipelines/registry.h); empty for adapters and unknown files.
   std::string class_name;
   // "sd1", "sd2", "sdxl", "sdxl-refiner", "wan2.1"; empty when the names cannot tell.
   std::string family;

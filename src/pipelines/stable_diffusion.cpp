@@ -7,6 +7,9 @@
 #include "models/clip_text/clip_text_loader.h"
 #include "models/single_file/single_file.h"
 #include "nn/memory_format.h"
+#include "pipelines/common/diffusion_loop.h"
+#include "pipelines/common/guidance.h"
+#include "pipelines/common/noise.h"
 #include "schedulers/registry.h"
 #include "tokenizers/prompt_weights.h"
 
@@ -254,7 +257,15 @@ PromptEmbeds encode_prompt(StableDiffusion& model, const std::string& prompt, in
   return out;
 }
 
-GenerateResult generate(StableDiffusion& model, const GenerateOptions& o) {
+at::Tensor decode_latents(StableDiffusion& model, const at::Tensor& latents, const GenerateOptions& o) {
+  torch::NoGradGuard no_grad;
+  const at::Tensor z = (latents / model.vae->config.scaling_factor).to(model.vae_dtype);
+  const at::Tensor decoded =
+      o.vae_tiling ? models::tiled_decode(model.vae, z, models::VAETiling{o.vae_tile_size}) : model.vae->decode(z);
+  return (decoded.to(at::kFloat) / 2 + 0.5).clamp(0, 1);
+}
+
+GenerateResult generate(StableDiffusion& model, const GenerateOptions& o, const Callbacks& callbacks) {
   o.validate();
   torch::NoGradGuard no_grad;
   const auto opts = at::TensorOptions().dtype(model.dtype).device(model.device);
@@ -307,19 +318,10 @@ GenerateResult generate(StableDiffusion& model, const GenerateOptions& o) {
   }
 
   // 2. Schedule.
-  const auto& info = schedulers::sampler_info(o.sampler);
-  const auto spacing = schedulers::schedule_spacing(o.schedule);
-  const bool dpm = o.sampler.rfind("dpm", 0) == 0;
-  schedulers::SigmaSchedule schedule = dpm ? schedulers::dpm_solver_schedule(model.scheduler, o.steps, spacing)
-                                           : schedulers::euler_schedule(model.scheduler, o.steps, spacing);
-  const bool timestep_space = info.space == schedulers::SamplerSpace::Timestep;
-  if (info.space == schedulers::SamplerSpace::Flow)
-    throw UsageError("sampler '" + o.sampler + "' is for flow-matching models, not Stable Diffusion");
-  if (timestep_space && o.init_image.defined())
+  DiffusionPlan plan = plan_diffusion(model.scheduler, o.sampler, o.schedule, o.steps);
+  if (plan.timestep_space() && o.init_image.defined())
     throw UsageError(std::string(inpaint ? "inpainting" : "img2img") +
                      " needs a sigma sampler (euler, euler_a, heun, dpm2, dpmpp_2m, ...), not '" + o.sampler + "'");
-  if (timestep_space && spacing != schedulers::SigmaSpacing::Default)
-    throw UsageError("--schedule " + o.schedule + " applies to sigma samplers only, not '" + o.sampler + "'");
 
   // 3. Initial latents: one seeded noise per image (seed, seed+1, ...), drawn on the CPU.
   const int64_t f = model.vae->downscale_factor();
@@ -334,11 +336,9 @@ GenerateResult generate(StableDiffusion& model, const GenerateOptions& o) {
                        ", " + std::to_string(shape[3]) + "]");
     noise = o.init_noise.to(opts);
   } else {
-    std::vector<at::Tensor> per_image;
-    for (int64_t i = 0; i < o.batch; ++i) per_image.push_back(Rng(o.seed + i).randn(shape, opts));
-    noise = at::cat(per_image);
+    noise = seeded_noise(o.seed, o.batch, at::IntArrayRef(shape).slice(1), opts);
   }
-  Rng sampler_rng(o.seed + 0x9e3779b97f4a7c15ull);
+  Rng sampler_rng(sampler_seed(o.seed));
   const models::VAETiling tiling{o.vae_tile_size};
   // Latents of an image sampled from the VAE posterior, times the scaling factor.
   const auto encode_image = [&](const at::Tensor& image, const at::Tensor& recorded_noise) {
@@ -348,7 +348,6 @@ GenerateResult generate(StableDiffusion& model, const GenerateOptions& o) {
                                                     : sampler_rng.randn(posterior.mean.sizes(), vae_opts);
     return (posterior.sample(eps) * scaling).to(opts);
   };
-  std::vector<double> sigmas = schedule.sigmas;
   at::Tensor x, image_latents, latent_mask, masked_image_latents;
   if (inpaint) {
     // diffusers' mask processing: binarise at 0.5, nearest-neighbour down to the latent grid.
@@ -361,59 +360,50 @@ GenerateResult generate(StableDiffusion& model, const GenerateOptions& o) {
   if (o.init_image.defined() && !full_strength) {
     // img2img (diffusers): skip the first steps - int(steps * strength) sigmas, noise the
     // encoded image to the first remaining sigma.
-    const int64_t t_start = o.steps - std::min<int64_t>(static_cast<int64_t>(o.steps * o.strength), o.steps);
-    sigmas.erase(sigmas.begin(), sigmas.begin() + t_start);
+    plan.skip_for_strength(o.strength);
     image_latents = encode_image(o.init_image, o.posterior_noise);
-    x = image_latents + noise * sigmas.front();
+    x = image_latents + noise * plan.sigmas.front();
   } else {
     if (inpaint && !model.is_inpainting()) image_latents = encode_image(o.init_image, o.posterior_noise);
-    // Timestep-space samplers start from unit noise (init_noise_sigma 1).
-    x = timestep_space ? noise : noise * schedule.init_noise_sigma;
+    x = noise * plan.init_noise_sigma();
   }
 
   // 4. Denoise loop with classifier-free guidance.
   const double g = o.cfg_scale;
   schedulers::Network network = [&](const at::Tensor& model_input, double t) {
-    at::Tensor in = at::cat({model_input, model_input});
-    if (masked_image_latents.defined())
-      in = at::cat({in, at::cat({latent_mask, latent_mask}), at::cat({masked_image_latents, masked_image_latents})}, 1);
-    const at::Tensor timestep = at::full({in.size(0)}, t, at::TensorOptions().dtype(at::kFloat).device(model.device));
-    const auto eps = model.unet->forward(in, timestep, context, added).chunk(2);
-    return eps[0] + g * (eps[1] - eps[0]);
+    return classifier_free_guidance(model_input, g, [&](const at::Tensor& doubled) {
+      at::Tensor in = doubled;
+      if (masked_image_latents.defined())
+        in = at::cat({in, at::cat({latent_mask, latent_mask}), at::cat({masked_image_latents, masked_image_latents})}, 1);
+      const at::Tensor timestep = at::full({in.size(0)}, t, at::TensorOptions().dtype(at::kFloat).device(model.device));
+      return model.unet->forward(in, timestep, context, added);
+    });
   };
-  const auto prediction = schedulers::parse_prediction_type(model.scheduler.prediction_type);
-  const int64_t total = timestep_space ? o.steps : static_cast<int64_t>(sigmas.size()) - 1;
   const schedulers::NoiseSource noise_source = [&](at::IntArrayRef s) { return sampler_rng.randn(s, opts); };
-  const schedulers::StepCallback on_step = [&](int64_t i, const at::Tensor&, const at::Tensor&) {
-    if (o.on_step) o.on_step(i + 1, total);
-  };
-  if (timestep_space) {
-    const auto discrete = o.sampler == "lcm" ? schedulers::lcm_schedule(model.scheduler, o.steps)
-                                             : schedulers::ddim_schedule(model.scheduler, o.steps);
-    const auto vp = schedulers::make_vp_denoiser(network, prediction, schedulers::alphas_cumprod(model.scheduler));
-    x = schedulers::sample_by_name(o.sampler, vp, x, discrete, noise_source, on_step, /*eta=*/0.0,
-                                   model.scheduler.timestep_scaling);
-  } else {
-    schedulers::Denoiser denoiser = schedulers::make_denoiser(
-        network, prediction,
-        schedulers::timestep_map(schedule, schedulers::training_sigmas(model.scheduler),
-                                 model.scheduler.num_train_timesteps));
-    if (inpaint && !model.is_inpainting()) {
-      // An ordinary UNet inpaints by latent blending (A1111): outside the mask the denoised
-      // estimate is the image's own latents, so the kept region converges to them exactly.
-      denoiser = [inner = std::move(denoiser), &image_latents, &latent_mask](const at::Tensor& xt, double sigma) {
+  Callbacks loop_callbacks = callbacks;
+  if (o.on_step) {
+    loop_callbacks.on_step = [&](int64_t i, int64_t total) {
+      o.on_step(i, total);
+      if (callbacks.on_step) callbacks.on_step(i, total);
+    };
+  }
+  DiffusionLoopOptions loop;
+  if (inpaint && !model.is_inpainting()) {
+    // An ordinary UNet inpaints by latent blending (A1111): outside the mask the denoised
+    // estimate is the image's own latents, so the kept region converges to them exactly.
+    loop.wrap_denoiser = [&image_latents, &latent_mask](schedulers::Denoiser inner) -> schedulers::Denoiser {
+      return [inner = std::move(inner), &image_latents, &latent_mask](const at::Tensor& xt, double sigma) {
         return at::lerp(image_latents, inner(xt, sigma), latent_mask);
       };
-    }
-    x = schedulers::sample_by_name(o.sampler, denoiser, x, sigmas, noise_source, on_step);
+    };
   }
+  loop.preview = [&](const at::Tensor& denoised) { return decode_latents(model, denoised, o); };
+  x = run_diffusion(plan, model.scheduler, network, x, noise_source, loop_callbacks, loop);
 
   // 5. Decode.
   GenerateResult r;
   r.latents = x;
-  const at::Tensor z = (x / scaling).to(vae_opts);
-  const at::Tensor decoded = o.vae_tiling ? models::tiled_decode(model.vae, z, tiling) : model.vae->decode(z);
-  r.images = (decoded.to(at::kFloat) / 2 + 0.5).clamp(0, 1);
+  r.images = decode_latents(model, x, o);
   return r;
 }
 

@@ -12,6 +12,7 @@
 #include "models/autoencoder_kl/tiled.h"
 #include "models/clip_text/clip_text_model.h"
 #include "models/unet2d_condition/unet2d_condition.h"
+#include "pipelines/pipeline.h"
 #include "schedulers/schedule.h"
 #include "tokenizers/clip_tokenizer.h"
 #include "tokenizers/embedding_tokens.h"
@@ -22,19 +23,6 @@
 #include <vector>
 
 namespace genvis::pipelines {
-
-// Where the model comes from: a diffusers folder or an original single-file checkpoint,
-// completed or overridden by components.
-struct ModelSource {
-  std::string model;  // diffusers folder (model_index.json + component folders) or a single file
-  std::string unet, vae, text_encoder, text_encoder_2, vocab, scheduler_config;  // component overrides
-  std::string prediction_type;  // overrides the scheduler's ("epsilon", "v_prediction")
-  // Single files: JSON {"unet": {...}, "vae": {...}, "text_encoder": {...}, "text_encoder_2": {...}}
-  // merged onto the configs inferred from shapes (head counts and other unseen settings).
-  std::string model_config;
-  at::ScalarType dtype = at::kFloat;
-  at::Device device = at::Device(at::kCPU);
-};
 
 struct StableDiffusion {
   std::shared_ptr<tokenizers::CLIPTokenizer> tokenizer;
@@ -109,7 +97,11 @@ struct GenerateResult {
   at::Tensor images;   // [B,3,H,W] float in [0,1], before quantisation
 };
 
-GenerateResult generate(StableDiffusion& model, const GenerateOptions& options);
+// `callbacks` adds cancelling and previews (and progress beside options.on_step).
+GenerateResult generate(StableDiffusion& model, const GenerateOptions& options, const Callbacks& callbacks = {});
+
+// Latents (times the VAE scaling factor) -> images [B,3,H,W] f32 in [0,1] (tiled per options).
+at::Tensor decode_latents(StableDiffusion& model, const at::Tensor& latents, const GenerateOptions& options);
 
 // One image per prompt, `batch` prompts per call of generate() (the call for prompts[b..] uses
 // seed options.seed + b), with a progress bar named `label`: [N,3,H,W] f32 on the CPU. Used by the

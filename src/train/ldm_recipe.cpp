@@ -13,6 +13,7 @@
 #include "models/unet2d_condition/unet2d_condition.h"
 #include "nn/state_dict.h"
 #include "pipelines/stable_diffusion.h"
+#include "schedulers/parameterization.h"
 #include "schedulers/schedule.h"
 #include "tokenizers/bpe_trainer.h"
 #include "tokenizers/clip_tokenizer.h"
@@ -371,6 +372,7 @@ bool train_diffusion(const LDMRecipeConfig& c, const DerivedConfigs& d, const to
 
   const auto schedule = schedulers::NoiseScheduleConfig::from_json(d.scheduler);
   const at::Tensor acp = schedulers::alphas_cumprod(schedule);
+  const auto type = schedulers::parse_prediction_type(schedule.prediction_type);  // epsilon (checked)
   const int64_t T = schedule.num_train_timesteps, B = c.diffusion_batch_size;
   const double dropout = c.caption_dropout;
   const Trainer::LossFn loss = [&](int64_t, int64_t, Rng& rng) {
@@ -382,11 +384,12 @@ bool train_diffusion(const LDMRecipeConfig& c, const DerivedConfigs& d, const to
     const at::Tensor m = mean.index_select(0, idx), lv = logvar.index_select(0, idx);
     const at::Tensor x0 = (m + (0.5 * lv).exp() * rng.randn(m.sizes())) * scaling_factor;
     const at::Tensor eps = rng.randn(m.sizes());
-    const at::Tensor a = acp.index_select(0, ts).view({B, 1, 1, 1});
-    const at::Tensor xt = a.sqrt() * x0 + (1 - a).sqrt() * eps;
+    const at::Tensor a = acp.index_select(0, ts);  // [B]: alphas_cumprod per sample
+    const at::Tensor xt = schedulers::add_noise(type, x0, eps, a);
     const at::Tensor batch_ids = at::where(drop.unsqueeze(1), empty_ids.unsqueeze(0), ids.index_select(0, idx));
     const at::Tensor context = models::sd_prompt_embeds(both->text_encoder, batch_ids, 0);  // [B, 77, C]
-    return torch::mse_loss(both->unet->forward(xt, ts.to(at::kFloat), context), eps);
+    return torch::mse_loss(both->unet->forward(xt, ts.to(at::kFloat), context),
+                           schedulers::training_target(type, x0, eps, a));
   };
   const auto outcome = trainer.run(loss, [&](int64_t step) { validate_diffusion(c, captions, both, schedule, loss, out, step); });
   if (outcome == Trainer::Outcome::Interrupted) return false;

@@ -93,23 +93,23 @@ void AdamW::zero_grad() {
   }
 }
 
-NamedTensors AdamW::state() const {
+NamedTensors AdamW::state(const std::string& prefix) const {
   NamedTensors out;
   for (size_t i = 0; i < params_.size(); ++i) {
-    out.emplace_back("exp_avg." + params_[i].first, exp_avg_[i]);
-    out.emplace_back("exp_avg_sq." + params_[i].first, exp_avg_sq_[i]);
+    out.emplace_back(prefix + "exp_avg." + params_[i].first, exp_avg_[i]);
+    out.emplace_back(prefix + "exp_avg_sq." + params_[i].first, exp_avg_sq_[i]);
   }
   return out;
 }
 
-void AdamW::load_state(const NamedTensors& state, int64_t steps_taken) {
+void AdamW::load_state(const NamedTensors& state, int64_t steps_taken, const std::string& prefix) {
   std::vector<std::pair<std::string, at::Tensor*>> m, v;
   for (size_t i = 0; i < params_.size(); ++i) {
     m.emplace_back(params_[i].first, &exp_avg_[i]);
     v.emplace_back(params_[i].first, &exp_avg_sq_[i]);
   }
-  copy_named(m, state, "exp_avg.", "optimizer state");
-  copy_named(v, state, "exp_avg_sq.", "optimizer state");
+  copy_named(m, state, prefix + "exp_avg.", "optimizer state");
+  copy_named(v, state, prefix + "exp_avg_sq.", "optimizer state");
   t_ = steps_taken;
 }
 
@@ -138,10 +138,10 @@ void EMA::update(const NamedTensors& parameters) {
   for (size_t i = 0; i < shadow_.size(); ++i) shadow_[i].second.lerp_(parameters[i].second.to(at::kFloat), 1.0 - decay_);
 }
 
-void EMA::load(const NamedTensors& weights) {
+void EMA::load(const NamedTensors& weights, const std::string& prefix) {
   std::vector<std::pair<std::string, at::Tensor*>> targets;
   for (auto& [name, t] : shadow_) targets.emplace_back(name, &t);
-  copy_named(targets, weights, "", "EMA weights");
+  copy_named(targets, weights, prefix, "EMA weights");
 }
 
 }  // namespace genvis::train

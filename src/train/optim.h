@@ -41,10 +41,12 @@ public:
   void zero_grad();
   const NamedTensors& parameters() const { return params_; }
   int64_t steps_taken() const { return t_; }
-  // "exp_avg.<name>", "exp_avg_sq.<name>" for every parameter, plus the step count.
-  NamedTensors state() const;
-  // Throws LoadError naming missing or mis-shaped moments.
-  void load_state(const NamedTensors& state, int64_t steps_taken);
+  // "<prefix>exp_avg.<name>", "<prefix>exp_avg_sq.<name>" for every parameter (the step count is
+  // steps_taken()).
+  NamedTensors state(const std::string& prefix = "") const;
+  // Reads what state(prefix) wrote (other tensors in `state` are ignored). Throws LoadError
+  // naming missing or mis-shaped moments.
+  void load_state(const NamedTensors& state, int64_t steps_taken, const std::string& prefix = "");
 
 private:
   NamedTensors params_;
@@ -63,7 +65,8 @@ public:
   EMA(const NamedTensors& parameters, double decay);
   void update(const NamedTensors& parameters);
   const NamedTensors& weights() const { return shadow_; }
-  void load(const NamedTensors& weights);  // LoadError on a mismatch
+  // Reads "<prefix><name>" for every parameter (other tensors are ignored); LoadError on a mismatch.
+  void load(const NamedTensors& weights, const std::string& prefix = "");
   double decay() const { return decay_; }
 
 private:

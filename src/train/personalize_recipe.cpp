@@ -14,6 +14,7 @@
 #include "nn/state_dict.h"
 #include "pipelines/adapters.h"
 #include "pipelines/stable_diffusion.h"
+#include "schedulers/parameterization.h"
 #include "schedulers/schedule.h"
 #include "tokenizers/prompt_weights.h"
 #include "train/recipe_config.h"
@@ -382,7 +383,9 @@ PersonalizeResult run_personalize(const PersonalizeConfig& c, const PersonalizeO
   // 3. Train.
   const at::Tensor acp = schedulers::alphas_cumprod(model.scheduler).to(model.device);
   const int64_t T = model.scheduler.num_train_timesteps, B = c.batch_size;
-  const bool v_prediction = model.scheduler.prediction_type == "v_prediction";
+  // SD 1.x/2.x: v_prediction where the scheduler says so, epsilon otherwise.
+  const auto type = model.scheduler.prediction_type == "v_prediction" ? schedulers::PredictionType::VPrediction
+                                                                      : schedulers::PredictionType::Epsilon;
   const double sf = model.vae->config.scaling_factor, shift = model.vae->config.shift_factor.value_or(0.0);
   const auto half_loss = [&](const LatentSet& set, const at::Tensor& ids, const at::Tensor& context, Rng& rng) {
     std::vector<int64_t> index(static_cast<size_t>(B)), t(static_cast<size_t>(B));
@@ -392,11 +395,11 @@ PersonalizeResult run_personalize(const PersonalizeConfig& c, const PersonalizeO
     const at::Tensor m = set.mean.index_select(0, idx), sd = set.std.index_select(0, idx);
     const at::Tensor x0 = (m + sd * rng.randn(m.sizes()).to(model.device) - shift) * sf;
     const at::Tensor eps = rng.randn(m.sizes()).to(model.device);
-    const at::Tensor a = acp.index_select(0, ts).view({B, 1, 1, 1});
-    const at::Tensor xt = a.sqrt() * x0 + (1 - a).sqrt() * eps;
+    const at::Tensor a = acp.index_select(0, ts);  // [B]: alphas_cumprod per sample
+    const at::Tensor xt = schedulers::add_noise(type, x0, eps, a);
     const at::Tensor ctx = context.defined() ? context.index_select(0, idx)
                                              : models::sd_prompt_embeds(model.text_encoder, ids.index_select(0, idx), 0);
-    const at::Tensor target = v_prediction ? a.sqrt() * eps - (1 - a).sqrt() * x0 : eps;
+    const at::Tensor target = schedulers::training_target(type, x0, eps, a);
     return torch::mse_loss(model.unet->forward(xt, ts.to(at::kFloat), ctx).to(at::kFloat), target);
   };
   const Trainer::LossFn loss = [&](int64_t, int64_t, Rng& rng) {

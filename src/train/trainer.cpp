@@ -9,13 +9,16 @@
 #include "io/safetensors.h"
 #include "io/weights.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -79,7 +82,91 @@ bool may_differ(const std::string& key) {
          key == "validate_every";
 }
 
+std::string joined(const std::vector<std::string>& parts, const std::string& separator) {
+  std::string all;
+  for (const auto& p : parts) all += (all.empty() ? "" : separator) + p;
+  return all;
+}
+
+// The GroupConfig keys, read in TrainConfig's order into `c`.
+void read_group_keys(const nlohmann::json& j, GroupConfig& c, std::vector<std::string>& problems) {
+  read_key(j, "lr", c.lr, problems);
+  read_key(j, "min_lr", c.min_lr, problems);
+  read_key(j, "warmup_steps", c.warmup_steps, problems);
+  read_key(j, "weight_decay", c.weight_decay, problems);
+  read_key(j, "beta1", c.beta1, problems);
+  read_key(j, "beta2", c.beta2, problems);
+  read_key(j, "eps", c.eps, problems);
+  read_key(j, "grad_clip", c.grad_clip, problems);
+  read_key(j, "ema_decay", c.ema_decay, problems);
+}
+
+bool valid_group_name(const std::string& name) {
+  if (name.empty()) return false;
+  for (const char ch : name)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '-') return false;
+  return true;
+}
+
+// `name` is `wanted` or lies under it ("a" takes "a.weight", not "ab.weight").
+bool under(const std::string& name, const std::string& wanted) {
+  return name == wanted ||
+         (name.size() > wanted.size() && name.compare(0, wanted.size(), wanted) == 0 && name[wanted.size()] == '.');
+}
+
+// The parameters of `all` named by `wanted` (all of them when empty), in module order; a name that
+// matches nothing is a problem of `who`.
+NamedTensors select_parameters(const NamedTensors& all, const std::vector<std::string>& wanted, const std::string& who,
+                               std::vector<std::string>& problems) {
+  if (wanted.empty()) return all;
+  NamedTensors out;
+  for (const auto& [name, t] : all)
+    if (std::any_of(wanted.begin(), wanted.end(), [&](const std::string& w) { return under(name, w); }))
+      out.emplace_back(name, t);
+  for (const auto& w : wanted)
+    if (std::none_of(all.begin(), all.end(), [&](const auto& entry) { return under(entry.first, w); }))
+      problems.push_back(who + ": its module has no parameter named '" + w + "' or under it");
+  return out;
+}
+
+NamedTensors prefixed(const std::string& prefix, const NamedTensors& tensors) {
+  NamedTensors out;
+  for (const auto& [name, t] : tensors) out.emplace_back(prefix + name, t);
+  return out;
+}
+
+// Zeroes gradients in place, as AdamW::zero_grad does.
+void zero_grads(const std::vector<at::Tensor>& parameters) {
+  for (const auto& p : parameters) {
+    if (p.grad().defined()) {
+      p.mutable_grad().detach_();
+      p.mutable_grad().zero_();
+    }
+  }
+}
+
 }  // namespace
+
+// One parameter group and its optimiser state (a single-model Trainer has one, named "model").
+struct Trainer::GroupState {
+  std::string name;
+  NamedTensors params;
+  GroupConfig config;
+  int64_t every;
+  LossFn loss;
+  AdamW optimizer;
+  std::optional<EMA> ema;
+
+  GroupState(std::string name_, NamedTensors params_, const GroupConfig& config_, int64_t every_, LossFn loss_)
+      : name(std::move(name_)),
+        params(std::move(params_)),
+        config(config_),
+        every(every_),
+        loss(std::move(loss_)),
+        optimizer(params, AdamWOptions{config.beta1, config.beta2, config.eps, config.weight_decay}) {
+    if (config.ema_decay > 0) ema.emplace(params, config.ema_decay);
+  }
+};
 
 uint64_t step_seed(uint64_t seed, int64_t step) {
   uint64_t z = seed + 0x9e3779b97f4a7c15ull * (static_cast<uint64_t>(step) + 1);
@@ -101,15 +188,17 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& s
   if (!j.contains("steps")) problems.push_back("missing key 'steps'");
   read_key(j, "steps", c.steps, problems);
   read_key(j, "grad_accum", c.grad_accum, problems);
-  read_key(j, "lr", c.lr, problems);
-  read_key(j, "min_lr", c.min_lr, problems);
-  read_key(j, "warmup_steps", c.warmup_steps, problems);
-  read_key(j, "weight_decay", c.weight_decay, problems);
-  read_key(j, "beta1", c.beta1, problems);
-  read_key(j, "beta2", c.beta2, problems);
-  read_key(j, "eps", c.eps, problems);
-  read_key(j, "grad_clip", c.grad_clip, problems);
-  read_key(j, "ema_decay", c.ema_decay, problems);
+  GroupConfig g = c.group_config();
+  read_group_keys(j, g, problems);
+  c.lr = g.lr;
+  c.min_lr = g.min_lr;
+  c.warmup_steps = g.warmup_steps;
+  c.weight_decay = g.weight_decay;
+  c.beta1 = g.beta1;
+  c.beta2 = g.beta2;
+  c.eps = g.eps;
+  c.grad_clip = g.grad_clip;
+  c.ema_decay = g.ema_decay;
   read_key(j, "checkpoint_every", c.checkpoint_every, problems);
   read_key(j, "keep_checkpoints", c.keep_checkpoints, problems);
   read_key(j, "log_every", c.log_every, problems);
@@ -118,24 +207,59 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& s
   read_key(j, "autocast", c.autocast, problems);
   if (j.contains("steps") && c.steps < 1) problems.push_back("steps must be >= 1");
   if (c.grad_accum < 1) problems.push_back("grad_accum must be >= 1");
-  if (!(c.lr > 0) || !std::isfinite(c.lr)) problems.push_back("lr must be > 0");
-  if (c.min_lr < 0 || c.min_lr > c.lr) problems.push_back("min_lr must be in [0, lr]");
-  if (c.warmup_steps < 0) problems.push_back("warmup_steps must be >= 0");
-  if (c.weight_decay < 0) problems.push_back("weight_decay must be >= 0");
-  if (!(c.beta1 >= 0 && c.beta1 < 1) || !(c.beta2 >= 0 && c.beta2 < 1)) problems.push_back("beta1/beta2 must be in [0, 1)");
-  if (!(c.eps > 0)) problems.push_back("eps must be > 0");
-  if (!(c.ema_decay >= 0 && c.ema_decay < 1)) problems.push_back("ema_decay must be in [0, 1)");
+  for (const auto& p : g.problems()) problems.push_back(p);
   if (c.checkpoint_every < 1) problems.push_back("checkpoint_every must be >= 1");
   if (c.keep_checkpoints < 1) problems.push_back("keep_checkpoints must be >= 1");
   if (c.log_every < 1) problems.push_back("log_every must be >= 1");
   if (c.validate_every < 0) problems.push_back("validate_every must be >= 0");
   if (c.autocast != "none" && c.autocast != "bf16") problems.push_back("autocast must be \"none\" or \"bf16\"");
-  if (!problems.empty()) {
-    std::string all;
-    for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
-    throw UsageError(source + ": " + all);
-  }
+  if (!problems.empty()) throw UsageError(source + ": " + joined(problems, "; "));
   return c;
+}
+
+GroupConfig TrainConfig::group_config() const {
+  return {lr, min_lr, warmup_steps, weight_decay, beta1, beta2, eps, grad_clip, ema_decay};
+}
+
+GroupConfig GroupConfig::from_json(const nlohmann::json& j, const std::string& source, const GroupConfig& defaults) {
+  if (!j.is_object()) throw UsageError(source + ": expected a JSON object");
+  GroupConfig c = defaults;
+  std::vector<std::string> problems;
+  const nlohmann::json known = GroupConfig{}.to_json();
+  for (const auto& [key, value] : j.items())
+    if (!known.contains(key)) problems.push_back("unknown key '" + key + "'");
+  read_group_keys(j, c, problems);
+  for (const auto& p : c.problems()) problems.push_back(p);
+  if (!problems.empty()) throw UsageError(source + ": " + joined(problems, "; "));
+  return c;
+}
+
+GroupConfig GroupConfig::from_json(const nlohmann::json& j, const std::string& source) {
+  return from_json(j, source, GroupConfig{});
+}
+
+nlohmann::json GroupConfig::to_json() const {
+  return {{"lr", lr},
+          {"min_lr", min_lr},
+          {"warmup_steps", warmup_steps},
+          {"weight_decay", weight_decay},
+          {"beta1", beta1},
+          {"beta2", beta2},
+          {"eps", eps},
+          {"grad_clip", grad_clip},
+          {"ema_decay", ema_decay}};
+}
+
+std::vector<std::string> GroupConfig::problems() const {
+  std::vector<std::string> out;
+  if (!(lr > 0) || !std::isfinite(lr)) out.push_back("lr must be > 0");
+  if (min_lr < 0 || min_lr > lr) out.push_back("min_lr must be in [0, lr]");
+  if (warmup_steps < 0) out.push_back("warmup_steps must be >= 0");
+  if (weight_decay < 0) out.push_back("weight_decay must be >= 0");
+  if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) out.push_back("beta1/beta2 must be in [0, 1)");
+  if (!(eps > 0)) out.push_back("eps must be > 0");
+  if (!(ema_decay >= 0 && ema_decay < 1)) out.push_back("ema_decay must be in [0, 1)");
+  return out;
 }
 
 nlohmann::json TrainConfig::to_json() const {
@@ -159,16 +283,114 @@ nlohmann::json TrainConfig::to_json() const {
 }
 
 Trainer::Trainer(torch::nn::Module& model, TrainConfig config, std::string out_dir)
-    : model_(model),
-      config_(std::move(config)),
-      out_dir_(std::move(out_dir)),
-      params_(named(model.named_parameters(/*recurse=*/true))),
-      optimizer_(params_, AdamWOptions{config_.beta1, config_.beta2, config_.eps, config_.weight_decay}) {
-  if (config_.ema_decay > 0) ema_.emplace(params_, config_.ema_decay);
+    : modules_{&model}, config_(std::move(config)), out_dir_(std::move(out_dir)), grouped_(false) {
+  groups_.emplace_back("model", named(model.named_parameters(/*recurse=*/true)), config_.group_config(), 1, LossFn{});
+  for (const auto& [name, p] : groups_.front().params) all_params_.push_back(p);
+  fs::create_directories(fs::path(out_dir_) / "checkpoints");
+}
+
+Trainer::Trainer(std::vector<Group> groups, std::vector<Turn> schedule, TrainConfig config, std::string out_dir)
+    : config_(std::move(config)), out_dir_(std::move(out_dir)), grouped_(true) {
+  std::vector<std::string> problems;
+  if (groups.empty()) problems.push_back("no parameter groups");
+  std::map<std::string, const Group*> declared;
+  std::map<std::string, NamedTensors> selected;
+  std::map<const c10::TensorImpl*, std::pair<std::string, std::string>> owner;  // tensor -> group, name
+  for (const auto& g : groups) {
+    const std::string who = "group '" + g.name + "'";
+    if (!valid_group_name(g.name)) problems.push_back(who + ": a name is letters, digits, '_' and '-'");
+    if (!declared.emplace(g.name, &g).second) {
+      problems.push_back(who + " is declared twice");
+      continue;
+    }
+    if (!g.loss) problems.push_back(who + " has no loss function");
+    for (const auto& p : g.config.problems()) problems.push_back(who + ": " + p);
+    if (!g.module) {
+      problems.push_back(who + " has no module");
+      continue;
+    }
+    NamedTensors params =
+        select_parameters(named(g.module->named_parameters(/*recurse=*/true)), g.parameters, who, problems);
+    if (params.empty() && g.parameters.empty()) problems.push_back(who + " has no parameters");
+    for (const auto& [name, t] : params) {
+      const auto [it, fresh] = owner.emplace(t.unsafeGetTensorImpl(), std::make_pair(g.name, name));
+      if (fresh) continue;
+      const auto& [other_group, other_name] = it->second;
+      if (other_group == g.name)
+        problems.push_back(who + " holds one tensor twice, as '" + other_name + "' and '" + name + "'");
+      else
+        problems.push_back("parameter '" + name + "' is in group '" + other_group + "' and " + who);
+    }
+    selected[g.name] = std::move(params);
+  }
+  if (schedule.empty()) problems.push_back("the schedule has no turns");
+  std::set<std::string> scheduled;
+  for (const auto& turn : schedule) {
+    if (!declared.count(turn.group))
+      problems.push_back("the schedule names unknown group '" + turn.group + "'");
+    else if (!scheduled.insert(turn.group).second)
+      problems.push_back("group '" + turn.group + "' has two turns in the schedule");
+    if (turn.every < 1)
+      problems.push_back("group '" + turn.group + "': every must be >= 1 (is " + std::to_string(turn.every) + ")");
+  }
+  for (const auto& [name, g] : declared)
+    if (!scheduled.count(name)) problems.push_back("group '" + name + "' has no turn in the schedule");
+  if (!problems.empty()) throw UsageError("training groups: " + joined(problems, "; "));
+
+  for (const auto& turn : schedule) {
+    const Group& g = *declared.at(turn.group);
+    groups_.emplace_back(g.name, selected.at(g.name), g.config, turn.every, g.loss);
+    if (std::find(modules_.begin(), modules_.end(), g.module) == modules_.end()) modules_.push_back(g.module);
+  }
+  std::set<const c10::TensorImpl*> seen;
+  for (auto* module : modules_)
+    for (const auto& p : module->parameters(/*recurse=*/true))
+      if (seen.insert(p.unsafeGetTensorImpl()).second) all_params_.push_back(p);
   fs::create_directories(fs::path(out_dir_) / "checkpoints");
 }
 
 Trainer::~Trainer() = default;
+
+Trainer::GroupState& Trainer::group(const std::string& name) {
+  for (auto& g : groups_)
+    if (g.name == name) return g;
+  std::vector<std::string> names;
+  for (const auto& g : groups_) names.push_back(g.name);
+  throw UsageError("unknown training group '" + name + "' (the groups: " + joined(names, ", ") + ")");
+}
+
+const Trainer::GroupState& Trainer::group(const std::string& name) const {
+  return const_cast<Trainer*>(this)->group(name);
+}
+
+EMA* Trainer::ema() {
+  if (grouped_) throw UsageError("Trainer::ema(): a grouped run keeps an EMA per group; ask ema(group)");
+  return ema("model");
+}
+
+EMA* Trainer::ema(const std::string& name) {
+  auto& g = group(name);
+  return g.ema ? &*g.ema : nullptr;
+}
+
+const AdamW& Trainer::optimizer(const std::string& name) const { return group(name).optimizer; }
+
+const NamedTensors& Trainer::parameters(const std::string& name) const { return group(name).params; }
+
+nlohmann::json Trainer::run_json() const {
+  nlohmann::json j = config_.to_json();
+  if (!grouped_) return j;
+  // The optimiser half is each group's own.
+  const nlohmann::json group_keys = GroupConfig{}.to_json();
+  for (const auto& [key, value] : group_keys.items()) j.erase(key);
+  j["groups"] = nlohmann::json::object();
+  j["schedule"] = nlohmann::json::array();
+  for (const auto& g : groups_) {
+    j["groups"][g.name] = g.config.to_json();
+    j["schedule"].push_back({{"group", g.name}, {"every", g.every}});
+  }
+  return j;
+}
 
 std::string Trainer::latest_checkpoint() const {
   const fs::path latest = fs::path(out_dir_) / "checkpoints" / "latest";
@@ -189,14 +411,28 @@ void Trainer::save_checkpoint() {
   if (latest_checkpoint() == final_dir.string() && fs::exists(final_dir / "state.json")) return;
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  io::save_safetensors((tmp / "model.safetensors").string(), to_cpu_f32(params_));
-  io::save_safetensors((tmp / "optimizer.safetensors").string(), to_cpu_f32(optimizer_.state()));
-  if (ema_) io::save_safetensors((tmp / "ema.safetensors").string(), to_cpu_f32(ema_->weights()));
+  // A single-model run's names are the module's own (the layout every older checkpoint has); a
+  // grouped run's are prefixed "<group>/".
+  NamedTensors weights, moments, emas;
+  nlohmann::json optimizer_steps = nlohmann::json::object();
+  bool any_ema = false;
+  for (const auto& g : groups_) {
+    const std::string prefix = grouped_ ? g.name + "/" : "";
+    for (auto& t : prefixed(prefix, g.params)) weights.push_back(std::move(t));
+    for (auto& t : g.optimizer.state(prefix)) moments.push_back(std::move(t));
+    if (g.ema)
+      for (auto& t : prefixed(prefix, g.ema->weights())) emas.push_back(std::move(t));
+    any_ema = any_ema || g.ema;
+    optimizer_steps[g.name] = g.optimizer.steps_taken();
+  }
+  io::save_safetensors((tmp / "model.safetensors").string(), to_cpu_f32(weights));
+  io::save_safetensors((tmp / "optimizer.safetensors").string(), to_cpu_f32(moments));
+  if (any_ema) io::save_safetensors((tmp / "ema.safetensors").string(), to_cpu_f32(emas));
   nlohmann::json state = {{"format", "genvis-train-checkpoint"},
                           {"version", 1},
                           {"step", step_},
-                          {"optimizer_steps", optimizer_.steps_taken()},
-                          {"config", config_.to_json()},
+                          {"optimizer_steps", grouped_ ? optimizer_steps : optimizer_steps["model"]},
+                          {"config", run_json()},
                           {"extra", extra_state.is_null() ? nlohmann::json::object() : extra_state}};
   write_file_atomic((tmp / "state.json").string(), state.dump(2));
   if (before_commit) before_commit();
@@ -237,9 +473,10 @@ bool Trainer::resume_if_allowed(bool allowed, const std::string& what) {
 }
 
 void Trainer::apply_ema() {
-  if (!ema_) return;
   torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < params_.size(); ++i) params_[i].second.copy_(ema_->weights()[i].second);
+  for (auto& g : groups_)
+    if (g.ema)
+      for (size_t i = 0; i < g.params.size(); ++i) g.params[i].second.copy_(g.ema->weights()[i].second);
 }
 
 void Trainer::resume() {
@@ -254,14 +491,21 @@ void Trainer::resume() {
   if (state.value("format", "") != "genvis-train-checkpoint")
     throw LoadError(dir + "/state.json", "not a genvis training checkpoint");
   // The run must be the same run: every setting but the length and the cadences.
-  const nlohmann::json saved = state["config"], now = config_.to_json();
+  // A grouped run compares each group's settings and turn ("groups/generator/lr 0.0001 -> 0.0002")
+  // and refuses a single-model checkpoint (and the other way round) through "groups".
+  const nlohmann::json saved = state["config"], now = run_json();
   std::vector<std::string> diffs;
   for (const auto& [key, value] : now.items()) {
     if (may_differ(key)) continue;
-    if (!saved.contains(key) || saved[key] != value)
+    if (saved.contains(key) && saved[key].is_structured() && value.is_structured()) {
+      for (const auto& d : json_differences(saved[key], value)) diffs.push_back(key + d);
+    } else if (!saved.contains(key) || saved[key] != value) {
       diffs.push_back(key + " " + (saved.contains(key) ? saved[key].dump() : std::string("(absent)")) + " -> " +
                       value.dump());
+    }
   }
+  if (saved.contains("groups") && !now.contains("groups"))
+    diffs.push_back("groups " + saved["groups"].dump() + " -> (absent)");
   // And the recipe's own description of the run (model configs, stage, initialisation): every
   // key both the checkpoint and this run state, compared leaf by leaf (keys added to a recipe
   // later are absent from older checkpoints and not compared).
@@ -276,28 +520,37 @@ void Trainer::resume() {
     for (const auto& d : diffs) all += (all.empty() ? "" : ", ") + d;
     throw UsageError("cannot resume " + dir + " with a different configuration: " + all);
   }
+  const auto prefix = [&](const GroupState& g) { return grouped_ ? g.name + "/" : std::string(); };
+  NamedTensors params;
+  for (const auto& g : groups_)
+    for (auto& t : prefixed(prefix(g), g.params)) params.push_back(std::move(t));
   const NamedTensors weights = load_all((fs::path(dir) / "model.safetensors").string());
   {
     std::vector<std::string> problems;
     std::map<std::string, at::Tensor> by_name(weights.begin(), weights.end());
     torch::NoGradGuard no_grad;
-    for (auto& [name, p] : params_) {
+    for (auto& [name, p] : params) {
       const auto it = by_name.find(name);
       if (it == by_name.end())
         problems.push_back("missing " + name);
       else if (it->second.sizes() != p.sizes())
         problems.push_back(name + " has shape " + c10::str(it->second.sizes()));
     }
-    if (!problems.empty()) {
-      std::string all;
-      for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
-      throw LoadError(dir + "/model.safetensors", all);
-    }
-    for (auto& [name, p] : params_) p.copy_(by_name.at(name));
+    if (!problems.empty()) throw LoadError(dir + "/model.safetensors", joined(problems, "; "));
+    for (auto& [name, p] : params) p.copy_(by_name.at(name));
   }
-  optimizer_.load_state(load_all((fs::path(dir) / "optimizer.safetensors").string()),
-                        state.value("optimizer_steps", int64_t{0}));
-  if (ema_) ema_->load(load_all((fs::path(dir) / "ema.safetensors").string()));
+  const NamedTensors moments = load_all((fs::path(dir) / "optimizer.safetensors").string());
+  const nlohmann::json optimizer_steps = state.value("optimizer_steps", nlohmann::json(0));
+  for (auto& g : groups_) {
+    const nlohmann::json steps = grouped_ ? optimizer_steps.value(g.name, nlohmann::json(0)) : optimizer_steps;
+    if (!steps.is_number_integer()) throw LoadError(dir + "/state.json", "optimizer_steps is not a step count");
+    g.optimizer.load_state(moments, steps.get<int64_t>(), prefix(g));
+  }
+  if (std::any_of(groups_.begin(), groups_.end(), [](const GroupState& g) { return g.ema.has_value(); })) {
+    const NamedTensors emas = load_all((fs::path(dir) / "ema.safetensors").string());
+    for (auto& g : groups_)
+      if (g.ema) g.ema->load(emas, prefix(g));
+  }
   step_ = state.value("step", int64_t{0});
   // The checkpoint's extra state, with the keys it lacks added from this run's.
   if (saved_extra.is_object() && extra_state.is_object()) {
@@ -317,8 +570,14 @@ void Trainer::resume() {
       try {
         const auto j = nlohmann::json::parse(line);
         if (j.value("step", int64_t{0}) > step_) continue;
-        history_.push_back({j.value("step", int64_t{0}), j.value("loss", 0.0), j.value("lr", 0.0),
-                            j.value("grad_norm", 0.0), j.value("seconds", 0.0)});
+        StepMetrics m{j.value("step", int64_t{0}), j.value("loss", 0.0), j.value("lr", 0.0),
+                      j.value("grad_norm", 0.0), j.value("seconds", 0.0), {}};
+        const nlohmann::json turns = j.value("groups", nlohmann::json::object());
+        for (const auto& g : groups_)  // in turn order (JSON objects are sorted by key)
+          if (grouped_ && turns.contains(g.name))
+            m.groups.push_back({g.name, turns[g.name].value("loss", 0.0), turns[g.name].value("lr", 0.0),
+                                turns[g.name].value("grad_norm", 0.0)});
+        history_.push_back(std::move(m));
         kept += line + "\n";
       } catch (const nlohmann::json::exception&) {
         // a torn last line from a killed run
@@ -330,17 +589,49 @@ void Trainer::resume() {
 }
 
 void Trainer::write_metrics(const StepMetrics& m) {
-  const nlohmann::json j = {{"step", m.step}, {"loss", m.loss}, {"lr", m.lr}, {"grad_norm", m.grad_norm},
-                            {"seconds", m.seconds}};
+  nlohmann::json j;
+  if (!grouped_) {
+    j = {{"step", m.step}, {"loss", m.loss}, {"lr", m.lr}, {"grad_norm", m.grad_norm}, {"seconds", m.seconds}};
+  } else {
+    j = {{"step", m.step}, {"seconds", m.seconds}, {"groups", nlohmann::json::object()}};
+    for (const auto& g : m.groups)
+      j["groups"][g.group] = {{"loss", g.loss}, {"lr", g.lr}, {"grad_norm", g.grad_norm}};
+  }
   std::ofstream out(fs::path(out_dir_) / "metrics.jsonl", std::ios::app);
   out << j.dump() << "\n";
 }
 
 void Trainer::write_loss_plot() const {
-  if (history_.size() >= 2) write_loss_curve_png((fs::path(out_dir_) / "loss.png").string(), history_);
+  if (!grouped_) {
+    if (history_.size() >= 2) write_loss_curve_png((fs::path(out_dir_) / "loss.png").string(), history_);
+    return;
+  }
+  for (const auto& g : groups_) {
+    std::vector<StepMetrics> curve;
+    for (const auto& m : history_)
+      for (const auto& turn : m.groups)
+        if (turn.group == g.name) curve.push_back({m.step, turn.loss, turn.lr, turn.grad_norm, m.seconds, {}});
+    if (curve.size() >= 2) write_loss_curve_png((fs::path(out_dir_) / ("loss-" + g.name + ".png")).string(), curve);
+  }
 }
 
 Trainer::Outcome Trainer::run(const LossFn& loss_fn, const ValidateFn& validate) {
+  if (grouped_) throw UsageError("Trainer::run(loss): a grouped trainer takes its losses from its groups; call run()");
+  if (!loss_fn) throw UsageError("Trainer::run(loss): no loss function");
+  groups_.front().loss = loss_fn;
+  struct Forget {
+    LossFn& loss;
+    ~Forget() { loss = nullptr; }  // the caller's captures end with this call
+  } forget{groups_.front().loss};
+  return run_steps(validate);
+}
+
+Trainer::Outcome Trainer::run(const ValidateFn& validate) {
+  if (!grouped_) throw UsageError("Trainer::run(): a single-model trainer needs its loss, run(loss)");
+  return run_steps(validate);
+}
+
+Trainer::Outcome Trainer::run_steps(const ValidateFn& validate) {
   g_stop = false;
   auto previous_int = std::signal(SIGINT, on_signal);
   auto previous_term = std::signal(SIGTERM, on_signal);
@@ -352,76 +643,97 @@ Trainer::Outcome Trainer::run(const LossFn& loss_fn, const ValidateFn& validate)
     }
   } restore{previous_int, previous_term};
 
+  const auto set_mode = [&](bool train) {
+    for (auto* module : modules_) module->train(train);
+  };
+  // Validation sees the EMA weights of the groups that keep one; training continues from the
+  // weights (copies: to_cpu_f32 would alias f32 CPU parameters).
   const auto with_ema = [&](int64_t step) {
     if (!validate) return;
-    if (!ema_) {
-      validate(step);
-      return;
-    }
-    NamedTensors saved = to_cpu_f32(params_);
-    {
-      torch::NoGradGuard no_grad;
-      for (size_t i = 0; i < params_.size(); ++i) params_[i].second.copy_(ema_->weights()[i].second);
-    }
+    std::vector<std::vector<at::Tensor>> saved(groups_.size());
+    for (size_t k = 0; k < groups_.size(); ++k)
+      if (groups_[k].ema)
+        for (const auto& [name, p] : groups_[k].params) saved[k].push_back(p.detach().clone());
+    apply_ema();
     validate(step);
     torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < params_.size(); ++i) params_[i].second.copy_(saved[i].second);
+    for (size_t k = 0; k < groups_.size(); ++k)
+      if (groups_[k].ema)
+        for (size_t i = 0; i < groups_[k].params.size(); ++i) groups_[k].params[i].second.copy_(saved[k][i]);
   };
 
-  model_.train();
+  set_mode(true);
   Progress progress("training", config_.steps);
   progress.update(step_);
-  const auto device = params_.empty() ? at::kCPU : params_.front().second.device().type();
+  const auto& first = groups_.front().params;
+  const auto device = first.empty() ? at::kCPU : first.front().second.device().type();
   const auto start = std::chrono::steady_clock::now();
   while (step_ < config_.steps) {
     Rng rng(step_seed(config_.seed, step_));
-    optimizer_.zero_grad();
-    double loss_sum = 0;
-    for (int64_t micro = 0; micro < config_.grad_accum; ++micro) {
-      at::Tensor loss;
-      {
-        compat::AutocastGuard autocast(device, at::kBFloat16, config_.autocast == "bf16");
-        loss = loss_fn(step_, micro, rng);
-      }
-      if (!loss.defined() || loss.numel() != 1) throw RuntimeError("training loss must be a scalar tensor");
-      const double value = loss.item<double>();
-      if (!std::isfinite(value))
-        throw RuntimeError("training loss is " + std::to_string(value) + " at step " + std::to_string(step_) +
-                           " (lower lr, check the data; the last checkpoint is intact)");
-      (loss / static_cast<double>(config_.grad_accum)).backward();
-      loss_sum += value;
-    }
     StepMetrics m;
-    m.grad_norm = clip_grad_norm(params_, config_.grad_clip);
-    m.lr = learning_rate(config_.lr_schedule(), step_);
-    optimizer_.step(m.lr);
-    if (ema_) ema_->update(params_);
+    for (auto& g : groups_) {
+      if ((step_ + 1) % g.every != 0) continue;
+      zero_grads(all_params_);
+      double loss_sum = 0;
+      for (int64_t micro = 0; micro < config_.grad_accum; ++micro) {
+        at::Tensor loss;
+        {
+          compat::AutocastGuard autocast(device, at::kBFloat16, config_.autocast == "bf16");
+          loss = g.loss(step_, micro, rng);
+        }
+        const std::string what = grouped_ ? "training loss of group '" + g.name + "'" : "training loss";
+        if (!loss.defined() || loss.numel() != 1) throw RuntimeError(what + " must be a scalar tensor");
+        const double value = loss.item<double>();
+        if (!std::isfinite(value))
+          throw RuntimeError(what + " is " + std::to_string(value) + " at step " + std::to_string(step_) +
+                             " (lower lr, check the data; the last checkpoint is intact)");
+        (loss / static_cast<double>(config_.grad_accum)).backward();
+        loss_sum += value;
+      }
+      GroupMetrics turn{g.name};
+      turn.grad_norm = clip_grad_norm(g.params, g.config.grad_clip);
+      turn.lr = learning_rate(g.config.lr_schedule(config_.steps), step_);
+      g.optimizer.step(turn.lr);
+      if (g.ema) g.ema->update(g.params);
+      turn.loss = loss_sum / static_cast<double>(config_.grad_accum);
+      m.groups.push_back(std::move(turn));
+    }
     ++step_;
     m.step = step_;
-    m.loss = loss_sum / static_cast<double>(config_.grad_accum);
+    if (!grouped_) {
+      m.loss = m.groups.front().loss;
+      m.lr = m.groups.front().lr;
+      m.grad_norm = m.groups.front().grad_norm;
+      m.groups.clear();
+    }
     m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     history_.push_back(m);
     write_metrics(m);
     progress.update(step_);
-    if (step_ % config_.log_every == 0)
-      log_debug("step " + std::to_string(step_) + " loss " + std::to_string(m.loss) + " lr " + std::to_string(m.lr));
+    if (step_ % config_.log_every == 0) {
+      std::string line = "step " + std::to_string(step_);
+      if (!grouped_) line += " loss " + std::to_string(m.loss) + " lr " + std::to_string(m.lr);
+      for (const auto& turn : m.groups)
+        line += " " + turn.group + " loss " + std::to_string(turn.loss) + " lr " + std::to_string(turn.lr);
+      log_debug(line);
+    }
     const bool last = step_ == config_.steps;
     if (config_.validate_every > 0 && step_ % config_.validate_every == 0 && !last) {
-      model_.eval();
+      set_mode(false);
       with_ema(step_);
-      model_.train();
+      set_mode(true);
     }
     if (step_ % config_.checkpoint_every == 0 || last) save_checkpoint();
     if (g_stop && !last) {
       progress.finish();
       save_checkpoint();
       log_info("interrupted: checkpoint written at step " + std::to_string(step_) + "; continue with --resume");
-      model_.eval();
+      set_mode(false);
       return Outcome::Interrupted;
     }
   }
   progress.finish();
-  model_.eval();
+  set_mode(false);
   with_ema(step_);
   return Outcome::Finished;
 }

@@ -1,12 +1,14 @@
 // The shared training loop: schedules, AdamW against libtorch's, clipping, EMA, configs, and
 // checkpoints that resume bit-exactly and survive kill -9 and failed writes.
 #include "core/error.h"
+#include "core/file.h"
 #include "io/weights.h"
 #include "support/test_support.h"
 #include "train/trainer.h"
 
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <sys/wait.h>
 #include <thread>
 #include <torch/torch.h>
@@ -139,6 +141,72 @@ TEST(Trainer, LearnsAndResumesBitExactly) {
   for (const auto& e : fs::directory_iterator(dir.file("split") + "/checkpoints")) complete += e.is_directory();
   EXPECT_EQ(complete, 2);
   EXPECT_NE(c.latest_checkpoint().find("step-00000009"), std::string::npos);
+}
+
+// Single-model checkpoints keep the layout every older checkpoint has, so those still resume:
+// the module's own tensor names, one optimiser step count, the flat TrainConfig; and the metrics
+// log keeps its flat lines.
+TEST(Trainer, SingleModelCheckpointsKeepTheirLayout) {
+  test::TempDir dir;
+  Tiny m;
+  Trainer t(*m, tiny_config(3), dir.file("run"));
+  t.extra_state = {{"recipe", "tiny"}};
+  t.run(loss_of(m));
+  const std::string ckpt = t.latest_checkpoint();
+  const auto names = [](const std::string& path) {
+    std::vector<std::string> out;
+    const auto reader = io::open_weights(path);
+    for (const auto& info : reader->tensors()) out.push_back(info.name);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  const std::vector<std::string> params = {"a.bias", "a.weight", "b.bias", "b.weight"};
+  EXPECT_EQ(names(ckpt + "/model.safetensors"), params);
+  EXPECT_EQ(names(ckpt + "/ema.safetensors"), params);
+  EXPECT_EQ(names(ckpt + "/optimizer.safetensors"),
+            (std::vector<std::string>{"exp_avg.a.bias", "exp_avg.a.weight", "exp_avg.b.bias", "exp_avg.b.weight",
+                                      "exp_avg_sq.a.bias", "exp_avg_sq.a.weight", "exp_avg_sq.b.bias",
+                                      "exp_avg_sq.b.weight"}));
+  const auto state = nlohmann::json::parse(read_text_file(ckpt + "/state.json", 1 << 20));
+  EXPECT_EQ(state, (nlohmann::json{{"format", "genvis-train-checkpoint"},
+                                   {"version", 1},
+                                   {"step", 3},
+                                   {"optimizer_steps", 3},
+                                   {"config", tiny_config(3).to_json()},
+                                   {"extra", {{"recipe", "tiny"}}}}));
+  std::ifstream log(dir.file("run") + "/metrics.jsonl");
+  std::string line;
+  ASSERT_TRUE(std::getline(log, line));
+  std::vector<std::string> keys;
+  const auto first_line = nlohmann::json::parse(line);
+  for (const auto& [key, value] : first_line.items()) keys.push_back(key);
+  EXPECT_EQ(keys, (std::vector<std::string>{"grad_norm", "loss", "lr", "seconds", "step"}));
+  EXPECT_EQ(t.ema(), t.ema("model"));
+  EXPECT_EQ(t.optimizer("model").steps_taken(), 3);
+}
+
+// Validation sees the EMA weights, and training continues from the trained weights: a run that
+// validates every 2 steps ends bit-identical to one that does not.
+TEST(Trainer, ValidationSeesTheEMAAndTrainingContinuesFromTheWeights) {
+  test::TempDir dir;
+  TrainConfig config = tiny_config(6);
+  config.validate_every = 2;
+  Tiny plain;
+  Trainer a(*plain, config, dir.file("plain"));
+  a.run(loss_of(plain));
+  Tiny validated;
+  Trainer b(*validated, config, dir.file("validated"));
+  std::vector<int64_t> validated_at;
+  b.run(loss_of(validated), [&](int64_t step) {
+    validated_at.push_back(step);
+    for (size_t i = 0; i < b.ema()->weights().size(); ++i)
+      EXPECT_TRUE(at::equal(validated->parameters()[i], b.ema()->weights()[i].second)) << step;
+  });
+  EXPECT_EQ(validated_at, (std::vector<int64_t>{2, 4, 6}));
+  for (size_t i = 0; i < plain->parameters().size(); ++i) {
+    EXPECT_TRUE(at::equal(plain->parameters()[i], validated->parameters()[i])) << "parameter " << i;
+    EXPECT_FALSE(at::equal(validated->parameters()[i], b.ema()->weights()[i].second)) << "parameter " << i;
+  }
 }
 
 TEST(Trainer, LossDecreasesAndAccumulationAverages) {

@@ -1,14 +1,28 @@
-#include "default_model.h"
+#include "pipelines/shipped_models.h"
 
 #include "core/error.h"
 
 #include <algorithm>
 #include <cstdlib>
+#include <dlfcn.h>
 #include <filesystem>
 
-namespace genvis::cli {
+namespace genvis::pipelines {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// The file this code was loaded from: the executable, or libgenvis.so when linked as a library.
+fs::path this_library() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&this_library), &info) == 0 || !info.dli_fname) return {};
+  std::error_code ec;
+  const fs::path p = fs::canonical(info.dli_fname, ec);
+  return ec ? fs::path() : p;
+}
+
+}  // namespace
 
 std::vector<std::string> default_model_candidates() {
   // The variable, when set, is the only place: a wrong path is an error, not a silent fallback.
@@ -25,6 +39,8 @@ std::vector<std::string> shipped_model_candidates(const std::string& name) {
     for (const fs::path& base : {dir / "models", dir.parent_path() / "models", dir.parent_path() / "share" / "genvis" / "models"})
       out.push_back((base / name).lexically_normal().string());
   }
+  if (const fs::path lib = this_library(); !lib.empty())
+    out.push_back((lib.parent_path().parent_path() / "share" / "genvis" / "models" / name).lexically_normal().string());
 #ifdef GENVIS_SOURCE_MODELS_DIR
   out.push_back((fs::path(GENVIS_SOURCE_MODELS_DIR) / name).lexically_normal().string());
 #endif
@@ -54,4 +70,4 @@ std::string find_shipped_model(const std::string& name, const std::string& marke
   return {};
 }
 
-}  // namespace genvis::cli
+}  // namespace genvis::pipelines

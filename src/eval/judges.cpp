@@ -1,0 +1,50 @@
+#include "eval/judges.h"
+
+#include "core/error.h"
+#include "eval/feature_extractor.h"
+#include "pipelines/shipped_models.h"
+
+#include <cstdlib>
+
+namespace genvis::eval {
+
+const std::vector<DefaultJudges>& default_judges_table() {
+  static const std::vector<DefaultJudges> table = {
+      {"emoji", "genvis-contrastive-emoji", ""},
+      {"fashion-mnist", "", "genvis-fmnist-classifier"},
+  };
+  return table;
+}
+
+LoadedJudges load_judges(const JudgeSpec& spec) {
+  DefaultJudges defaults;
+  for (const auto& row : default_judges_table())
+    if (row.dataset == spec.dataset) defaults = row;
+  std::string encoder_dir = spec.encoder, classifier_dir = spec.classifier, inception = spec.inception;
+  if (encoder_dir.empty() && !defaults.encoder.empty())
+    encoder_dir = pipelines::find_shipped_model(defaults.encoder, "config.json");
+  if (classifier_dir.empty() && !defaults.classifier.empty())
+    classifier_dir = pipelines::find_shipped_model(defaults.classifier, "config.json");
+  if (inception.empty())
+    if (const char* env = std::getenv("GENVIS_INCEPTION"); env && *env) inception = env;
+
+  LoadedJudges out;
+  if (!encoder_dir.empty()) {
+    out.encoder = std::make_shared<models::ContrastiveEncoder>(models::ContrastiveEncoder::load(encoder_dir));
+    out.judges.text_image = out.encoder.get();
+    out.judges.text_image_name = folder_name(encoder_dir);
+    out.judges.extractors.push_back(make_contrastive_extractor(out.encoder, encoder_dir));
+  }
+  if (!classifier_dir.empty()) {
+    ClassifierJudges c = make_classifier_judges(classifier_dir);
+    out.judges.classifier = std::move(c.classifier);
+    out.judges.extractors.push_back(std::move(c.features));
+  }
+  if (!inception.empty()) out.judges.extractors.push_back(make_inception_extractor(inception));
+  out.inception = inception;
+  if (out.judges.extractors.empty() && !out.judges.text_image)
+    throw UsageError("no judge for dataset '" + spec.dataset + "': give 'encoder', 'classifier' and/or 'inception'");
+  return out;
+}
+
+}  // namespace genvis::eval

@@ -1,0 +1,77 @@
+#include "pipelines/common/output.h"
+
+#include "core/error.h"
+#include "io/image.h"
+#include "io/image_tensor.h"
+
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+namespace genvis::pipelines {
+
+namespace {
+
+struct VideoWriters {
+  std::mutex mutex;
+  std::map<std::string, VideoWriter> by_extension;
+};
+
+VideoWriters& video_writers() {
+  static VideoWriters w;
+  return w;
+}
+
+}  // namespace
+
+std::string output_path(const std::string& path, int64_t i, int64_t n) {
+  if (n <= 1) return path;
+  const std::filesystem::path out(path);
+  return (out.parent_path() / (out.stem().string() + "-" + std::to_string(i) + out.extension().string())).string();
+}
+
+void register_video_writer(const std::string& extension, VideoWriter writer) {
+  auto& w = video_writers();
+  std::lock_guard lock(w.mutex);
+  w.by_extension[extension] = std::move(writer);
+}
+
+std::vector<std::string> write_result(const Result& result, const OutputOptions& options) {
+  if (!result.samples.defined() || (result.samples.dim() != 4 && result.samples.dim() != 5) || result.samples.size(1) != 3)
+    throw RuntimeError("write_result: samples must be [B,3,H,W] or [B,3,T,H,W]");
+  const int64_t n = result.samples.size(0);
+  if (!result.parameters.empty() && static_cast<int64_t>(result.parameters.size()) != n)
+    throw RuntimeError("write_result: " + std::to_string(result.parameters.size()) + " parameter sets for " +
+                       std::to_string(n) + " samples");
+  const std::string extension = std::filesystem::path(options.path).extension().string();
+  VideoWriter video;
+  if (result.is_video()) {
+    auto& w = video_writers();
+    std::lock_guard lock(w.mutex);
+    const auto it = w.by_extension.find(extension);
+    if (it == w.by_extension.end()) {
+      std::string known;
+      for (const auto& [e, _] : w.by_extension) known += (known.empty() ? "" : ", ") + e;
+      throw UsageError("'output': no video writer for '" + extension + "'" +
+                       (known.empty() ? " (this build writes no video files)" : " (known: " + known + ")"));
+    }
+    video = it->second;
+  }
+  std::vector<std::string> written;
+  for (int64_t i = 0; i < n; ++i) {
+    const std::string path = output_path(options.path, i, n);
+    const io::GenerationParameters p =
+        result.parameters.empty() ? io::GenerationParameters{} : result.parameters[static_cast<size_t>(i)];
+    if (video) {
+      video(path, result.samples[i], options.fps, p);
+    } else {
+      io::PngText text;
+      if (!result.parameters.empty()) text.emplace_back(io::kInfotextKey, io::format_infotext(p));
+      io::write_png(path, io::tensor_to_image(result.samples[i] * 2 - 1), text);
+    }
+    written.push_back(path);
+  }
+  return written;
+}
+
+}  // namespace genvis::pipelines

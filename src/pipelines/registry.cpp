@@ -1,0 +1,111 @@
+#include "pipelines/registry.h"
+
+#include "core/error.h"
+#include "core/file.h"
+#include "io/weights.h"
+#include "models/detect.h"
+#include "pipelines/stable_diffusion_pipeline.h"
+
+#include <filesystem>
+#include <mutex>
+
+namespace genvis::pipelines {
+
+namespace {
+
+// The built-in families: one line each.
+std::vector<PipelineRegistration> builtin_pipelines() {
+  return {
+      {"StableDiffusionPipeline", "Stable Diffusion 1.x/2.x (txt2img, img2img, inpainting)", load_stable_diffusion_pipeline},
+      {"StableDiffusionImg2ImgPipeline", "Stable Diffusion 1.x/2.x (as StableDiffusionPipeline)", load_stable_diffusion_pipeline},
+      {"StableDiffusionInpaintPipeline", "Stable Diffusion inpainting UNets (9 input channels)", load_stable_diffusion_pipeline},
+      {"StableDiffusionXLPipeline", "Stable Diffusion XL base (txt2img, img2img, inpainting)", load_stable_diffusion_pipeline},
+      {"StableDiffusionXLImg2ImgPipeline", "Stable Diffusion XL (base models; refiners are refused)", load_stable_diffusion_pipeline},
+      {"StableDiffusionXLInpaintPipeline", "Stable Diffusion XL inpainting", load_stable_diffusion_pipeline},
+  };
+}
+
+struct Registry {
+  std::mutex mutex;
+  std::vector<PipelineRegistration> entries = builtin_pipelines();
+};
+
+Registry& registry() {
+  static Registry r;
+  return r;
+}
+
+std::string known_classes() {
+  std::string s;
+  for (const auto& e : registered_pipelines()) s += (s.empty() ? "" : ", ") + e.class_name;
+  return s;
+}
+
+}  // namespace
+
+void register_pipeline(PipelineRegistration registration) {
+  if (registration.class_name.empty() || !registration.load)
+    throw UsageError("register_pipeline: a family needs a class name and a loader");
+  auto& r = registry();
+  std::lock_guard lock(r.mutex);
+  for (const auto& e : r.entries)
+    if (e.class_name == registration.class_name)
+      throw UsageError("pipeline class '" + registration.class_name + "' is already registered");
+  r.entries.push_back(std::move(registration));
+}
+
+std::vector<PipelineRegistration> registered_pipelines() {
+  auto& r = registry();
+  std::lock_guard lock(r.mutex);
+  return r.entries;
+}
+
+const PipelineRegistration* find_pipeline(const std::string& class_name) {
+  auto& r = registry();
+  std::lock_guard lock(r.mutex);
+  for (const auto& e : r.entries)
+    if (e.class_name == class_name) return &e;
+  return nullptr;
+}
+
+std::string pipeline_class_of(const ModelSource& source) {
+  namespace fs = std::filesystem;
+  if (!source.class_name.empty()) return source.class_name;
+  if (source.model.empty()) return "StableDiffusionPipeline";  // components alone
+  if (is_directory(source.model)) {
+    const std::string index = (fs::path(source.model) / "model_index.json").string();
+    if (!file_exists(index)) {
+      // A folder of components without an index: Stable Diffusion's loader says what is missing.
+      return "StableDiffusionPipeline";
+    }
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(read_text_file(index, 16 << 20));
+    } catch (const nlohmann::json::exception& e) {
+      throw LoadError(index, std::string("not valid JSON: ") + e.what());
+    }
+    if (!j.is_object() || !j.contains("_class_name") || !j["_class_name"].is_string())
+      throw LoadError(index, "_class_name", "missing (the pipeline class, e.g. StableDiffusionPipeline)");
+    return j["_class_name"].get<std::string>();
+  }
+  if (!file_exists(source.model)) throw LoadError(source.model, "no such model file or folder");
+  const auto reader = io::open_weights(source.model);
+  const models::LayoutGuess guess = models::detect_layout(reader->tensors(), reader->metadata());
+  // Only original Stable Diffusion checkpoints are single-file pipelines today; for anything else
+  // (a component, an adapter, an unknown file) Stable Diffusion's loader names what it looked for.
+  if (guess.layout != "sd-single-file" || guess.class_name.empty()) return "StableDiffusionPipeline";
+  return guess.class_name;
+}
+
+std::unique_ptr<Pipeline> load_pipeline(const ModelSource& source) {
+  const std::string class_name = pipeline_class_of(source);
+  const PipelineRegistration* family = find_pipeline(class_name);
+  if (!family)
+    throw UsageError((source.model.empty() ? std::string() : source.model + ": ") + "no pipeline registered for class '" +
+                     class_name + "' (known: " + known_classes() + ")");
+  ModelSource s = source;
+  s.class_name = class_name;
+  return family->load(s);
+}
+
+}  // namespace genvis::pipelines

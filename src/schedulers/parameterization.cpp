@@ -1,0 +1,52 @@
+#include "schedulers/parameterization.h"
+
+#include "core/error.h"
+
+#include <vector>
+
+namespace genvis::schedulers {
+
+at::Tensor per_sample(const at::Tensor& level, const at::Tensor& like) {
+  if (level.dim() != 1 || like.dim() < 2) return level;
+  if (level.size(0) != like.size(0) && level.size(0) != 1)
+    throw UsageError("noise level has " + std::to_string(level.size(0)) + " values for a batch of " +
+                     std::to_string(like.size(0)));
+  std::vector<int64_t> shape(static_cast<size_t>(like.dim()), 1);
+  shape[0] = level.size(0);
+  return level.view(shape);  // [B, 1, ..., 1]
+}
+
+at::Tensor add_noise(PredictionType type, const at::Tensor& x0, const at::Tensor& eps, const at::Tensor& level) {
+  const at::Tensor l = per_sample(level, x0);
+  if (type == PredictionType::Flow) return (1 - l) * x0 + l * eps;
+  return l.sqrt() * x0 + (1 - l).sqrt() * eps;
+}
+
+at::Tensor training_target(PredictionType type, const at::Tensor& x0, const at::Tensor& eps, const at::Tensor& level) {
+  switch (type) {
+    case PredictionType::Epsilon: return eps;
+    case PredictionType::Flow: return eps - x0;
+    case PredictionType::VPrediction: {
+      const at::Tensor a = per_sample(level, x0);
+      return a.sqrt() * eps - (1 - a).sqrt() * x0;
+    }
+  }
+  throw UsageError("unknown prediction type");
+}
+
+VPPrediction from_model_output(PredictionType type, const at::Tensor& x_t, const at::Tensor& model_output,
+                               const at::Tensor& level) {
+  const at::Tensor& o = model_output;
+  const at::Tensor l = per_sample(level, x_t);
+  switch (type) {
+    case PredictionType::Epsilon: return {(x_t - (1 - l).sqrt() * o) / l.sqrt(), o};
+    case PredictionType::VPrediction: {
+      const at::Tensor sa = l.sqrt(), sb = (1 - l).sqrt();
+      return {sa * x_t - sb * o, sa * o + sb * x_t};
+    }
+    case PredictionType::Flow: return {x_t - l * o, x_t + (1 - l) * o};
+  }
+  throw UsageError("unknown prediction type");
+}
+
+}  // namespace genvis::schedulers

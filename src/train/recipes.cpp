@@ -1,0 +1,89 @@
+#include "train/recipes.h"
+
+#include "core/error.h"
+#include "train/classifier_recipe.h"
+#include "train/contrastive_recipe.h"
+#include "train/ldm_recipe.h"
+
+#include <algorithm>
+#include <mutex>
+
+namespace genvis::train {
+namespace {
+
+RecipeRunResult run_ldm(const std::string& config_path, const RecipeRunOptions& o) {
+  const auto config = LDMRecipeConfig::from_file(config_path);
+  const auto r = run_ldm_recipe(config, {.out_dir = o.out_dir, .resume = o.resume});
+  return {.output = r.model_dir, .interrupted = r.interrupted};
+}
+
+RecipeRunResult run_contrastive(const std::string& config_path, const RecipeRunOptions& o) {
+  const auto config = ContrastiveRecipeConfig::from_file(config_path);
+  const auto r = run_contrastive_recipe(config, {.out_dir = o.out_dir, .resume = o.resume});
+  return {.output = r.model_dir, .interrupted = r.interrupted};
+}
+
+RecipeRunResult run_classifier(const std::string& config_path, const RecipeRunOptions& o) {
+  const auto config = ClassifierRecipeConfig::from_file(config_path);
+  const auto r = run_classifier_recipe(config, {.out_dir = o.out_dir, .resume = o.resume});
+  return {.output = r.model_dir, .interrupted = r.interrupted};
+}
+
+struct Table {
+  std::mutex mutex;
+  std::vector<Recipe> entries = {
+      {"ldm", "Latent diffusion: tokenizer, VAE, then UNet + text encoder; exports a diffusers folder <out>/model",
+       "configs/ldm-shapes-tiny.json", "Continue an unfinished stage from its latest checkpoint", run_ldm},
+      {"contrastive",
+       "Contrastive text-image encoder (R-precision judge): tokenizer, then InfoNCE training; <out>/model",
+       "configs/contrastive-emoji.json", "Continue an unfinished training from its latest checkpoint", run_contrastive},
+      {"classifier",
+       "Image classifier (FID features, class accuracy judge): cross-entropy training; <out>/model, <out>/eval.json",
+       "configs/fmnist-classifier.json", "Continue an unfinished training from its latest checkpoint", run_classifier},
+  };
+};
+
+Table& table() {
+  static Table t;
+  return t;
+}
+
+}  // namespace
+
+std::vector<Recipe> recipes() {
+  Table& t = table();
+  const std::lock_guard lock(t.mutex);
+  return t.entries;
+}
+
+std::vector<std::string> recipe_names() {
+  Table& t = table();
+  const std::lock_guard lock(t.mutex);
+  std::vector<std::string> names;
+  for (const auto& r : t.entries) names.push_back(r.name);
+  return names;
+}
+
+Recipe find_recipe(const std::string& name) {
+  {
+    Table& t = table();
+    const std::lock_guard lock(t.mutex);
+    const auto it = std::find_if(t.entries.begin(), t.entries.end(), [&](const Recipe& r) { return r.name == name; });
+    if (it != t.entries.end()) return *it;
+  }
+  std::string known;
+  for (const auto& n : recipe_names()) known += (known.empty() ? "" : ", ") + n;
+  throw UsageError("unknown training recipe '" + name + "' (known: " + known + ")");
+}
+
+void register_recipe(Recipe recipe) {
+  if (recipe.name.empty()) throw UsageError("register_recipe: the recipe needs a name");
+  if (!recipe.run) throw UsageError("register_recipe: recipe '" + recipe.name + "' has no run function");
+  Table& t = table();
+  const std::lock_guard lock(t.mutex);
+  if (std::any_of(t.entries.begin(), t.entries.end(), [&](const Recipe& r) { return r.name == recipe.name; }))
+    throw UsageError("training recipe '" + recipe.name + "' is already registered");
+  t.entries.push_back(std::move(recipe));
+}
+
+}  // namespace genvis::train

@@ -1,0 +1,102 @@
+// The dataset table: built-in names in order, unknown names listed, registration.
+#include "core/error.h"
+#include "data/registry.h"
+#include "support/test_support.h"
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace genvis::data {
+namespace {
+
+// `size` blank images captioned by index; the name records the spec it was made from.
+class CountingDataset : public Dataset {
+public:
+  explicit CountingDataset(const DatasetSpec& spec) : spec_(spec) {}
+  std::string name() const override { return spec_.name + "@" + std::to_string(spec_.resolution); }
+  size_t size() const override { return spec_.size; }
+  Sample get(size_t index) const override {
+    if (index >= size()) throw UsageError("index out of range");
+    Sample s;
+    s.image = io::Image::blank(spec_.resolution, spec_.resolution, 3);
+    s.caption = "sample " + std::to_string(index);
+    s.meta = nlohmann::json::object();
+    return s;
+  }
+
+private:
+  DatasetSpec spec_;
+};
+
+std::string error_of(const DatasetSpec& spec) {
+  try {
+    make_dataset(spec);
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(DatasetRegistry, BuiltInNamesInOrder) {
+  const std::vector<std::string> builtin = {"emoji", "shapes", "fashion-mnist", "folder"};
+  const auto names = dataset_names();
+  ASSERT_GE(names.size(), builtin.size());
+  // Registered datasets (the tests below add some) follow the built-in ones.
+  EXPECT_EQ(std::vector<std::string>(names.begin(), names.begin() + 4), builtin);
+  const auto table = datasets();
+  ASSERT_EQ(table.size(), names.size());
+  for (size_t i = 0; i < table.size(); ++i) {
+    EXPECT_EQ(table[i].name, names[i]);
+    EXPECT_FALSE(table[i].description.empty()) << table[i].name;
+    EXPECT_TRUE(table[i].make) << table[i].name;
+  }
+}
+
+TEST(DatasetRegistry, UnknownNameListsTheKnownOnes) {
+  const std::string message = error_of({.name = "mnist"});
+  std::string known;
+  for (const auto& n : dataset_names()) known += (known.empty() ? "" : ", ") + n;
+  EXPECT_EQ(message, "unknown dataset 'mnist' (known: " + known + ")");
+  EXPECT_NE(message.find("emoji, shapes, fashion-mnist, folder"), std::string::npos) << message;
+}
+
+TEST(DatasetRegistry, FolderNeedsAPath) {
+  EXPECT_EQ(error_of({.name = "folder"}), "dataset 'folder' needs a path (--path DIR)");
+}
+
+TEST(DatasetRegistry, BuiltInShapesIsMadeFromTheSpec) {
+  const auto ds = make_dataset({.name = "shapes", .resolution = 16, .seed = 3, .size = 7});
+  EXPECT_EQ(ds->size(), 7u);
+  EXPECT_EQ(ds->get(0).image.width, 16);
+}
+
+TEST(DatasetRegistry, RegisteredDatasetIsFoundByName) {
+  register_dataset({"registry-test-counting", "blank images captioned by index",
+                    [](const DatasetSpec& spec) { return std::make_shared<CountingDataset>(spec); }});
+  const auto names = dataset_names();
+  EXPECT_EQ(std::count(names.begin(), names.end(), "registry-test-counting"), 1);
+  const auto ds = make_dataset({.name = "registry-test-counting", .resolution = 8, .size = 5});
+  EXPECT_EQ(ds->name(), "registry-test-counting@8");
+  EXPECT_EQ(ds->size(), 5u);
+  EXPECT_EQ(ds->get(4).caption, "sample 4");
+  // It is now listed among the known names of an unknown one.
+  EXPECT_NE(error_of({.name = "nope"}).find(", registry-test-counting"), std::string::npos);
+}
+
+TEST(DatasetRegistry, DuplicateAndIncompleteRegistrationsAreRefused) {
+  const auto make = [](const DatasetSpec& spec) { return std::make_shared<CountingDataset>(spec); };
+  EXPECT_THROW(register_dataset({"emoji", "a second emoji", make}), UsageError);
+  register_dataset({"registry-test-once", "registered once", make});
+  EXPECT_THROW(register_dataset({"registry-test-once", "registered twice", make}), UsageError);
+  EXPECT_THROW(register_dataset({"", "no name", make}), UsageError);
+  EXPECT_THROW(register_dataset({"registry-test-no-factory", "no factory", nullptr}), UsageError);
+  const auto names = dataset_names();
+  EXPECT_EQ(std::count(names.begin(), names.end(), "registry-test-once"), 1);
+  EXPECT_EQ(std::count(names.begin(), names.end(), "emoji"), 1);
+  EXPECT_EQ(std::count(names.begin(), names.end(), "registry-test-no-factory"), 0);
+}
+
+}  // namespace
+}  // namespace genvis::data

@@ -1,0 +1,4 @@
+#pragma once
+#include <memory>
+#include "genvis/types.hpp"
+#include "genvis/version.h"

@@ -1,0 +1,3 @@
+#pragma once
+#include "genvis/genvis.h"
+#include "train/trainer.h"

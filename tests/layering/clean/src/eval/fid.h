@@ -1,0 +1,3 @@
+#pragma once
+#include "data/emoji.h"
+#include "pipelines/sd.h"

@@ -1,0 +1,4 @@
+#pragma once
+#include "genvis/version.h"
+#include "nn/linear.h"
+#include "tokenizers/clip.h"

@@ -1,0 +1,2 @@
+#  include "pipelines/sd.h"
+#include "core/error.h"

@@ -1,0 +1,3 @@
+#pragma once
+#include "models/clip_text/model.h"
+#include "schedulers/euler.h"

@@ -1,0 +1,3 @@
+// Planted violation (tests/layering): tokenizers sits beside nn, not above it.
+#include "core/error.h"
+#  include "nn/attention.h"
