@@ -162,16 +162,26 @@ Result Pipeline::generate(const Request& request, const Callbacks& callbacks) {
   return run(complete_request(info(), request), callbacks);
 }
 
-at::Tensor generate_each(Pipeline& pipeline, const std::vector<std::string>& prompts, Request base, int64_t batch,
-                         const std::string& label) {
+at::Tensor generate_in_batches(size_t n, int64_t batch, const std::string& label,
+                               const std::function<at::Tensor(size_t b, size_t e)>& call) {
   if (batch < 1) throw UsageError("generate_each: 'batch' must be >= 1");
-  if (prompts.empty()) throw UsageError("generate_each: no prompts");
-  const uint64_t seed = base.seed;
-  const size_t n = prompts.size(), step = static_cast<size_t>(batch);
+  if (n == 0) throw UsageError("generate_each: no prompts");
+  const size_t step = static_cast<size_t>(batch);
   std::vector<at::Tensor> rows;
   Progress progress(label, static_cast<int64_t>(n));
   for (size_t b = 0; b < n; b += step) {
     const size_t e = std::min(n, b + step);
+    rows.push_back(call(b, e));
+    progress.update(static_cast<int64_t>(e));
+  }
+  progress.finish();
+  return at::cat(rows);
+}
+
+at::Tensor generate_each(Pipeline& pipeline, const std::vector<std::string>& prompts, Request base, int64_t batch,
+                         const std::string& label) {
+  const uint64_t seed = base.seed;
+  return generate_in_batches(prompts.size(), batch, label, [&](size_t b, size_t e) {
     base.prompt.clear();
     base.prompts.assign(prompts.begin() + static_cast<std::ptrdiff_t>(b), prompts.begin() + static_cast<std::ptrdiff_t>(e));
     if (base.prompts.size() == 1) {
@@ -180,11 +190,8 @@ at::Tensor generate_each(Pipeline& pipeline, const std::vector<std::string>& pro
     }
     base.batch = static_cast<int64_t>(e - b);
     base.seed = seed + b;
-    rows.push_back(pipeline.generate(base).samples.to(at::kCPU, at::kFloat));
-    progress.update(static_cast<int64_t>(e));
-  }
-  progress.finish();
-  return at::cat(rows);
+    return pipeline.generate(base).samples.to(at::kCPU, at::kFloat);
+  });
 }
 
 }  // namespace genvis::pipelines

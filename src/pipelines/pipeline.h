@@ -147,6 +147,12 @@ protected:
 // UsageError listing every problem, each naming its request field.
 Request complete_request(const PipelineInfo& info, const Request& request);
 
+// Calls `call(b, e)` for prompts [b, e) in runs of `batch` (the last run may be shorter) under a
+// progress bar named `label`, and concatenates the results: the batching every generate_each
+// shares.
+at::Tensor generate_in_batches(size_t n, int64_t batch, const std::string& label,
+                               const std::function<at::Tensor(size_t b, size_t e)>& call);
+
 // One sample per prompt, `batch` prompts per generate() call (the call for prompts[b..] uses seed
 // base.seed + b), with a progress bar named `label`: [N,3,H,W] (or [N,3,T,H,W]) f32 on the CPU.
 // Evaluation uses it, so that a score depends on the seed and batch size, not on the caller.

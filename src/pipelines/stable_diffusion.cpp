@@ -409,23 +409,14 @@ GenerateResult generate(StableDiffusion& model, const GenerateOptions& o, const 
 
 at::Tensor generate_each(StableDiffusion& model, const std::vector<std::string>& prompts, GenerateOptions options,
                          int64_t batch, const std::string& label) {
-  if (batch < 1) throw UsageError("generate_each: batch must be >= 1");
-  if (prompts.empty()) throw UsageError("generate_each: no prompts");
   const uint64_t seed = options.seed;
-  const size_t n = prompts.size(), step = static_cast<size_t>(batch);
-  std::vector<at::Tensor> rows;
-  Progress progress(label, static_cast<int64_t>(n));
-  for (size_t b = 0; b < n; b += step) {
-    const size_t e = std::min(n, b + step);
+  return generate_in_batches(prompts.size(), batch, label, [&](size_t b, size_t e) {
     options.prompt.clear();
     options.prompts.assign(prompts.begin() + static_cast<std::ptrdiff_t>(b), prompts.begin() + static_cast<std::ptrdiff_t>(e));
     options.batch = static_cast<int64_t>(e - b);
     options.seed = seed + b;
-    rows.push_back(generate(model, options).images.to(at::kCPU, at::kFloat));
-    progress.update(static_cast<int64_t>(e));
-  }
-  progress.finish();
-  return at::cat(rows);
+    return generate(model, options).images.to(at::kCPU, at::kFloat);
+  });
 }
 
 }  // namespace genvis::pipelines
