@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
-BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
+BUILD_TYPE=${BUILD_TYPE:-Release}
 jobs=$(nproc)
 # libtorch translation units take ~1.5 GB each to compile; keep within memory.
 mem_gb=$(awk '/MemAvailable/ {print int($2/1024/1024)}' /proc/meminfo)
