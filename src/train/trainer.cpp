@@ -263,23 +263,18 @@ std::vector<std::string> GroupConfig::problems() const {
 }
 
 nlohmann::json TrainConfig::to_json() const {
-  return {{"steps", steps},
-          {"grad_accum", grad_accum},
-          {"lr", lr},
-          {"min_lr", min_lr},
-          {"warmup_steps", warmup_steps},
-          {"weight_decay", weight_decay},
-          {"beta1", beta1},
-          {"beta2", beta2},
-          {"eps", eps},
-          {"grad_clip", grad_clip},
-          {"ema_decay", ema_decay},
-          {"checkpoint_every", checkpoint_every},
-          {"keep_checkpoints", keep_checkpoints},
-          {"log_every", log_every},
-          {"validate_every", validate_every},
-          {"seed", seed},
-          {"autocast", autocast}};
+  // The optimiser half is the group's JSON (the same keys; nlohmann::json keeps keys sorted, so
+  // state.json is byte-identical to writing them here).
+  nlohmann::json j = group_config().to_json();
+  j.update({{"steps", steps},
+            {"grad_accum", grad_accum},
+            {"checkpoint_every", checkpoint_every},
+            {"keep_checkpoints", keep_checkpoints},
+            {"log_every", log_every},
+            {"validate_every", validate_every},
+            {"seed", seed},
+            {"autocast", autocast}});
+  return j;
 }
 
 Trainer::Trainer(torch::nn::Module& model, TrainConfig config, std::string out_dir)
