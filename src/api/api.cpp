@@ -5,6 +5,7 @@
 #include "api/convert.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "eval/judges.h"
 #include "eval/r_precision_run.h"
 #include "genvis/version.h"
 #include "io/image.h"
@@ -254,13 +255,7 @@ EvaluateResult evaluate(const EvaluateOptions& o) {
     run.model = o.model.empty() ? pipelines::find_default_model() : o.model;
     run.dataset = o.dataset;
     run.split = o.split;
-    run.encoder = o.encoder;
-    if (run.encoder.empty()) {
-      if (o.dataset != "emoji")
-        throw UsageError("'encoder': no shipped judge for dataset '" + o.dataset + "'; give a contrastive encoder folder");
-      run.encoder = pipelines::find_shipped_model("genvis-contrastive-emoji", "config.json");
-      if (run.encoder.empty()) throw UsageError("'encoder': the shipped judge genvis-contrastive-emoji was not found");
-    }
+    run.encoder = o.encoder.empty() ? eval::default_encoder(o.dataset) : o.encoder;
     run.num = o.num;
     run.k = o.k;
     run.steps = o.steps;

@@ -48,9 +48,12 @@ std::shared_ptr<const Dataset> make_folder(const DatasetSpec& spec) {
 struct Table {
   std::mutex mutex;
   std::vector<DatasetEntry> entries = {
-      {"emoji", "Noto Color Emoji glyphs captioned with their CLDR names", make_emoji},
-      {"shapes", "procedural scenes of 1-3 coloured shapes with relational captions", make_shapes},
-      {"fashion-mnist", "Fashion-MNIST images captioned with their class names", make_fashion_mnist},
+      {"emoji", "Noto Color Emoji glyphs captioned with their CLDR names", make_emoji, EmojiOptions{}.resolution},
+      {"shapes", "procedural scenes of 1-3 coloured shapes with relational captions", make_shapes,
+       ShapesOptions{}.resolution},
+      {"fashion-mnist", "Fashion-MNIST images captioned with their class names", make_fashion_mnist,
+       FashionMnistOptions{}.resolution},
+      // Photos have no native size: 64, DatasetSpec's default.
       {"folder", "PNG images (--path DIR) with same-named .txt captions, in aspect-ratio buckets", make_folder},
   };
 };
@@ -79,6 +82,8 @@ std::vector<std::string> dataset_names() {
 void register_dataset(DatasetEntry entry) {
   if (entry.name.empty()) throw UsageError("register_dataset: the dataset needs a name");
   if (!entry.make) throw UsageError("register_dataset: dataset '" + entry.name + "' has no factory");
+  if (entry.native_resolution < 1)
+    throw UsageError("register_dataset: dataset '" + entry.name + "' needs a native_resolution >= 1");
   Table& t = table();
   const std::lock_guard lock(t.mutex);
   if (std::any_of(t.entries.begin(), t.entries.end(), [&](const DatasetEntry& e) { return e.name == entry.name; }))
@@ -86,21 +91,27 @@ void register_dataset(DatasetEntry entry) {
   t.entries.push_back(std::move(entry));
 }
 
-std::shared_ptr<const Dataset> make_dataset(const DatasetSpec& spec) {
-  std::function<std::shared_ptr<const Dataset>(const DatasetSpec&)> make;
+namespace {
+
+// The entry named `name`; UsageError naming the known datasets when there is none.
+DatasetEntry find_entry(const std::string& name) {
   {
     Table& t = table();
     const std::lock_guard lock(t.mutex);
-    const auto it = std::find_if(t.entries.begin(), t.entries.end(),
-                                 [&](const DatasetEntry& e) { return e.name == spec.name; });
-    if (it != t.entries.end()) make = it->make;
+    const auto it = std::find_if(t.entries.begin(), t.entries.end(), [&](const DatasetEntry& e) { return e.name == name; });
+    if (it != t.entries.end()) return *it;
   }
-  if (!make) {
-    std::string known;
-    for (const auto& n : dataset_names()) known += (known.empty() ? "" : ", ") + n;
-    throw UsageError("unknown dataset '" + spec.name + "' (known: " + known + ")");
-  }
-  return make(spec);  // outside the lock: building a dataset can take a while
+  std::string known;
+  for (const auto& n : dataset_names()) known += (known.empty() ? "" : ", ") + n;
+  throw UsageError("unknown dataset '" + name + "' (known: " + known + ")");
+}
+
+}  // namespace
+
+int native_resolution(const std::string& name) { return find_entry(name).native_resolution; }
+
+std::shared_ptr<const Dataset> make_dataset(const DatasetSpec& spec) {
+  return find_entry(spec.name).make(spec);  // outside the lock: building a dataset can take a while
 }
 
 }  // namespace genvis::data

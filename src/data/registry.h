@@ -30,6 +30,8 @@ struct DatasetEntry {
   std::string description;  // one line, for listings
   // Builds the dataset; reads the spec fields it uses and throws UsageError for a bad spec.
   std::function<std::shared_ptr<const Dataset>(const DatasetSpec&)> make;
+  // The size the dataset renders at when nobody asks for one (fashion-mnist: 28).
+  int native_resolution = 64;
 };
 
 // The table: the built-in datasets (emoji, shapes, fashion-mnist, folder), then registered ones
@@ -41,6 +43,9 @@ std::vector<std::string> dataset_names();
 // Adds an entry at the end of the table. UsageError for an empty name, a missing factory or a
 // name already in the table. Thread-safe.
 void register_dataset(DatasetEntry entry);
+
+// The entry's native_resolution; UsageError naming the known datasets for an unknown name.
+int native_resolution(const std::string& name);
 
 // UsageError naming the known datasets for an unknown name, or for a missing folder path.
 std::shared_ptr<const Dataset> make_dataset(const DatasetSpec& spec);

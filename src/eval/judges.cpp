@@ -12,8 +12,20 @@ const std::vector<DefaultJudges>& default_judges_table() {
   static const std::vector<DefaultJudges> table = {
       {"emoji", "genvis-contrastive-emoji", ""},
       {"fashion-mnist", "", "genvis-fmnist-classifier"},
+      {"shapes", "", "", true},
   };
   return table;
+}
+
+std::string default_encoder(const std::string& dataset) {
+  for (const auto& row : default_judges_table())
+    if (row.dataset == dataset && !row.encoder.empty()) {
+      const std::string folder = pipelines::find_shipped_model(row.encoder, "config.json");
+      if (folder.empty()) throw UsageError("'encoder': the shipped judge " + row.encoder + " was not found");
+      return folder;
+    }
+  throw UsageError("'encoder': no shipped contrastive judge for dataset '" + dataset +
+                   "'; give a contrastive encoder folder");
 }
 
 LoadedJudges load_judges(const JudgeSpec& spec) {
@@ -42,7 +54,8 @@ LoadedJudges load_judges(const JudgeSpec& spec) {
   }
   if (!inception.empty()) out.judges.extractors.push_back(make_inception_extractor(inception));
   out.inception = inception;
-  if (out.judges.extractors.empty() && !out.judges.text_image)
+  out.pixel_scorer = defaults.pixel_scorer;
+  if (out.judges.extractors.empty() && !out.judges.text_image && !out.pixel_scorer)
     throw UsageError("no judge for dataset '" + spec.dataset + "': give 'encoder', 'classifier' and/or 'inception'");
   return out;
 }

@@ -14,11 +14,17 @@ namespace genvis::eval {
 
 struct DefaultJudges {
   std::string dataset;
-  std::string encoder;     // shipped contrastive text-image encoder ("" = none)
-  std::string classifier;  // shipped classifier (class accuracy + features; "" = none)
+  std::string encoder;        // shipped contrastive text-image encoder ("" = none)
+  std::string classifier;     // shipped classifier (class accuracy + features; "" = none)
+  bool pixel_scorer = false;  // the samples' facts are checked from the pixels (shapes): a judge
+                              // that needs no trained network
 };
 // One row per dataset that has shipped judges.
 const std::vector<DefaultJudges>& default_judges_table();
+
+// The shipped contrastive encoder's folder for `dataset`; UsageError naming 'encoder' when the
+// dataset has none in the table or it is not installed.
+std::string default_encoder(const std::string& dataset);
 
 struct JudgeSpec {
   std::string dataset;
@@ -27,13 +33,15 @@ struct JudgeSpec {
 
 struct LoadedJudges {
   Judges judges;
+  bool pixel_scorer = false;                            // the dataset's own scorer judges too
   std::shared_ptr<models::ContrastiveEncoder> encoder;  // owns judges.text_image
   std::string inception;                                // the Inception weights used ("" = none)
 };
 
 // The named judges, else the dataset's shipped ones (and $GENVIS_INCEPTION for the Inception
-// network). UsageError "no judge for dataset ..." naming the options when none is found;
-// LoadError for a judge that cannot be loaded.
+// network). A dataset with a pixel scorer needs no other judge (FID-type metrics then appear only
+// for the judges given). UsageError "no judge for dataset ..." naming the options when none is
+// found; LoadError for a judge that cannot be loaded.
 LoadedJudges load_judges(const JudgeSpec& spec);
 
 }  // namespace genvis::eval

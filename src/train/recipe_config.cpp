@@ -26,38 +26,15 @@ private:
   size_t n_;
 };
 
-json section(const json& root, const char* key) { return root.is_object() && root.contains(key) ? root.at(key) : json::object(); }
+using config::section;
 
 }  // namespace
 
-bool check_keys(const json& j, const std::string& path, const std::set<std::string>& required,
-                const std::set<std::string>& optional, std::vector<std::string>& problems) {
-  if (!j.is_object()) {
-    problems.push_back(path + " must be a JSON object");
-    return false;
-  }
-  for (const auto& [key, value] : j.items())
-    if (!required.count(key) && !optional.count(key)) problems.push_back("unknown key " + path + "." + key);
-  for (const auto& key : required)
-    if (!j.contains(key)) problems.push_back("missing key " + path + "." + key);
-  return true;
-}
-
 void throw_if_problems(const std::string& source, const std::vector<std::string>& problems) {
-  if (problems.empty()) return;
-  std::string all;
-  for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
-  throw UsageError(source + ": " + std::to_string(problems.size()) + " problem(s): " + all);
+  if (!problems.empty()) throw UsageError(source + ": " + config::describe(problems));
 }
 
-json read_config_file(const std::string& path) {
-  if (!file_exists(path)) throw LoadError(path, "no such recipe config file");
-  try {
-    return json::parse(read_text_file(path, size_t{16} << 20));
-  } catch (const json::exception& e) {
-    throw LoadError(path, std::string("not valid JSON: ") + e.what());
-  }
-}
+json read_config_file(const std::string& path) { return config::read_file(path); }
 
 void read_dataset_section(const json& root, DatasetSection& out, std::vector<std::string>& problems) {
   const json ds = section(root, "dataset");

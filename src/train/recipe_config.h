@@ -7,33 +7,22 @@
 //   recipe::read_dataset_section(j, c.dataset, problems);
 //   if (!problems.empty()) throw UsageError(...all of them...);
 #pragma once
+#include "core/config_reader.h"
 #include "data/dataset.h"
 #include "data/registry.h"
 #include "train/trainer.h"
 
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <string>
 #include <vector>
 
 namespace genvis::train::recipe {
 
-// Appends "unknown key PATH.k" / "missing key PATH.k" for j's keys; false (and a problem) when j
-// is not an object.
-bool check_keys(const nlohmann::json& j, const std::string& path, const std::set<std::string>& required,
-                const std::set<std::string>& optional, std::vector<std::string>& problems);
-
-// out = j[key] when present; a problem naming PATH.key when it has the wrong type.
-template <typename T>
-void read(const nlohmann::json& j, const std::string& path, const char* key, T& out, std::vector<std::string>& problems) {
-  if (!j.is_object() || !j.contains(key)) return;
-  try {
-    out = j.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    problems.push_back(path + "." + key + " has the wrong type (" + j.at(key).dump() + ")");
-  }
-}
+// Key checks and typed reads (core/config_reader.h): every unknown, missing or wrong-typed key
+// is collected as a problem naming its path ("unknown key config.colour").
+using config::check_keys;
+using config::read;
 
 // UsageError "SOURCE: N problem(s): a; b; ..." when there are problems; nothing otherwise.
 void throw_if_problems(const std::string& source, const std::vector<std::string>& problems);

@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include "core/config_reader.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
@@ -29,25 +30,6 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop = true; }
-
-// Reads `key` into `field` when present, recording a type problem otherwise.
-template <typename T>
-void read_key(const nlohmann::json& j, const char* key, T& field, std::vector<std::string>& problems) {
-  if (!j.contains(key) || j[key].is_null()) return;
-  const auto& v = j[key];
-  bool ok;
-  if constexpr (std::is_same_v<T, std::string>)
-    ok = v.is_string();
-  else if constexpr (std::is_integral_v<T>)
-    ok = v.is_number_integer() || v.is_number_unsigned();
-  else
-    ok = v.is_number();
-  if (!ok) {
-    problems.push_back(std::string(key) + " has the wrong type (" + v.type_name() + ")");
-    return;
-  }
-  field = v.get<T>();
-}
 
 void fsync_path(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY);
@@ -90,15 +72,15 @@ std::string joined(const std::vector<std::string>& parts, const std::string& sep
 
 // The GroupConfig keys, read in TrainConfig's order into `c`.
 void read_group_keys(const nlohmann::json& j, GroupConfig& c, std::vector<std::string>& problems) {
-  read_key(j, "lr", c.lr, problems);
-  read_key(j, "min_lr", c.min_lr, problems);
-  read_key(j, "warmup_steps", c.warmup_steps, problems);
-  read_key(j, "weight_decay", c.weight_decay, problems);
-  read_key(j, "beta1", c.beta1, problems);
-  read_key(j, "beta2", c.beta2, problems);
-  read_key(j, "eps", c.eps, problems);
-  read_key(j, "grad_clip", c.grad_clip, problems);
-  read_key(j, "ema_decay", c.ema_decay, problems);
+  config::read(j, "", "lr", c.lr, problems);
+  config::read(j, "", "min_lr", c.min_lr, problems);
+  config::read(j, "", "warmup_steps", c.warmup_steps, problems);
+  config::read(j, "", "weight_decay", c.weight_decay, problems);
+  config::read(j, "", "beta1", c.beta1, problems);
+  config::read(j, "", "beta2", c.beta2, problems);
+  config::read(j, "", "eps", c.eps, problems);
+  config::read(j, "", "grad_clip", c.grad_clip, problems);
+  config::read(j, "", "ema_decay", c.ema_decay, problems);
 }
 
 bool valid_group_name(const std::string& name) {
@@ -179,15 +161,13 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& s
   if (!j.is_object()) throw UsageError(source + ": expected a JSON object");
   TrainConfig c;
   std::vector<std::string> problems;
-  static const std::vector<std::string> known = {
-      "steps",        "grad_accum", "lr",        "min_lr",          "warmup_steps",    "weight_decay", "beta1",
-      "beta2",        "eps",        "grad_clip", "ema_decay",       "checkpoint_every", "keep_checkpoints",
-      "log_every",    "validate_every", "seed",  "autocast"};
-  for (const auto& [key, value] : j.items())
-    if (std::find(known.begin(), known.end(), key) == known.end()) problems.push_back("unknown key '" + key + "'");
-  if (!j.contains("steps")) problems.push_back("missing key 'steps'");
-  read_key(j, "steps", c.steps, problems);
-  read_key(j, "grad_accum", c.grad_accum, problems);
+  config::check_keys(j, "", {"steps"},
+                     {"grad_accum", "lr", "min_lr", "warmup_steps", "weight_decay", "beta1", "beta2", "eps", "grad_clip",
+                      "ema_decay", "checkpoint_every", "keep_checkpoints", "log_every", "validate_every", "seed",
+                      "autocast"},
+                     problems);
+  config::read(j, "", "steps", c.steps, problems);
+  config::read(j, "", "grad_accum", c.grad_accum, problems);
   GroupConfig g = c.group_config();
   read_group_keys(j, g, problems);
   c.lr = g.lr;
@@ -199,12 +179,12 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& s
   c.eps = g.eps;
   c.grad_clip = g.grad_clip;
   c.ema_decay = g.ema_decay;
-  read_key(j, "checkpoint_every", c.checkpoint_every, problems);
-  read_key(j, "keep_checkpoints", c.keep_checkpoints, problems);
-  read_key(j, "log_every", c.log_every, problems);
-  read_key(j, "validate_every", c.validate_every, problems);
-  read_key(j, "seed", c.seed, problems);
-  read_key(j, "autocast", c.autocast, problems);
+  config::read(j, "", "checkpoint_every", c.checkpoint_every, problems);
+  config::read(j, "", "keep_checkpoints", c.keep_checkpoints, problems);
+  config::read(j, "", "log_every", c.log_every, problems);
+  config::read(j, "", "validate_every", c.validate_every, problems);
+  config::read(j, "", "seed", c.seed, problems);
+  config::read(j, "", "autocast", c.autocast, problems);
   if (j.contains("steps") && c.steps < 1) problems.push_back("steps must be >= 1");
   if (c.grad_accum < 1) problems.push_back("grad_accum must be >= 1");
   for (const auto& p : g.problems()) problems.push_back(p);
@@ -225,9 +205,10 @@ GroupConfig GroupConfig::from_json(const nlohmann::json& j, const std::string& s
   if (!j.is_object()) throw UsageError(source + ": expected a JSON object");
   GroupConfig c = defaults;
   std::vector<std::string> problems;
-  const nlohmann::json known = GroupConfig{}.to_json();
-  for (const auto& [key, value] : j.items())
-    if (!known.contains(key)) problems.push_back("unknown key '" + key + "'");
+  std::set<std::string> known;
+  const nlohmann::json defaults_json = GroupConfig{}.to_json();
+  for (const auto& [key, value] : defaults_json.items()) known.insert(key);
+  config::check_keys(j, "", {}, known, problems);
   read_group_keys(j, c, problems);
   for (const auto& p : c.problems()) problems.push_back(p);
   if (!problems.empty()) throw UsageError(source + ": " + joined(problems, "; "));

@@ -98,9 +98,18 @@ TEST(EvalReportCli, ClearErrors) {
   r = genvis("eval --model a --images b");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("exclude"), std::string::npos) << r.err;
-  r = genvis("eval --images-from-dataset --dataset shapes --num 4");
+  // A dataset with neither a shipped judge nor a pixel scorer.
+  fs::create_directories(dir.file("photos"));
+  r = genvis("eval --images-from-dataset --dataset folder --path " + dir.file("photos") + " --num 4");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("no judge"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("no judge for dataset 'folder'"), std::string::npos) << r.err;
+  // shapes needs none: its pixel scorer judges, and no feature metric is invented.
+  r = genvis("-q eval --images-from-dataset --dataset shapes --num 4 --resolution 32 --no-cache --out " +
+             dir.file("shapes"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto shapes = read_result(dir.file("shapes/result.json"));
+  EXPECT_GT(shapes["metrics"]["shapes_colour_accuracy"].get<double>(), 0.9) << shapes.dump();
+  EXPECT_FALSE(shapes["metrics"].contains("FID[genvis-contrastive-emoji]")) << shapes.dump();
   r = genvis("eval --images-from-dataset --dataset emoji --batch 0");
   EXPECT_EQ(r.exit_code, 2);
   r = genvis("eval --images-from-dataset --dataset shapes --inception " + dir.file("missing.pth"));

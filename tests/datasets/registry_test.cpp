@@ -1,6 +1,9 @@
 // The dataset table: built-in names in order, unknown names listed, registration.
 #include "core/error.h"
+#include "data/emoji.h"
+#include "data/fashion_mnist.h"
 #include "data/registry.h"
+#include "data/shapes.h"
 #include "support/test_support.h"
 
 #include <algorithm>
@@ -83,6 +86,23 @@ TEST(DatasetRegistry, RegisteredDatasetIsFoundByName) {
   EXPECT_EQ(ds->get(4).caption, "sample 4");
   // It is now listed among the known names of an unknown one.
   EXPECT_NE(error_of({.name = "nope"}).find(", registry-test-counting"), std::string::npos);
+}
+
+TEST(DatasetRegistry, NativeResolutionsComeFromTheTable) {
+  EXPECT_EQ(native_resolution("fashion-mnist"), FashionMnistOptions{}.resolution);
+  EXPECT_EQ(native_resolution("emoji"), EmojiOptions{}.resolution);
+  EXPECT_EQ(make_dataset({.name = "shapes", .resolution = native_resolution("shapes"), .size = 2})->get(0).image.width,
+            ShapesOptions{}.resolution);
+  DatasetEntry entry{"registry-test-native", "blank images", [](const DatasetSpec& spec) {
+                       return std::make_shared<CountingDataset>(spec);
+                     }};
+  entry.native_resolution = 24;
+  register_dataset(entry);
+  EXPECT_EQ(native_resolution("registry-test-native"), 24);
+  EXPECT_THROW(native_resolution("nope"), UsageError);
+  entry.name = "registry-test-native-zero";
+  entry.native_resolution = 0;
+  EXPECT_THROW(register_dataset(entry), UsageError);
 }
 
 TEST(DatasetRegistry, DuplicateAndIncompleteRegistrationsAreRefused) {

@@ -495,7 +495,7 @@ TEST(TrainerGroups, GroupConfigFromJsonKeepsDefaultsAndNamesProblems) {
   } catch (const UsageError& e) {
     const std::string what = e.what();
     for (const char* part :
-         {"generator: ", "unknown key 'steps'", "lr has the wrong type", "beta1/beta2 must be in [0, 1)"})
+         {"generator: ", "unknown key steps", "lr has the wrong type", "beta1/beta2 must be in [0, 1)"})
       EXPECT_NE(what.find(part), std::string::npos) << part << " not in: " << what;
   }
 }

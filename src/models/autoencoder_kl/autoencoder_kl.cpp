@@ -1,5 +1,6 @@
 #include "models/autoencoder_kl/autoencoder_kl.h"
 
+#include "core/config_reader.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "io/weights.h"
@@ -8,6 +9,7 @@
 #include "nn/state_dict.h"
 
 #include <filesystem>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -15,18 +17,6 @@ namespace genvis::models {
 namespace {
 
 constexpr double kVAENormEps = 1e-6;
-
-template <typename T>
-void read(const nlohmann::json& j, const char* key, T& field) {
-  const auto it = j.find(key);
-  if (it != j.end() && !it->is_null()) field = it->get<T>();
-}
-
-std::string join(const std::vector<std::string>& items) {
-  std::string s;
-  for (const auto& i : items) s += (s.empty() ? "" : "; ") + i;
-  return s;
-}
 
 std::string find_component_weights(const std::string& folder) {
   return io::find_weight_file(folder,
@@ -37,7 +27,7 @@ std::string find_component_weights(const std::string& folder) {
 
 }  // namespace
 
-void AutoencoderKLConfig::validate() const {
+std::vector<std::string> AutoencoderKLConfig::problems() const {
   std::vector<std::string> problems;
   const size_t levels = block_out_channels.size();
   if (levels == 0) problems.push_back("block_out_channels is empty");
@@ -61,46 +51,51 @@ void AutoencoderKLConfig::validate() const {
   if (layers_per_block < 1) problems.push_back("layers_per_block must be >= 1");
   if (in_channels < 1 || out_channels < 1 || latent_channels < 1) problems.push_back("channel counts must be >= 1");
   if (scaling_factor <= 0) problems.push_back("scaling_factor must be positive");
-  if (!problems.empty())
-    throw UsageError("AutoencoderKL config: " + std::to_string(problems.size()) + " problem(s): " + join(problems));
+  return problems;
+}
+
+void AutoencoderKLConfig::validate() const {
+  const auto p = problems();
+  if (!p.empty()) throw UsageError("AutoencoderKL config: " + config::describe(p));
 }
 
 AutoencoderKLConfig AutoencoderKLConfig::from_json(const nlohmann::json& j, const std::string& source) {
+  // diffusers' AutoencoderKL arguments. latents_mean/latents_std (per-channel latent statistics
+  // that newer pipelines apply around the VAE) are accepted only when null.
+  static const std::set<std::string> kKeys = {
+      "in_channels", "out_channels", "down_block_types", "up_block_types", "block_out_channels",
+      "layers_per_block", "act_fn", "latent_channels", "norm_num_groups", "sample_size", "scaling_factor",
+      "shift_factor", "latents_mean", "latents_std", "force_upcast", "use_quant_conv", "use_post_quant_conv",
+      "mid_block_add_attention"};
   AutoencoderKLConfig c;
-  try {
-    read(j, "in_channels", c.in_channels);
-    read(j, "out_channels", c.out_channels);
-    read(j, "down_block_types", c.down_block_types);
-    read(j, "up_block_types", c.up_block_types);
-    read(j, "block_out_channels", c.block_out_channels);
-    read(j, "layers_per_block", c.layers_per_block);
-    read(j, "act_fn", c.act_fn);
-    read(j, "latent_channels", c.latent_channels);
-    read(j, "norm_num_groups", c.norm_num_groups);
-    read(j, "sample_size", c.sample_size);
-    read(j, "scaling_factor", c.scaling_factor);
-    if (j.contains("shift_factor") && !j["shift_factor"].is_null()) c.shift_factor = j["shift_factor"].get<double>();
-    read(j, "force_upcast", c.force_upcast);
-    read(j, "use_quant_conv", c.use_quant_conv);
-    read(j, "use_post_quant_conv", c.use_post_quant_conv);
-    read(j, "mid_block_add_attention", c.mid_block_add_attention);
-    c.validate();
-  } catch (const nlohmann::json::exception& e) {
-    throw LoadError(source, std::string("bad AutoencoderKL config: ") + e.what());
-  } catch (const UsageError& e) {
-    throw LoadError(source, e.what());
-  }
+  config::Problems p;
+  if (!config::check_keys(j, "", {}, kKeys, p)) throw LoadError(source, "AutoencoderKL config: " + config::describe(p));
+  const auto read = [&](const char* key, auto& field) { config::read(j, "", key, field, p); };
+  read("in_channels", c.in_channels);
+  read("out_channels", c.out_channels);
+  read("down_block_types", c.down_block_types);
+  read("up_block_types", c.up_block_types);
+  read("block_out_channels", c.block_out_channels);
+  read("layers_per_block", c.layers_per_block);
+  read("act_fn", c.act_fn);
+  read("latent_channels", c.latent_channels);
+  read("norm_num_groups", c.norm_num_groups);
+  read("sample_size", c.sample_size);
+  read("scaling_factor", c.scaling_factor);
+  read("shift_factor", c.shift_factor);
+  read("force_upcast", c.force_upcast);
+  read("use_quant_conv", c.use_quant_conv);
+  read("use_post_quant_conv", c.use_post_quant_conv);
+  read("mid_block_add_attention", c.mid_block_add_attention);
+  for (const char* key : {"latents_mean", "latents_std"})
+    if (j.contains(key) && !j.at(key).is_null()) p.push_back(std::string("unsupported ") + key + " (only null)");
+  for (auto& problem : c.problems()) p.push_back(std::move(problem));
+  if (!p.empty()) throw LoadError(source, "AutoencoderKL config: " + config::describe(p));
   return c;
 }
 
 AutoencoderKLConfig AutoencoderKLConfig::from_file(const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_text_file(path, 16u << 20));
-  } catch (const nlohmann::json::exception& e) {
-    throw LoadError(path, std::string("invalid JSON: ") + e.what());
-  }
-  return from_json(j, path);
+  return from_json(config::read_file(path), path);
 }
 
 VAEMidBlockImpl::VAEMidBlockImpl(int64_t channels, int64_t groups, bool add_attention) {

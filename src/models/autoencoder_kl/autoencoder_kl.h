@@ -34,10 +34,11 @@ struct AutoencoderKLConfig {
   bool use_post_quant_conv = true;
   bool mid_block_add_attention = true;
 
-  // Every problem at once; throws UsageError.
+  // Every problem at once: problems() lists them, validate() throws them as one UsageError.
+  std::vector<std::string> problems() const;
   void validate() const;
-  // Parses a diffusers config.json object (unknown keys ignored, null = default) and validates;
-  // throws LoadError naming `source`.
+  // Parses a diffusers config.json object (null = default; unknown keys, wrong types and
+  // unsupported values all reported at once) and validates; throws LoadError naming `source`.
   static AutoencoderKLConfig from_json(const nlohmann::json& j, const std::string& source = "");
   static AutoencoderKLConfig from_file(const std::string& path);
 };

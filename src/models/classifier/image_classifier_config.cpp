@@ -1,34 +1,16 @@
 #include "models/classifier/image_classifier_config.h"
 
+#include "core/config_reader.h"
 #include "core/error.h"
-#include "core/file.h"
 
 #include <algorithm>
 #include <set>
-#include <type_traits>
 
 namespace genvis::models {
 namespace {
 
 using json = nlohmann::json;
 constexpr size_t kMaxConfigBytes = 1 << 20;
-
-template <typename T>
-void read_field(const json& j, const char* key, T& field, std::vector<std::string>& problems) {
-  const auto it = j.find(key);
-  if (it == j.end()) return;
-  const bool ok = [&] {
-    if constexpr (std::is_same_v<T, int64_t>) return it->is_number_integer();
-    else if constexpr (std::is_same_v<T, std::vector<int64_t>>)
-      return it->is_array() && std::all_of(it->begin(), it->end(), [](const json& x) { return x.is_number_integer(); });
-    else return it->is_array() && std::all_of(it->begin(), it->end(), [](const json& x) { return x.is_string(); });
-  }();
-  if (!ok) {
-    problems.push_back(std::string(key) + " has the wrong type (" + it->dump() + ")");
-    return;
-  }
-  field = it->get<T>();
-}
 
 }  // namespace
 
@@ -67,19 +49,18 @@ ImageClassifierConfig ImageClassifierConfig::from_json(const json& j, const std:
   const std::set<std::string> known = {"model_type",      "in_channels",     "image_size",  "block_out_channels",
                                        "layers_per_block", "norm_num_groups", "pool_size", "feature_dim", "num_classes",
                                        "class_names"};
-  for (const auto& [key, value] : j.items())
-    if (!known.count(key)) problems.push_back("unknown key " + key);
+  config::check_keys(j, "", {}, known, problems);
   if (j.contains("model_type") && j.at("model_type") != "genvis_image_classifier")
     problems.push_back("model_type must be \"genvis_image_classifier\", got " + j.at("model_type").dump());
-  read_field(j, "in_channels", c.in_channels, problems);
-  read_field(j, "image_size", c.image_size, problems);
-  read_field(j, "block_out_channels", c.block_out_channels, problems);
-  read_field(j, "layers_per_block", c.layers_per_block, problems);
-  read_field(j, "norm_num_groups", c.norm_num_groups, problems);
-  read_field(j, "pool_size", c.pool_size, problems);
-  read_field(j, "feature_dim", c.feature_dim, problems);
-  read_field(j, "num_classes", c.num_classes, problems);
-  read_field(j, "class_names", c.class_names, problems);
+  config::read(j, "", "in_channels", c.in_channels, problems);
+  config::read(j, "", "image_size", c.image_size, problems);
+  config::read(j, "", "block_out_channels", c.block_out_channels, problems);
+  config::read(j, "", "layers_per_block", c.layers_per_block, problems);
+  config::read(j, "", "norm_num_groups", c.norm_num_groups, problems);
+  config::read(j, "", "pool_size", c.pool_size, problems);
+  config::read(j, "", "feature_dim", c.feature_dim, problems);
+  config::read(j, "", "num_classes", c.num_classes, problems);
+  config::read(j, "", "class_names", c.class_names, problems);
   for (auto& p : c.validate()) problems.push_back(std::move(p));
   if (!problems.empty()) {
     std::string what = "invalid image classifier config (" + std::to_string(problems.size()) + " problems): ";
@@ -90,14 +71,7 @@ ImageClassifierConfig ImageClassifierConfig::from_json(const json& j, const std:
 }
 
 ImageClassifierConfig ImageClassifierConfig::from_file(const std::string& path) {
-  if (!file_exists(path)) throw LoadError(path, "no such file");
-  json j;
-  try {
-    j = json::parse(read_text_file(path, kMaxConfigBytes));
-  } catch (const json::exception& e) {
-    throw LoadError(path, std::string("not valid JSON: ") + e.what());
-  }
-  return from_json(j, path);
+  return from_json(config::read_file(path, kMaxConfigBytes), path);
 }
 
 json ImageClassifierConfig::to_json() const {

@@ -1,38 +1,18 @@
 #include "models/clip_text/clip_text_config.h"
 
+#include "core/config_reader.h"
 #include "core/error.h"
-#include "core/file.h"
+#include "models/transformers_config_keys.h"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
-#include <type_traits>
 
 namespace genvis::models {
 namespace {
 
 constexpr size_t kMaxConfigBytes = 1 << 20;
-
-template <typename T>
-void read_field(const nlohmann::json& json, const char* key, T& field, std::vector<std::string>& problems) {
-  const auto it = json.find(key);
-  if (it == json.end() || it->is_null()) return;
-  try {
-    if constexpr (std::is_same_v<T, int64_t>) {
-      if (!it->is_number_integer()) throw std::invalid_argument("expected an integer");
-    } else if constexpr (std::is_same_v<T, double>) {
-      if (!it->is_number()) throw std::invalid_argument("expected a number");
-    } else if constexpr (std::is_same_v<T, std::string>) {
-      if (!it->is_string()) throw std::invalid_argument("expected a string");
-    } else {
-      if (!it->is_array() || !std::all_of(it->begin(), it->end(), [](const auto& x) { return x.is_string(); }))
-        throw std::invalid_argument("expected a list of strings");
-    }
-    field = it->get<T>();
-  } catch (const std::exception& e) {
-    problems.push_back(std::string(key) + ": " + e.what() + " (got " + it->dump() + ")");
-  }
-}
 
 }  // namespace
 
@@ -73,23 +53,28 @@ std::vector<std::string> CLIPTextConfig::validate() const {
 
 CLIPTextConfig CLIPTextConfig::from_json(const nlohmann::json& json, const std::string& source) {
   if (!json.is_object()) throw LoadError(source, "CLIP text config must be a JSON object");
+  static const std::set<std::string> kKeys = with_transformers_common_keys(
+      {"vocab_size", "hidden_size", "intermediate_size", "projection_dim", "num_hidden_layers", "num_attention_heads",
+       "max_position_embeddings", "hidden_act", "layer_norm_eps", "attention_dropout", "dropout"});
   CLIPTextConfig c;
   std::vector<std::string> problems;
-  read_field(json, "architectures", c.architectures, problems);
-  read_field(json, "vocab_size", c.vocab_size, problems);
-  read_field(json, "hidden_size", c.hidden_size, problems);
-  read_field(json, "intermediate_size", c.intermediate_size, problems);
-  read_field(json, "projection_dim", c.projection_dim, problems);
-  read_field(json, "num_hidden_layers", c.num_hidden_layers, problems);
-  read_field(json, "num_attention_heads", c.num_attention_heads, problems);
-  read_field(json, "max_position_embeddings", c.max_position_embeddings, problems);
-  read_field(json, "hidden_act", c.hidden_act, problems);
-  read_field(json, "layer_norm_eps", c.layer_norm_eps, problems);
-  read_field(json, "attention_dropout", c.attention_dropout, problems);
-  read_field(json, "dropout", c.dropout, problems);
-  read_field(json, "pad_token_id", c.pad_token_id, problems);
-  read_field(json, "bos_token_id", c.bos_token_id, problems);
-  read_field(json, "eos_token_id", c.eos_token_id, problems);
+  config::check_keys(json, "", {}, kKeys, problems);
+  const auto read = [&](const char* key, auto& field) { config::read(json, "", key, field, problems); };
+  read("architectures", c.architectures);
+  read("vocab_size", c.vocab_size);
+  read("hidden_size", c.hidden_size);
+  read("intermediate_size", c.intermediate_size);
+  read("projection_dim", c.projection_dim);
+  read("num_hidden_layers", c.num_hidden_layers);
+  read("num_attention_heads", c.num_attention_heads);
+  read("max_position_embeddings", c.max_position_embeddings);
+  read("hidden_act", c.hidden_act);
+  read("layer_norm_eps", c.layer_norm_eps);
+  read("attention_dropout", c.attention_dropout);
+  read("dropout", c.dropout);
+  read("pad_token_id", c.pad_token_id);
+  read("bos_token_id", c.bos_token_id);
+  read("eos_token_id", c.eos_token_id);
   for (auto& p : c.validate()) problems.push_back(std::move(p));
   if (!problems.empty()) {
     std::string what = "invalid CLIP text config (" + std::to_string(problems.size()) + " problems): ";
@@ -100,14 +85,7 @@ CLIPTextConfig CLIPTextConfig::from_json(const nlohmann::json& json, const std::
 }
 
 CLIPTextConfig CLIPTextConfig::from_file(const std::string& path) {
-  const std::string text = read_text_file(path, kMaxConfigBytes);
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw LoadError(path, std::string("not valid JSON: ") + e.what());
-  }
-  return from_json(json, path);
+  return from_json(config::read_file(path, kMaxConfigBytes), path);
 }
 
 }  // namespace genvis::models

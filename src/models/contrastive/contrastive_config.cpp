@@ -1,39 +1,16 @@
 #include "models/contrastive/contrastive_config.h"
 
+#include "core/config_reader.h"
 #include "core/error.h"
-#include "core/file.h"
 
 #include <algorithm>
 #include <set>
-#include <type_traits>
 
 namespace genvis::models {
 namespace {
 
 using json = nlohmann::json;
 constexpr size_t kMaxConfigBytes = 1 << 20;
-
-void check_keys(const json& j, const std::string& path, const std::set<std::string>& known,
-                std::vector<std::string>& problems) {
-  for (const auto& [key, value] : j.items())
-    if (!known.count(key)) problems.push_back("unknown key " + path + key);
-}
-
-template <typename T>
-void read_field(const json& j, const std::string& path, const char* key, T& field, std::vector<std::string>& problems) {
-  const auto it = j.find(key);
-  if (it == j.end()) return;
-  const bool ok = [&] {
-    if constexpr (std::is_same_v<T, int64_t>) return it->is_number_integer();
-    else if constexpr (std::is_same_v<T, double>) return it->is_number();
-    else return it->is_array() && std::all_of(it->begin(), it->end(), [](const json& x) { return x.is_number_integer(); });
-  }();
-  if (!ok) {
-    problems.push_back(path + key + " has the wrong type (" + it->dump() + ")");
-    return;
-  }
-  field = it->get<T>();
-}
 
 json text_config_json(const CLIPTextConfig& c) {
   return {{"vocab_size", c.vocab_size},
@@ -81,22 +58,22 @@ ContrastiveConfig ContrastiveConfig::from_json(const json& j, const std::string&
   if (!j.is_object()) throw LoadError(source, "contrastive encoder config must be a JSON object");
   ContrastiveConfig c;
   std::vector<std::string> problems;
-  check_keys(j, "", {"projection_dim", "logit_scale_init_value", "vision_config", "text_config", "model_type"},
-             problems);
-  read_field(j, "", "projection_dim", c.projection_dim, problems);
-  read_field(j, "", "logit_scale_init_value", c.logit_scale_init_value, problems);
+  config::check_keys(j, "", {}, {"projection_dim", "logit_scale_init_value", "vision_config", "text_config", "model_type"},
+                     problems);
+  config::read(j, "", "projection_dim", c.projection_dim, problems);
+  config::read(j, "", "logit_scale_init_value", c.logit_scale_init_value, problems);
 
   if (j.contains("vision_config")) {
     const json& v = j.at("vision_config");
     if (!v.is_object()) {
       problems.push_back("vision_config must be a JSON object");
     } else {
-      check_keys(v, "vision_config.", {"image_size", "block_out_channels", "layers_per_block", "norm_num_groups"},
-                 problems);
-      read_field(v, "vision_config.", "image_size", c.vision_config.image_size, problems);
-      read_field(v, "vision_config.", "block_out_channels", c.vision_config.block_out_channels, problems);
-      read_field(v, "vision_config.", "layers_per_block", c.vision_config.layers_per_block, problems);
-      read_field(v, "vision_config.", "norm_num_groups", c.vision_config.norm_num_groups, problems);
+      config::check_keys(v, "vision_config", {}, {"image_size", "block_out_channels", "layers_per_block", "norm_num_groups"},
+                         problems);
+      config::read(v, "vision_config", "image_size", c.vision_config.image_size, problems);
+      config::read(v, "vision_config", "block_out_channels", c.vision_config.block_out_channels, problems);
+      config::read(v, "vision_config", "layers_per_block", c.vision_config.layers_per_block, problems);
+      config::read(v, "vision_config", "norm_num_groups", c.vision_config.norm_num_groups, problems);
     }
   }
 
@@ -110,7 +87,7 @@ ContrastiveConfig ContrastiveConfig::from_json(const json& j, const std::string&
       json merged = text_config_json(c.text_config);
       std::set<std::string> known;
       for (const auto& [key, value] : merged.items()) known.insert(key);
-      check_keys(t, "text_config.", known, problems);
+      config::check_keys(t, "text_config", {}, known, problems);
       for (const auto& [key, value] : t.items())
         if (known.count(key)) merged[key] = value;
       try {
@@ -131,14 +108,7 @@ ContrastiveConfig ContrastiveConfig::from_json(const json& j, const std::string&
 }
 
 ContrastiveConfig ContrastiveConfig::from_file(const std::string& path) {
-  if (!file_exists(path)) throw LoadError(path, "no such file");
-  json j;
-  try {
-    j = json::parse(read_text_file(path, kMaxConfigBytes));
-  } catch (const json::exception& e) {
-    throw LoadError(path, std::string("not valid JSON: ") + e.what());
-  }
-  return from_json(j, path);
+  return from_json(config::read_file(path, kMaxConfigBytes), path);
 }
 
 json ContrastiveConfig::to_json() const {

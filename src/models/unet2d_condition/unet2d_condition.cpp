@@ -1,5 +1,6 @@
 #include "models/unet2d_condition/unet2d_condition.h"
 
+#include "core/config_reader.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "io/weights.h"
@@ -7,31 +8,14 @@
 #include "nn/group_norm_silu.h"
 #include "nn/state_dict.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 namespace genvis::models {
 namespace {
-
-template <typename T>
-void read(const nlohmann::json& j, const char* key, T& field) {
-  const auto it = j.find(key);
-  if (it != j.end() && !it->is_null()) field = it->get<T>();
-}
-
-template <typename T>
-void read(const nlohmann::json& j, const char* key, std::optional<T>& field) {
-  const auto it = j.find(key);
-  if (it != j.end()) field = it->is_null() ? std::nullopt : std::optional<T>(it->get<T>());
-}
-
-// An int or a list of ints; null keeps the default.
-void read_per_block(const nlohmann::json& j, const char* key, std::vector<int64_t>& field) {
-  const auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return;
-  field = it->is_array() ? it->get<std::vector<int64_t>>() : std::vector<int64_t>{it->get<int64_t>()};
-}
 
 std::vector<int64_t> broadcast(const std::vector<int64_t>& v, size_t n) {
   return v.size() == 1 ? std::vector<int64_t>(n, v[0]) : v;
@@ -57,7 +41,7 @@ std::vector<int64_t> UNet2DConditionConfig::transformer_layers_list() const {
   return broadcast(transformer_layers_per_block, num_blocks());
 }
 
-void UNet2DConditionConfig::validate() const {
+std::vector<std::string> UNet2DConditionConfig::problems() const {
   std::vector<std::string> p;
   const size_t n = num_blocks();
   const auto count = [](size_t k) { return std::to_string(k); };
@@ -127,94 +111,101 @@ void UNet2DConditionConfig::validate() const {
   unsupported(class_embeddings_concat, "class_embeddings_concat = true");
   unsupported(cross_attention_norm.has_value(), "cross_attention_norm");
   unsupported(mid_block_only_cross_attention.value_or(false), "mid_block_only_cross_attention = true");
-  if (!p.empty()) {
-    std::string what = "UNet2DConditionModel config: " + count(p.size()) + " problem(s): ";
-    for (size_t i = 0; i < p.size(); ++i) what += (i ? "; " : "") + p[i];
-    throw UsageError(what);
-  }
+  return p;
+}
+
+void UNet2DConditionConfig::validate() const {
+  const auto p = problems();
+  if (!p.empty()) throw UsageError("UNet2DConditionModel config: " + config::describe(p));
 }
 
 UNet2DConditionConfig UNet2DConditionConfig::from_json(const nlohmann::json& j, const std::string& source) {
+  // diffusers' UNet2DConditionModel arguments: every one is read (and refused by problems() when
+  // genvis does not implement a non-default value) except addition_embed_type_num_heads, which
+  // only the image addition embeddings use.
+  static const std::set<std::string> kKeys = {
+      "sample_size", "in_channels", "out_channels", "center_input_sample", "flip_sin_to_cos", "freq_shift",
+      "down_block_types", "mid_block_type", "up_block_types", "only_cross_attention", "block_out_channels",
+      "layers_per_block", "downsample_padding", "mid_block_scale_factor", "dropout", "act_fn", "norm_num_groups",
+      "norm_eps", "cross_attention_dim", "transformer_layers_per_block", "reverse_transformer_layers_per_block",
+      "encoder_hid_dim", "encoder_hid_dim_type", "attention_head_dim", "num_attention_heads", "dual_cross_attention",
+      "use_linear_projection", "class_embed_type", "addition_embed_type", "addition_time_embed_dim",
+      "num_class_embeds", "upcast_attention", "resnet_time_scale_shift", "resnet_skip_time_act",
+      "resnet_out_scale_factor", "time_embedding_type", "time_embedding_dim", "time_embedding_act_fn",
+      "timestep_post_act", "time_cond_proj_dim", "conv_in_kernel", "conv_out_kernel",
+      "projection_class_embeddings_input_dim", "attention_type", "class_embeddings_concat",
+      "mid_block_only_cross_attention", "cross_attention_norm", "addition_embed_type_num_heads"};
   UNet2DConditionConfig c;
-  try {
-    read(j, "sample_size", c.sample_size);
-    read(j, "in_channels", c.in_channels);
-    read(j, "out_channels", c.out_channels);
-    read(j, "center_input_sample", c.center_input_sample);
-    read(j, "flip_sin_to_cos", c.flip_sin_to_cos);
-    read(j, "freq_shift", c.freq_shift);
-    read(j, "down_block_types", c.down_block_types);
-    read(j, "mid_block_type", c.mid_block_type);
-    read(j, "up_block_types", c.up_block_types);
-    if (j.contains("only_cross_attention") && j["only_cross_attention"].is_array()) {
-      for (const auto& v : j["only_cross_attention"]) c.only_cross_attention = c.only_cross_attention || v.get<bool>();
-    } else {
-      read(j, "only_cross_attention", c.only_cross_attention);
-    }
-    read(j, "block_out_channels", c.block_out_channels);
-    read_per_block(j, "layers_per_block", c.layers_per_block);
-    read(j, "downsample_padding", c.downsample_padding);
-    read(j, "mid_block_scale_factor", c.mid_block_scale_factor);
-    read(j, "dropout", c.dropout);
-    read(j, "act_fn", c.act_fn);
-    read(j, "norm_num_groups", c.norm_num_groups);
-    read(j, "norm_eps", c.norm_eps);
-    read_per_block(j, "cross_attention_dim", c.cross_attention_dim);
-    if (j.contains("transformer_layers_per_block") && j["transformer_layers_per_block"].is_array()) {
-      c.transformer_layers_per_block.clear();
-      for (const auto& v : j["transformer_layers_per_block"]) {
-        if (!v.is_number_integer())
-          throw UsageError("UNet2DConditionModel config: 1 problem(s): nested transformer_layers_per_block lists are unsupported");
-        c.transformer_layers_per_block.push_back(v.get<int64_t>());
-      }
-    } else {
-      read_per_block(j, "transformer_layers_per_block", c.transformer_layers_per_block);
-    }
-    c.has_reverse_transformer_layers_per_block =
-        j.contains("reverse_transformer_layers_per_block") && !j["reverse_transformer_layers_per_block"].is_null();
-    read(j, "encoder_hid_dim", c.encoder_hid_dim);
-    read(j, "encoder_hid_dim_type", c.encoder_hid_dim_type);
-    read_per_block(j, "attention_head_dim", c.attention_head_dim);
-    read_per_block(j, "num_attention_heads", c.num_attention_heads);
-    read(j, "dual_cross_attention", c.dual_cross_attention);
-    read(j, "use_linear_projection", c.use_linear_projection);
-    read(j, "class_embed_type", c.class_embed_type);
-    read(j, "addition_embed_type", c.addition_embed_type);
-    read(j, "addition_time_embed_dim", c.addition_time_embed_dim);
-    read(j, "num_class_embeds", c.num_class_embeds);
-    read(j, "upcast_attention", c.upcast_attention);
-    read(j, "resnet_time_scale_shift", c.resnet_time_scale_shift);
-    read(j, "resnet_skip_time_act", c.resnet_skip_time_act);
-    read(j, "resnet_out_scale_factor", c.resnet_out_scale_factor);
-    read(j, "time_embedding_type", c.time_embedding_type);
-    read(j, "time_embedding_dim", c.time_embedding_dim);
-    read(j, "time_embedding_act_fn", c.time_embedding_act_fn);
-    read(j, "timestep_post_act", c.timestep_post_act);
-    read(j, "time_cond_proj_dim", c.time_cond_proj_dim);
-    read(j, "conv_in_kernel", c.conv_in_kernel);
-    read(j, "conv_out_kernel", c.conv_out_kernel);
-    read(j, "projection_class_embeddings_input_dim", c.projection_class_embeddings_input_dim);
-    read(j, "attention_type", c.attention_type);
-    read(j, "class_embeddings_concat", c.class_embeddings_concat);
-    read(j, "mid_block_only_cross_attention", c.mid_block_only_cross_attention);
-    read(j, "cross_attention_norm", c.cross_attention_norm);
-    c.validate();
-  } catch (const nlohmann::json::exception& e) {
-    throw LoadError(source, std::string("bad UNet2DConditionModel config: ") + e.what());
-  } catch (const UsageError& e) {
-    throw LoadError(source, e.what());
+  config::Problems p;
+  if (!config::check_keys(j, "", {}, kKeys, p)) throw LoadError(source, "UNet2DConditionModel config: " + config::describe(p));
+  const auto read = [&](const char* key, auto& field) { config::read(j, "", key, field, p); };
+  const auto per_block = [&](const char* key, std::vector<int64_t>& field) { config::read_int_or_list(j, "", key, field, p); };
+  read("sample_size", c.sample_size);
+  read("in_channels", c.in_channels);
+  read("out_channels", c.out_channels);
+  read("center_input_sample", c.center_input_sample);
+  read("flip_sin_to_cos", c.flip_sin_to_cos);
+  read("freq_shift", c.freq_shift);
+  read("down_block_types", c.down_block_types);
+  read("mid_block_type", c.mid_block_type);
+  read("up_block_types", c.up_block_types);
+  // A bool, or one bool per block (any true is refused by problems()).
+  if (const auto it = j.find("only_cross_attention"); it != j.end() && it->is_array()) {
+    std::vector<bool> per;
+    read("only_cross_attention", per);
+    for (const bool v : per) c.only_cross_attention = c.only_cross_attention || v;
+  } else {
+    read("only_cross_attention", c.only_cross_attention);
   }
+  read("block_out_channels", c.block_out_channels);
+  per_block("layers_per_block", c.layers_per_block);
+  read("downsample_padding", c.downsample_padding);
+  read("mid_block_scale_factor", c.mid_block_scale_factor);
+  read("dropout", c.dropout);
+  read("act_fn", c.act_fn);
+  read("norm_num_groups", c.norm_num_groups);
+  read("norm_eps", c.norm_eps);
+  per_block("cross_attention_dim", c.cross_attention_dim);
+  if (const auto it = j.find("transformer_layers_per_block");
+      it != j.end() && it->is_array() && std::any_of(it->begin(), it->end(), [](const auto& v) { return v.is_array(); }))
+    p.push_back("nested transformer_layers_per_block lists are unsupported");
+  else
+    per_block("transformer_layers_per_block", c.transformer_layers_per_block);
+  c.has_reverse_transformer_layers_per_block =
+      j.contains("reverse_transformer_layers_per_block") && !j["reverse_transformer_layers_per_block"].is_null();
+  read("encoder_hid_dim", c.encoder_hid_dim);
+  read("encoder_hid_dim_type", c.encoder_hid_dim_type);
+  per_block("attention_head_dim", c.attention_head_dim);
+  per_block("num_attention_heads", c.num_attention_heads);
+  read("dual_cross_attention", c.dual_cross_attention);
+  read("use_linear_projection", c.use_linear_projection);
+  read("class_embed_type", c.class_embed_type);
+  read("addition_embed_type", c.addition_embed_type);
+  read("addition_time_embed_dim", c.addition_time_embed_dim);
+  read("num_class_embeds", c.num_class_embeds);
+  read("upcast_attention", c.upcast_attention);
+  read("resnet_time_scale_shift", c.resnet_time_scale_shift);
+  read("resnet_skip_time_act", c.resnet_skip_time_act);
+  read("resnet_out_scale_factor", c.resnet_out_scale_factor);
+  read("time_embedding_type", c.time_embedding_type);
+  read("time_embedding_dim", c.time_embedding_dim);
+  read("time_embedding_act_fn", c.time_embedding_act_fn);
+  read("timestep_post_act", c.timestep_post_act);
+  read("time_cond_proj_dim", c.time_cond_proj_dim);
+  read("conv_in_kernel", c.conv_in_kernel);
+  read("conv_out_kernel", c.conv_out_kernel);
+  read("projection_class_embeddings_input_dim", c.projection_class_embeddings_input_dim);
+  read("attention_type", c.attention_type);
+  read("class_embeddings_concat", c.class_embeddings_concat);
+  read("mid_block_only_cross_attention", c.mid_block_only_cross_attention);
+  read("cross_attention_norm", c.cross_attention_norm);
+  for (auto& problem : c.problems()) p.push_back(std::move(problem));
+  if (!p.empty()) throw LoadError(source, "UNet2DConditionModel config: " + config::describe(p));
   return c;
 }
 
 UNet2DConditionConfig UNet2DConditionConfig::from_file(const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_text_file(path, 16u << 20));
-  } catch (const nlohmann::json::exception& e) {
-    throw LoadError(path, std::string("invalid JSON: ") + e.what());
-  }
-  return from_json(j, path);
+  return from_json(config::read_file(path), path);
 }
 
 UNet2DConditionModelImpl::UNet2DConditionModelImpl(const UNet2DConditionConfig& c) : config(c) {

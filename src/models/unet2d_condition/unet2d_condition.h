@@ -67,8 +67,11 @@ struct UNet2DConditionConfig {
   std::optional<bool> mid_block_only_cross_attention;
   std::optional<std::string> cross_attention_norm;
 
-  // Every problem at once; throws UsageError.
+  // Every problem at once: problems() lists them, validate() throws them as one UsageError.
+  std::vector<std::string> problems() const;
   void validate() const;
+  // Parses a diffusers config.json object (null = default; unknown keys, wrong types and
+  // unsupported values all reported at once) and validates; throws LoadError naming `source`.
   static UNet2DConditionConfig from_json(const nlohmann::json& j, const std::string& source = "");
   static UNet2DConditionConfig from_file(const std::string& path);
 

@@ -1,0 +1,265 @@
+#include "eval/eval_run.h"
+
+#include "core/error.h"
+#include "core/file.h"
+#include "core/hash.h"
+#include "core/log.h"
+#include "data/registry.h"
+#include "eval/feature_extractor.h"
+#include "eval/judges.h"
+#include "eval/r_precision.h"
+#include "eval/reference_features.h"
+#include "io/image.h"
+#include "io/image_tensor.h"
+#include "io/weights.h"
+#include "pipelines/registry.h"
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+
+namespace genvis::eval {
+namespace {
+
+namespace fs = std::filesystem;
+using ojson = nlohmann::ordered_json;
+
+// Parameters of every weights file in a diffusers folder (or one file).
+int64_t count_parameters(const std::string& model) {
+  int64_t total = 0;
+  const auto add = [&](const fs::path& f) {
+    const auto reader = io::open_weights(f.string());  // kept alive: tensors() refers into it
+    for (const auto& t : reader->tensors()) {
+      int64_t n = 1;
+      for (const int64_t d : t.shape) n *= d;
+      total += n;
+    }
+  };
+  if (fs::is_regular_file(model)) {
+    add(model);
+    return total;
+  }
+  for (const auto& e : fs::recursive_directory_iterator(model))
+    if (e.is_regular_file() && e.path().extension() == ".safetensors") add(e.path());
+  return total;
+}
+
+// [1,3,h,w] -> [1,3,side,side] (area average down, bilinear up), for sets of mixed sizes.
+at::Tensor to_square(const at::Tensor& x, int64_t side) {
+  if (x.size(2) == side && x.size(3) == side) return x;
+  if (x.size(2) >= side && x.size(3) >= side) return at::adaptive_avg_pool2d(x, {side, side});
+  return at::upsample_bilinear2d(x, {side, side}, false);
+}
+
+std::string today_iso() {
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return buf;
+}
+
+// The JSON in `file`, or null when there is no such file; LoadError when it is not JSON.
+template <class J>
+J read_json_or_null(const fs::path& file) {
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) return nullptr;
+  try {
+    const std::vector<uint8_t> bytes = read_file(file.string(), size_t{64} << 20);
+    return J::parse(bytes.begin(), bytes.end());
+  } catch (const std::exception& e) {
+    throw LoadError(file.string(), std::string("not valid JSON: ") + e.what());
+  }
+}
+
+void check(const EvalRun& o, data::Split split, data::Split ref_split) {
+  const int modes = !o.model.empty() + !o.images.empty() + o.images_from_dataset;
+  if (modes != 1)
+    throw UsageError(modes == 0 ? "give 'model' (generate and score), 'images' or 'images_from_dataset'"
+                                : "'model', 'images' and 'images_from_dataset' exclude each other");
+  if (split == data::Split::All || ref_split == data::Split::All)
+    throw UsageError("'split' and 'reference_split' must be train or heldout");
+  if (o.num < 0 || o.reference_num < 0) throw UsageError("'num' and 'reference_num' must be >= 0");
+  if (o.batch < 1 || o.batch > 64) throw UsageError("'batch' must be 1..64");
+  if (o.size < 0 || o.size % 8 != 0) throw UsageError("'size' must be a multiple of 8 (0 = the model's native size)");
+  if (o.resolution < 0) throw UsageError("'resolution' must be >= 0");
+  if (o.k < 2) throw UsageError("'k' must be >= 2");
+  if (o.dataset == "folder" && o.path.empty()) throw UsageError("the folder dataset needs 'path'");
+}
+
+// What is scored, where it came from and how it was generated.
+struct Scored {
+  EvalSet set;
+  ojson source, generation = nullptr;
+  std::string name;
+  int64_t side = 0;                                     // the scored images' side
+  std::shared_ptr<const data::Dataset> caption_split;   // null for a folder of images
+};
+
+Scored folder_images(const EvalRun& o) {
+  Scored s;
+  // A folder of images from any source: captions from .txt, facts (e.g. {"label": 3}) from .json.
+  data::DatasetSpec spec{.name = "folder", .resolution = static_cast<int>(o.resolution > 0 ? o.resolution : 64)};
+  spec.path = o.images;
+  const auto folder = data::make_dataset(spec);
+  const size_t n = o.num == 0 ? folder->size() : std::min<size_t>(folder->size(), static_cast<size_t>(o.num));
+  if (n < 2)
+    throw UsageError("'images' " + o.images + ": at least 2 PNG images are needed, found " +
+                     std::to_string(folder->size()));
+  std::vector<at::Tensor> rows;
+  for (size_t i = 0; i < n; ++i) {
+    const data::Sample sample = folder->get(i);
+    const at::Tensor x = (io::image_to_tensor(sample.image) + 1.0) * 0.5;
+    if (s.side == 0) s.side = o.resolution > 0 ? o.resolution : x.size(3);
+    rows.push_back(to_square(x, s.side));
+    s.set.captions.push_back(sample.meta.value("caption_file", false) ? sample.caption : "");
+    s.set.metas.push_back(read_json_or_null<nlohmann::json>(
+        fs::path(o.images) / fs::path(sample.meta["path"].get<std::string>()).replace_extension(".json")));
+  }
+  s.set.images = at::cat(rows);
+  s.name = eval::folder_name(o.images);
+  s.source = {{"images", o.images}};
+  return s;
+}
+
+// Captions (and facts) of `num` samples of the split, chosen with the seed; then the model's
+// images of them, or the split's own.
+Scored split_images(const EvalRun& o, data::Split split, const std::function<std::shared_ptr<const data::Dataset>(
+                                                                 data::Split, int)>& make) {
+  Scored s;
+  std::unique_ptr<pipelines::Pipeline> model;
+  if (!o.model.empty()) {
+    pipelines::ModelSource ms;
+    ms.model = o.model;
+    ms.device = o.device;
+    ms.dtype = o.dtype;
+    model = pipelines::load_pipeline(ms);
+    s.side = o.size > 0 ? o.size : model->info().native_width;
+    s.name = eval::folder_name(o.model);
+    s.source = {{"model", o.model},
+                {"parameters", count_parameters(o.model)},
+                {"training", read_json_or_null<ojson>(fs::path(o.model) / "training.json")}};
+  }
+  // Rendered at 'resolution', else the generated size, else the dataset's native size.
+  const int native = data::native_resolution(o.dataset);
+  s.caption_split = make(split, static_cast<int>(o.resolution > 0 ? o.resolution : s.side > 0 ? s.side : native));
+  const size_t available = s.caption_split->size();
+  const size_t n = o.num == 0 ? available : static_cast<size_t>(o.num);
+  if (n < 2 || n > available)
+    throw UsageError("'num' " + std::to_string(n) + ": the " + o.split + " split of " + o.dataset + " has " +
+                     std::to_string(available) + " samples (at least 2 are needed)");
+  const std::vector<size_t> indices = eval::choose_indices(available, n, o.seed);
+  for (const size_t i : indices) {
+    const data::Sample sample = s.caption_split->get(i);
+    s.set.captions.push_back(sample.caption);
+    s.set.metas.push_back(sample.meta);
+  }
+  if (o.images_from_dataset) {
+    s.set.images = eval::dataset_images(*s.caption_split, indices);
+    s.side = s.set.images.size(3);
+    s.name = o.dataset + " " + data::split_name(split) + " images";
+    s.source = {{"images", "dataset"}};
+    return s;
+  }
+  pipelines::Request request;
+  request.steps = o.steps;
+  request.guidance = o.cfg_scale;
+  request.sampler = o.sampler;
+  request.width = request.height = s.side;
+  request.seed = o.seed;
+  s.set.images = pipelines::generate_each(*model, s.set.captions, request, o.batch, "generating");
+  s.generation = {{"steps", o.steps}, {"cfg_scale", o.cfg_scale}, {"sampler", o.sampler}, {"size", s.side},
+                  {"seed", o.seed}};
+  return s;
+}
+
+}  // namespace
+
+EvalReport run_evaluation(const EvalRun& o) {
+  // 1 settings
+  const data::Split split = data::parse_split(o.split);
+  const data::Split ref_split = o.reference_split.empty() ? split : data::parse_split(o.reference_split);
+  check(o, split, ref_split);
+
+  // 2 judges (loaded first: a missing encoder fails before minutes of generation)
+  LoadedJudges loaded = load_judges({.dataset = o.dataset, .encoder = o.encoder, .classifier = o.classifier,
+                                     .inception = o.inception});
+  Judges& judges = loaded.judges;
+
+  // 3 the images to score, with their captions and facts
+  const auto make = [&](data::Split s, int resolution) {
+    data::DatasetSpec spec;
+    spec.name = o.dataset;
+    spec.path = o.path;
+    spec.split = s;
+    spec.resolution = resolution;
+    return data::make_dataset(spec);
+  };
+  Scored scored = o.images.empty() ? split_images(o, split, make) : folder_images(o);
+  if (!o.name.empty()) scored.name = o.name;
+
+  // 4 reference split and metrics; the caption split is rendered at this size too and reused
+  // when the splits agree.
+  const int ref_resolution = static_cast<int>(o.resolution > 0 ? o.resolution : scored.side);
+  const auto reference =
+      scored.caption_split && ref_split == split ? scored.caption_split : make(ref_split, ref_resolution);
+  if (judges.text_image) {
+    const auto pool_split = scored.caption_split ? scored.caption_split : make(split, ref_resolution);
+    for (size_t i = 0; i < pool_split->size(); ++i) judges.caption_pool.push_back(pool_split->get(i).caption);
+  }
+  const size_t ref_num =
+      o.reference_num == 0 ? 0 : std::min<size_t>(reference->size(), static_cast<size_t>(o.reference_num));
+  std::string key = o.dataset + "-" + data::split_name(ref_split) + "-" + std::to_string(ref_resolution) + "px";
+  if (o.dataset == "folder") key += "-" + sha256_hex(o.path.data(), o.path.size()).substr(0, 8);
+  EvalOptions eo;
+  eo.dataset_key = key;
+  eo.reference_num = ref_num;
+  eo.cache_dir = o.no_cache ? "" : o.cache_dir.empty() ? default_cache_dir() : o.cache_dir;
+  eo.seed = o.seed;
+  eo.r_precision_k = o.k;
+  const ojson metrics = evaluate(scored.set, judges, *reference, eo);
+
+  // 5 the report
+  EvalReport report;
+  ojson& result = report.result;
+  result = {{"name", scored.name},
+            {"dataset", o.dataset},
+            {"split", data::split_name(split)},
+            {"reference_split", data::split_name(ref_split)},
+            {"num", scored.set.images.size(0)},
+            {"source", scored.source},
+            {"generation", scored.generation},
+            {"metrics", metrics["metrics"]},
+            {"extractors", metrics["extractors"]},
+            {"inception", loaded.inception.empty()
+                              ? ojson("not used: give pytorch-fid's pt_inception-2015-12-05-6726825d.pth "
+                                      "(genvis eval --inception, or $GENVIS_INCEPTION) for standard FID")
+                              : ojson(loaded.inception)},
+            {"date", today_iso()}};
+  // Table columns for docs/results.md: the model's size and, when its folder has a
+  // training.json ({"data", "steps", "wall_time", "hardware"}), how it was trained.
+  const ojson& source = scored.source;
+  if (source.contains("parameters")) result["params"] = source["parameters"];
+  if (source.contains("training") && source["training"].is_object())
+    for (const char* k : {"data", "steps", "wall_time", "hardware"})
+      if (source["training"].contains(k)) result[k] = source["training"][k];
+  report.columns = {"name", "dataset", "split", "num"};
+  for (const auto& [k, v] : metrics["metrics"].items()) report.columns.push_back(k);
+  report.set = std::move(scored.set);
+  return report;
+}
+
+void write_evaluation(const EvalReport& report, const std::string& folder) {
+  const fs::path out(folder);
+  fs::create_directories(out);
+  write_file_atomic((out / "result.json").string(), report.result.dump(2) + "\n");
+  write_file_atomic((out / "result.md").string(), markdown_table({report.result}, report.columns));
+  io::write_png((out / "samples.png").string(), sample_grid(report.set, 16));
+}
+
+std::string default_evaluation_folder(const EvalReport& report) {
+  return (fs::path("eval") / report.result.value("name", std::string("unnamed"))).string();
+}
+
+}  // namespace genvis::eval
