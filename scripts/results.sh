@@ -38,6 +38,8 @@ run fashion-mnist-real-test --images-from-dataset --dataset fashion-mnist --spli
   "$GENVIS" -q eval table "$OUT"/fashion-mnist-real-test/result.json
   echo
   echo "Per-row details (judges, reference sizes, generation settings): \`$OUT/<row>/result.json\`."
+  echo
+  cat docs/results_shapes_quick.md  # measured by hand: the runs take hours (see its text)
 } > docs/results.md
 echo "wrote docs/results.md"
 scripts/personalize.sh --table  # the personalisation section from eval/results/personalization

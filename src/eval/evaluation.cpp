@@ -63,11 +63,19 @@ void text_image_metrics(const EvalSet& set, Judges& j, const EvalOptions& o, nlo
   out["r_precision[" + j.text_image_name + "]"] = r.value;
 }
 
-void shapes_metrics(const EvalSet& set, nlohmann::ordered_json& out) {
+void add_shapes_metrics(const EvalSet& set, nlohmann::ordered_json& out) {
   int64_t objects = 0, colour = 0, shape_ok = 0, both = 0, position = 0, relations = 0, relations_ok = 0, all = 0;
-  for (int64_t i = 0; i < set.images.size(0); ++i) {
+  int64_t other_objects = 0, other_colour = 0;
+  const int64_t n = set.images.size(0);
+  for (int64_t i = 0; i < n; ++i) {
     const io::Image image = io::tensor_to_image(set.images[i] * 2.0 - 1.0);
     const data::ShapesScore s = data::score_shapes(image, set.metas[static_cast<size_t>(i)]);
+    // The chance level of the colour check on these very images: scored against the next
+    // caption's scene (colourful noise finds blobs of any colour).
+    for (const auto& obj : data::score_shapes(image, set.metas[static_cast<size_t>((i + 1) % n)]).objects) {
+      ++other_objects;
+      other_colour += obj.colour;
+    }
     for (const auto& obj : s.objects) {
       ++objects;
       colour += obj.colour;
@@ -83,6 +91,7 @@ void shapes_metrics(const EvalSet& set, nlohmann::ordered_json& out) {
   }
   const auto frac = [](int64_t a, int64_t b) { return b ? static_cast<double>(a) / static_cast<double>(b) : 0.0; };
   out["shapes_colour_accuracy"] = frac(colour, objects);
+  out["shapes_colour_chance"] = frac(other_colour, other_objects);
   out["shapes_shape_accuracy"] = frac(shape_ok, objects);
   out["shapes_colour_shape_accuracy"] = frac(both, objects);
   out["shapes_position_accuracy"] = frac(position, objects);
@@ -123,9 +132,18 @@ nlohmann::ordered_json evaluate(const EvalSet& set, Judges& judges, const data::
     metrics["accuracy[" + judges.classifier->name() + "]"] = static_cast<double>(hits) / static_cast<double>(n);
   }
 
-  if (!set.metas.empty() && std::all_of(set.metas.begin(), set.metas.end(), is_shapes_scene)) shapes_metrics(set, metrics);
+  if (!set.metas.empty() && std::all_of(set.metas.begin(), set.metas.end(), is_shapes_scene)) add_shapes_metrics(set, metrics);
 
   return {{"metrics", metrics}, {"extractors", extractors}};
+}
+
+nlohmann::ordered_json shapes_metrics(const EvalSet& set) {
+  if (!set.images.defined() || set.images.dim() != 4 || set.metas.size() != static_cast<size_t>(set.images.size(0)) ||
+      !std::all_of(set.metas.begin(), set.metas.end(), is_shapes_scene))
+    throw UsageError("shapes_metrics: one shapes scene (meta with \"objects\") per image is needed");
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  add_shapes_metrics(set, out);
+  return out;
 }
 
 namespace {

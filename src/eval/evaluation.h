@@ -15,7 +15,9 @@
 //     clip_score[T] = 100 * mean(max(cos(image, caption), 0)), the CLIP-score analogue
 //   classifier C and a "label" in every meta: accuracy[C] (generated image classified as the
 //     class its caption asked for)
-//   shapes scenes in the metas: shapes.{colour,shape,colour_shape,position,relation,all}_accuracy
+//   shapes scenes in the metas: shapes_{colour,shape,colour_shape,position,relation}_accuracy,
+//     shapes_all_correct, and shapes_colour_chance (the colour check of each image against the
+//     next caption's scene: its chance level on these images)
 #pragma once
 #include "data/dataset.h"
 #include "eval/feature_extractor.h"
@@ -74,6 +76,10 @@ struct EvalOptions {
 // mis-shaped set.
 nlohmann::ordered_json evaluate(const EvalSet& set, Judges& judges, const data::Dataset& reference,
                                 const EvalOptions& options);
+
+// The shapes scorer's metrics alone (shapes_colour_accuracy, ..., shapes_all_correct), for a set
+// whose every meta is a shapes scene; UsageError otherwise.
+nlohmann::ordered_json shapes_metrics(const EvalSet& set);
 
 // Markdown: a header row, the separator and one row per result; `columns` picks and orders the
 // metric keys (a missing metric prints "-"; KID prints mean ± std).

@@ -5,6 +5,9 @@
 #include "core/log.h"
 #include "data/loader.h"
 #include "data/registry.h"
+#include "eval/evaluation.h"
+#include "io/grid.h"
+#include "io/image.h"
 #include "io/image_tensor.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
@@ -20,6 +23,7 @@
 #include "train/sample_grid.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -38,8 +42,6 @@ using recipe::read;
 constexpr const char* kDiffusersVersion = "0.31.0";
 
 // ---- config parsing -------------------------------------------------------------------------
-
-// Lists unknown and missing keys of object `j` at `path`; false when `j` is not an object.
 
 // Sets a key the recipe derives; a different value given by the user is a problem.
 void derive(json& cfg, const std::string& path, const char* key, const json& value, std::vector<std::string>& problems) {
@@ -172,6 +174,45 @@ data::LoaderOptions vae_loader_options(const LDMRecipeConfig& c) {
   return o;
 }
 
+// How well the VAE keeps what the captions say: the first 100 samples decoded from their latent
+// means, as mean squared error and PSNR against the originals and, for shapes scenes, the shapes
+// scorer's accuracies (what a perfect denoiser could reach at best): vae/reconstruction.json, and
+// originals beside their reconstructions in vae/reconstruction.png.
+void check_reconstruction(models::AutoencoderKLImpl& vae, const data::Dataset& ds, const at::Tensor& means,
+                          const fs::path& out) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = std::min<int64_t>(100, means.size(0));
+  eval::EvalSet set;
+  std::vector<at::Tensor> originals;
+  for (int64_t i = 0; i < n; ++i) {
+    const data::Sample s = ds.get(static_cast<size_t>(i));
+    originals.push_back(io::image_to_tensor(s.image));
+    set.captions.push_back(s.caption);
+    set.metas.push_back(s.meta);
+  }
+  const at::Tensor x = at::cat(originals);
+  const at::Tensor decoded = vae.decode(means.narrow(0, 0, n)).clamp(-1, 1);
+  set.images = (decoded + 1) * 0.5;
+  const double mse = (decoded - x).pow(2).mean().item<double>();
+  nlohmann::ordered_json report = {{"samples", n}, {"mse", mse}, {"psnr_db", 10 * std::log10(4.0 / std::max(mse, 1e-12))}};
+  if (std::all_of(set.metas.begin(), set.metas.end(), [](const json& m) { return m.is_object() && m.contains("objects"); }))
+    report.update(eval::shapes_metrics(set));
+  fs::create_directories(out / "vae");  // absent when the VAE came from another run
+  write_file_atomic((out / "vae" / "reconstruction.json").string(), report.dump(2) + "\n");
+  // Originals beside their reconstructions (nearest-neighbour x4), 8 pairs per row.
+  std::vector<io::Image> cells;
+  for (int64_t i = 0; i < std::min<int64_t>(16, n); ++i)
+    for (const at::Tensor& t : {x[i], decoded[i]})
+      cells.push_back(io::tensor_to_image(at::upsample_nearest2d(t.unsqueeze(0), {t.size(1) * 4, t.size(2) * 4})[0]));
+  io::write_png((out / "vae" / "reconstruction.png").string(), io::make_grid(cells, 8));
+  std::string line = "vae reconstruction of " + std::to_string(n) + " samples: PSNR " +
+                     std::to_string(report["psnr_db"].get<double>()).substr(0, 5) + " dB";
+  if (report.contains("shapes_colour_shape_accuracy"))
+    line += ", shapes colour " + std::to_string(report["shapes_colour_accuracy"].get<double>()).substr(0, 5) +
+            ", colour+shape " + std::to_string(report["shapes_colour_shape_accuracy"].get<double>()).substr(0, 5);
+  log_info(line);
+}
+
 // The latent cache of the whole set (unflipped, in index order: latents.json + latents.safetensors)
 // and the scaling factor that gives the posterior samples unit variance; `export_vae` also writes
 // the VAE (with that factor) to model/vae.
@@ -217,6 +258,7 @@ void cache_latents(models::AutoencoderKLImpl& vae, const LDMRecipeConfig& c, con
   log_info("vae: " + std::to_string(n) + " latents " + std::to_string(mean.size(1)) + "x" +
            std::to_string(mean.size(2)) + "x" + std::to_string(mean.size(3)) +
            ", scaling_factor " + std::to_string(scaling_factor));
+  check_reconstruction(vae, *ds, mean, out);
 }
 
 // Stage 2. Returns false when interrupted.
@@ -224,6 +266,13 @@ bool train_vae(const LDMRecipeConfig& c, const DerivedConfigs& d, std::shared_pt
                const fs::path& out, const LDMRecipeOptions& o) {
   torch::manual_seed(c.seed);
   models::AutoencoderKL vae(models::AutoencoderKLConfig::from_json(d.vae, "vae.config"));
+  if (c.vae_init_logvar) {
+    // The moments' second half is the log-variance: quant_conv's output, else the encoder's.
+    torch::NoGradGuard no_grad;
+    torch::nn::Conv2d& moments = vae->config.use_quant_conv ? vae->quant_conv : vae->encoder->conv_out;
+    const int64_t latent = vae->config.latent_channels;
+    moments->bias.narrow(0, latent, latent).fill_(*c.vae_init_logvar);
+  }
   Trainer trainer(*vae, c.vae_train, (out / "vae").string());
   trainer.extra_state = {{"stage", "vae"}, {"config", d.vae}};
   trainer.resume_if_allowed(o.resume, "stage vae");
@@ -281,8 +330,11 @@ TORCH_MODULE(LDMModels);
 // weights when there are any): the training loss function on 4 fixed batches (seeds 1e9 + i,
 // so the same samples, timesteps and noise every time) appended to
 // <out>/diffusion/validation.jsonl, and a captioned grid of 8 training captions generated
-// through the pipeline (20 Euler steps, CFG 5, seeds 0-7) in <out>/diffusion/samples/.
-void validate_diffusion(const LDMRecipeConfig& c, const std::vector<std::string>& captions, LDMModels& both,
+// through the pipeline (20 Euler steps, CFG 5, seeds 0-7) in <out>/diffusion/samples/. For
+// shapes, `scenes` holds the 8 captions' scenes and the pixel scorer's accuracies of the samples
+// join the loss in validation.jsonl and the log.
+void validate_diffusion(const LDMRecipeConfig& c, const std::vector<std::string>& captions,
+                        const std::vector<json>& scenes, LDMModels& both,
                         const schedulers::NoiseScheduleConfig& schedule, const Trainer::LossFn& loss, const fs::path& out,
                         int64_t step) {
   torch::NoGradGuard no_grad;
@@ -294,8 +346,6 @@ void validate_diffusion(const LDMRecipeConfig& c, const std::vector<std::string>
     total += loss(step, 0, rng).item<double>();
   }
   const double val_loss = total / 4;
-  std::ofstream((out / "diffusion" / "validation.jsonl"), std::ios::app)
-      << json({{"step", step}, {"loss", val_loss}}).dump() << "\n";
 
   pipelines::StableDiffusion sd;
   sd.tokenizer = std::make_shared<tokenizers::CLIPTokenizer>(
@@ -319,8 +369,25 @@ void validate_diffusion(const LDMRecipeConfig& c, const std::vector<std::string>
     shown.push_back(g.prompt);
   }
   if (was_training) both->train();
+  nlohmann::ordered_json record = {{"step", step}, {"loss", val_loss}};
+  std::string scores;
+  if (scenes.size() == images.size()) {
+    // Shapes: what the pixel scorer finds in the 8 samples (a rough learning signal; genvis eval
+    // measures it on 100).
+    eval::EvalSet set;
+    std::vector<at::Tensor> rows;
+    for (const auto& im : images) rows.push_back((io::image_to_tensor(im) + 1) * 0.5);
+    set.images = at::cat(rows);
+    set.captions = shown;
+    set.metas = scenes;
+    record.update(eval::shapes_metrics(set));
+    scores = ", shapes colour " + std::to_string(record["shapes_colour_accuracy"].get<double>()).substr(0, 4) +
+             ", colour+shape " + std::to_string(record["shapes_colour_shape_accuracy"].get<double>()).substr(0, 4);
+  }
+  std::ofstream((out / "diffusion" / "validation.jsonl"), std::ios::app) << record.dump() << "\n";
   const std::string path = write_sample_grid(images, shown, c.dataset.resolution, out / "diffusion" / "samples", step);
-  log_info("validation at step " + std::to_string(step) + ": loss " + std::to_string(val_loss) + ", samples " + path);
+  log_info("validation at step " + std::to_string(step) + ": loss " + std::to_string(val_loss) + scores + ", samples " +
+           path);
 }
 
 // The text tower of the contrastive encoder of stage 3 (its text_model.* weights, which have the
@@ -391,7 +458,14 @@ bool train_diffusion(const LDMRecipeConfig& c, const DerivedConfigs& d, const to
     return torch::mse_loss(both->unet->forward(xt, ts.to(at::kFloat), context),
                            schedulers::training_target(type, x0, eps, a));
   };
-  const auto outcome = trainer.run(loss, [&](int64_t step) { validate_diffusion(c, captions, both, schedule, loss, out, step); });
+  // The validation captions' scenes, when the dataset is shapes (scored by the pixel scorer).
+  std::vector<json> scenes;
+  if (c.dataset.name == "shapes") {
+    const auto ds = recipe::open_dataset(c.dataset, c.seed);
+    for (size_t k = 0; k < 8 && k < captions.size(); ++k) scenes.push_back(ds->get(k * captions.size() / 8).meta);
+  }
+  const auto outcome =
+      trainer.run(loss, [&](int64_t step) { validate_diffusion(c, captions, scenes, both, schedule, loss, out, step); });
   if (outcome == Trainer::Outcome::Interrupted) return false;
   trainer.apply_ema();
   both->eval();
@@ -442,7 +516,10 @@ LDMRecipeConfig LDMRecipeConfig::from_json(const json& j, const std::string& sou
     recipe::read_train_section(s, path, c.seed + seed_offset, out, problems);
   };
   const json vae = section("vae");
-  if (check_keys(vae, "vae", {"config", "kl_weight", "batch_size", "train"}, {}, problems)) {
+  if (check_keys(vae, "vae", {"config", "kl_weight", "batch_size", "train"}, {"init_logvar"}, problems)) {
+    read(vae, "vae", "init_logvar", c.vae_init_logvar, problems);
+    if (c.vae_init_logvar && !(*c.vae_init_logvar >= -20 && *c.vae_init_logvar <= 2))
+      problems.push_back("vae.init_logvar must be in [-20, 2]");
     read(vae, "vae", "config", c.vae_config, problems);
     read(vae, "vae", "kl_weight", c.kl_weight, problems);
     read(vae, "vae", "batch_size", c.vae_batch_size, problems);

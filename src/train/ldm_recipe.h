@@ -9,7 +9,8 @@
 // Stages (numbered the same in run_ldm_recipe), each skipped when its final output exists:
 //   1 tokenizer  train_bpe on the split's captions            -> <out>/model/tokenizer/
 //   2 vae        AutoencoderKL, loss = mse(decode(z), x) + kl_weight * KL(q(z|x) || N(0, I)), z
-//                sampled with the step Rng; KL is averaged per latent element (so kl_weight does not
+//                sampled with the step Rng (vae.init_logvar sets the logvar outputs' starting bias:
+//                the noise the decoder first sees); KL is averaged per latent element (so kl_weight does not
 //                depend on the resolution). Training batches use horizontal flips where the dataset
 //                allows them. Then every training sample is encoded once, unflipped, at the dataset
 //                resolution: <out>/latents.safetensors holds the posterior "mean" and "logvar"
@@ -58,6 +59,9 @@ struct LDMRecipeConfig {
   int64_t vocab_size = 0;
   nlohmann::json vae_config, unet_config, text_encoder_config, scheduler_config;  // diffusers/transformers keys
   double kl_weight = 1e-4;
+  // The posterior's starting log-variance (vae.init_logvar; nullopt = the layers' own init, about
+  // 0, i.e. noise as large as the latents). Small images learn far faster from a small start.
+  std::optional<double> vae_init_logvar;
   int64_t vae_batch_size = 0, diffusion_batch_size = 0;
   double caption_dropout = 0.1;
   TrainConfig vae_train, diffusion_train;

@@ -33,7 +33,7 @@ struct Table {
   std::mutex mutex;
   std::vector<Recipe> entries = {
       {"ldm", "Latent diffusion: tokenizer, VAE, then UNet + text encoder; exports a diffusers folder <out>/model",
-       "configs/ldm-shapes-tiny.json", "Continue an unfinished stage from its latest checkpoint", run_ldm},
+       "configs/ldm-shapes-quick.json", "Continue an unfinished stage from its latest checkpoint", run_ldm},
       {"contrastive",
        "Contrastive text-image encoder (R-precision judge): tokenizer, then InfoNCE training; <out>/model",
        "configs/contrastive-emoji.json", "Continue an unfinished training from its latest checkpoint", run_contrastive},

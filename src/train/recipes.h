@@ -2,7 +2,7 @@
 // --config FILE`) and any other front end read, instead of a chain of ifs per recipe.
 //
 //   const genvis::train::Recipe recipe = genvis::train::find_recipe("ldm");
-//   auto r = recipe.run("configs/ldm-shapes-tiny.json", {.out_dir = "runs/ldm", .resume = true});
+//   auto r = recipe.run("configs/ldm-shapes-quick.json", {.out_dir = "runs/ldm", .resume = true});
 //   if (!r.interrupted) std::cout << r.output << "\n";            // runs/ldm/model
 //
 //   // A program (or test) adds its own; it is then found, listed and run like the built-in ones.
@@ -35,7 +35,7 @@ struct RecipeRunResult {
 struct Recipe {
   std::string name;            // `genvis train <name>`
   std::string description;     // one line: what it trains and writes
-  std::string example_config;  // a shipped config to start from, e.g. configs/ldm-shapes-tiny.json
+  std::string example_config;  // a shipped config to start from, e.g. configs/ldm-shapes-quick.json
   std::string resume_help;     // what --resume continues, in one line
   // Reads the config file and runs the recipe.
   std::function<RecipeRunResult(const std::string& config_path, const RecipeRunOptions& options)> run;

@@ -65,6 +65,23 @@ TEST(LDMRecipe, TrainsExportsGeneratesAndSkipsFinishedStages) {
   ASSERT_EQ(validation.size(), 1u);
   EXPECT_TRUE(std::isfinite(validation[0]));
   EXPECT_LT(validation[0], mean_of(diffusion, 0, 10));
+  // Shapes: the pixel scorer's accuracies of the 8 samples join the loss.
+  std::ifstream validation_file(fs::path(dir.path()) / "diffusion" / "validation.jsonl");
+  std::string validation_line;
+  std::getline(validation_file, validation_line);
+  const json record = json::parse(validation_line);
+  ASSERT_TRUE(record.contains("shapes_colour_accuracy")) << record.dump();
+  EXPECT_GE(record["shapes_colour_accuracy"].get<double>(), 0.0);
+  EXPECT_LE(record["shapes_colour_accuracy"].get<double>(), 1.0);
+  // And the VAE's reconstructions were scored the same way (with MSE/PSNR) and shown.
+  const json reconstruction = json::parse(std::ifstream(fs::path(dir.path()) / "vae" / "reconstruction.json"));
+  EXPECT_EQ(reconstruction["samples"], 64);
+  EXPECT_GT(reconstruction["psnr_db"].get<double>(), 0.0);
+  EXPECT_NEAR(reconstruction["psnr_db"].get<double>(),
+              10 * std::log10(4.0 / reconstruction["mse"].get<double>()), 1e-6);
+  EXPECT_TRUE(reconstruction.contains("shapes_colour_shape_accuracy")) << reconstruction.dump();
+  const io::Image pairs = io::read_png((fs::path(dir.path()) / "vae" / "reconstruction.png").string());
+  EXPECT_GE(pairs.width, 8 * 16 * 4);
   const io::Image grid = io::read_png((fs::path(dir.path()) / "diffusion" / "samples" / "step-00000040.png").string());
   EXPECT_GE(grid.width, 4 * 16);
   EXPECT_GE(grid.height, 2 * 16);
@@ -120,6 +137,32 @@ TEST(LDMRecipe, Bf16AutocastTrainsBothStages) {
   ASSERT_EQ(diffusion.size(), 30u);
   EXPECT_LT(mean_of(diffusion, 20, 10), 0.9 * mean_of(diffusion, 0, 10));
   for (double l : diffusion) EXPECT_TRUE(std::isfinite(l));
+}
+
+// vae.init_logvar starts the posterior with little noise: after a few steps the cached latents'
+// noise is still far below the layers' own start (logvar about 0), and out-of-range values are refused.
+TEST(LDMRecipe, InitLogvarStartsThePosteriorQuiet) {
+  const auto mean_logvar = [](const fs::path& folder) {
+    const auto reader = io::open_weights((folder / "latents.safetensors").string());
+    return reader->load("logvar", at::kFloat).mean().item<double>();
+  };
+  test::TempDir dir;
+  json j = tiny_recipe();
+  j["vae"]["train"]["steps"] = 5;
+  j["diffusion"]["train"]["steps"] = 1;
+  ASSERT_FALSE(run_ldm_recipe(LDMRecipeConfig::from_json(j), {.out_dir = dir.file("default")}).interrupted);
+  j["vae"]["init_logvar"] = -6.0;
+  ASSERT_FALSE(run_ldm_recipe(LDMRecipeConfig::from_json(j), {.out_dir = dir.file("quiet")}).interrupted);
+  const double loud = mean_logvar(dir.file("default")), quiet = mean_logvar(dir.file("quiet"));
+  EXPECT_GT(loud, -2.0);
+  EXPECT_LT(quiet, -4.0);
+  j["vae"]["init_logvar"] = 5.0;
+  try {
+    LDMRecipeConfig::from_json(j, "x.json");
+    FAIL() << "accepted";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("vae.init_logvar must be in [-20, 2]"), std::string::npos) << e.what();
+  }
 }
 
 TEST(LDMRecipe, UnfinishedStageNeedsResume) {
@@ -332,9 +375,10 @@ TEST(LDMRecipeConfig, ListsEveryBadKeyAtOnce) {
 }
 
 TEST(LDMRecipeConfig, ShippedConfigsParse) {
-  for (const char* name : {"ldm-shapes-tiny.json", "ldm-emoji.json", "experiments/te-joint-3k.json",
-                           "experiments/te-contrastive-3k.json", "experiments/te-frozen-3k.json",
-                           "experiments/te-joint-4600.json", "ldm-emoji-contrastive.json"})
+  for (const char* name :
+       {"ldm-shapes-quick.json", "experiments/ldm-shapes-tiny.json", "ldm-emoji.json", "experiments/te-joint-3k.json",
+        "experiments/te-contrastive-3k.json", "experiments/te-frozen-3k.json", "experiments/te-joint-4600.json",
+        "ldm-emoji-contrastive.json"})
     EXPECT_NO_THROW(LDMRecipeConfig::from_file(std::string(GENVIS_SOURCE_DIR) + "/configs/" + name)) << name;
 }
 
