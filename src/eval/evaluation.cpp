@@ -99,9 +99,9 @@ void add_shapes_metrics(const EvalSet& set, nlohmann::ordered_json& out) {
   out["shapes_all_correct"] = frac(all, set.images.size(0));
 }
 
-bool is_shapes_scene(const nlohmann::json& m) { return m.is_object() && m.contains("objects"); }
-
 }  // namespace
+
+bool is_shapes_scene(const nlohmann::json& meta) { return meta.is_object() && meta.contains("objects"); }
 
 nlohmann::ordered_json evaluate(const EvalSet& set, Judges& judges, const data::Dataset& reference,
                                 const EvalOptions& options) {

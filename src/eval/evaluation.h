@@ -77,6 +77,9 @@ struct EvalOptions {
 nlohmann::ordered_json evaluate(const EvalSet& set, Judges& judges, const data::Dataset& reference,
                                 const EvalOptions& options);
 
+// Whether a sample's meta is a shapes scene (the scorer's ground truth).
+bool is_shapes_scene(const nlohmann::json& meta);
+
 // The shapes scorer's metrics alone (shapes_colour_accuracy, ..., shapes_all_correct), for a set
 // whose every meta is a shapes scene; UsageError otherwise.
 nlohmann::ordered_json shapes_metrics(const EvalSet& set);

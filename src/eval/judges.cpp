@@ -17,21 +17,29 @@ const std::vector<DefaultJudges>& default_judges_table() {
   return table;
 }
 
-std::string default_encoder(const std::string& dataset) {
+namespace {
+
+// The table's row for `dataset` (an empty row when it has none).
+DefaultJudges defaults_for(const std::string& dataset) {
   for (const auto& row : default_judges_table())
-    if (row.dataset == dataset && !row.encoder.empty()) {
-      const std::string folder = pipelines::find_shipped_model(row.encoder, "config.json");
-      if (folder.empty()) throw UsageError("'encoder': the shipped judge " + row.encoder + " was not found");
-      return folder;
-    }
-  throw UsageError("'encoder': no shipped contrastive judge for dataset '" + dataset +
-                   "'; give a contrastive encoder folder");
+    if (row.dataset == dataset) return row;
+  return {};
+}
+
+}  // namespace
+
+std::string default_encoder(const std::string& dataset) {
+  const DefaultJudges defaults = defaults_for(dataset);
+  if (defaults.encoder.empty())
+    throw UsageError("'encoder': no shipped contrastive judge for dataset '" + dataset +
+                     "'; give a contrastive encoder folder");
+  const std::string folder = pipelines::find_shipped_model(defaults.encoder, "config.json");
+  if (folder.empty()) throw UsageError("'encoder': the shipped judge " + defaults.encoder + " was not found");
+  return folder;
 }
 
 LoadedJudges load_judges(const JudgeSpec& spec) {
-  DefaultJudges defaults;
-  for (const auto& row : default_judges_table())
-    if (row.dataset == spec.dataset) defaults = row;
+  const DefaultJudges defaults = defaults_for(spec.dataset);
   std::string encoder_dir = spec.encoder, classifier_dir = spec.classifier, inception = spec.inception;
   if (encoder_dir.empty() && !defaults.encoder.empty())
     encoder_dir = pipelines::find_shipped_model(defaults.encoder, "config.json");
@@ -54,8 +62,7 @@ LoadedJudges load_judges(const JudgeSpec& spec) {
   }
   if (!inception.empty()) out.judges.extractors.push_back(make_inception_extractor(inception));
   out.inception = inception;
-  out.pixel_scorer = defaults.pixel_scorer;
-  if (out.judges.extractors.empty() && !out.judges.text_image && !out.pixel_scorer)
+  if (out.judges.extractors.empty() && !out.judges.text_image && !defaults.pixel_scorer)
     throw UsageError("no judge for dataset '" + spec.dataset + "': give 'encoder', 'classifier' and/or 'inception'");
   return out;
 }

@@ -33,7 +33,6 @@ struct JudgeSpec {
 
 struct LoadedJudges {
   Judges judges;
-  bool pixel_scorer = false;                            // the dataset's own scorer judges too
   std::shared_ptr<models::ContrastiveEncoder> encoder;  // owns judges.text_image
   std::string inception;                                // the Inception weights used ("" = none)
 };

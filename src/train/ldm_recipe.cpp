@@ -174,6 +174,15 @@ data::LoaderOptions vae_loader_options(const LDMRecipeConfig& c) {
   return o;
 }
 
+// ", shapes colour 0.812, colour+shape 0.437" from shapes_metrics' keys; "" without them.
+std::string shapes_summary(const nlohmann::ordered_json& metrics) {
+  if (!metrics.contains("shapes_colour_shape_accuracy")) return "";
+  char buf[96];
+  std::snprintf(buf, sizeof buf, ", shapes colour %.3f, colour+shape %.3f",
+                metrics["shapes_colour_accuracy"].get<double>(), metrics["shapes_colour_shape_accuracy"].get<double>());
+  return buf;
+}
+
 // How well the VAE keeps what the captions say: the first 100 samples decoded from their latent
 // means, as mean squared error and PSNR against the originals and, for shapes scenes, the shapes
 // scorer's accuracies (what a perfect denoiser could reach at best): vae/reconstruction.json, and
@@ -195,8 +204,7 @@ void check_reconstruction(models::AutoencoderKLImpl& vae, const data::Dataset& d
   set.images = (decoded + 1) * 0.5;
   const double mse = (decoded - x).pow(2).mean().item<double>();
   nlohmann::ordered_json report = {{"samples", n}, {"mse", mse}, {"psnr_db", 10 * std::log10(4.0 / std::max(mse, 1e-12))}};
-  if (std::all_of(set.metas.begin(), set.metas.end(), [](const json& m) { return m.is_object() && m.contains("objects"); }))
-    report.update(eval::shapes_metrics(set));
+  if (std::all_of(set.metas.begin(), set.metas.end(), eval::is_shapes_scene)) report.update(eval::shapes_metrics(set));
   fs::create_directories(out / "vae");  // absent when the VAE came from another run
   write_file_atomic((out / "vae" / "reconstruction.json").string(), report.dump(2) + "\n");
   // Originals beside their reconstructions (nearest-neighbour x4), 8 pairs per row.
@@ -205,12 +213,9 @@ void check_reconstruction(models::AutoencoderKLImpl& vae, const data::Dataset& d
     for (const at::Tensor& t : {x[i], decoded[i]})
       cells.push_back(io::tensor_to_image(at::upsample_nearest2d(t.unsqueeze(0), {t.size(1) * 4, t.size(2) * 4})[0]));
   io::write_png((out / "vae" / "reconstruction.png").string(), io::make_grid(cells, 8));
-  std::string line = "vae reconstruction of " + std::to_string(n) + " samples: PSNR " +
-                     std::to_string(report["psnr_db"].get<double>()).substr(0, 5) + " dB";
-  if (report.contains("shapes_colour_shape_accuracy"))
-    line += ", shapes colour " + std::to_string(report["shapes_colour_accuracy"].get<double>()).substr(0, 5) +
-            ", colour+shape " + std::to_string(report["shapes_colour_shape_accuracy"].get<double>()).substr(0, 5);
-  log_info(line);
+  char psnr[32];
+  std::snprintf(psnr, sizeof psnr, "%.2f", report["psnr_db"].get<double>());
+  log_info("vae reconstruction of " + std::to_string(n) + " samples: PSNR " + psnr + " dB" + shapes_summary(report));
 }
 
 // The latent cache of the whole set (unflipped, in index order: latents.json + latents.safetensors)
@@ -356,6 +361,7 @@ void validate_diffusion(const LDMRecipeConfig& c, const std::vector<std::string>
   sd.vae->eval();
   sd.scheduler = schedule;
   sd.name = "validation";
+  std::vector<at::Tensor> samples;  // [1,3,H,W] in [0,1]
   std::vector<io::Image> images;
   std::vector<std::string> shown;
   for (size_t k = 0; k < 8 && k < captions.size(); ++k) {
@@ -365,29 +371,25 @@ void validate_diffusion(const LDMRecipeConfig& c, const std::vector<std::string>
     g.cfg_scale = 5;
     g.width = g.height = c.dataset.resolution;
     g.seed = k;
-    images.push_back(io::tensor_to_image(pipelines::generate(sd, g).images[0] * 2 - 1));
+    samples.push_back(pipelines::generate(sd, g).images);
+    images.push_back(io::tensor_to_image(samples.back()[0] * 2 - 1));
     shown.push_back(g.prompt);
   }
   if (was_training) both->train();
   nlohmann::ordered_json record = {{"step", step}, {"loss", val_loss}};
-  std::string scores;
-  if (scenes.size() == images.size()) {
+  if (scenes.size() == samples.size()) {
     // Shapes: what the pixel scorer finds in the 8 samples (a rough learning signal; genvis eval
     // measures it on 100).
     eval::EvalSet set;
-    std::vector<at::Tensor> rows;
-    for (const auto& im : images) rows.push_back((io::image_to_tensor(im) + 1) * 0.5);
-    set.images = at::cat(rows);
+    set.images = at::cat(samples);
     set.captions = shown;
     set.metas = scenes;
     record.update(eval::shapes_metrics(set));
-    scores = ", shapes colour " + std::to_string(record["shapes_colour_accuracy"].get<double>()).substr(0, 4) +
-             ", colour+shape " + std::to_string(record["shapes_colour_shape_accuracy"].get<double>()).substr(0, 4);
   }
   std::ofstream((out / "diffusion" / "validation.jsonl"), std::ios::app) << record.dump() << "\n";
   const std::string path = write_sample_grid(images, shown, c.dataset.resolution, out / "diffusion" / "samples", step);
-  log_info("validation at step " + std::to_string(step) + ": loss " + std::to_string(val_loss) + scores + ", samples " +
-           path);
+  log_info("validation at step " + std::to_string(step) + ": loss " + std::to_string(val_loss) + shapes_summary(record) +
+           ", samples " + path);
 }
 
 // The text tower of the contrastive encoder of stage 3 (its text_model.* weights, which have the

@@ -70,6 +70,17 @@ std::string joined(const std::vector<std::string>& parts, const std::string& sep
   return all;
 }
 
+// GroupConfig's keys (those of its to_json), which TrainConfig accepts too.
+const std::set<std::string>& group_config_keys() {
+  static const std::set<std::string> keys = [] {
+    std::set<std::string> k;
+    const nlohmann::json defaults = GroupConfig{}.to_json();
+    for (const auto& [key, value] : defaults.items()) k.insert(key);
+    return k;
+  }();
+  return keys;
+}
+
 // The GroupConfig keys, read in TrainConfig's order into `c`.
 void read_group_keys(const nlohmann::json& j, GroupConfig& c, std::vector<std::string>& problems) {
   config::read(j, "", "lr", c.lr, problems);
@@ -161,11 +172,10 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& s
   if (!j.is_object()) throw UsageError(source + ": expected a JSON object");
   TrainConfig c;
   std::vector<std::string> problems;
-  config::check_keys(j, "", {"steps"},
-                     {"grad_accum", "lr", "min_lr", "warmup_steps", "weight_decay", "beta1", "beta2", "eps", "grad_clip",
-                      "ema_decay", "checkpoint_every", "keep_checkpoints", "log_every", "validate_every", "seed",
-                      "autocast"},
-                     problems);
+  std::set<std::string> optional = {"grad_accum", "checkpoint_every", "keep_checkpoints", "log_every", "validate_every",
+                                     "seed", "autocast"};
+  optional.insert(group_config_keys().begin(), group_config_keys().end());
+  config::check_keys(j, "", {"steps"}, optional, problems);
   config::read(j, "", "steps", c.steps, problems);
   config::read(j, "", "grad_accum", c.grad_accum, problems);
   GroupConfig g = c.group_config();
@@ -205,10 +215,7 @@ GroupConfig GroupConfig::from_json(const nlohmann::json& j, const std::string& s
   if (!j.is_object()) throw UsageError(source + ": expected a JSON object");
   GroupConfig c = defaults;
   std::vector<std::string> problems;
-  std::set<std::string> known;
-  const nlohmann::json defaults_json = GroupConfig{}.to_json();
-  for (const auto& [key, value] : defaults_json.items()) known.insert(key);
-  config::check_keys(j, "", {}, known, problems);
+  config::check_keys(j, "", {}, group_config_keys(), problems);
   read_group_keys(j, c, problems);
   for (const auto& p : c.problems()) problems.push_back(p);
   if (!problems.empty()) throw UsageError(source + ": " + joined(problems, "; "));
