@@ -34,6 +34,14 @@ at::Tensor training_target(PredictionType type, const at::Tensor& x0, const at::
   throw UsageError("unknown prediction type");
 }
 
+at::Tensor min_snr_weight(PredictionType type, const at::Tensor& level, double gamma) {
+  if (!(gamma > 0)) throw UsageError("min-SNR gamma must be > 0, got " + std::to_string(gamma));
+  if (type == PredictionType::Flow) throw UsageError("min-SNR weighting is defined for epsilon and v_prediction only");
+  const at::Tensor snr = level / (1 - level);
+  const at::Tensor clipped = at::clamp_max(snr, gamma);
+  return type == PredictionType::Epsilon ? clipped / snr : clipped / (snr + 1);
+}
+
 VPPrediction from_model_output(PredictionType type, const at::Tensor& x_t, const at::Tensor& model_output,
                                const at::Tensor& level) {
   const at::Tensor& o = model_output;

@@ -42,6 +42,13 @@ at::Tensor training_target(PredictionType type, const at::Tensor& x0, const at::
 VPPrediction from_model_output(PredictionType type, const at::Tensor& x_t, const at::Tensor& model_output,
                                const at::Tensor& level);
 
+// Min-SNR-gamma loss weights (Hang et al. 2023, arXiv:2303.09556), one per sample of `level`
+// ([B] alphas_cumprod): with snr = a / (1 - a), min(snr, gamma) / snr for epsilon and
+// min(snr, gamma) / (snr + 1) for v_prediction, so that every type weighs the x0 error by
+// min(snr, gamma). Multiply each sample's mean squared error by its weight. UsageError for flow
+// (its level is sigma, not alphas_cumprod) and for gamma <= 0.
+at::Tensor min_snr_weight(PredictionType type, const at::Tensor& level, double gamma);
+
 // `level` viewed to broadcast per sample over `like`: a [B] tensor (B = like.size(0), like of rank
 // >= 2) becomes [B, 1, ..., 1]; anything else is returned as it is. UsageError when a [B] tensor's
 // size differs from like's batch.

@@ -436,12 +436,13 @@ bool train_diffusion(const LDMRecipeConfig& c, const DerivedConfigs& d, const to
                          {"unet", d.unet},
                          {"text_encoder", d.text_encoder},
                          {"text_encoder_init", c.text_pretrain ? "contrastive" : "random"},
-                         {"text_encoder_frozen", c.freeze_text_encoder}};
+                         {"text_encoder_frozen", c.freeze_text_encoder},
+                         {"snr_gamma", c.snr_gamma ? json(*c.snr_gamma) : json(nullptr)}};
   trainer.resume_if_allowed(o.resume, "stage diffusion");
 
   const auto schedule = schedulers::NoiseScheduleConfig::from_json(d.scheduler);
   const at::Tensor acp = schedulers::alphas_cumprod(schedule);
-  const auto type = schedulers::parse_prediction_type(schedule.prediction_type);  // epsilon (checked)
+  const auto type = schedulers::parse_prediction_type(schedule.prediction_type);  // epsilon or v (checked)
   const int64_t T = schedule.num_train_timesteps, B = c.diffusion_batch_size;
   const double dropout = c.caption_dropout;
   const Trainer::LossFn loss = [&](int64_t, int64_t, Rng& rng) {
@@ -457,8 +458,11 @@ bool train_diffusion(const LDMRecipeConfig& c, const DerivedConfigs& d, const to
     const at::Tensor xt = schedulers::add_noise(type, x0, eps, a);
     const at::Tensor batch_ids = at::where(drop.unsqueeze(1), empty_ids.unsqueeze(0), ids.index_select(0, idx));
     const at::Tensor context = models::sd_prompt_embeds(both->text_encoder, batch_ids, 0);  // [B, 77, C]
-    return torch::mse_loss(both->unet->forward(xt, ts.to(at::kFloat), context),
-                           schedulers::training_target(type, x0, eps, a));
+    const at::Tensor prediction = both->unet->forward(xt, ts.to(at::kFloat), context);
+    const at::Tensor target = schedulers::training_target(type, x0, eps, a);
+    if (!c.snr_gamma) return torch::mse_loss(prediction, target);
+    const at::Tensor per_sample = (prediction.to(at::kFloat) - target).pow(2).mean({1, 2, 3});
+    return (schedulers::min_snr_weight(type, a, *c.snr_gamma) * per_sample).mean();
   };
   // The validation captions' scenes, when the dataset is shapes (scored by the pixel scorer).
   std::vector<json> scenes;
@@ -541,8 +545,10 @@ LDMRecipeConfig LDMRecipeConfig::from_json(const json& j, const std::string& sou
       problems.push_back("text_encoder.freeze needs text_encoder.pretrain (a frozen random text encoder means nothing)");
   }
   const json diff = section("diffusion");
-  if (check_keys(diff, "diffusion", {"batch_size", "caption_dropout", "train"}, {"scheduler"}, problems)) {
+  if (check_keys(diff, "diffusion", {"batch_size", "caption_dropout", "train"}, {"scheduler", "snr_gamma"}, problems)) {
     read(diff, "diffusion", "batch_size", c.diffusion_batch_size, problems);
+    read(diff, "diffusion", "snr_gamma", c.snr_gamma, problems);
+    if (c.snr_gamma && !(*c.snr_gamma > 0)) problems.push_back("diffusion.snr_gamma must be > 0");
     read(diff, "diffusion", "caption_dropout", c.caption_dropout, problems);
     read(diff, "diffusion", "scheduler", c.scheduler_config, problems);
     if (diff.contains("batch_size") && c.diffusion_batch_size < 1)
@@ -574,7 +580,9 @@ LDMRecipeConfig LDMRecipeConfig::from_json(const json& j, const std::string& sou
     });
     check("diffusion.scheduler", [&] {
       const auto s = schedulers::NoiseScheduleConfig::from_json(d.scheduler);
-      if (s.prediction_type != "epsilon") problems.push_back("diffusion.scheduler.prediction_type must be epsilon");
+      if (s.prediction_type != "epsilon" && s.prediction_type != "v_prediction")
+        problems.push_back("diffusion.scheduler.prediction_type must be epsilon or v_prediction, got \"" +
+                           s.prediction_type + "\"");
     });
   }
 

@@ -30,7 +30,9 @@
 //                replaced by "" with probability caption_dropout (classifier-free guidance), t
 //                uniform in [0, T), x_t = sqrt(acp_t) x0 + sqrt(1 - acp_t) eps,
 //                loss = mse(unet(x_t, t, last_hidden_state(encode_padded(caption, eos))), eps):
-//                the conditioning the pipeline computes with clip_skip 0.   Trainer folder <out>/diffusion/.
+//                the conditioning the pipeline computes with clip_skip 0. With
+//                diffusion.scheduler.prediction_type "v_prediction" the target is v; with
+//                diffusion.snr_gamma each sample's MSE is weighted by min_snr_weight.   Trainer folder <out>/diffusion/.
 //                EMA weights (ema_decay > 0) are the ones exported.
 //   5 export     <out>/model/{unet,text_encoder}/, scheduler/scheduler_config.json (the training
 //                schedule, EulerDiscreteScheduler) and model_index.json (StableDiffusionPipeline).
@@ -64,6 +66,8 @@ struct LDMRecipeConfig {
   std::optional<double> vae_init_logvar;
   int64_t vae_batch_size = 0, diffusion_batch_size = 0;
   double caption_dropout = 0.1;
+  // diffusion.snr_gamma: min-SNR-gamma loss weights (schedulers::min_snr_weight); nullopt = plain MSE.
+  std::optional<double> snr_gamma;
   TrainConfig vae_train, diffusion_train;
   uint64_t seed = 0;
   // text_encoder.pretrain, as the contrastive recipe config it expands to (stage 3), when given.

@@ -130,5 +130,28 @@ TEST(Parameterization, AgreesWithTheVPDenoiserBitForBit) {
   }
 }
 
+// Min-SNR weights make every type's loss min(snr, gamma) times the x0 error of its prediction
+// (the paper's definition), whatever the network outputs.
+TEST(Parameterization, MinSnrWeightWeighsTheX0ErrorByClippedSnr) {
+  Rng rng(9);
+  const at::Tensor x0 = rng.randn({4, 3, 5, 5}).to(at::kDouble), eps = rng.randn({4, 3, 5, 5}).to(at::kDouble);
+  const at::Tensor out = rng.randn({4, 3, 5, 5}).to(at::kDouble);
+  const at::Tensor a = at::tensor({0.999, 0.9, 0.3, 0.004}, at::kDouble);  // snr 999, 9, 0.43, 0.004
+  const double gamma = 5;
+  for (const auto type : {PredictionType::Epsilon, PredictionType::VPrediction}) {
+    const at::Tensor xt = add_noise(type, x0, eps, a);
+    const at::Tensor w = min_snr_weight(type, a, gamma);
+    ASSERT_EQ(w.sizes(), a.sizes());
+    const at::Tensor weighted = w * (out - training_target(type, x0, eps, a)).pow(2).mean({1, 2, 3});
+    const at::Tensor x0_error = (from_model_output(type, xt, out, a).x0 - x0).pow(2).mean({1, 2, 3});
+    const at::Tensor snr = a / (1 - a);
+    EXPECT_TRUE(at::allclose(weighted, at::clamp_max(snr, gamma) * x0_error, 1e-9, 1e-12)) << name_of(type);
+  }
+  // Below gamma epsilon's weight is 1: the unweighted loss.
+  EXPECT_NEAR(min_snr_weight(PredictionType::Epsilon, at::tensor({0.3}, at::kDouble), gamma).item<double>(), 1.0, 1e-12);
+  EXPECT_THROW(min_snr_weight(PredictionType::Flow, a, gamma), UsageError);
+  EXPECT_THROW(min_snr_weight(PredictionType::Epsilon, a, 0), UsageError);
+}
+
 }  // namespace
 }  // namespace genvis::schedulers

@@ -2,6 +2,7 @@
 // exported folder generates through the unchanged pipeline, reruns skip finished stages, and
 // config mistakes are reported all at once.
 #include "core/error.h"
+#include "core/file.h"
 #include "io/image.h"
 #include "io/weights.h"
 #include "pipelines/stable_diffusion.h"
@@ -137,6 +138,25 @@ TEST(LDMRecipe, Bf16AutocastTrainsBothStages) {
   ASSERT_EQ(diffusion.size(), 30u);
   EXPECT_LT(mean_of(diffusion, 20, 10), 0.9 * mean_of(diffusion, 0, 10));
   for (double l : diffusion) EXPECT_TRUE(std::isfinite(l));
+}
+
+// v-prediction with min-SNR weights: the losses fall, and the exported scheduler says v_prediction
+// so that the pipeline reads the UNet's output as v.
+TEST(LDMRecipe, VPredictionWithMinSnrWeightsTrainsAndExports) {
+  test::TempDir dir;
+  json j = tiny_recipe();
+  j["diffusion"]["scheduler"] = {{"prediction_type", "v_prediction"}};
+  j["diffusion"]["snr_gamma"] = 5.0;
+  j["diffusion"]["train"]["steps"] = 30;
+  const LDMRecipeResult r = run_ldm_recipe(LDMRecipeConfig::from_json(j), {.out_dir = dir.path()});
+  ASSERT_FALSE(r.interrupted);
+  const auto diffusion = losses(fs::path(dir.path()) / "diffusion" / "metrics.jsonl");
+  ASSERT_EQ(diffusion.size(), 30u);
+  for (double l : diffusion) EXPECT_TRUE(std::isfinite(l));
+  EXPECT_LT(mean_of(diffusion, 20, 10), 0.9 * mean_of(diffusion, 0, 10));
+  const json scheduler = json::parse(
+      read_text_file((fs::path(r.model_dir) / "scheduler" / "scheduler_config.json").string(), 1 << 20));
+  EXPECT_EQ(scheduler.at("prediction_type"), "v_prediction");
 }
 
 // vae.init_logvar starts the posterior with little noise: after a few steps the cached latents'
@@ -361,6 +381,8 @@ TEST(LDMRecipeConfig, ListsEveryBadKeyAtOnce) {
   j["tokenizer"]["vocab_size"] = 10;
   j["text_encoder"]["config"]["vocab_size"] = 100;
   j["unet"]["config"]["cross_attention_dim"] = 768;
+  j["diffusion"]["snr_gamma"] = 0;
+  j["diffusion"]["scheduler"] = {{"prediction_type", "flow"}};
   j["bogus"] = true;
   try {
     LDMRecipeConfig::from_json(j, "x.json");
@@ -369,7 +391,8 @@ TEST(LDMRecipeConfig, ListsEveryBadKeyAtOnce) {
     const std::string m = e.what();
     for (const char* want : {"x.json", "stepz", "missing key dataset.resolution", "unknown key diffusion.colour",
                              "tokenizer.vocab_size", "text_encoder.config.vocab_size",
-                             "unet.config.cross_attention_dim", "unknown key config.bogus"})
+                             "unet.config.cross_attention_dim", "unknown key config.bogus",
+                             "diffusion.snr_gamma must be > 0", "prediction_type must be epsilon or v_prediction"})
       EXPECT_NE(m.find(want), std::string::npos) << want << " not in: " << m;
   }
 }
