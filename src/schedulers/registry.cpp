@@ -40,6 +40,7 @@ const std::vector<SamplerInfo>& samplers() {
       {"lms", "LMS", SamplerSpace::Sigma, false, 1},
       {"lcm", "LCM", SamplerSpace::Timestep, true, 1},
       {"flow_euler", "Euler (flow)", SamplerSpace::Flow, false, 1},
+      {"unipc", "UniPC", SamplerSpace::Flow, false, 1},
   };
   return kSamplers;
 }
@@ -57,7 +58,8 @@ const SamplerInfo& sampler_info(const std::string& name) {
 }
 
 at::Tensor sample_by_name(const std::string& name, const Denoiser& denoise, at::Tensor x,
-                          const std::vector<double>& sigmas, const NoiseSource& noise, const StepCallback& callback) {
+                          const std::vector<double>& sigmas, const NoiseSource& noise, const StepCallback& callback,
+                          const UniPCOptions& unipc) {
   const std::string& n = sampler_info(name).name;
   if (n == "euler") return sample_euler(denoise, std::move(x), sigmas, callback);
   if (n == "euler_a") return sample_euler_ancestral(denoise, std::move(x), sigmas, noise, 1.0, callback);
@@ -68,6 +70,7 @@ at::Tensor sample_by_name(const std::string& name, const Denoiser& denoise, at::
   if (n == "dpmpp_2m_sde") return sample_dpmpp_2m_sde(denoise, std::move(x), sigmas, noise, 1.0, callback);
   if (n == "dpmpp_2s_a") return sample_dpmpp_2s_ancestral(denoise, std::move(x), sigmas, noise, 1.0, callback);
   if (n == "flow_euler") return sample_flow_match_euler(denoise, std::move(x), sigmas, callback);
+  if (n == "unipc") return sample_unipc(denoise, std::move(x), sigmas, unipc, callback);
   throw UsageError("sampler \"" + n + "\" works on timesteps, not sigmas");
 }
 

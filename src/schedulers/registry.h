@@ -31,9 +31,10 @@ std::vector<std::string> sampler_names();
 const SamplerInfo& sampler_info(const std::string& name);
 
 // Runs a Sigma- or Flow-space sampler by name; UsageError for a Timestep-space or unknown name.
+// `unipc` is UniPC's solver settings (the scheduler config's, through unipc_options).
 at::Tensor sample_by_name(const std::string& name, const Denoiser& denoise, at::Tensor x,
                           const std::vector<double>& sigmas, const NoiseSource& noise,
-                          const StepCallback& callback = {});
+                          const StepCallback& callback = {}, const UniPCOptions& unipc = {});
 // Runs a Timestep-space sampler (ddim, ddpm, plms, lcm) by name. eta is DDIM's; LCM uses
 // timestep_scaling (scheduler config, default 10).
 at::Tensor sample_by_name(const std::string& name, const VPDenoiser& denoise, at::Tensor x,

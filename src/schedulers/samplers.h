@@ -32,6 +32,21 @@ at::Tensor sample_dpmpp_2s_ancestral(const Denoiser& denoise, at::Tensor x, cons
 // Rectified flow (x = (1 - sigma) x0 + sigma * noise; sigmas from flow_match_schedule).
 at::Tensor sample_flow_match_euler(const Denoiser& denoise, at::Tensor x, const std::vector<double>& sigmas,
                                    const StepCallback& callback = {});
+// UniPC multistep, data prediction, on flow sigmas (unipc.cpp; Wan 2.1's default sampler, equal to
+// diffusers' UniPCMultistepScheduler with use_flow_sigmas). sigmas from flow_sigmas_schedule or
+// flow_match_schedule, below 1; one model call per step. on_corrected(i, x, x0) sees each step's
+// sample after the UniC corrector, before the predictor.
+struct UniPCOptions {
+  enum class Solver { BH1, BH2 };
+  int64_t order = 2;  // solver_order
+  Solver solver = Solver::BH2;
+  bool lower_order_final = true;
+  std::vector<int64_t> disable_corrector;
+};
+UniPCOptions unipc_options(const NoiseScheduleConfig& config);
+at::Tensor sample_unipc(const Denoiser& denoise, at::Tensor x, const std::vector<double>& sigmas,
+                        const UniPCOptions& options = {}, const StepCallback& callback = {},
+                        const StepCallback& on_corrected = {});
 
 // ---- timestep space (ddim.cpp, plms.cpp, lcm.cpp) ----
 // eta = 0: deterministic DDIM; eta = 1: DDPM-like variance. Noise is drawn only when eta > 0.

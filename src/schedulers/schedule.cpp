@@ -22,6 +22,9 @@ void read_field(const nlohmann::json& json, const char* key, T& field, std::vect
     if (!it->is_number_integer()) expected = "an integer";
   } else if constexpr (std::is_same_v<T, double>) {
     if (!it->is_number()) expected = "a number";
+  } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+    const bool ok = it->is_array() && std::all_of(it->begin(), it->end(), [](const auto& v) { return v.is_number_integer(); });
+    if (!ok) expected = "a list of integers";
   } else {
     if (!it->is_string()) expected = "a string";
   }
@@ -124,6 +127,13 @@ std::vector<std::string> NoiseScheduleConfig::validate() const {
   }
   one_of("beta_schedule", beta_schedule, {"scaled_linear", "linear", "squaredcos_cap_v2"});
   one_of("prediction_type", prediction_type, {"epsilon", "v_prediction", "flow"});
+  // DPMSolver configs carry their own solver types; UniPC reads those as bh2, as diffusers does.
+  one_of("solver_type", solver_type, {"bh1", "bh2", "midpoint", "heun", "logrho"});
+  if (solver_order < 1 || solver_order > 3)
+    problems.push_back("solver_order must be 1, 2 or 3 (got " + std::to_string(solver_order) + ")");
+  if (!(flow_shift > 0.0)) problems.push_back("flow_shift must be positive");
+  if (use_flow_sigmas && prediction_type != "flow")
+    problems.push_back("use_flow_sigmas needs prediction_type flow_prediction (got \"" + prediction_type + "\")");
   one_of("timestep_spacing", timestep_spacing, {"leading", "linspace", "trailing"});
   one_of("final_sigmas_type", final_sigmas_type, {"zero"});
   if (steps_offset < 0) problems.push_back("steps_offset must be >= 0 (got " + std::to_string(steps_offset) + ")");
@@ -164,6 +174,22 @@ NoiseScheduleConfig NoiseScheduleConfig::from_json(const nlohmann::json& json) {
   read_field(json, "timestep_scaling", c.timestep_scaling, problems);
   read_field(json, "shift", c.shift, problems);
   read_field(json, "use_dynamic_shifting", c.use_dynamic_shifting, problems);
+  read_field(json, "use_flow_sigmas", c.use_flow_sigmas, problems);
+  read_field(json, "flow_shift", c.flow_shift, problems);
+  read_field(json, "solver_order", c.solver_order, problems);
+  read_field(json, "solver_type", c.solver_type, problems);
+  read_field(json, "lower_order_final", c.lower_order_final, problems);
+  read_field(json, "disable_corrector", c.disable_corrector, problems);
+  if (c.prediction_type == "flow_prediction") c.prediction_type = "flow";  // UniPC's name for it
+  if (c.use_flow_sigmas && !json.contains("shift")) c.shift = c.flow_shift;
+  for (const char* key : {"predict_x0", "use_beta_sigmas"}) {
+    const auto it = json.find(key);
+    const bool wanted = std::string(key) == "predict_x0";  // the only supported value
+    if (it != json.end() && it->is_boolean() && it->get<bool>() != wanted)
+      problems.push_back(std::string(key) + "=" + (wanted ? "false" : "true") + " is not supported");
+  }
+  if (const auto it = json.find("solver_p"); it != json.end() && !it->is_null())
+    problems.push_back("solver_p is not supported");
   if (const auto it = json.find("trained_betas"); it != json.end() && !it->is_null())
     problems.push_back("trained_betas is not supported");
   // FlowMatchEulerDiscreteScheduler configs carry no prediction_type: the class implies it.
@@ -175,7 +201,9 @@ NoiseScheduleConfig NoiseScheduleConfig::from_json(const nlohmann::json& json) {
       "num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "prediction_type", "timestep_spacing",
       "steps_offset", "set_alpha_to_one", "skip_prk_steps", "clip_sample", "thresholding", "rescale_betas_zero_snr",
       "use_karras_sigmas", "use_exponential_sigmas", "final_sigmas_type", "original_inference_steps",
-      "timestep_scaling", "shift", "use_dynamic_shifting", "trained_betas"};
+      "timestep_scaling", "shift", "use_dynamic_shifting", "trained_betas", "use_flow_sigmas", "flow_shift",
+      "solver_order", "solver_type", "lower_order_final", "disable_corrector", "predict_x0", "use_beta_sigmas",
+      "solver_p"};
   for (const auto& [key, value] : json.items())
     if (!kRead.count(key)) c.ignored_keys.push_back(key);
   for (auto& p : c.validate()) problems.push_back(std::move(p));
@@ -425,6 +453,25 @@ SigmaSchedule flow_match_schedule(const NoiseScheduleConfig& config, int64_t n) 
   s.sigmas.push_back(0.0);
   s.init_noise_sigma = 1.0;
   return s;
+}
+
+SigmaSchedule flow_sigmas_schedule(const NoiseScheduleConfig& config, int64_t n) {
+  check_config(config);
+  check_steps(config, n);
+  if (!config.use_flow_sigmas) throw UsageError("flow_sigmas_schedule needs a scheduler config with use_flow_sigmas");
+  const auto t = static_cast<double>(config.num_train_timesteps);
+  const double s = config.flow_shift;
+  const std::vector<double> alphas = np_linspace(1.0, 1.0 / t, n + 1);
+  SigmaSchedule out;
+  for (int64_t i = 0; i < n; ++i) {  // reversed: the largest sigma first, sigma(alphas[N]) dropped
+    const double x = 1.0 - alphas[static_cast<size_t>(n - i)];
+    const double sigma = s * x / (1 + (s - 1) * x);
+    out.sigmas.push_back(static_cast<float>(sigma));
+    out.timesteps.push_back(std::trunc(sigma * t));
+  }
+  out.sigmas.push_back(0.0);  // final_sigmas_type "zero"
+  out.init_noise_sigma = 1.0;
+  return out;
 }
 
 }  // namespace genvis::schedulers

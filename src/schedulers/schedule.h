@@ -39,6 +39,14 @@ struct NoiseScheduleConfig {
   double timestep_scaling = 10.0;          // LCM
   double shift = 1.0;                      // flow matching
   bool use_dynamic_shifting = false;       // flow matching (resolution-dependent mu): unsupported
+  // UniPCMultistepScheduler (Wan's default). prediction_type "flow_prediction" is read as "flow";
+  // with use_flow_sigmas a config that gives no `shift` uses flow_shift for flow_euler too.
+  bool use_flow_sigmas = false;
+  double flow_shift = 1.0;
+  int64_t solver_order = 2;                // 1..3
+  std::string solver_type = "bh2";         // "bh1", "bh2" (DPMSolver's "midpoint", "heun", "logrho": bh2)
+  bool lower_order_final = true;
+  std::vector<int64_t> disable_corrector;  // step indices whose following corrector is skipped
 
   // Keys present in the JSON that this struct does not read (diffusers has many per class).
   std::vector<std::string> ignored_keys;
@@ -120,5 +128,9 @@ SigmaSchedule dpm_solver_schedule(const NoiseScheduleConfig& config, int64_t num
 // diffusers FlowMatchEulerDiscreteScheduler.set_timesteps: sigma in [0, 1], shifted by
 // s*x / (1 + (s-1)*x); timesteps = 1000 * sigma; init_noise_sigma 1.
 SigmaSchedule flow_match_schedule(const NoiseScheduleConfig& config, int64_t num_inference_steps);
+// diffusers UniPCMultistepScheduler.set_timesteps with use_flow_sigmas: sigma = s*x / (1 + (s-1)*x)
+// at x = 1 - linspace(1, 1/T, N + 1)[:N] (float64, s = flow_shift), reversed, then 0; timesteps =
+// int(1000 * sigma) truncated; init_noise_sigma 1 (the first sigma is just below 1).
+SigmaSchedule flow_sigmas_schedule(const NoiseScheduleConfig& config, int64_t num_inference_steps);
 
 }  // namespace genvis::schedulers

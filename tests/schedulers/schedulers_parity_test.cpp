@@ -222,6 +222,40 @@ void run_flow_case(const std::string& name) {
 TEST(SchedulersParity, FlowMatchEulerShift3) { run_flow_case("scheduler_flow_match_euler_shift3"); }
 TEST(SchedulersParity, FlowMatchEulerShift5) { run_flow_case("scheduler_flow_match_euler_shift5"); }
 
+// UniPCMultistepScheduler with use_flow_sigmas (Wan 2.1): its sigma table, then the loop with the
+// sample after each corrector checked as well as each step's output.
+void run_unipc_flow_case(const std::string& name) {
+  GENVIS_REQUIRE_FIXTURES();
+  SchedulerCase c(name);
+  ASSERT_EQ(c.config_.prediction_type, "flow");
+  ASSERT_TRUE(c.config_.use_flow_sigmas);
+  for (int64_t n : c.table_steps()) {
+    const SigmaSchedule s = flow_sigmas_schedule(c.config_, n);
+    c.check_timesteps(n, vec(s.timesteps));
+    c.check_sigmas(n, s.sigmas);
+    c.check_init_noise_sigma(n, s.init_noise_sigma);
+  }
+  const SigmaSchedule s = flow_sigmas_schedule(c.config_, c.loop_steps());
+  at::Tensor x = c.init_noise_ * static_cast<float>(s.init_noise_sigma);
+  expect_close(c.ref("loop_x0"), x, c.loop_, "loop_x0");
+  const Denoiser d = make_denoiser(c.model_.network(), PredictionType::Flow,
+                                   timestep_map(s, {}, c.config_.num_train_timesteps));
+  int64_t corrected = 0;
+  x = sample_unipc(
+      d, x, s.sigmas, unipc_options(c.config_),
+      [&](int64_t i, const at::Tensor& xi, const at::Tensor& denoised) { c.check_step(std::to_string(i), xi, denoised); },
+      [&](int64_t i, const at::Tensor& xi, const at::Tensor&) {
+        ++corrected;
+        const std::string k = "loop_corrected_sample_" + std::to_string(i);
+        if (c.has(k)) expect_close(c.ref(k), xi, c.loop_, k);
+      });
+  EXPECT_EQ(corrected, c.loop_steps());
+  c.check_model_calls();
+  c.check_final(x);
+}
+
+TEST(SchedulersParity, UniPCFlow) { run_unipc_flow_case("scheduler_unipc_flow"); }
+
 enum class TimestepSampler { DDIM, PLMS, LCM };
 
 void run_timestep_case(const std::string& name, TimestepSampler kind) {

@@ -140,7 +140,7 @@ TEST(Config, BetaSchedules) {
 TEST(Registry, NamesAndDisplayNames) {
   const auto names = sampler_names();
   for (const char* n : {"euler", "euler_a", "heun", "dpm2", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_2s_a", "ddim", "ddpm",
-                        "plms", "lms", "lcm", "flow_euler"})
+                        "plms", "lms", "lcm", "flow_euler", "unipc"})
     EXPECT_NE(std::find(names.begin(), names.end(), n), names.end()) << n;
   EXPECT_EQ(sampler_info("euler_a").display, "Euler a");
   EXPECT_EQ(sampler_info("DPM++ 2M").name, "dpmpp_2m");
@@ -199,7 +199,11 @@ TEST(Registry, EverySamplerRunsByName) {
       out = sample_by_name(info.name, vp, x, s, noise, count);
       EXPECT_THROW(sample_by_name(info.name, d, x, euler_schedule(config, 6).sigmas, noise), UsageError);
     } else {
-      const auto s = info.space == SamplerSpace::Flow ? flow_match_schedule(config, 6) : euler_schedule(config, 6);
+      NoiseScheduleConfig flow = config;
+      flow.prediction_type = "flow", flow.use_flow_sigmas = true, flow.flow_shift = 3;
+      const auto s = info.name == "unipc"                 ? flow_sigmas_schedule(flow, 6)
+                     : info.space == SamplerSpace::Flow ? flow_match_schedule(config, 6)
+                                                        : euler_schedule(config, 6);
       out = sample_by_name(info.name, d, x * static_cast<float>(s.init_noise_sigma), s.sigmas, noise, count);
       EXPECT_LE((out - target).abs().max().item<double>(), 1e-4) << info.name;
       EXPECT_THROW(sample_by_name(info.name, vp, x, ddim_schedule(config, 6), noise), UsageError);
@@ -265,6 +269,68 @@ TEST(Denoiser, ParameterisationsAgreeOnTheirOwnTargets) {
   const at::Tensor xf = x0 * (1 - s) + eps * s;
   const Denoiser by_flow = make_denoiser([&](const at::Tensor&, double) { return eps - x0; }, PredictionType::Flow, map);
   EXPECT_LE((by_flow(xf, s) - x0).abs().max().item<double>(), 1e-6);
+}
+
+// Wan 2.1's scheduler config: flow_prediction is flow, flow_shift also shifts flow_euler, and
+// what UniPC cannot do is refused by name.
+TEST(Schedule, UniPCFlowConfig) {
+  nlohmann::json j = {{"_class_name", "UniPCMultistepScheduler"}, {"prediction_type", "flow_prediction"},
+                      {"use_flow_sigmas", true}, {"flow_shift", 5.0}, {"solver_order", 2},
+                      {"predict_x0", true}, {"disable_corrector", nlohmann::json::array({2})}};
+  const auto c = NoiseScheduleConfig::from_json(j);
+  EXPECT_EQ(c.prediction_type, "flow");
+  EXPECT_EQ(c.shift, 5.0);
+  EXPECT_EQ(unipc_options(c).disable_corrector, std::vector<int64_t>{2});
+  const auto s = flow_sigmas_schedule(c, 10);
+  ASSERT_EQ(s.sigmas.size(), 11u);
+  EXPECT_LT(s.sigmas[0], 1.0);
+  EXPECT_EQ(s.sigmas.back(), 0.0);
+  for (size_t i = 0; i + 1 < s.timesteps.size(); ++i) EXPECT_EQ(s.timesteps[i], std::trunc(s.timesteps[i]));
+  for (const auto& [key, value] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"solver_order", 4}, {"predict_x0", false}, {"solver_type", "bh3"}, {"solver_p", "x"},
+           {"disable_corrector", "none"}}) {
+    nlohmann::json bad = j;
+    bad[key] = value;
+    try {
+      NoiseScheduleConfig::from_json(bad);
+      ADD_FAILURE() << key << " accepted";
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+    }
+  }
+  nlohmann::json eps = j;
+  eps["prediction_type"] = "epsilon";
+  EXPECT_THROW(NoiseScheduleConfig::from_json(eps), UsageError);  // flow sigmas need a flow model
+  EXPECT_THROW(flow_sigmas_schedule(sd_config(), 10), UsageError);
+}
+
+// Gaussian data x0 ~ N(mu, s^2) has an exact flow denoiser and an exact ODE solution (each
+// sample keeps its quantile z: x_sigma = a mu + sqrt(a^2 s^2 + sigma^2) z, a = 1 - sigma). UniPC
+// follows it, and order 2 lands far closer than order 1 in 8 steps.
+TEST(Samplers, UniPCOrdersConvergeOnGaussianData) {
+  const double mu = 0.7, s2 = 0.25;
+  const Denoiser exact = [&](const at::Tensor& x, double sigma) {
+    const double a = 1 - sigma;
+    return mu + (x - a * mu) * (a * s2 / (a * a * s2 + sigma * sigma));
+  };
+  NoiseScheduleConfig config;
+  config.prediction_type = "flow", config.use_flow_sigmas = true, config.flow_shift = 1;
+  const auto sigmas = flow_sigmas_schedule(config, 8).sigmas;
+  Rng rng(4);
+  const at::Tensor x = rng.randn({1, 2, 4, 4}).to(at::kDouble);
+  const double a1 = 1 - sigmas[0];
+  const at::Tensor solution = mu + std::sqrt(s2) * (x - a1 * mu) / std::sqrt(a1 * a1 * s2 + sigmas[0] * sigmas[0]);
+  std::vector<double> errors;
+  for (int64_t order : {1, 2, 3})
+    errors.push_back((sample_unipc(exact, x, sigmas, {.order = order}) - solution).abs().max().item<double>());
+  EXPECT_LT(errors[1], 0.3 * errors[0]) << errors[0] << " " << errors[1];
+  EXPECT_LT(errors[2], 0.3 * errors[0]) << errors[0] << " " << errors[2];
+  EXPECT_LT(errors[1], 0.05);
+  // x0 from the last step's estimate: a constant denoiser is reached exactly.
+  const at::Tensor target = at::full({1, 2, 4, 4}, 0.25);
+  const at::Tensor out = sample_unipc([&](const at::Tensor&, double) { return target; }, x,
+                                      flow_sigmas_schedule(config, 5).sigmas);
+  EXPECT_LE((out - target).abs().max().item<double>(), 1e-6);
 }
 
 }  // namespace

@@ -30,15 +30,22 @@ DiffusionPlan plan_diffusion(const s::NoiseScheduleConfig& config, const std::st
     throw UsageError("sampler '" + sampler + "' is for flow-matching models, not this one (prediction type " +
                      config.prediction_type + ")");
   if (p.info.space != s::SamplerSpace::Flow && flow_model)
-    throw UsageError("this is a flow-matching model: sampler '" + sampler + "' does not apply (use flow_euler)");
+    throw UsageError("this is a flow-matching model: sampler '" + sampler + "' does not apply (use unipc or flow_euler)");
   if (p.timestep_space() && p.spacing != s::SigmaSpacing::Default)
     throw UsageError("schedule '" + schedule + "' applies to sigma samplers only, not '" + sampler + "'");
-  if (p.info.space == s::SamplerSpace::Flow)
+  if (p.info.space == s::SamplerSpace::Flow && p.info.name == "unipc") {
+    // UniPC's own flow sigmas (they start below 1), with the config's shift when it is a
+    // FlowMatchEuler config: as diffusers' UniPCMultistepScheduler(use_flow_sigmas, flow_shift).
+    s::NoiseScheduleConfig unipc = config;
+    if (!unipc.use_flow_sigmas) unipc.use_flow_sigmas = true, unipc.flow_shift = config.shift;
+    p.schedule = s::flow_sigmas_schedule(unipc, steps);
+  } else if (p.info.space == s::SamplerSpace::Flow) {
     p.schedule = s::flow_match_schedule(config, steps);
-  else if (sampler.rfind("dpm", 0) == 0)
+  } else if (sampler.rfind("dpm", 0) == 0) {
     p.schedule = s::dpm_solver_schedule(config, steps, p.spacing);
-  else
+  } else {
     p.schedule = s::euler_schedule(config, steps, p.spacing);
+  }
   p.sigmas = p.schedule.sigmas;
   return p;
 }
@@ -69,7 +76,7 @@ at::Tensor run_diffusion(const DiffusionPlan& plan, const s::NoiseScheduleConfig
       network, prediction,
       s::timestep_map(plan.schedule, flow ? std::vector<float>{} : s::training_sigmas(config), config.num_train_timesteps));
   if (options.wrap_denoiser) denoiser = options.wrap_denoiser(std::move(denoiser));
-  return s::sample_by_name(plan.sampler, denoiser, x, plan.sigmas, noise, on_step);
+  return s::sample_by_name(plan.sampler, denoiser, x, plan.sigmas, noise, on_step, s::unipc_options(config));
 }
 
 }  // namespace genvis::pipelines
