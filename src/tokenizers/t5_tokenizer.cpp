@@ -244,6 +244,7 @@ T5Tokenizer T5Tokenizer::load(const std::string& folder, const T5TokenizerOption
   for (const auto& [id, t] : decoder) {
     if (encoder.at(t.content) != id) continue;  // a later id took over this text
     tok.added_index_[t.content] = tok.added_.size();
+    if (!t.content.empty()) tok.added_first_bytes_[static_cast<unsigned char>(t.content[0])] = true;
     tok.added_.push_back({t.content, id, t.lstrip, t.rstrip, t.single_word, t.special});
   }
   tok.size_ = vocab_len;
@@ -278,8 +279,9 @@ std::vector<SentencePiece> T5Tokenizer::tokenize_with_ids(std::string_view input
   size_t start = 0;
   for (size_t p = 0; p < text.size();) {
     size_t best = 0;
-    for (const auto& t : added_)
-      if (t.content.size() > best && text.compare(p, t.content.size(), t.content) == 0) best = t.content.size();
+    if (added_first_bytes_[static_cast<unsigned char>(text[p])])
+      for (const auto& t : added_)
+        if (t.content.size() > best && text.compare(p, t.content.size(), t.content) == 0) best = t.content.size();
     if (best == 0) {
       ++p;
       continue;

@@ -26,6 +26,7 @@
 #include "tokenizers/prompt_clean.h"  // prompt_clean: Wan's cleaning before tokenizing
 #include "tokenizers/sentencepiece_model.h"
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <set>
@@ -89,6 +90,7 @@ private:
   std::vector<T5AddedToken> added_;                      // by id
   std::unordered_map<std::string, size_t> added_index_;  // content -> index in added_
   std::set<std::string> special_strings_;                 // all_special_tokens: eos, unk, pad, additional
+  std::array<bool, 256> added_first_bytes_{};             // bytes an added token starts with
   std::string unk_token_ = "<unk>";
   size_t unk_token_length_ = 0;  // pieces of unk_token_ (legacy=False only)
   int64_t pad_id_ = 0, eos_id_ = 1, unk_id_ = 2, size_ = 0;
