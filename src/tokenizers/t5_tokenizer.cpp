@@ -52,11 +52,11 @@ struct SpecialTokens {
   std::optional<std::vector<TokenSpec>> additional;
 };
 
-void read_specials(const json& j, const std::string& file, SpecialTokens& s, config::Problems& problems,
-                   bool merge_additional) {
+// The file's path names the problems (throw_problems).
+void read_specials(const json& j, SpecialTokens& s, config::Problems& problems, bool merge_additional) {
   const auto one = [&](const char* key, TokenSpec& out) {
     if (!j.contains(key) || j[key].is_null()) return;
-    if (auto t = read_token(j[key], file + ": " + key, problems)) out = *t;
+    if (auto t = read_token(j[key], key, problems)) out = *t;
   };
   one("eos_token", s.eos);
   one("unk_token", s.unk);
@@ -64,12 +64,12 @@ void read_specials(const json& j, const std::string& file, SpecialTokens& s, con
   if (!j.contains("additional_special_tokens") || j["additional_special_tokens"].is_null()) return;
   const json& list = j["additional_special_tokens"];
   if (!list.is_array()) {
-    problems.push_back(file + ": additional_special_tokens must be a list");
+    problems.push_back("additional_special_tokens must be a list");
     return;
   }
   std::vector<TokenSpec> out = merge_additional && s.additional ? *s.additional : std::vector<TokenSpec>{};
   for (size_t i = 0; i < list.size(); ++i)
-    if (auto t = read_token(list[i], file + ": additional_special_tokens[" + std::to_string(i) + "]", problems)) {
+    if (auto t = read_token(list[i], "additional_special_tokens[" + std::to_string(i) + "]", problems)) {
       const bool seen = std::any_of(out.begin(), out.end(), [&](const TokenSpec& o) { return o.content == t->content; });
       if (!seen) out.push_back(*t);
     }
@@ -140,7 +140,7 @@ T5Tokenizer T5Tokenizer::load(const std::string& folder, const T5TokenizerOption
     if (v >= 1 && v <= double(int64_t{1} << 31)) model_max_length = static_cast<int64_t>(v);
   }
   SpecialTokens specials;
-  read_specials(config, "tokenizer_config.json", specials, problems, false);
+  read_specials(config, specials, problems, false);
   // added_tokens_decoder: {"id": AddedToken} (transformers >= 4.34 writes it).
   std::map<int64_t, TokenSpec> decoder_from_files;
   const bool has_decoder = config.contains("added_tokens_decoder") && !config["added_tokens_decoder"].is_null();
@@ -169,7 +169,7 @@ T5Tokenizer T5Tokenizer::load(const std::string& folder, const T5TokenizerOption
   //    overrides the special tokens and added_tokens.json gives {token: id} (no stripping).
   if (!has_decoder) {
     if (file_exists(map_path)) {
-      read_specials(read_json_object(map_path), "special_tokens_map.json", specials, problems, true);
+      read_specials(read_json_object(map_path), specials, problems, true);
       throw_problems(map_path, problems);
     }
     if (file_exists(added_path)) {

@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <limits>
+#include <numbers>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <torch/torch.h>
@@ -25,7 +26,7 @@ torch::nn::Linear linear(int64_t in, int64_t out) {
 
 // transformers' NewGELUActivation, op for op: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 at::Tensor gelu_new(const at::Tensor& x) {
-  const double c = std::sqrt(2.0 / M_PI);
+  const double c = std::sqrt(2.0 / std::numbers::pi);
   return 0.5 * x * (1.0 + torch::tanh(c * (x + 0.044715 * torch::pow(x, 3.0))));
 }
 
