@@ -5,6 +5,8 @@ include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 install(TARGETS genvis RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# The SentencePiece module that libgenvis and the binary open at run time (T5 tokenizers).
+install(TARGETS genvis_sentencepiece LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/genvis)
 install(TARGETS genvis_api EXPORT genvisTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

@@ -13,6 +13,7 @@ PACKAGES=(
   libzip-dev              # PyTorch .ckpt/.pt zip archives
   libssl-dev              # SHA-256 model hashes
   libicu-dev zlib1g-dev   # tokenizers: Unicode categories and normalisation, gzipped vocabularies
+  libsentencepiece-dev    # tokenizers: T5/UMT5 spiece.model (Wan's text side), in a dlopen'ed module
   libharfbuzz-dev         # datasets: shaping emoji ZWJ / skin-tone / flag sequences
   fonts-noto-color-emoji unicode-data  # datasets: the emoji font and emoji-test.txt captions
   dataset-fashion-mnist   # datasets: Fashion-MNIST

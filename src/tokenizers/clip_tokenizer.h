@@ -7,6 +7,8 @@
 // Pipeline: text -> ftfy.fix_text -> html.unescape x2 -> strip -> collapse \s+ -> lower() ->
 // regex split -> byte-level BPE. Input is UTF-8; invalid bytes become U+FFFD.
 #pragma once
+#include "tokenizers/prompt_clean.h"  // ftfy_fix_text, html_unescape, prompt_clean
+
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -64,16 +66,10 @@ private:
   mutable std::unordered_map<std::string, std::vector<std::string>> cache_;
 };
 
-// The cleaning half of the pipeline (ftfy, html.unescape x2, whitespace, lower()), UTF-8 in
-// and out; equals the fixture's `cleaned_text`.
+// The cleaning half of the pipeline: lower(prompt_clean(text)) (ftfy, html.unescape x2,
+// whitespace), UTF-8 in and out; equals the fixture's `cleaned_text`.
 std::string clip_clean_text(std::string_view text);
 // The regex pre-tokenizer over cleaned text.
 std::vector<std::string> clip_pre_tokenize(std::string_view cleaned);
-// ftfy.fix_text for the fixes ftfy applies by default (HTML entities when the text has no '<',
-// mojibake, C1 controls, Latin ligatures, full/half width, curly quotes, line breaks, terminal
-// escapes, control characters, NFC).
-std::string ftfy_fix_text(std::string_view text);
-// Python's html.unescape.
-std::string html_unescape(std::string_view text);
 
 }  // namespace genvis::tokenizers

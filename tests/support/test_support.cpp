@@ -14,21 +14,28 @@ namespace fs = std::filesystem;
 
 namespace genvis::test {
 
-Tolerance fixture_tolerance(const std::string& case_name, const std::string& output) {
+nlohmann::json fixture_manifest() {
   // Python's json writes -Infinity (a scheduler case), which is not JSON.
   std::string text = read_bytes(fixtures_dir() + "/manifest.json");
   for (const std::string bad : {"-Infinity", "Infinity", "NaN"})
     for (size_t p = text.find(": " + bad); p != std::string::npos; p = text.find(": " + bad, p))
       text.replace(p, bad.size() + 2, ": null");
-  const auto manifest = nlohmann::json::parse(text);
-  for (const auto& c : manifest.at("cases")) {
-    if (c.at("name") != case_name) continue;
-    nlohmann::json t = c.at("tolerance");
-    if (!output.empty() && c.contains("tolerance_per_output") && c["tolerance_per_output"].contains(output))
-      t = c["tolerance_per_output"][output];
-    return {t.at("max_abs").get<double>(), t.at("rel_l2").get<double>()};
-  }
+  return nlohmann::json::parse(text);
+}
+
+nlohmann::json fixture_case(const std::string& case_name) {
+  const nlohmann::json manifest = fixture_manifest();
+  for (const auto& c : manifest.at("cases"))
+    if (c.at("name") == case_name) return c;
   throw std::runtime_error("manifest.json has no case " + case_name);
+}
+
+Tolerance fixture_tolerance(const std::string& case_name, const std::string& output) {
+  const nlohmann::json c = fixture_case(case_name);
+  nlohmann::json t = c.at("tolerance");
+  if (!output.empty() && c.contains("tolerance_per_output") && c["tolerance_per_output"].contains(output))
+    t = c["tolerance_per_output"][output];
+  return {t.at("max_abs").get<double>(), t.at("rel_l2").get<double>()};
 }
 
 void expect_close(const at::Tensor& actual, const at::Tensor& expected, const Tolerance& tol, const std::string& what) {

@@ -2,6 +2,7 @@
 #pragma once
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 
 namespace genvis::test {
@@ -37,6 +38,11 @@ void write_bytes(const std::string& path, const std::string& bytes);
 // The CLIP vocabulary in ../shared/data.
 std::string clip_vocab();
 std::string read_bytes(const std::string& path);
+
+// manifest.json (Python's -Infinity/Infinity/NaN read as null), and one case of it by name
+// (std::runtime_error when there is none).
+nlohmann::json fixture_manifest();
+nlohmann::json fixture_case(const std::string& case_name);
 
 // A fixture case's tolerance from manifest.json: tolerance_per_output[output] when given and
 // present, else the case's tolerance.
