@@ -1,0 +1,324 @@
+#include "models/wan/wan_transformer.h"
+
+#include "core/config_reader.h"
+#include "core/error.h"
+#include "nn/attention.h"
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <torch/nn/modules/dropout.h>
+
+namespace genvis::models {
+namespace {
+
+std::string shape_of(const at::Tensor& t) {
+  std::string s = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? "," : "") + std::to_string(t.size(i));
+  return s + "]";
+}
+
+// LayerNorm in float32 without weights (FP32LayerNorm(elementwise_affine=False)).
+at::Tensor plain_layer_norm(const at::Tensor& x, double eps) {
+  return at::layer_norm(x.to(at::kFloat), {x.size(-1)}, {}, {}, eps);
+}
+
+at::Tensor layer_norm_f32(const torch::nn::LayerNorm& norm, const at::Tensor& x) {
+  const auto& o = norm->options;
+  return at::layer_norm(x.to(at::kFloat), o.normalized_shape(), norm->weight.to(at::kFloat), norm->bias.to(at::kFloat),
+                        o.eps());
+}
+
+// Rotates consecutive pairs of x [B,N,H,Dh] by the angles whose (cos, sin) [N,Dh/2] are given,
+// in float64 (the reference multiplies complex128 numbers), returned in x's dtype.
+at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const at::Tensor pairs = x.to(at::kDouble).unflatten(-1, {-1, 2});  // [B,N,H,Dh/2,2]
+  const at::Tensor a = pairs.select(-1, 0), b = pairs.select(-1, 1);
+  const at::Tensor c = cos.unsqueeze(1), s = sin.unsqueeze(1);  // [N,1,Dh/2]
+  return at::stack({a * c - b * s, a * s + b * c}, -1).flatten(-2).to(x.scalar_type());
+}
+
+}  // namespace
+
+// ---- config ----
+
+std::vector<std::string> WanTransformer3DConfig::validate() const {
+  std::vector<std::string> problems;
+  const auto positive = [&](const char* name, int64_t v) {
+    if (v <= 0) problems.push_back(std::string(name) + " must be positive (got " + std::to_string(v) + ")");
+  };
+  positive("num_attention_heads", num_attention_heads);
+  positive("attention_head_dim", attention_head_dim);
+  positive("in_channels", in_channels);
+  positive("out_channels", out_channels);
+  positive("text_dim", text_dim);
+  positive("freq_dim", freq_dim);
+  positive("ffn_dim", ffn_dim);
+  positive("num_layers", num_layers);
+  positive("rope_max_seq_len", rope_max_seq_len);
+  if (patch_size.size() != 3)
+    problems.push_back("patch_size must have 3 entries (frames, height, width), got " + std::to_string(patch_size.size()));
+  for (int64_t p : patch_size)
+    if (p < 1) problems.push_back("patch_size entries must be positive");
+  if (attention_head_dim > 0 && (attention_head_dim % 2 != 0 || attention_head_dim < 6))
+    problems.push_back("attention_head_dim must be even and >= 6 for the 3-axis rotary embedding (got " +
+                       std::to_string(attention_head_dim) + ")");
+  if (freq_dim % 2 != 0) problems.push_back("freq_dim must be even (got " + std::to_string(freq_dim) + ")");
+  if (qk_norm != "rms_norm_across_heads")
+    problems.push_back("qk_norm \"" + qk_norm + "\" is not supported (Wan uses \"rms_norm_across_heads\")");
+  if (!(eps > 0)) problems.push_back("eps must be positive");
+  if (image_dim.has_value() != added_kv_proj_dim.has_value())
+    problems.push_back("image_dim and added_kv_proj_dim go together (image-to-video); give both or neither");
+  if (added_kv_proj_dim && *added_kv_proj_dim != inner_dim())
+    problems.push_back("added_kv_proj_dim must equal num_attention_heads * attention_head_dim = " +
+                       std::to_string(inner_dim()) + " (got " + std::to_string(*added_kv_proj_dim) + ")");
+  if (image_dim && *image_dim <= 0) problems.push_back("image_dim must be positive");
+  return problems;
+}
+
+WanTransformer3DConfig WanTransformer3DConfig::from_json(const nlohmann::json& json, const std::string& source) {
+  if (!json.is_object()) throw LoadError(source, "Wan transformer config must be a JSON object");
+  WanTransformer3DConfig c;
+  config::Problems problems;
+  config::check_keys(json, "", {},
+                     {"patch_size", "num_attention_heads", "attention_head_dim", "in_channels", "out_channels",
+                      "text_dim", "freq_dim", "ffn_dim", "num_layers", "cross_attn_norm", "qk_norm", "eps",
+                      "image_dim", "added_kv_proj_dim", "rope_max_seq_len", "pos_embed_seq_len"},
+                     problems);
+  const auto read = [&](const char* key, auto& field) { config::read(json, "", key, field, problems); };
+  read("patch_size", c.patch_size);
+  read("num_attention_heads", c.num_attention_heads);
+  read("attention_head_dim", c.attention_head_dim);
+  read("in_channels", c.in_channels);
+  read("out_channels", c.out_channels);
+  read("text_dim", c.text_dim);
+  read("freq_dim", c.freq_dim);
+  read("ffn_dim", c.ffn_dim);
+  read("num_layers", c.num_layers);
+  read("cross_attn_norm", c.cross_attn_norm);
+  read("qk_norm", c.qk_norm);
+  read("eps", c.eps);
+  read("image_dim", c.image_dim);
+  read("added_kv_proj_dim", c.added_kv_proj_dim);
+  read("rope_max_seq_len", c.rope_max_seq_len);
+  std::optional<int64_t> pos_embed_seq_len;
+  read("pos_embed_seq_len", pos_embed_seq_len);
+  if (pos_embed_seq_len)
+    problems.push_back("pos_embed_seq_len (Wan first-last-frame models) is not supported");
+  if (json.contains("qk_norm") && json.at("qk_norm").is_null()) c.qk_norm = "none";
+  for (auto& p : c.validate()) problems.push_back(std::move(p));
+  if (!problems.empty()) throw LoadError(source, "invalid Wan transformer config: " + config::describe(problems));
+  return c;
+}
+
+WanTransformer3DConfig WanTransformer3DConfig::from_file(const std::string& path) {
+  return from_json(config::read_file(path), path);
+}
+
+// ---- modules ----
+
+WanRMSNormImpl::WanRMSNormImpl(int64_t dim, double eps) : eps(eps) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+at::Tensor WanRMSNormImpl::forward(const at::Tensor& x) {
+  const at::Tensor f = x.to(at::kFloat);
+  const at::Tensor normed = f * at::rsqrt(f.pow(2).mean(-1, true) + eps);
+  return (normed * weight.to(at::kFloat)).to(x.scalar_type());
+}
+
+WanAttentionImpl::WanAttentionImpl(int64_t dim, int64_t heads, double eps, std::optional<int64_t> added_kv_proj_dim)
+    : heads(heads) {
+  to_q = register_module("to_q", torch::nn::Linear(dim, dim));
+  to_k = register_module("to_k", torch::nn::Linear(dim, dim));
+  to_v = register_module("to_v", torch::nn::Linear(dim, dim));
+  to_out = register_module("to_out", torch::nn::ModuleList(torch::nn::Linear(dim, dim)));
+  norm_q = register_module("norm_q", WanRMSNorm(dim, eps));
+  norm_k = register_module("norm_k", WanRMSNorm(dim, eps));
+  if (added_kv_proj_dim) {
+    add_k_proj = register_module("add_k_proj", torch::nn::Linear(*added_kv_proj_dim, dim));
+    add_v_proj = register_module("add_v_proj", torch::nn::Linear(*added_kv_proj_dim, dim));
+    norm_added_k = register_module("norm_added_k", WanRMSNorm(dim, eps));
+  }
+}
+
+at::Tensor WanAttentionImpl::forward(const at::Tensor& x, const at::Tensor& context, const at::Tensor& rope_cos,
+                                     const at::Tensor& rope_sin, const at::Tensor& image) {
+  const at::Tensor& kv = context.defined() ? context : x;
+  at::Tensor q = norm_q(nn::linear(x, to_q)), k = norm_k(nn::linear(kv, to_k));
+  const at::Tensor v = nn::linear(kv, to_v);
+  if (rope_cos.defined()) {
+    const auto rotate = [&](const at::Tensor& t) {
+      return apply_rotary(t.unflatten(-1, {heads, -1}), rope_cos, rope_sin).flatten(-2);
+    };
+    q = rotate(q), k = rotate(k);
+  }
+  at::Tensor out = nn::attention(q, k, v, heads);
+  if (image.defined()) {
+    if (!add_k_proj) throw UsageError("this attention has no image projections (a text-to-video model)");
+    const at::Tensor k_img = norm_added_k(nn::linear(image, add_k_proj)), v_img = nn::linear(image, add_v_proj);
+    out = out + nn::attention(q, k_img, v_img, heads);
+  }
+  return nn::linear(out, to_out[0]->as<torch::nn::Linear>()->weight, to_out[0]->as<torch::nn::Linear>()->bias);
+}
+
+WanFeedForwardImpl::WanFeedForwardImpl(int64_t dim, int64_t inner, int64_t out_dim, bool tanh_gelu)
+    : tanh_gelu(tanh_gelu) {
+  auto gelu = std::make_shared<torch::nn::Module>();  // net.0 = GELU with its projection "proj"
+  proj = gelu->register_module("proj", torch::nn::Linear(dim, inner));
+  out = torch::nn::Linear(inner, out_dim);
+  net = register_module("net", torch::nn::ModuleList(gelu, torch::nn::Dropout(0.0), out));
+}
+
+at::Tensor WanFeedForwardImpl::forward(const at::Tensor& x) {
+  return nn::linear(at::gelu(nn::linear(x, proj), tanh_gelu ? "tanh" : "none"), out);
+}
+
+WanTransformerBlockImpl::WanTransformerBlockImpl(const WanTransformer3DConfig& c) : eps(c.eps) {
+  const int64_t dim = c.inner_dim();
+  attn1 = register_module("attn1", WanAttention(dim, c.num_attention_heads, c.eps, std::nullopt));
+  attn2 = register_module("attn2", WanAttention(dim, c.num_attention_heads, c.eps, c.added_kv_proj_dim));
+  if (c.cross_attn_norm)
+    norm2 = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(c.eps)));
+  ffn = register_module("ffn", WanFeedForward(dim, c.ffn_dim, dim, true));
+  scale_shift_table = register_parameter("scale_shift_table", torch::randn({1, 6, dim}) / std::sqrt(double(dim)));
+}
+
+at::Tensor WanTransformerBlockImpl::forward(const at::Tensor& x_in, const at::Tensor& context, const at::Tensor& image,
+                                            const at::Tensor& modulation, const at::Tensor& rope_cos,
+                                            const at::Tensor& rope_sin) {
+  // shift, scale, gate (self-attention), then shift, scale, gate (feed-forward): [B,1,D] each.
+  const auto m = (scale_shift_table.to(at::kFloat) + modulation.to(at::kFloat)).chunk(6, 1);
+  const auto dtype = x_in.scalar_type();
+  at::Tensor x = x_in;
+  // 1. self-attention
+  at::Tensor h = (plain_layer_norm(x, eps) * (1 + m[1]) + m[0]).to(dtype);
+  x = (x.to(at::kFloat) + attn1->forward(h, at::Tensor(), rope_cos, rope_sin) * m[2]).to(dtype);
+  // 2. cross-attention
+  h = norm2 ? layer_norm_f32(norm2, x).to(dtype) : x;
+  x = x + attn2->forward(h, context, at::Tensor(), at::Tensor(), image);
+  // 3. feed-forward
+  h = (plain_layer_norm(x, eps) * (1 + m[4]) + m[3]).to(dtype);
+  return (x.to(at::kFloat) + ffn(h).to(at::kFloat) * m[5]).to(dtype);
+}
+
+WanTextProjectionImpl::WanTextProjectionImpl(int64_t in, int64_t dim) {
+  linear_1 = register_module("linear_1", torch::nn::Linear(in, dim));
+  linear_2 = register_module("linear_2", torch::nn::Linear(dim, dim));
+}
+
+at::Tensor WanTextProjectionImpl::forward(const at::Tensor& x) {
+  return nn::linear(at::gelu(nn::linear(x, linear_1), "tanh"), linear_2);
+}
+
+WanImageEmbeddingImpl::WanImageEmbeddingImpl(int64_t in, int64_t dim) {
+  norm1 = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({in}).eps(1e-5)));
+  ff = register_module("ff", WanFeedForward(in, in, dim, false));
+  norm2 = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-5)));
+}
+
+at::Tensor WanImageEmbeddingImpl::forward(const at::Tensor& x) {
+  const at::Tensor h = ff(layer_norm_f32(norm1, x).to(x.scalar_type()));
+  return layer_norm_f32(norm2, h).to(x.scalar_type());
+}
+
+WanConditionEmbedderImpl::WanConditionEmbedderImpl(const WanTransformer3DConfig& c) : freq_dim(c.freq_dim) {
+  const int64_t dim = c.inner_dim();
+  time_embedder = register_module("time_embedder", nn::TimestepEmbedding(c.freq_dim, dim));
+  time_proj = register_module("time_proj", torch::nn::Linear(dim, 6 * dim));
+  text_embedder = register_module("text_embedder", WanTextProjection(c.text_dim, dim));
+  if (c.image_dim) image_embedder = register_module("image_embedder", WanImageEmbedding(*c.image_dim, dim));
+}
+
+WanTransformer3DModelImpl::WanTransformer3DModelImpl(const WanTransformer3DConfig& c) : config(c) {
+  if (const auto problems = c.validate(); !problems.empty())
+    throw UsageError("invalid Wan transformer config: " + config::describe(problems));
+  const int64_t dim = c.inner_dim();
+  const auto& p = c.patch_size;
+  patch_embedding = register_module(
+      "patch_embedding",
+      torch::nn::Conv3d(torch::nn::Conv3dOptions(c.in_channels, dim, {p[0], p[1], p[2]}).stride({p[0], p[1], p[2]})));
+  condition_embedder = register_module("condition_embedder", WanConditionEmbedder(c));
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_layers; ++i) blocks->push_back(WanTransformerBlock(c));
+  scale_shift_table = register_parameter("scale_shift_table", torch::randn({1, 2, dim}) / std::sqrt(double(dim)));
+  proj_out = register_module("proj_out", torch::nn::Linear(dim, c.out_channels * p[0] * p[1] * p[2]));
+}
+
+std::pair<at::Tensor, at::Tensor> WanTransformer3DModelImpl::rotary(int64_t frames, int64_t height,
+                                                                    int64_t width) const {
+  // Head dims per axis: h = w = 2 * (D / 6), t = the rest; each axis rotates pairs at angles
+  // position / 10000^(2i / axis_dim), in float64.
+  const int64_t d = config.attention_head_dim, hw_dim = 2 * (d / 6), t_dim = d - 2 * hw_dim;
+  const int64_t sizes[3] = {frames, height, width}, dims[3] = {t_dim, hw_dim, hw_dim};
+  for (int64_t s : sizes)
+    if (s > config.rope_max_seq_len)
+      throw UsageError("latent has " + std::to_string(s) + " positions along an axis; the model's rotary table has " +
+                       std::to_string(config.rope_max_seq_len));
+  std::vector<at::Tensor> angles;
+  for (int axis = 0; axis < 3; ++axis) {
+    const auto opts = at::TensorOptions().dtype(at::kDouble);
+    const at::Tensor inv = 1.0 / at::pow(10000.0, at::arange(0, dims[axis], 2, opts).slice(0, 0, dims[axis] / 2) /
+                                                       static_cast<double>(dims[axis]));
+    const at::Tensor a = at::outer(at::arange(sizes[axis], opts), inv);  // [size, dim/2]
+    std::vector<int64_t> view = {1, 1, 1, a.size(1)};
+    view[static_cast<size_t>(axis)] = sizes[axis];
+    angles.push_back(a.view(view).expand({frames, height, width, a.size(1)}));
+  }
+  const at::Tensor all = at::cat(angles, -1).reshape({frames * height * width, d / 2});
+  return {all.cos(), all.sin()};
+}
+
+at::Tensor WanTransformer3DModelImpl::forward(const at::Tensor& hidden_states, const at::Tensor& timestep,
+                                              const at::Tensor& encoder_hidden_states, const at::Tensor& image) {
+  const auto& c = config;
+  const auto& p = c.patch_size;
+  if (hidden_states.dim() != 5 || hidden_states.size(1) != c.in_channels)
+    throw UsageError("Wan transformer input must be [B," + std::to_string(c.in_channels) + ",F,H,W], got " +
+                     shape_of(hidden_states));
+  const int64_t B = hidden_states.size(0), F = hidden_states.size(2), H = hidden_states.size(3),
+                W = hidden_states.size(4);
+  if (F % p[0] || H % p[1] || W % p[2])
+    throw UsageError("latent " + shape_of(hidden_states) + " is not divisible by the patch size [" +
+                     std::to_string(p[0]) + "," + std::to_string(p[1]) + "," + std::to_string(p[2]) + "]");
+  if (encoder_hidden_states.dim() != 3 || encoder_hidden_states.size(0) != B ||
+      encoder_hidden_states.size(2) != c.text_dim)
+    throw UsageError("text states must be [" + std::to_string(B) + ",L," + std::to_string(c.text_dim) + "], got " +
+                     shape_of(encoder_hidden_states));
+  if (c.is_i2v() != image.defined())
+    throw UsageError(c.is_i2v() ? "this image-to-video transformer needs the image encoder's states"
+                                : "this text-to-video transformer takes no image states");
+  if (image.defined() && (image.dim() != 3 || image.size(0) != B || image.size(2) != *c.image_dim))
+    throw UsageError("image states must be [" + std::to_string(B) + ",I," + std::to_string(*c.image_dim) +
+                     "], got " + shape_of(image));
+  const int64_t f = F / p[0], h = H / p[1], w = W / p[2], dim = c.inner_dim();
+  const auto dtype = patch_embedding->weight.scalar_type();
+
+  // 1. Patches and rotary tables.
+  const auto [rope_cos, rope_sin] = rotary(f, h, w);
+  at::Tensor x = patch_embedding(hidden_states.to(dtype)).flatten(2).transpose(1, 2);  // [B, f*h*w, D]
+
+  // 2. Conditions: temb [B,D], modulation [B,6,D], text [B,L,D], image [B,I,D].
+  at::Tensor t = timestep.reshape({-1}).to(at::kFloat);
+  if (t.size(0) == 1 && B > 1) t = t.expand({B});
+  if (t.size(0) != B) throw UsageError("timestep must have 1 or " + std::to_string(B) + " values");
+  auto& ce = *condition_embedder;
+  const at::Tensor temb = ce.time_embedder->forward(nn::timestep_embedding(t, ce.freq_dim, true, 0).to(
+                                               ce.time_embedder->linear_1->weight.scalar_type()))
+                              .to(dtype);
+  const at::Tensor modulation = nn::linear(at::silu(temb), ce.time_proj).unflatten(1, {6, dim});
+  const at::Tensor context = ce.text_embedder->forward(encoder_hidden_states.to(dtype));
+  const at::Tensor image_context = image.defined() ? ce.image_embedder->forward(image.to(dtype)) : at::Tensor();
+
+  // 3. Blocks.
+  for (const auto& block : *blocks)
+    x = block->as<WanTransformerBlock>()->forward(x, context, image_context, modulation, rope_cos, rope_sin);
+
+  // 4. Output modulation, projection, unpatchify.
+  const auto sc = (scale_shift_table.to(at::kFloat) + temb.to(at::kFloat).unsqueeze(1)).chunk(2, 1);  // shift, scale
+  x = (plain_layer_norm(x, c.eps) * (1 + sc[1]) + sc[0]).to(dtype);
+  x = nn::linear(x, proj_out);                                                // [B, f*h*w, C*pt*ph*pw]
+  x = x.reshape({B, f, h, w, p[0], p[1], p[2], c.out_channels}).permute({0, 7, 1, 4, 2, 5, 3, 6});
+  return x.reshape({B, c.out_channels, F, H, W});
+}
+
+}  // namespace genvis::models
