@@ -32,7 +32,8 @@ at::Tensor CLIPAttentionImpl::forward(const at::Tensor& x, const at::Tensor& mas
   const at::Tensor q = heads(nn::linear(x, q_proj) * (1.0 / std::sqrt(static_cast<double>(head_dim))));
   const at::Tensor k = heads(nn::linear(x, k_proj));
   const at::Tensor v = heads(nn::linear(x, v_proj));
-  const at::Tensor weights = torch::softmax(torch::matmul(q, k.transpose(-1, -2)) + mask, -1);
+  const at::Tensor scores = torch::matmul(q, k.transpose(-1, -2));
+  const at::Tensor weights = torch::softmax(mask.defined() ? scores + mask : scores, -1);
   const at::Tensor out = torch::matmul(weights, v).transpose(1, 2).reshape({b, s, num_heads * head_dim});
   return nn::linear(out, out_proj);
 }

@@ -27,7 +27,7 @@ struct CLIPTextOutput {
 
 struct CLIPAttentionImpl : torch::nn::Module {
   explicit CLIPAttentionImpl(const CLIPTextConfig& config);
-  // x: [B, S, C]; mask: additive [S, S] (causal).
+  // x: [B, S, C]; mask: additive [S, S] (causal), or undefined (none: the vision tower).
   at::Tensor forward(const at::Tensor& x, const at::Tensor& mask);
 
   int64_t num_heads, head_dim;
