@@ -58,7 +58,8 @@ at::Tensor run_diffusion(const DiffusionPlan& plan, const s::NoiseScheduleConfig
   const auto check_cancel = [&] {
     if (callbacks.cancelled && callbacks.cancelled()) throw Cancelled();
   };
-  const s::StepCallback on_step = [&](int64_t i, const at::Tensor&, const at::Tensor& denoised) {
+  const s::StepCallback on_step = [&](int64_t i, const at::Tensor& x_i, const at::Tensor& denoised) {
+    if (options.on_latents) options.on_latents(i, x_i, denoised);
     if (callbacks.on_step) callbacks.on_step(i + 1, total);
     if (callbacks.on_preview && options.preview && callbacks.preview_every > 0 &&
         ((i + 1) % callbacks.preview_every == 0 || i + 1 == total))

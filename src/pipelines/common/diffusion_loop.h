@@ -44,6 +44,8 @@ struct DiffusionLoopOptions {
   // Turns the current x0 estimate into preview samples [B,3,...] in [0,1] for Callbacks::on_preview.
   std::function<at::Tensor(const at::Tensor& denoised)> preview;
   double eta = 0.0;  // DDIM
+  // Sees each step's new latents and x0 estimate (exact-reproduction checks, latent dumps).
+  schedulers::StepCallback on_latents;
 };
 
 // 4. Denoise loop: runs the plan's sampler from x. Callbacks: on_step(i, total) after each step,

@@ -1,0 +1,49 @@
+// Wan 2.1's generation steps that do not touch the VAE, as diffusers' WanPipeline does them:
+// prompt -> UMT5 embeddings cut to their length and zero-padded, then the flow denoise loop with
+// classifier-free guidance (two batch-1 transformer calls, conditional first) under UniPC or
+// flow Euler, and the per-channel latent denormalisation before decoding.
+//
+//   at::Tensor cond = wan_encode_prompt(tokenizer, umt5, "a cat on a beach", 512);      // [1,512,C]
+//   at::Tensor uncond = wan_encode_prompt(tokenizer, umt5, negative_prompt, 512);
+//   at::Tensor z = wan_denoise({.transformer = dit, .cond = cond, .uncond = uncond, .latents = noise,
+//                               .scheduler = config, .steps = 50, .guidance = 5.0});
+//   at::Tensor vae_input = wan_denormalize(z, latents_mean, latents_std);
+#pragma once
+#include "models/umt5/umt5_encoder.h"
+#include "models/wan/wan_transformer.h"
+#include "pipelines/common/diffusion_loop.h"
+#include "tokenizers/t5_tokenizer.h"
+
+#include <string>
+#include <vector>
+
+namespace genvis::pipelines {
+
+// prompt_clean -> T5 ids padded/truncated to max_sequence_length with the attention mask ->
+// UMT5 last_hidden_state, each prompt's rows beyond its length zeroed: [1, max_sequence_length, C].
+at::Tensor wan_encode_prompt(const tokenizers::T5Tokenizer& tokenizer, models::UMT5EncoderModel& encoder,
+                             const std::string& prompt, int64_t max_sequence_length);
+
+struct WanDenoiseInputs {
+  models::WanTransformer3DModel transformer{nullptr};
+  at::Tensor cond, uncond;          // [1, L, text_dim] each; uncond unused when guidance <= 1
+  at::Tensor image_embeds;          // I2V: CLIP penultimate states [1, I, image_dim]
+  at::Tensor condition;             // I2V: mask (4) + condition latents (16), [1, 20, F, H, W]
+  at::Tensor latents;               // starting latents [1, 16, F, H, W] (unit noise: init_noise_sigma is 1)
+  schedulers::NoiseScheduleConfig scheduler;  // a flow config (Wan's UniPC one)
+  std::string sampler = "unipc";    // or "flow_euler"
+  int64_t steps = 50;
+  double guidance = 5.0;
+  std::optional<double> strength;   // video-to-video: part of the schedule that runs
+  Callbacks callbacks;
+  DiffusionLoopOptions options;
+};
+
+// The denoised latents [1, 16, F, H, W]. UsageError for a non-flow scheduler or mismatched shapes.
+at::Tensor wan_denoise(const WanDenoiseInputs& in);
+
+// latents / (1 / std) + mean per channel (diffusers divides by the float32 reciprocal).
+at::Tensor wan_denormalize(const at::Tensor& latents, const std::vector<double>& latents_mean,
+                           const std::vector<double>& latents_std);
+
+}  // namespace genvis::pipelines

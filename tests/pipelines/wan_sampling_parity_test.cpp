@@ -1,0 +1,79 @@
+// Wan 2.1 text-to-video up to the VAE (fixture "e2e_wan_t2v", diffusers 0.33.1 WanPipeline):
+// the prompt and negative prompt through the T5 tokenizer and UMT5, then CFG + UniPC on the tiny
+// transformer from the recorded initial latents, every step's latents, and the denormalised
+// latents the VAE decodes. Settings, prompts and sizes all come from the manifest case.
+#include "io/weights.h"
+#include "models/umt5/umt5_encoder.h"
+#include "models/wan/wan_transformer.h"
+#include "nn/state_dict.h"
+#include "pipelines/wan/wan_sampling.h"
+#include "support/test_support.h"
+#include "tokenizers/t5_tokenizer.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+namespace genvis::pipelines {
+namespace {
+
+// The folder of a model case's files (its config.json's, or its first file's).
+std::string model_folder(const std::string& case_name) {
+  const nlohmann::json c = test::fixture_case(case_name);
+  std::string folder;
+  for (const auto& f : c.at("files")) {
+    const std::filesystem::path p = test::fixtures_dir() + "/" + f.get<std::string>();
+    if (folder.empty() || p.filename() == "config.json") folder = p.parent_path().string();
+  }
+  return folder;
+}
+
+TEST(WanSamplingParity, TextToVideoLatents) {
+  GENVIS_REQUIRE_FIXTURES();
+  const std::string name = "e2e_wan_t2v";
+  const nlohmann::json c = test::fixture_case(name);
+  const nlohmann::json& cfg = c.at("config");
+  const auto ref = io::open_weights(test::fixtures_dir() + "/" + c.at("files")[0].get<std::string>());
+  // This case's tolerance has one entry per kind of output.
+  const auto tolerance = [&](const char* kind) {
+    const auto& t = c.at("tolerance").at(kind);
+    return test::Tolerance{t.at("max_abs").get<double>(), t.at("rel_l2").get<double>()};
+  };
+  const auto tol_text = tolerance("prompt_embeds"), tol = tolerance("latents");
+
+  const auto tokenizer = tokenizers::T5Tokenizer::load(model_folder("umt5_tokenizer"));
+  auto umt5 = models::load_umt5_encoder(model_folder("umt5_encoder"));
+  const std::string dit_folder = model_folder("wan21_transformer");
+  models::WanTransformer3DModel dit(models::WanTransformer3DConfig::from_file(dit_folder + "/config.json"));
+  const auto weights = io::open_weights(dit_folder + "/diffusion_pytorch_model.safetensors");
+  nn::load_state_dict(*dit, *weights, {.dtype = at::kFloat});
+  dit->eval();
+
+  const int64_t max_len = cfg.at("max_sequence_length");
+  const at::Tensor cond = wan_encode_prompt(tokenizer, umt5, cfg.at("prompt"), max_len);
+  const at::Tensor uncond = wan_encode_prompt(tokenizer, umt5, cfg.at("negative_prompt"), max_len);
+  test::expect_close(cond, ref->load("prompt_embeds", at::kFloat), tol_text, "prompt_embeds");
+  test::expect_close(uncond, ref->load("negative_prompt_embeds", at::kFloat), tol_text, "negative_prompt_embeds");
+
+  WanDenoiseInputs in;
+  in.transformer = dit;
+  in.cond = cond, in.uncond = uncond;
+  in.latents = ref->load("init_latents", at::kFloat);
+  in.scheduler = schedulers::NoiseScheduleConfig::from_json(cfg.at("scheduler"));
+  in.steps = cfg.at("num_inference_steps");
+  in.guidance = cfg.at("guidance_scale");
+  int64_t checked = 0;
+  in.options.on_latents = [&](int64_t i, const at::Tensor& x, const at::Tensor&) {
+    const std::string key = "latents_" + std::to_string(i + 1);
+    test::expect_close(x, ref->load(key, at::kFloat), tol, key);
+    ++checked;
+  };
+  const at::Tensor z = wan_denoise(in);
+  EXPECT_EQ(checked, in.steps);
+  const auto mean = cfg.at("latents_mean").get<std::vector<double>>(), std = cfg.at("latents_std").get<std::vector<double>>();
+  test::expect_close(wan_denormalize(z, mean, std), ref->load("latents_denormalized", at::kFloat), tol,
+                     "latents_denormalized");
+}
+
+}  // namespace
+}  // namespace genvis::pipelines
