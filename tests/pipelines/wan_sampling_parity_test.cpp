@@ -3,6 +3,8 @@
 // transformer from the recorded initial latents, every step's latents, and the denormalised
 // latents the VAE decodes. Settings, prompts and sizes all come from the manifest case.
 #include "io/weights.h"
+#include "core/error.h"
+#include "models/clip_vision/clip_vision_model.h"
 #include "models/umt5/umt5_encoder.h"
 #include "models/wan/wan_transformer.h"
 #include "nn/state_dict.h"
@@ -73,6 +75,61 @@ TEST(WanSamplingParity, TextToVideoLatents) {
   const auto mean = cfg.at("latents_mean").get<std::vector<double>>(), std = cfg.at("latents_std").get<std::vector<double>>();
   test::expect_close(wan_denormalize(z, mean, std), ref->load("latents_denormalized", at::kFloat), tol,
                      "latents_denormalized");
+}
+
+// Image-to-video up to the VAE (fixture "e2e_wan_i2v"): the CLIP image embeddings, the mask half
+// of the recorded condition, then CFG + UniPC on the I2V transformer with the recorded condition.
+TEST(WanSamplingParity, ImageToVideoLatents) {
+  GENVIS_REQUIRE_FIXTURES();
+  const std::string name = "e2e_wan_i2v";
+  const nlohmann::json c = test::fixture_case(name);
+  const nlohmann::json& cfg = c.at("config");
+  const auto ref = io::open_weights(test::fixtures_dir() + "/" + c.at("files")[0].get<std::string>());
+  const auto tolerance = [&](const char* kind) {
+    const auto& t = c.at("tolerance").at(kind);
+    return test::Tolerance{t.at("max_abs").get<double>(), t.at("rel_l2").get<double>()};
+  };
+  const auto tol = tolerance("latents");
+
+  const auto tokenizer = tokenizers::T5Tokenizer::load(model_folder("umt5_tokenizer"));
+  auto umt5 = models::load_umt5_encoder(model_folder("umt5_encoder"));
+  auto vision = models::load_clip_vision_model(model_folder("clip_vision"));
+  const std::string dit_folder = model_folder("wan21_i2v_transformer");
+  models::WanTransformer3DModel dit(models::WanTransformer3DConfig::from_file(dit_folder + "/config.json"));
+  const auto weights = io::open_weights(dit_folder + "/diffusion_pytorch_model.safetensors");
+  nn::load_state_dict(*dit, *weights, {.dtype = at::kFloat});
+  dit->eval();
+
+  torch::NoGradGuard no_grad;
+  const auto states = vision->forward(ref->load("pixel_values", at::kFloat)).hidden_states;
+  const at::Tensor image_embeds = states[states.size() - 2];
+  test::expect_close(image_embeds, ref->load("image_embeds", at::kFloat), tol, "image_embeds");
+  const at::Tensor condition = ref->load("condition", at::kFloat);
+  EXPECT_TRUE(at::equal(wan_i2v_mask(condition.size(2), condition.size(3), condition.size(4)),
+                        condition.slice(1, 0, 4)));
+
+  const int64_t max_len = cfg.at("max_sequence_length");
+  WanDenoiseInputs in;
+  in.transformer = dit;
+  in.cond = wan_encode_prompt(tokenizer, umt5, cfg.at("prompt"), max_len);
+  in.uncond = wan_encode_prompt(tokenizer, umt5, cfg.at("negative_prompt"), max_len);
+  in.image_embeds = image_embeds;
+  in.condition = condition;
+  in.latents = ref->load("init_latents", at::kFloat);
+  in.scheduler = schedulers::NoiseScheduleConfig::from_json(cfg.at("scheduler"));
+  in.steps = cfg.at("num_inference_steps");
+  in.guidance = cfg.at("guidance_scale");
+  int64_t checked = 0;
+  in.options.on_latents = [&](int64_t i, const at::Tensor& x, const at::Tensor&) {
+    const std::string key = "latents_" + std::to_string(i + 1);
+    test::expect_close(x, ref->load(key, at::kFloat), tol, key);
+    ++checked;
+  };
+  wan_denoise(in);
+  EXPECT_EQ(checked, in.steps);
+  // Without the condition the I2V transformer's channels do not add up: one clear error.
+  in.condition = at::Tensor();
+  EXPECT_THROW(wan_denoise(in), UsageError);
 }
 
 }  // namespace

@@ -52,18 +52,43 @@ at::Tensor wan_denoise(const WanDenoiseInputs& in) {
                        in.callbacks, in.options);
 }
 
-at::Tensor wan_denormalize(const at::Tensor& latents, const std::vector<double>& latents_mean,
-                           const std::vector<double>& latents_std) {
+namespace {
+
+// mean and 1/std as float32 [1, C, 1, ...] for `latents` (diffusers builds both from float32
+// tensors of the config's lists).
+std::pair<at::Tensor, at::Tensor> mean_and_inv_std(const at::Tensor& latents, const std::vector<double>& latents_mean,
+                                                   const std::vector<double>& latents_std) {
   const int64_t c = latents.size(1);
   if (static_cast<int64_t>(latents_mean.size()) != c || static_cast<int64_t>(latents_std.size()) != c)
     throw UsageError("latents_mean/latents_std have " + std::to_string(latents_mean.size()) + "/" +
                      std::to_string(latents_std.size()) + " entries for " + std::to_string(c) + " latent channels");
   std::vector<int64_t> shape(static_cast<size_t>(latents.dim()), 1);
   shape[1] = c;
-  const auto f = at::TensorOptions().dtype(at::kFloat).device(latents.device());
-  const at::Tensor mean = at::tensor(latents_mean, at::kDouble).to(f).view(shape);
-  const at::Tensor inv_std = (1.0 / at::tensor(latents_std, at::kDouble).to(at::kFloat)).to(f.device()).view(shape);
+  const at::Tensor mean = at::tensor(latents_mean, at::kDouble).to(at::kFloat).view(shape);
+  const at::Tensor inv_std = 1.0 / at::tensor(latents_std, at::kDouble).to(at::kFloat).view(shape);
+  return {mean.to(latents.device()), inv_std.to(latents.device())};
+}
+
+}  // namespace
+
+at::Tensor wan_denormalize(const at::Tensor& latents, const std::vector<double>& latents_mean,
+                           const std::vector<double>& latents_std) {
+  const auto [mean, inv_std] = mean_and_inv_std(latents, latents_mean, latents_std);
   return latents.to(at::kFloat) / inv_std + mean;
+}
+
+at::Tensor wan_i2v_mask(int64_t latent_frames, int64_t height, int64_t width) {
+  // Channel k of latent frame j covers pixel frame max(0, 4j + k - 3): only frame 0 is known.
+  at::Tensor mask = at::zeros({1, 4, latent_frames, height, width}, at::kFloat);
+  mask.select(2, 0).fill_(1.0);
+  return mask;
+}
+
+at::Tensor wan_i2v_condition(const at::Tensor& z, const std::vector<double>& latents_mean,
+                             const std::vector<double>& latents_std) {
+  const auto [mean, inv_std] = mean_and_inv_std(z, latents_mean, latents_std);
+  const at::Tensor normed = (z.to(at::kFloat) - mean) * inv_std;
+  return at::cat({wan_i2v_mask(z.size(2), z.size(3), z.size(4)).to(z.device()), normed}, 1);
 }
 
 }  // namespace genvis::pipelines

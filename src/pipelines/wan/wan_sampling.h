@@ -42,6 +42,14 @@ struct WanDenoiseInputs {
 // The denoised latents [1, 16, F, H, W]. UsageError for a non-flow scheduler or mismatched shapes.
 at::Tensor wan_denoise(const WanDenoiseInputs& in);
 
+// Image-to-video's first-frame mask [1, 4, latent_frames, h, w]: the pixel-frame mask (1 for frame
+// 0) with frame 0 repeated 4 times, grouped 4 per latent frame: latent frame 0 all ones, the rest 0.
+at::Tensor wan_i2v_mask(int64_t latent_frames, int64_t height, int64_t width);
+// cat([mask, (z - mean) * (1 / std)], channels): the 20 channels concatenated to the noisy latents.
+// z: the VAE posterior mean of [first frame, zeros...] [1, 16, latent_frames, h, w].
+at::Tensor wan_i2v_condition(const at::Tensor& z, const std::vector<double>& latents_mean,
+                             const std::vector<double>& latents_std);
+
 // latents / (1 / std) + mean per channel (diffusers divides by the float32 reciprocal).
 at::Tensor wan_denormalize(const at::Tensor& latents, const std::vector<double>& latents_mean,
                            const std::vector<double>& latents_std);
