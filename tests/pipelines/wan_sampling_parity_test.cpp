@@ -30,101 +30,84 @@ std::string model_folder(const std::string& case_name) {
   return folder;
 }
 
-TEST(WanSamplingParity, TextToVideoLatents) {
-  GENVIS_REQUIRE_FIXTURES();
-  const std::string name = "e2e_wan_t2v";
-  const nlohmann::json c = test::fixture_case(name);
-  const nlohmann::json& cfg = c.at("config");
-  const auto ref = io::open_weights(test::fixtures_dir() + "/" + c.at("files")[0].get<std::string>());
-  // This case's tolerance has one entry per kind of output.
-  const auto tolerance = [&](const char* kind) {
+// One e2e case: its manifest entry, recorded tensors and per-kind tolerances.
+struct WanCase {
+  explicit WanCase(const std::string& name)
+      : c(test::fixture_case(name)), cfg(c.at("config")),
+        ref(io::open_weights(test::fixtures_dir() + "/" + c.at("files")[0].get<std::string>())) {}
+  test::Tolerance tolerance(const char* kind) const {  // this case's tolerance has one entry per kind
     const auto& t = c.at("tolerance").at(kind);
-    return test::Tolerance{t.at("max_abs").get<double>(), t.at("rel_l2").get<double>()};
-  };
-  const auto tol_text = tolerance("prompt_embeds"), tol = tolerance("latents");
+    return {t.at("max_abs").get<double>(), t.at("rel_l2").get<double>()};
+  }
+  // Denoise inputs from the config (prompts encoded, recorded initial latents), and a check of
+  // every step's latents against latents_<i+1>.
+  WanDenoiseInputs inputs(const models::WanTransformer3DModel& dit, int64_t* checked) const {
+    const auto tokenizer = tokenizers::T5Tokenizer::load(model_folder("umt5_tokenizer"));
+    auto umt5 = models::load_umt5_encoder(model_folder("umt5_encoder"));
+    const int64_t max_len = cfg.at("max_sequence_length");
+    WanDenoiseInputs in;
+    in.transformer = dit;
+    in.cond = wan_encode_prompt(tokenizer, umt5, cfg.at("prompt"), max_len);
+    in.uncond = wan_encode_prompt(tokenizer, umt5, cfg.at("negative_prompt"), max_len);
+    in.latents = ref->load("init_latents", at::kFloat);
+    in.scheduler = schedulers::NoiseScheduleConfig::from_json(cfg.at("scheduler"));
+    in.steps = cfg.at("num_inference_steps");
+    in.guidance = cfg.at("guidance_scale");
+    in.options.on_latents = [this, checked, tol = tolerance("latents")](int64_t i, const at::Tensor& x,
+                                                                       const at::Tensor&) {
+      const std::string key = "latents_" + std::to_string(i + 1);
+      test::expect_close(x, ref->load(key, at::kFloat), tol, key);
+      ++*checked;
+    };
+    return in;
+  }
+  nlohmann::json c, cfg;
+  std::shared_ptr<io::WeightReader> ref;
+};
 
-  const auto tokenizer = tokenizers::T5Tokenizer::load(model_folder("umt5_tokenizer"));
-  auto umt5 = models::load_umt5_encoder(model_folder("umt5_encoder"));
-  const std::string dit_folder = model_folder("wan21_transformer");
-  models::WanTransformer3DModel dit(models::WanTransformer3DConfig::from_file(dit_folder + "/config.json"));
-  const auto weights = io::open_weights(dit_folder + "/diffusion_pytorch_model.safetensors");
+models::WanTransformer3DModel load_transformer(const std::string& case_name) {
+  const std::string folder = model_folder(case_name);
+  models::WanTransformer3DModel dit(models::WanTransformer3DConfig::from_file(folder + "/config.json"));
+  const auto weights = io::open_weights(folder + "/diffusion_pytorch_model.safetensors");
   nn::load_state_dict(*dit, *weights, {.dtype = at::kFloat});
   dit->eval();
+  return dit;
+}
 
-  const int64_t max_len = cfg.at("max_sequence_length");
-  const at::Tensor cond = wan_encode_prompt(tokenizer, umt5, cfg.at("prompt"), max_len);
-  const at::Tensor uncond = wan_encode_prompt(tokenizer, umt5, cfg.at("negative_prompt"), max_len);
-  test::expect_close(cond, ref->load("prompt_embeds", at::kFloat), tol_text, "prompt_embeds");
-  test::expect_close(uncond, ref->load("negative_prompt_embeds", at::kFloat), tol_text, "negative_prompt_embeds");
-
-  WanDenoiseInputs in;
-  in.transformer = dit;
-  in.cond = cond, in.uncond = uncond;
-  in.latents = ref->load("init_latents", at::kFloat);
-  in.scheduler = schedulers::NoiseScheduleConfig::from_json(cfg.at("scheduler"));
-  in.steps = cfg.at("num_inference_steps");
-  in.guidance = cfg.at("guidance_scale");
+TEST(WanSamplingParity, TextToVideoLatents) {
+  GENVIS_REQUIRE_FIXTURES();
+  const WanCase w("e2e_wan_t2v");
   int64_t checked = 0;
-  in.options.on_latents = [&](int64_t i, const at::Tensor& x, const at::Tensor&) {
-    const std::string key = "latents_" + std::to_string(i + 1);
-    test::expect_close(x, ref->load(key, at::kFloat), tol, key);
-    ++checked;
-  };
+  const WanDenoiseInputs in = w.inputs(load_transformer("wan21_transformer"), &checked);
+  const auto tol_text = w.tolerance("prompt_embeds");
+  test::expect_close(in.cond, w.ref->load("prompt_embeds", at::kFloat), tol_text, "prompt_embeds");
+  test::expect_close(in.uncond, w.ref->load("negative_prompt_embeds", at::kFloat), tol_text, "negative_prompt_embeds");
   const at::Tensor z = wan_denoise(in);
   EXPECT_EQ(checked, in.steps);
-  const auto mean = cfg.at("latents_mean").get<std::vector<double>>(), std = cfg.at("latents_std").get<std::vector<double>>();
-  test::expect_close(wan_denormalize(z, mean, std), ref->load("latents_denormalized", at::kFloat), tol,
-                     "latents_denormalized");
+  const auto mean = w.cfg.at("latents_mean").get<std::vector<double>>();
+  const auto std = w.cfg.at("latents_std").get<std::vector<double>>();
+  test::expect_close(wan_denormalize(z, mean, std), w.ref->load("latents_denormalized", at::kFloat),
+                     w.tolerance("latents"), "latents_denormalized");
 }
 
 // Image-to-video up to the VAE (fixture "e2e_wan_i2v"): the CLIP image embeddings, the mask half
 // of the recorded condition, then CFG + UniPC on the I2V transformer with the recorded condition.
 TEST(WanSamplingParity, ImageToVideoLatents) {
   GENVIS_REQUIRE_FIXTURES();
-  const std::string name = "e2e_wan_i2v";
-  const nlohmann::json c = test::fixture_case(name);
-  const nlohmann::json& cfg = c.at("config");
-  const auto ref = io::open_weights(test::fixtures_dir() + "/" + c.at("files")[0].get<std::string>());
-  const auto tolerance = [&](const char* kind) {
-    const auto& t = c.at("tolerance").at(kind);
-    return test::Tolerance{t.at("max_abs").get<double>(), t.at("rel_l2").get<double>()};
-  };
-  const auto tol = tolerance("latents");
-
-  const auto tokenizer = tokenizers::T5Tokenizer::load(model_folder("umt5_tokenizer"));
-  auto umt5 = models::load_umt5_encoder(model_folder("umt5_encoder"));
+  const WanCase w("e2e_wan_i2v");
   auto vision = models::load_clip_vision_model(model_folder("clip_vision"));
-  const std::string dit_folder = model_folder("wan21_i2v_transformer");
-  models::WanTransformer3DModel dit(models::WanTransformer3DConfig::from_file(dit_folder + "/config.json"));
-  const auto weights = io::open_weights(dit_folder + "/diffusion_pytorch_model.safetensors");
-  nn::load_state_dict(*dit, *weights, {.dtype = at::kFloat});
-  dit->eval();
-
   torch::NoGradGuard no_grad;
-  const auto states = vision->forward(ref->load("pixel_values", at::kFloat)).hidden_states;
+  const auto states = vision->forward(w.ref->load("pixel_values", at::kFloat)).hidden_states;
   const at::Tensor image_embeds = states[states.size() - 2];
-  test::expect_close(image_embeds, ref->load("image_embeds", at::kFloat), tol, "image_embeds");
-  const at::Tensor condition = ref->load("condition", at::kFloat);
+  test::expect_close(image_embeds, w.ref->load("image_embeds", at::kFloat), w.tolerance("latents"), "image_embeds");
+  const at::Tensor condition = w.ref->load("condition", at::kFloat);
   EXPECT_TRUE(at::equal(wan_i2v_mask(condition.size(2), condition.size(3), condition.size(4)),
                         condition.slice(1, 0, 4)));
 
-  const int64_t max_len = cfg.at("max_sequence_length");
-  WanDenoiseInputs in;
-  in.transformer = dit;
-  in.cond = wan_encode_prompt(tokenizer, umt5, cfg.at("prompt"), max_len);
-  in.uncond = wan_encode_prompt(tokenizer, umt5, cfg.at("negative_prompt"), max_len);
+  int64_t checked = 0;
+  WanDenoiseInputs in = w.inputs(load_transformer("wan21_i2v_transformer"), &checked);
   in.image_embeds = image_embeds;
   in.condition = condition;
-  in.latents = ref->load("init_latents", at::kFloat);
-  in.scheduler = schedulers::NoiseScheduleConfig::from_json(cfg.at("scheduler"));
-  in.steps = cfg.at("num_inference_steps");
-  in.guidance = cfg.at("guidance_scale");
-  int64_t checked = 0;
-  in.options.on_latents = [&](int64_t i, const at::Tensor& x, const at::Tensor&) {
-    const std::string key = "latents_" + std::to_string(i + 1);
-    test::expect_close(x, ref->load(key, at::kFloat), tol, key);
-    ++checked;
-  };
   wan_denoise(in);
   EXPECT_EQ(checked, in.steps);
   // Without the condition the I2V transformer's channels do not add up: one clear error.
