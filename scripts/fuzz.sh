@@ -16,11 +16,12 @@ declare -A SOURCES=(
   [safetensors_header_fuzz]="src/io/safetensors_header.cpp src/io/dtype.cpp"
   [unpickler_fuzz]="src/io/pickle.cpp src/io/dtype.cpp src/core/file.cpp"
   [png_text_fuzz]="src/io/png.cpp src/io/infotext.cpp src/core/file.cpp"
+  [exif_fuzz]="src/io/exif.cpp"
 )
 declare -A LIBS=([png_text_fuzz]="-lpng")
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors_header_fuzz unpickler_fuzz png_text_fuzz)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors_header_fuzz unpickler_fuzz png_text_fuzz exif_fuzz)
 
 status=0
 for t in "${targets[@]}"; do

@@ -9,6 +9,8 @@ PACKAGES=(
   nlohmann-json3-dev      # configs and safetensors headers
   libcli11-dev            # command line
   libpng-dev              # images
+  libavformat-dev libavcodec-dev libavutil-dev libswscale-dev  # video: MP4/H.264 (libx264 inside Debian's FFmpeg), reading MP4/WebM/GIF
+  libwebp-dev             # video: animated WebP (libwebp, libwebpmux, libwebpdemux)
   libfreetype-dev fonts-dejavu-core  # captions on image grids
   libzip-dev              # PyTorch .ckpt/.pt zip archives
   libssl-dev              # SHA-256 model hashes

@@ -12,6 +12,7 @@
 #include "io/image_tensor.h"
 #include "io/infotext.h"
 #include "io/safetensors.h"
+#include "io/video.h"
 #include "io/weights.h"
 #include "pipelines/common/output.h"
 #include "pipelines/registry.h"
@@ -73,6 +74,7 @@ void run_generate(Options& opt) {
   opt.source.device = policy.device;
   opt.source.dtype = policy.dtype;
   q.seed = opt.seed < 0 ? std::random_device{}() : static_cast<uint64_t>(opt.seed);
+  io::check_fps(opt.fps);
   if (!opt.init_image.empty()) q.init_image = read_init_image(opt.init_image);
   if (opt.source.model.empty() && opt.source.unet.empty() && opt.source.vae.empty() && opt.source.text_encoder.empty())
     opt.source.model = find_default_model();
@@ -108,7 +110,7 @@ void run_generate(Options& opt) {
     if (r.latents.defined()) tensors.insert(tensors.begin(), {"latents", r.latents.to(at::kFloat).cpu()});
     io::save_safetensors(opt.dump, tensors);
   }
-  const std::vector<std::string> files = pipelines::write_result(r, {.path = opt.output});
+  const std::vector<std::string> files = pipelines::write_result(r, {.path = opt.output, .fps = opt.fps});
   for (size_t i = 0; i < files.size(); ++i)
     log_info("wrote " + files[i] + " (seed " + std::to_string(q.seed + i) + ")");
 }
@@ -122,6 +124,7 @@ Command add_generate_command(CLI::App& app) {
     int64_t seed = -1;
     std::optional<int> clip_skip;
     bool vae_tiling = false;
+    double fps = 16;
     std::optional<int64_t> vae_tile_size;
     std::string init_image, mask, init_noise, dump, output = "output.png", device = "auto", dtype = "auto";
     std::vector<std::string> loras;
@@ -173,7 +176,10 @@ Command add_generate_command(CLI::App& app) {
                 "Decode/encode the VAE in overlapping tiles with blended seams (large images in bounded memory)");
   cmd->add_option("--vae-tile-size", o->vae_tile_size, "Tile size in pixels for --vae-tiling (0 = the VAE's "
                                                        "sample_size, e.g. 512 for SD 1.x)");
-  cmd->add_option("-o,--output", o->output, "Output PNG (batches: NAME-0.png, NAME-1.png, ...)")->capture_default_str();
+  cmd->add_option("-o,--output", o->output, "Output PNG (batches: NAME-0.png, NAME-1.png, ...); videos: .mp4 (H.264), "
+                                            ".webp (animated) or a folder of PNG frames (DIR/ or a name without "
+                                            "extension)")->capture_default_str();
+  cmd->add_option("--fps", o->fps, "Frames per second of a video output (0 < fps <= 1000)")->capture_default_str();
   cmd->add_option("--init-noise", o->init_noise, "safetensors with a tensor 'latents': the initial noise, before sigma "
                                                  "scaling (replaces the seeded noise); optionally 'posterior_noise' "
                                                  "for sampling the VAE posterior of the init image");

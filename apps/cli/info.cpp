@@ -36,17 +36,17 @@ Command add_info_command(CLI::App& app) {
   };
   auto opts = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
-      "info", "Describe weight files, model folders or PNG images: tensors, dtypes, parameter count, detected layout, "
-              "family and pipeline class; for a PNG, its generation parameters");
+      "info", "Describe weight files, model folders, PNG images or videos: tensors, dtypes, parameter count, detected "
+              "layout, family and pipeline class; for a PNG or a video, its size and generation parameters");
   cmd->add_option("paths", opts->paths, "Weight file (.safetensors, .ckpt/.pt/.pth/.bin, .safetensors.index.json), "
-                                        "diffusers folder or PNG");
+                                        "diffusers folder, PNG, video (.mp4, .webm, .gif, .webp) or folder of PNG frames");
   cmd->add_flag("--tensors", opts->inspect.list_tensors, "List every tensor's name, dtype and shape");
   cmd->add_flag("--hash", opts->inspect.hash, "Compute the SHA-256 and the A1111 model hash (reads the whole file)");
   cmd->add_flag("--json", opts->json, "Print JSON instead of text");
   cmd->add_flag("--pipelines", opts->pipelines, "List the pipeline classes (model families) this build can load");
   return {cmd, [opts] {
     if (opts->paths.empty() && !opts->pipelines)
-      throw UsageError("info: give one or more paths (weight files, model folders, PNGs), or --pipelines");
+      throw UsageError("info: give one or more paths (weight files, model folders, PNGs, videos), or --pipelines");
     if (opts->pipelines) {
       nlohmann::ordered_json list = nlohmann::ordered_json::array();
       for (const auto& r : pipelines::registered_pipelines())

@@ -5,10 +5,12 @@
 #include "core/hash.h"
 #include "io/image.h"
 #include "io/infotext.h"
+#include "io/video.h"
 #include "io/weights.h"
 #include "models/detect.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -71,6 +73,23 @@ ojson inspect_weights(const std::string& path, const InspectOptions& options) {
   return j;
 }
 
+ojson parameters_json(const io::GenerationParameters& p) {
+  ojson params;
+  params["prompt"] = p.prompt;
+  params["negative_prompt"] = p.negative_prompt;
+  if (p.steps) params["steps"] = *p.steps;
+  if (!p.sampler.empty()) params["sampler"] = p.sampler;
+  if (!p.schedule.empty()) params["schedule"] = p.schedule;
+  if (p.cfg_scale) params["cfg_scale"] = *p.cfg_scale;
+  if (p.seed) params["seed"] = *p.seed;
+  if (p.width) params["width"] = *p.width;
+  if (p.height) params["height"] = *p.height;
+  if (!p.model.empty()) params["model"] = p.model;
+  if (!p.model_hash.empty()) params["model_hash"] = p.model_hash;
+  for (const auto& [k, v] : p.extra) params[k] = v;
+  return params;
+}
+
 ojson inspect_png(const std::string& path) {
   const io::Image image = io::read_png(path);
   ojson j;
@@ -83,24 +102,41 @@ ojson inspect_png(const std::string& path) {
   ojson text = ojson::object();
   for (const auto& [key, value] : io::read_png_text(path)) text[key] = value;
   j["text"] = text;
-  if (text.contains("parameters")) {
-    const io::GenerationParameters p = io::parse_infotext(text["parameters"].get<std::string>());
-    ojson params;
-    params["prompt"] = p.prompt;
-    params["negative_prompt"] = p.negative_prompt;
-    if (p.steps) params["steps"] = *p.steps;
-    if (!p.sampler.empty()) params["sampler"] = p.sampler;
-    if (!p.schedule.empty()) params["schedule"] = p.schedule;
-    if (p.cfg_scale) params["cfg_scale"] = *p.cfg_scale;
-    if (p.seed) params["seed"] = *p.seed;
-    if (p.width) params["width"] = *p.width;
-    if (p.height) params["height"] = *p.height;
-    if (!p.model.empty()) params["model"] = p.model;
-    if (!p.model_hash.empty()) params["model_hash"] = p.model_hash;
-    for (const auto& [k, v] : p.extra) params[k] = v;
-    j["parameters"] = params;
+  if (text.contains("parameters"))
+    j["parameters"] = parameters_json(io::parse_infotext(text["parameters"].get<std::string>()));
+  return j;
+}
+
+// A video file or a folder of PNG frames (io/video.h).
+ojson inspect_video(const std::string& path) {
+  const io::VideoInfo v = io::probe_video(path);
+  ojson j;
+  j["path"] = path;
+  j["kind"] = "video";
+  j["format"] = v.format;
+  j["codec"] = v.codec;
+  j["width"] = v.width;
+  j["height"] = v.height;
+  j["frame_count"] = v.frame_count;
+  j["fps"] = v.fps;
+  if (v.fps > 0) j["duration_s"] = static_cast<double>(v.frame_count) / v.fps;
+  ojson metadata = ojson::object();
+  for (const auto& [key, value] : v.metadata) metadata[key] = value;
+  j["metadata"] = metadata;
+  if (v.parameters) {
+    j["parameters_text"] = *v.parameters;
+    j["parameters"] = parameters_json(io::parse_infotext(*v.parameters));
   }
   return j;
+}
+
+bool holds_png(const fs::path& dir) {
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::string ext = e.path().extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (ext == ".png" && e.is_regular_file()) return true;
+  }
+  return false;
 }
 
 std::vector<std::string> weight_files_in(const fs::path& dir) {
@@ -172,7 +208,9 @@ ojson inspect_dir(const fs::path& dir, const InspectOptions& options) {
   j["kind"] = "directory";
   ojson files = ojson::array();
   for (const auto& f : weight_files_in(dir)) files.push_back(inspect_weights(f, options));
-  if (files.empty()) throw LoadError(dir.string(), "holds no weight files, model_index.json or config.json");
+  if (files.empty() && holds_png(dir)) return inspect_video(dir.string());  // a folder of video frames
+  if (files.empty())
+    throw LoadError(dir.string(), "holds no weight files, model_index.json, config.json or PNG frames");
   j["files"] = std::move(files);
   return j;
 }
@@ -252,6 +290,24 @@ void format_any(const ojson& j, std::ostringstream& out, const std::string& inde
       if (k != "parameters") out << indent << "  text " << k << ": " << text_of(v) << "\n";
     return;
   }
+  if (kind == "video") {
+    char fps[32];
+    std::snprintf(fps, sizeof fps, "%.6g", j["fps"].get<double>());
+    out << indent << j["path"].get<std::string>() << "\n";
+    out << indent << "  video: " << j["width"] << "x" << j["height"] << ", " << j["frame_count"] << " frame(s), "
+        << (j["fps"].get<double>() > 0 ? std::string(fps) + " fps" : std::string("fps unknown")) << ", "
+        << text_of(j["codec"]) << " (" << text_of(j["format"]) << ")\n";
+    if (j.contains("parameters")) {
+      out << indent << "  generation parameters:\n";
+      for (const auto& [k, v] : j["parameters"].items()) out << indent << "    " << k << ": " << text_of(v) << "\n";
+    } else {
+      out << indent << "  no generation parameters\n";
+    }
+    for (const auto& [k, v] : j["metadata"].items())
+      if (!j.contains("parameters_text") || v != j["parameters_text"])
+        out << indent << "  metadata " << k << ": " << text_of(v) << "\n";
+    return;
+  }
   out << indent << j["path"].get<std::string>() << ": " << kind;
   if (j.contains("class_name")) out << " (" << text_of(j["class_name"]) << ")";
   out << "\n";
@@ -275,6 +331,7 @@ ojson inspect_path(const std::string& path, const InspectOptions& options) {
   if (!fs::exists(path)) throw LoadError(path, "no such file or directory");
   if (fs::is_directory(path)) return inspect_dir(path, options);
   if (is_png(path)) return inspect_png(path);
+  if (io::looks_like_video_file(path)) return inspect_video(path);
   return inspect_weights(path, options);
 }
 

@@ -1,6 +1,7 @@
 // What is in a file or folder: weight files (format, tensors, parameters, detected layout and
-// family), diffusers folders (their components), and PNG images (size and generation
-// parameters). The result is JSON so that the CLI and a server present the same facts.
+// family), diffusers folders (their components), PNG images (size and generation parameters),
+// and videos (MP4/WebM/GIF/WebP files and folders of PNG frames: size, frame count, fps, codec,
+// generation parameters). The result is JSON so that the CLI and a server present the same facts.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>

@@ -3,7 +3,9 @@
 #include "core/error.h"
 #include "io/image.h"
 #include "io/image_tensor.h"
+#include "io/video.h"
 
+#include <cctype>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -12,10 +14,30 @@ namespace genvis::pipelines {
 
 namespace {
 
+// The formats io/video.h writes are built in: .mp4, .webp, and "" for a frames folder (a path
+// ending in '/' or without extension).
 struct VideoWriters {
+  VideoWriters() {
+    const VideoWriter io_writer = [](const std::string& path, const at::Tensor& video, double fps,
+                                     const io::GenerationParameters& parameters) {
+      io::write_video(path, video, fps, parameters);
+    };
+    for (const char* extension : {".mp4", ".webp", ""}) by_extension[extension] = io_writer;
+  }
   std::mutex mutex;
   std::map<std::string, VideoWriter> by_extension;
 };
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// The key a path's writer is registered under: its extension in lower case; "" for a folder.
+std::string extension_of(const std::string& path) {
+  if (!path.empty() && path.back() == '/') return "";
+  return lower(std::filesystem::path(path).extension().string());
+}
 
 VideoWriters& video_writers() {
   static VideoWriters w;
@@ -26,6 +48,7 @@ VideoWriters& video_writers() {
 
 std::string output_path(const std::string& path, int64_t i, int64_t n) {
   if (n <= 1) return path;
+  if (path.size() > 1 && path.back() == '/') return output_path(path.substr(0, path.size() - 1), i, n) + "/";
   const std::filesystem::path out(path);
   return (out.parent_path() / (out.stem().string() + "-" + std::to_string(i) + out.extension().string())).string();
 }
@@ -33,7 +56,7 @@ std::string output_path(const std::string& path, int64_t i, int64_t n) {
 void register_video_writer(const std::string& extension, VideoWriter writer) {
   auto& w = video_writers();
   std::lock_guard lock(w.mutex);
-  w.by_extension[extension] = std::move(writer);
+  w.by_extension[lower(extension)] = std::move(writer);
 }
 
 std::vector<std::string> write_result(const Result& result, const OutputOptions& options) {
@@ -43,7 +66,7 @@ std::vector<std::string> write_result(const Result& result, const OutputOptions&
   if (!result.parameters.empty() && static_cast<int64_t>(result.parameters.size()) != n)
     throw RuntimeError("write_result: " + std::to_string(result.parameters.size()) + " parameter sets for " +
                        std::to_string(n) + " samples");
-  const std::string extension = std::filesystem::path(options.path).extension().string();
+  const std::string extension = extension_of(options.path);
   VideoWriter video;
   if (result.is_video()) {
     auto& w = video_writers();
@@ -51,7 +74,7 @@ std::vector<std::string> write_result(const Result& result, const OutputOptions&
     const auto it = w.by_extension.find(extension);
     if (it == w.by_extension.end()) {
       std::string known;
-      for (const auto& [e, _] : w.by_extension) known += (known.empty() ? "" : ", ") + e;
+      for (const auto& [e, _] : w.by_extension) known += (known.empty() ? "" : ", ") + (e.empty() ? "a folder" : e);
       throw UsageError("'output': no video writer for '" + extension + "'" +
                        (known.empty() ? " (this build writes no video files)" : " (known: " + known + ")"));
     }

@@ -1,6 +1,7 @@
 // One writer for every family's results: images as PNG with an AUTOMATIC1111 `parameters`
-// chunk; videos through the writer registered for their extension (the video families register
-// theirs, e.g. .mp4/.webp; none is built in yet).
+// chunk; videos through the writer registered for their extension: built in are io/video.h's
+// .mp4 (H.264), .webp (animated WebP) and frames folders (a path ending in '/' or without
+// extension, registered as ""), each carrying the parameters in its metadata.
 //
 //   std::vector<std::string> files = write_result(result, {.path = "out.png"});   // out-0.png, out-1.png for a batch
 #pragma once
@@ -17,7 +18,8 @@ struct OutputOptions {
   double fps = 16;                  // videos
 };
 
-// The file for sample i of n: the path itself when n == 1, else NAME-i.EXT.
+// The file for sample i of n: the path itself when n == 1, else NAME-i.EXT (a folder DIR/:
+// DIR-i/).
 std::string output_path(const std::string& path, int64_t i, int64_t n);
 
 // Writes each sample (images always as PNG, whatever the extension); returns the files written.
@@ -27,7 +29,8 @@ std::vector<std::string> write_result(const Result& result, const OutputOptions&
 // video [3,T,H,W] in [0,1] -> file.
 using VideoWriter = std::function<void(const std::string& path, const at::Tensor& video, double fps,
                                        const io::GenerationParameters& parameters)>;
-// Registers the writer for an extension (".mp4", ".webp", ...); a later one replaces it.
+// Registers the writer for an extension (".mp4", ".webp", ..., "" for folders; matched ignoring
+// case); a later one replaces it.
 void register_video_writer(const std::string& extension, VideoWriter writer);
 
 }  // namespace genvis::pipelines
