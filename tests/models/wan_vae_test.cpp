@@ -2,6 +2,7 @@
 // causality, chunk-size invariance of the cached encode/decode, and tiling placement.
 #include "core/error.h"
 #include "models/autoencoder_kl_wan/autoencoder_kl_wan.h"
+#include "support/test_support.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -76,6 +77,17 @@ TEST(WanVAEConfig, EveryProblemAtOnce) {
   EXPECT_NE(m2.find("scale_factor_spatial 16"), std::string::npos) << m2;
   EXPECT_NE(m2.find("patch_size 2"), std::string::npos) << m2;
   EXPECT_THROW(AutoencoderKLWanConfig::from_json(nlohmann::json::array()), LoadError);
+}
+
+TEST(WanVAEConfig, LoadErrorsNameTheFolder) {
+  test::TempDir dir;
+  EXPECT_THROW(load_autoencoder_kl_wan(dir.file("absent")), LoadError);
+  test::write_bytes(dir.file("config.json"), tiny_json().dump());
+  const std::string m = message_of([&] { load_autoencoder_kl_wan(dir.path()); });  // no weights
+  EXPECT_NE(m.find(dir.path()), std::string::npos) << m;
+  EXPECT_THROW(load_autoencoder_kl_wan(dir.path()), LoadError);
+  test::write_bytes(dir.file("config.json"), "{\"z_dim\": 16,");
+  EXPECT_THROW(load_autoencoder_kl_wan(dir.path()), LoadError);
 }
 
 TEST(WanVAE, ShapesAndLatentStatistics) {
