@@ -156,8 +156,9 @@ TEST(WanVAE, ChunkSizesGiveTheSameResult) {
   EXPECT_TRUE(at::equal(vae->decode(z), decoded.clamp(-1, 1)));
 }
 
-// Tiles are placed where diffusers puts them: the top-left tile's kept square is that tile's own
-// decode/encode, untouched by blending; frames too small to tile skip tiling.
+// Tiles are placed and blended as diffusers does: the top-left tile's kept square is that tile's
+// own decode/encode, the next tile fades in linearly over the overlap; frames too small to tile
+// skip tiling.
 TEST(WanVAE, TilingPlacesTiles) {
   auto vae = tiny_vae(3);
   const WanVAETiling tiling{.tile_size = 16, .stride = 8};
@@ -171,6 +172,11 @@ TEST(WanVAE, TilingPlacesTiles) {
   EXPECT_EQ(tiled.sizes(), (std::vector<int64_t>{1, 3, 5, 32, 40}));
   const at::Tensor corner = vae->decode_unclamped(z.narrow(3, 0, 2).narrow(4, 0, 2));
   expect_near(tiled.narrow(3, 0, 8).narrow(4, 0, 8), corner.narrow(3, 0, 8).narrow(4, 0, 8), 1e-6, "decode corner");
+  // Its right neighbour's first 8 columns fade in linearly over the corner tile's last 8 (blend_h).
+  const at::Tensor right = vae->decode_unclamped(z.narrow(3, 0, 2).narrow(4, 1, 2));
+  const at::Tensor k = torch::arange(8, torch::kFloat) / 8;
+  const at::Tensor blended = corner.narrow(4, 8, 8) * (1 - k) + right.narrow(4, 0, 8) * k;
+  expect_near(tiled.narrow(3, 0, 8).narrow(4, 8, 8), blended.narrow(3, 0, 8), 1e-6, "decode blend");
   EXPECT_TRUE(at::equal(tiled_decode(vae, z, tiling), tiled.clamp(-1, 1)));
   const at::Tensor small = z.narrow(3, 0, 2).narrow(4, 0, 2);  // one tile: no tiling
   EXPECT_TRUE(at::equal(tiled_decode(vae, small, tiling), vae->decode(small)));
