@@ -5,6 +5,7 @@
 #include "io/weights.h"
 #include "models/detect.h"
 #include "pipelines/stable_diffusion_pipeline.h"
+#include "pipelines/wan/wan_pipeline.h"
 
 #include <filesystem>
 #include <mutex>
@@ -22,6 +23,8 @@ std::vector<PipelineRegistration> builtin_pipelines() {
       {"StableDiffusionXLPipeline", "Stable Diffusion XL base (txt2img, img2img, inpainting)", load_stable_diffusion_pipeline},
       {"StableDiffusionXLImg2ImgPipeline", "Stable Diffusion XL (base models; refiners are refused)", load_stable_diffusion_pipeline},
       {"StableDiffusionXLInpaintPipeline", "Stable Diffusion XL inpainting", load_stable_diffusion_pipeline},
+      {"WanPipeline", "Wan 2.1 text-to-video and video-to-video (UMT5, flow transformer, causal 3D VAE)", load_wan_pipeline},
+      {"WanImageToVideoPipeline", "Wan 2.1 image-to-video (first frame + CLIP image states)", load_wan_pipeline},
   };
 }
 

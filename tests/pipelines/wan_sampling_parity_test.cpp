@@ -4,10 +4,12 @@
 // latents the VAE decodes. Settings, prompts and sizes all come from the manifest case.
 #include "io/weights.h"
 #include "core/error.h"
+#include "models/autoencoder_kl_wan/autoencoder_kl_wan.h"
 #include "models/clip_vision/clip_vision_model.h"
 #include "models/umt5/umt5_encoder.h"
 #include "models/wan/wan_transformer.h"
 #include "nn/state_dict.h"
+#include "pipelines/registry.h"
 #include "pipelines/wan/wan_sampling.h"
 #include "support/test_support.h"
 #include "tokenizers/t5_tokenizer.h"
@@ -86,8 +88,14 @@ TEST(WanSamplingParity, TextToVideoLatents) {
   EXPECT_EQ(checked, in.steps);
   const auto mean = w.cfg.at("latents_mean").get<std::vector<double>>();
   const auto std = w.cfg.at("latents_std").get<std::vector<double>>();
-  test::expect_close(wan_denormalize(z, mean, std), w.ref->load("latents_denormalized", at::kFloat),
-                     w.tolerance("latents"), "latents_denormalized");
+  const at::Tensor denormalized = wan_denormalize(z, mean, std);
+  test::expect_close(denormalized, w.ref->load("latents_denormalized", at::kFloat), w.tolerance("latents"),
+                     "latents_denormalized");
+  // 5. The VAE decode and the video in [0, 1].
+  auto vae = models::load_autoencoder_kl_wan(model_folder("wan21_vae"));
+  torch::NoGradGuard no_grad;
+  const at::Tensor video = (vae->decode(denormalized) / 2 + 0.5).clamp(0, 1);
+  test::expect_close(video, w.ref->load("video", at::kFloat), w.tolerance("video"), "video");
 }
 
 // Image-to-video up to the VAE (fixture "e2e_wan_i2v"): the CLIP image embeddings, the mask half
@@ -101,18 +109,66 @@ TEST(WanSamplingParity, ImageToVideoLatents) {
   const at::Tensor image_embeds = states[states.size() - 2];
   test::expect_close(image_embeds, w.ref->load("image_embeds", at::kFloat), w.tolerance("latents"), "image_embeds");
   const at::Tensor condition = w.ref->load("condition", at::kFloat);
-  EXPECT_TRUE(at::equal(wan_i2v_mask(condition.size(2), condition.size(3), condition.size(4)),
-                        condition.slice(1, 0, 4)));
+  // The condition from the image: [first frame, zeros] through the VAE encoder, normalised, after the mask.
+  auto vae = models::load_autoencoder_kl_wan(model_folder("wan21_vae"));
+  const at::Tensor image = w.ref->load("image", at::kFloat) * 2 - 1;  // [1,3,H,W]
+  const int64_t frames = w.cfg.at("num_frames");
+  const at::Tensor first = at::cat({image.unsqueeze(2), at::zeros({1, 3, frames - 1, image.size(2), image.size(3)})}, 2);
+  const auto& vc = vae->config;
+  test::expect_close(wan_i2v_condition(vae->encode(first).mean, vc.latents_mean, vc.latents_std), condition,
+                     w.tolerance("condition"), "condition");
 
   int64_t checked = 0;
   WanDenoiseInputs in = w.inputs(load_transformer("wan21_i2v_transformer"), &checked);
   in.image_embeds = image_embeds;
   in.condition = condition;
-  wan_denoise(in);
+  const at::Tensor z = wan_denoise(in);
   EXPECT_EQ(checked, in.steps);
+  const at::Tensor video = (vae->decode(wan_denormalize(z, vc.latents_mean, vc.latents_std)) / 2 + 0.5).clamp(0, 1);
+  test::expect_close(video, w.ref->load("video", at::kFloat), w.tolerance("video"), "video");
   // Without the condition the I2V transformer's channels do not add up: one clear error.
   in.condition = at::Tensor();
   EXPECT_THROW(wan_denoise(in), UsageError);
+}
+
+// The registered WanPipeline on a diffusers folder assembled from the fixture components
+// (model_index.json, tokenizer/, text_encoder/, transformer/, vae/, scheduler/): the same video as
+// diffusers from the recorded initial latents.
+TEST(WanPipelineParity, TextToVideoThroughTheRegistry) {
+  GENVIS_REQUIRE_FIXTURES();
+  const WanCase w("e2e_wan_t2v");
+  test::TempDir dir;
+  const std::filesystem::path root = dir.file("wan");
+  std::filesystem::create_directories(root / "scheduler");
+  const std::pair<const char*, const char*> parts[] = {{"tokenizer", "umt5_tokenizer"},
+                                                       {"text_encoder", "umt5_encoder"},
+                                                       {"transformer", "wan21_transformer"},
+                                                       {"vae", "wan21_vae"}};
+  for (const auto& [sub, case_name] : parts)
+    std::filesystem::create_directory_symlink(std::filesystem::absolute(model_folder(case_name)), root / sub);
+  test::write_bytes((root / "model_index.json").string(), R"({"_class_name": "WanPipeline"})");
+  test::write_bytes((root / "scheduler" / "scheduler_config.json").string(), w.cfg.at("scheduler").dump());
+  auto pipeline = load_pipeline({.model = root.string()});
+  EXPECT_EQ(pipeline->info().class_name, "WanPipeline");
+  Request r;
+  r.prompt = w.cfg.at("prompt"), r.negative_prompt = w.cfg.at("negative_prompt");
+  r.steps = w.cfg.at("num_inference_steps").get<int64_t>();
+  r.guidance = w.cfg.at("guidance_scale").get<double>();
+  r.num_frames = w.cfg.at("num_frames").get<int64_t>();
+  r.width = w.cfg.at("width").get<int64_t>(), r.height = w.cfg.at("height").get<int64_t>();
+  r.extras = {{"max_sequence_length", w.cfg.at("max_sequence_length")}};
+  r.init_noise = w.ref->load("init_latents", at::kFloat);
+  const Result out = pipeline->generate(r);
+  ASSERT_TRUE(out.is_video());
+  test::expect_close(out.samples, w.ref->load("video", at::kFloat), w.tolerance("video"), "pipeline video");
+  // Frame counts the VAE cannot make are refused, naming the nearest valid ones.
+  r.num_frames = 8;
+  try {
+    pipeline->generate(r);
+    ADD_FAILURE() << "8 frames accepted";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("nearest 5 or 9"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
