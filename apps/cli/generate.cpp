@@ -76,6 +76,15 @@ void run_generate(Options& opt) {
   q.seed = opt.seed < 0 ? std::random_device{}() : static_cast<uint64_t>(opt.seed);
   io::check_fps(opt.fps);
   if (!opt.init_image.empty()) q.init_image = read_init_image(opt.init_image);
+  if (!opt.init_video.empty()) {  // [3,T,H,W] in [0,1] -> [1,3,T,H,W] in [-1,1]
+    const io::Video v = io::read_video(opt.init_video, {.max_frames = q.num_frames.value_or(0)});
+    q.init_video = (v.frames.to(at::kFloat) * 2 - 1).unsqueeze(0);
+  }
+  if (!opt.extras.empty()) {
+    const nlohmann::json extras = nlohmann::json::parse(opt.extras, nullptr, false);
+    if (!extras.is_object()) throw UsageError("--extras must be a JSON object, e.g. '{\"flow_shift\": 5}'");
+    for (const auto& [k, v] : extras.items()) q.extras[k] = v;
+  }
   if (opt.source.model.empty() && opt.source.unet.empty() && opt.source.vae.empty() && opt.source.text_encoder.empty())
     opt.source.model = find_default_model();
   if (!opt.mask.empty()) q.mask = (io::image_to_tensor(io::read_png(opt.mask).to_8bit().with_channels(1)) + 1) / 2;
@@ -126,7 +135,8 @@ Command add_generate_command(CLI::App& app) {
     bool vae_tiling = false;
     double fps = 16;
     std::optional<int64_t> vae_tile_size;
-    std::string init_image, mask, init_noise, dump, output = "output.png", device = "auto", dtype = "auto";
+    std::string init_image, init_video, extras, mask, init_noise, dump, output = "output.png", device = "auto",
+        dtype = "auto";
     std::vector<std::string> loras;
   };
   auto o = std::make_shared<Options>();
@@ -169,6 +179,12 @@ Command add_generate_command(CLI::App& app) {
   cmd->add_option("--init-image", o->init_image, "PNG to start from (img2img); its size must match --width/--height. "
                                                  "A .safetensors file with a float tensor 'image' [1,3,H,W] in [0,1] "
                                                  "is read exactly");
+  cmd->add_option("--frames", q.num_frames,
+                  "Video models: number of frames (Wan: 4k+1, default 81; with --init-video, its first N frames)");
+  cmd->add_option("--init-video", o->init_video,
+                  "Video to start from (video-to-video: MP4/WebM/GIF/WebP or a folder of PNG frames), with --strength");
+  cmd->add_option("--extras", o->extras,
+                  "Per-family settings as a JSON object (Wan: {\"max_sequence_length\": 512, \"flow_shift\": 5})");
   cmd->add_option("--mask", o->mask, "Inpainting mask PNG, same size as --init-image: white (>= 50%) is repainted");
   cmd->add_option("--strength", q.strength,
                   "Fraction of the schedule to run from the init image (default 0.75; 1.0 with --mask)");
@@ -204,7 +220,8 @@ Command add_generate_command(CLI::App& app) {
       throw UsageError(with_flag_names(e.what(), cmd,
                                        {{"guidance", "--cfg-scale"}, {"adapters", "--lora"}, {"prompts", "--prompt"},
                                         {"width/height", "--width/--height"}, {"extras.clip_skip", "--clip-skip"},
-                                        {"extras.vae_tiling", "--vae-tiling"}, {"extras.vae_tile_size", "--vae-tile-size"}}));
+                                        {"extras.vae_tiling", "--vae-tiling"}, {"extras.vae_tile_size", "--vae-tile-size"},
+                                        {"num_frames", "--frames"}}));
     }
   }};
 }

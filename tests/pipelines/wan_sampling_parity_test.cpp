@@ -2,6 +2,7 @@
 // the prompt and negative prompt through the T5 tokenizer and UMT5, then CFG + UniPC on the tiny
 // transformer from the recorded initial latents, every step's latents, and the denormalised
 // latents the VAE decodes. Settings, prompts and sizes all come from the manifest case.
+#include "io/safetensors.h"
 #include "io/weights.h"
 #include "core/error.h"
 #include "models/autoencoder_kl_wan/autoencoder_kl_wan.h"
@@ -131,13 +132,9 @@ TEST(WanSamplingParity, ImageToVideoLatents) {
   EXPECT_THROW(wan_denoise(in), UsageError);
 }
 
-// The registered WanPipeline on a diffusers folder assembled from the fixture components
-// (model_index.json, tokenizer/, text_encoder/, transformer/, vae/, scheduler/): the same video as
-// diffusers from the recorded initial latents.
-TEST(WanPipelineParity, TextToVideoThroughTheRegistry) {
-  GENVIS_REQUIRE_FIXTURES();
-  const WanCase w("e2e_wan_t2v");
-  test::TempDir dir;
+// A diffusers WanPipeline folder in `dir` made of the fixture components (symlinked) and the
+// case's scheduler config.
+std::string assemble_wan_folder(const test::TempDir& dir, const WanCase& w) {
   const std::filesystem::path root = dir.file("wan");
   std::filesystem::create_directories(root / "scheduler");
   const std::pair<const char*, const char*> parts[] = {{"tokenizer", "umt5_tokenizer"},
@@ -148,7 +145,18 @@ TEST(WanPipelineParity, TextToVideoThroughTheRegistry) {
     std::filesystem::create_directory_symlink(std::filesystem::absolute(model_folder(case_name)), root / sub);
   test::write_bytes((root / "model_index.json").string(), R"({"_class_name": "WanPipeline"})");
   test::write_bytes((root / "scheduler" / "scheduler_config.json").string(), w.cfg.at("scheduler").dump());
-  auto pipeline = load_pipeline({.model = root.string()});
+  return root.string();
+}
+
+// The registered WanPipeline on a diffusers folder assembled from the fixture components
+// (model_index.json, tokenizer/, text_encoder/, transformer/, vae/, scheduler/): the same video as
+// diffusers from the recorded initial latents.
+TEST(WanPipelineParity, TextToVideoThroughTheRegistry) {
+  GENVIS_REQUIRE_FIXTURES();
+  const WanCase w("e2e_wan_t2v");
+  test::TempDir dir;
+  const std::string root = assemble_wan_folder(dir, w);
+  auto pipeline = load_pipeline({.model = root});
   EXPECT_EQ(pipeline->info().class_name, "WanPipeline");
   Request r;
   r.prompt = w.cfg.at("prompt"), r.negative_prompt = w.cfg.at("negative_prompt");
@@ -169,6 +177,32 @@ TEST(WanPipelineParity, TextToVideoThroughTheRegistry) {
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("nearest 5 or 9"), std::string::npos) << e.what();
   }
+}
+
+// The same through the binary: genvis generate --frames ... --init-noise (the recorded latents)
+// --dump, on the assembled folder; the dumped video equals diffusers', and an MP4 is written.
+TEST(WanPipelineParity, TextToVideoThroughTheBinary) {
+  GENVIS_REQUIRE_FIXTURES();
+  if (!std::filesystem::exists(GENVIS_CLI)) GTEST_SKIP() << "the genvis binary is not built";
+  const WanCase w("e2e_wan_t2v");
+  test::TempDir dir;
+  const std::string root = assemble_wan_folder(dir, w);
+  io::save_safetensors(dir.file("noise.safetensors"), {{"latents", w.ref->load("init_latents", at::kFloat)}});
+  const auto q = test::shell_quote;
+  const std::string args =
+      " generate --model " + q(root) + " -p " + q(w.cfg.at("prompt")) + " -n " + q(w.cfg.at("negative_prompt")) +
+      " --steps " + std::to_string(w.cfg.at("num_inference_steps").get<int64_t>()) + " --cfg-scale " +
+      w.cfg.at("guidance_scale").dump() + " --frames " + std::to_string(w.cfg.at("num_frames").get<int64_t>()) +
+      " --width " + std::to_string(w.cfg.at("width").get<int64_t>()) + " --height " +
+      std::to_string(w.cfg.at("height").get<int64_t>()) + " --extras " +
+      q(nlohmann::json{{"max_sequence_length", w.cfg.at("max_sequence_length")}}.dump()) + " --init-noise " +
+      q(dir.file("noise.safetensors")) + " --dump " + q(dir.file("dump.safetensors")) + " -o " + q(dir.file("out.mp4"));
+  const auto r = test::run_command(std::string(GENVIS_CLI) + args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto dump = io::open_weights(dir.file("dump.safetensors"));
+  test::expect_close(dump->load("image", at::kFloat), w.ref->load("video", at::kFloat), w.tolerance("video"),
+                     "binary video");
+  EXPECT_TRUE(std::filesystem::file_size(dir.file("out.mp4")) > 0);
 }
 
 }  // namespace

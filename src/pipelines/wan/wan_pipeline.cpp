@@ -31,7 +31,7 @@ std::string component(const fs::path& root, const char* name, const std::string&
 void check_wan_frames(int64_t frames) {
   if (frames >= 1 && (frames - 1) % 4 == 0) return;
   const int64_t below = frames < 1 ? 1 : 1 + 4 * ((frames - 1) / 4), above = below + 4;
-  throw UsageError("num_frames must be 4k + 1 (the VAE packs 4 frames per latent frame after the first): got " +
+  throw UsageError("'num_frames' must be 4k + 1 (the VAE packs 4 frames per latent frame after the first): got " +
                    std::to_string(frames) + ", nearest " + std::to_string(below) + " or " + std::to_string(above));
 }
 
@@ -113,8 +113,8 @@ Result WanVideoPipeline::run(const Request& r, const Callbacks& callbacks) {
   const int64_t frames = r.init_video.defined() ? r.init_video.size(2) : r.num_frames.value_or(81);
   check_wan_frames(frames);
   if (dit.is_i2v() && !r.init_image.defined())
-    throw UsageError("init_image: this image-to-video model needs the first frame (--init-image)");
-  if (r.batch != 1) throw UsageError("batch: Wan generates one video per request");
+    throw UsageError("'init_image': this image-to-video model needs the first frame");
+  if (r.batch != 1) throw UsageError("'batch': Wan generates one video per request");
   const int64_t max_len = r.extras.value("max_sequence_length", int64_t{512});
   if (max_len < 1) throw UsageError("extras: max_sequence_length must be >= 1");
   const int64_t w = *r.width, h = *r.height, f = model_.vae->config.spatial_factor();
