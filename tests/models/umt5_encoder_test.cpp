@@ -42,20 +42,8 @@ UMT5EncoderModel tiny_model(uint64_t seed = 0) {
   return m;
 }
 
-template <typename F>
-std::string load_error(F&& f) {
-  try {
-    f();
-  } catch (const LoadError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-void expect_contains(const std::string& what, std::initializer_list<const char*> parts) {
-  EXPECT_FALSE(what.empty()) << "no LoadError";
-  for (const char* part : parts) EXPECT_NE(what.find(part), std::string::npos) << part << " not in: " << what;
-}
+using test::expect_contains;
+using test::load_error;
 
 TEST(UMT5Config, ReadsTransformersKeysAndReportsEveryProblem) {
   const UMT5Config c = UMT5Config::from_json(tiny_config_json(), "config.json");

@@ -38,6 +38,11 @@ Tolerance fixture_tolerance(const std::string& case_name, const std::string& out
   return {t.at("max_abs").get<double>(), t.at("rel_l2").get<double>()};
 }
 
+void expect_contains(const std::string& what, std::initializer_list<const char*> parts) {
+  EXPECT_FALSE(what.empty()) << "no LoadError";
+  for (const char* part : parts) EXPECT_NE(what.find(part), std::string::npos) << part << " not in: " << what;
+}
+
 void expect_close(const at::Tensor& actual, const at::Tensor& expected, const Tolerance& tol, const std::string& what) {
   ASSERT_EQ(actual.sizes(), expected.sizes()) << what;
   const at::Tensor a = actual.to(at::kDouble), e = expected.to(at::kDouble);

@@ -1,6 +1,9 @@
 // Helpers shared by the tests: where ../shared is, temporary directories, running the CLI.
 #pragma once
+#include "core/error.h"
+
 #include <ATen/ATen.h>
+#include <initializer_list>
 #include <gtest/gtest.h>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
@@ -53,6 +56,19 @@ Tolerance fixture_tolerance(const std::string& case_name, const std::string& out
 // EXPECTs max |a - e| <= max_abs and |a - e| / |e| <= rel_l2 (in f64), printing both.
 void expect_close(const at::Tensor& actual, const at::Tensor& expected, const Tolerance& tolerance,
                   const std::string& what);
+
+// The message of the LoadError `f` throws, or "" when it throws none.
+template <typename F>
+std::string load_error(F&& f) {
+  try {
+    f();
+  } catch (const LoadError& e) {
+    return e.what();
+  }
+  return "";
+}
+// EXPECTs a LoadError message (non-empty) containing every part.
+void expect_contains(const std::string& what, std::initializer_list<const char*> parts);
 
 }  // namespace genvis::test
 

@@ -31,21 +31,8 @@ const T5Tokenizer& fixture_tokenizer() {
   return tok;
 }
 
-// The LoadError message of `f`, or "" when it does not throw one.
-template <typename F>
-std::string load_error(F&& f) {
-  try {
-    f();
-  } catch (const LoadError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-void expect_contains(const std::string& what, std::initializer_list<const char*> parts) {
-  EXPECT_FALSE(what.empty()) << "no LoadError";
-  for (const char* part : parts) EXPECT_NE(what.find(part), std::string::npos) << part << " not in: " << what;
-}
+using test::expect_contains;
+using test::load_error;
 
 // A copy of the fixture folder whose tokenizer_config.json is `edit`ed.
 void copy_fixture(const test::TempDir& dir, const std::function<void(json&)>& edit = {}) {
