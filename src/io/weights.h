@@ -57,6 +57,10 @@ public:
 std::string find_weight_file(const std::string& folder, const std::vector<std::string>& candidates,
                              const std::string& what);
 
+// A diffusers component folder's weights: diffusion_pytorch_model.safetensors, its sharded index,
+// .bin or .fp16.safetensors, the first present (find_weight_file naming `what`).
+std::string find_diffusers_weights(const std::string& folder, const std::string& what = "diffusers component");
+
 // Opens any supported weight file; throws LoadError naming the file and the problem.
 std::unique_ptr<WeightReader> open_weights(const std::string& path);
 

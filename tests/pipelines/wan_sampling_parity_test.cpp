@@ -69,12 +69,7 @@ struct WanCase {
 };
 
 models::WanTransformer3DModel load_transformer(const std::string& case_name) {
-  const std::string folder = model_folder(case_name);
-  models::WanTransformer3DModel dit(models::WanTransformer3DConfig::from_file(folder + "/config.json"));
-  const auto weights = io::open_weights(folder + "/diffusion_pytorch_model.safetensors");
-  nn::load_state_dict(*dit, *weights, {.dtype = at::kFloat});
-  dit->eval();
-  return dit;
+  return models::load_wan_transformer(model_folder(case_name));
 }
 
 TEST(WanSamplingParity, TextToVideoLatents) {

@@ -18,13 +18,6 @@ namespace {
 
 constexpr double kVAENormEps = 1e-6;
 
-std::string find_component_weights(const std::string& folder) {
-  return io::find_weight_file(folder,
-                              {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json",
-                               "diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.safetensors"},
-                              "diffusers component");
-}
-
 }  // namespace
 
 std::vector<std::string> AutoencoderKLConfig::problems() const {
@@ -223,7 +216,7 @@ at::Tensor AutoencoderKLImpl::decode(const at::Tensor& z) {
 AutoencoderKL load_autoencoder_kl(const std::string& folder, at::ScalarType dtype) {
   const auto config = AutoencoderKLConfig::from_file((std::filesystem::path(folder) / "config.json").string());
   AutoencoderKL vae(config);
-  auto reader = io::open_weights(find_component_weights(folder));
+  auto reader = io::open_weights(io::find_diffusers_weights(folder));
   nn::LoadOptions o;
   o.dtype = dtype;
   nn::load_state_dict(*vae, *reader, o);

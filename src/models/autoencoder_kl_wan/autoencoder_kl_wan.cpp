@@ -460,11 +460,7 @@ at::Tensor AutoencoderKLWanImpl::latents_std() const {
 AutoencoderKLWan load_autoencoder_kl_wan(const std::string& folder, at::ScalarType dtype) {
   const auto config = AutoencoderKLWanConfig::from_file((std::filesystem::path(folder) / "config.json").string());
   AutoencoderKLWan vae(config);
-  const auto reader = io::open_weights(io::find_weight_file(
-      folder,
-      {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json",
-       "diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.safetensors"},
-      "diffusers AutoencoderKLWan component"));
+  const auto reader = io::open_weights(io::find_diffusers_weights(folder, "diffusers AutoencoderKLWan component"));
   nn::LoadOptions options;
   options.dtype = dtype;
   nn::load_state_dict(*vae, *reader, options);

@@ -21,13 +21,6 @@ std::vector<int64_t> broadcast(const std::vector<int64_t>& v, size_t n) {
   return v.size() == 1 ? std::vector<int64_t>(n, v[0]) : v;
 }
 
-std::string find_component_weights(const std::string& folder) {
-  return io::find_weight_file(folder,
-                              {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json",
-                               "diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.safetensors"},
-                              "diffusers component");
-}
-
 }  // namespace
 
 std::vector<int64_t> UNet2DConditionConfig::heads_per_block() const {
@@ -327,7 +320,7 @@ at::Tensor UNet2DConditionModelImpl::forward(const at::Tensor& sample_in, const 
 UNet2DConditionModel load_unet2d_condition(const std::string& folder, at::ScalarType dtype) {
   const auto config = UNet2DConditionConfig::from_file((std::filesystem::path(folder) / "config.json").string());
   UNet2DConditionModel unet(config);
-  auto reader = io::open_weights(find_component_weights(folder));
+  auto reader = io::open_weights(io::find_diffusers_weights(folder));
   nn::LoadOptions o;
   o.dtype = dtype;
   nn::load_state_dict(*unet, *reader, o);

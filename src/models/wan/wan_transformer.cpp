@@ -2,7 +2,9 @@
 
 #include "core/config_reader.h"
 #include "core/error.h"
+#include "io/weights.h"
 #include "nn/attention.h"
+#include "nn/state_dict.h"
 
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -11,11 +13,7 @@
 namespace genvis::models {
 namespace {
 
-std::string shape_of(const at::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? "," : "") + std::to_string(t.size(i));
-  return s + "]";
-}
+std::string shape_of(const at::Tensor& t) { return c10::str(t.sizes()); }
 
 // LayerNorm in float32 without weights (FP32LayerNorm(elementwise_affine=False)).
 at::Tensor plain_layer_norm(const at::Tensor& x, double eps) {
@@ -319,6 +317,14 @@ at::Tensor WanTransformer3DModelImpl::forward(const at::Tensor& hidden_states, c
   x = nn::linear(x, proj_out);                                                // [B, f*h*w, C*pt*ph*pw]
   x = x.reshape({B, f, h, w, p[0], p[1], p[2], c.out_channels}).permute({0, 7, 1, 4, 2, 5, 3, 6});
   return x.reshape({B, c.out_channels, F, H, W});
+}
+
+WanTransformer3DModel load_wan_transformer(const std::string& folder, at::ScalarType dtype) {
+  WanTransformer3DModel model(WanTransformer3DConfig::from_file(folder + "/config.json"));
+  const auto weights = io::open_weights(io::find_diffusers_weights(folder, "Wan transformer"));
+  nn::load_state_dict(*model, *weights, {.dtype = dtype});
+  model->eval();
+  return model;
 }
 
 }  // namespace genvis::models

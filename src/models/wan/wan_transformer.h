@@ -157,4 +157,8 @@ public:
 };
 TORCH_MODULE(WanTransformer3DModel);
 
+// A diffusers `transformer/` folder (config.json + diffusion_pytorch_model weights, sharded or
+// not), weights cast to `dtype`, strict, in eval mode. LoadError naming the problem.
+WanTransformer3DModel load_wan_transformer(const std::string& folder, at::ScalarType dtype = at::kFloat);
+
 }  // namespace genvis::models

@@ -3,8 +3,6 @@
 #include "core/config_reader.h"
 #include "core/error.h"
 #include "core/file.h"
-#include "io/weights.h"
-#include "nn/state_dict.h"
 #include "pipelines/common/noise.h"
 
 #include <cmath>
@@ -41,22 +39,13 @@ WanModel load_wan_model(const ModelSource& source) {
   for (const auto* s : {&source.unet, &source.vae, &source.text_encoder, &source.text_encoder_2, &source.vocab})
     if (!s->empty()) throw UsageError("Wan models take no component overrides (--unet/--vae/--text-encoder/--vocab)");
   const fs::path root = source.model;
-  const nlohmann::json index = config::read_file((root / "model_index.json").string());
   WanModel m;
   m.name = root.filename().string();
   m.tokenizer = tokenizers::T5Tokenizer::load(component(root, "tokenizer", "the T5 tokenizer"));
   m.text_encoder = models::load_umt5_encoder(component(root, "text_encoder", "the UMT5 text encoder"),
                                              {.dtype = source.dtype, .device = source.device});
-  const std::string transformer = component(root, "transformer", "the Wan transformer");
-  m.transformer = models::WanTransformer3DModel(models::WanTransformer3DConfig::from_file(transformer + "/config.json"));
-  const auto weights = io::open_weights(io::find_weight_file(
-      transformer,
-      {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json",
-       "diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.bin"},
-      "Wan transformer"));
-  nn::load_state_dict(*m.transformer, *weights, {.dtype = source.dtype});
+  m.transformer = models::load_wan_transformer(component(root, "transformer", "the Wan transformer"), source.dtype);
   m.transformer->to(source.device);
-  m.transformer->eval();
   m.vae = models::load_autoencoder_kl_wan(component(root, "vae", "the Wan VAE"), at::kFloat);
   m.vae->to(source.device);
   const std::string scheduler = (root / "scheduler" / "scheduler_config.json").string();
@@ -72,7 +61,6 @@ WanModel load_wan_model(const ModelSource& source) {
                                                      source.dtype);
     m.image_encoder->to(source.device);
   }
-  (void)index;
   return m;
 }
 
