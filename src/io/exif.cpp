@@ -90,6 +90,13 @@ std::string utf16_to_utf8(const uint8_t* p, size_t n, bool big_endian) {
 std::string encode_exif_user_comment(const std::string& text) {
   if (!utf8::is_valid(text)) throw UsageError("EXIF UserComment: text is not valid UTF-8");
   std::string comment(kUnicodeCode, 8);
+  // Readers take a leading FE FF / FF FE as a byte-order mark; a text that itself starts with
+  // U+FEFF or U+FFFE gets an explicit big-endian mark first so that character survives.
+  if (!text.empty()) {
+    size_t first = 0;
+    const char32_t cp = utf8::decode(text, first);
+    if (cp == 0xFEFF || cp == 0xFFFE) put16(comment, 0xFEFF);
+  }
   for (size_t i = 0; i < text.size();) {
     const char32_t cp = utf8::decode(text, i);
     if (cp >= 0x10000) {

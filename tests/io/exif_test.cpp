@@ -31,6 +31,12 @@ TEST(Exif, UserCommentRoundTripsAnyUnicode) {
   EXPECT_EQ(decode_exif_user_comment(exif), text);
   EXPECT_EQ(decode_exif_user_comment(std::string("Exif\0\0", 6) + exif), text);
   EXPECT_EQ(decode_exif_user_comment(encode_exif_user_comment("")), "");
+  // A text that starts with what a reader would take for a byte-order mark keeps that character
+  // (found by fuzz/exif_fuzz).
+  for (const std::string lead : {"\xEF\xBB\xBF", "\xEF\xBF\xBE"}) {  // U+FEFF, U+FFFE
+    EXPECT_EQ(decode_exif_user_comment(encode_exif_user_comment(lead + "SSS")), lead + "SSS");
+    EXPECT_EQ(decode_exif_user_comment(encode_exif_user_comment(lead)), lead);
+  }
   EXPECT_THROW(encode_exif_user_comment("bad \xff utf-8"), UsageError);
 }
 
