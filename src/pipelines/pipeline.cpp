@@ -120,7 +120,8 @@ Request complete_request(const PipelineInfo& info, const Request& request) {
   if (*r.width < m || *r.height < m || *r.width % m || *r.height % m || *r.width > 8192 || *r.height > 8192)
     refuse("width/height", "must be multiples of " + std::to_string(m) + " in " + std::to_string(m) + "..8192 (got " +
                                std::to_string(*r.width) + "x" + std::to_string(*r.height) + ")");
-  if (init_4d && !r.mask.is_same(init) && (init.size(-1) != *r.width || init.size(-2) != *r.height))
+  const bool resized = info.resizes_init_image && r.init_image.defined();
+  if (init_4d && !resized && !r.mask.is_same(init) && (init.size(-1) != *r.width || init.size(-2) != *r.height))
     refuse(r.init_image.defined() ? "init_image" : "init_video",
            std::string(r.init_image.defined() ? "the init image" : "the init video") + " is " + std::to_string(init.size(-1)) + "x" + std::to_string(init.size(-2)) + " but the size asked for is " +
                std::to_string(*r.width) + "x" + std::to_string(*r.height));

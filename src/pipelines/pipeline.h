@@ -126,6 +126,7 @@ struct PipelineInfo {
   std::vector<std::string> samplers;   // names accepted in Request::sampler
   std::vector<std::string> extras;     // keys accepted in Request::extras
   bool open_extras = false;            // any key is accepted (the family checks them itself)
+  bool resizes_init_image = false;     // an init image of another size than width x height is resized
   nlohmann::json to_json() const;
 };
 

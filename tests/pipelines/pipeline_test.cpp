@@ -41,6 +41,27 @@ TEST(Request, DefaultsComeFromTheFamily) {
   EXPECT_EQ(*square.height, 32);
 }
 
+TEST(Request, InitImageSizeMustMatchUnlessTheFamilyResizes) {
+  PipelineInfo info = image_only_info();
+  info.supports.image_to_image = true;
+  Request r;
+  r.prompt = "x";
+  r.init_image = at::zeros({1, 3, 64, 96});
+  EXPECT_EQ(*complete_request(info, r).width, 96);  // the size comes from the image
+  r.width = 32, r.height = 48;
+  try {
+    complete_request(info, r);
+    FAIL() << "a 96x64 init image accepted for 32x48";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("the init image is 96x64 but the size asked for is 32x48"), std::string::npos)
+        << e.what();
+  }
+  info.resizes_init_image = true;  // e.g. Wan image-to-video: the first frame is resized
+  const Request c = complete_request(info, r);
+  EXPECT_EQ(*c.width, 32);
+  EXPECT_EQ(*c.height, 48);
+}
+
 TEST(Request, EveryProblemIsNamedByItsFieldAtOnce) {
   Request r;
   r.prompt = "x";

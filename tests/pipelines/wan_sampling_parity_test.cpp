@@ -127,20 +127,33 @@ TEST(WanSamplingParity, ImageToVideoLatents) {
   EXPECT_THROW(wan_denoise(in), UsageError);
 }
 
-// A diffusers WanPipeline folder in `dir` made of the fixture components (symlinked) and the
-// case's scheduler config.
-std::string assemble_wan_folder(const test::TempDir& dir, const WanCase& w) {
-  const std::filesystem::path root = dir.file("wan");
+// A diffusers WanPipeline (or, for an image-to-video case, WanImageToVideoPipeline) folder in
+// `dir` made of the fixture components (symlinked) and the case's scheduler config.
+std::string assemble_wan_folder(const test::TempDir& dir, const WanCase& w, bool i2v = false) {
+  const std::filesystem::path root = dir.file(i2v ? "wan-i2v" : "wan");
   std::filesystem::create_directories(root / "scheduler");
-  const std::pair<const char*, const char*> parts[] = {{"tokenizer", "umt5_tokenizer"},
-                                                       {"text_encoder", "umt5_encoder"},
-                                                       {"transformer", "wan21_transformer"},
-                                                       {"vae", "wan21_vae"}};
+  std::vector<std::pair<const char*, const char*>> parts = {{"tokenizer", "umt5_tokenizer"},
+                                                            {"text_encoder", "umt5_encoder"},
+                                                            {"transformer", i2v ? "wan21_i2v_transformer" : "wan21_transformer"},
+                                                            {"vae", "wan21_vae"}};
+  if (i2v) parts.push_back({"image_encoder", "clip_vision"});
   for (const auto& [sub, case_name] : parts)
     std::filesystem::create_directory_symlink(std::filesystem::absolute(model_folder(case_name)), root / sub);
-  test::write_bytes((root / "model_index.json").string(), R"({"_class_name": "WanPipeline"})");
+  test::write_bytes((root / "model_index.json").string(),
+                    i2v ? R"({"_class_name": "WanImageToVideoPipeline"})" : R"({"_class_name": "WanPipeline"})");
   test::write_bytes((root / "scheduler" / "scheduler_config.json").string(), w.cfg.at("scheduler").dump());
   return root.string();
+}
+
+// `genvis generate` arguments for a case: prompts, steps, guidance, frames, size, extras.
+std::string generate_args(const WanCase& w) {
+  const auto q = test::shell_quote;
+  return " generate -p " + q(w.cfg.at("prompt")) + " -n " + q(w.cfg.at("negative_prompt")) + " --steps " +
+         std::to_string(w.cfg.at("num_inference_steps").get<int64_t>()) + " --cfg-scale " +
+         w.cfg.at("guidance_scale").dump() + " --frames " + std::to_string(w.cfg.at("num_frames").get<int64_t>()) +
+         " --width " + std::to_string(w.cfg.at("width").get<int64_t>()) + " --height " +
+         std::to_string(w.cfg.at("height").get<int64_t>()) + " --extras " +
+         q(nlohmann::json{{"max_sequence_length", w.cfg.at("max_sequence_length")}}.dump());
 }
 
 // The registered WanPipeline on a diffusers folder assembled from the fixture components
@@ -184,20 +197,123 @@ TEST(WanPipelineParity, TextToVideoThroughTheBinary) {
   const std::string root = assemble_wan_folder(dir, w);
   io::save_safetensors(dir.file("noise.safetensors"), {{"latents", w.ref->load("init_latents", at::kFloat)}});
   const auto q = test::shell_quote;
-  const std::string args =
-      " generate --model " + q(root) + " -p " + q(w.cfg.at("prompt")) + " -n " + q(w.cfg.at("negative_prompt")) +
-      " --steps " + std::to_string(w.cfg.at("num_inference_steps").get<int64_t>()) + " --cfg-scale " +
-      w.cfg.at("guidance_scale").dump() + " --frames " + std::to_string(w.cfg.at("num_frames").get<int64_t>()) +
-      " --width " + std::to_string(w.cfg.at("width").get<int64_t>()) + " --height " +
-      std::to_string(w.cfg.at("height").get<int64_t>()) + " --extras " +
-      q(nlohmann::json{{"max_sequence_length", w.cfg.at("max_sequence_length")}}.dump()) + " --init-noise " +
-      q(dir.file("noise.safetensors")) + " --dump " + q(dir.file("dump.safetensors")) + " -o " + q(dir.file("out.mp4"));
+  const std::string args = generate_args(w) + " --model " + q(root) + " --init-noise " +
+                           q(dir.file("noise.safetensors")) + " --dump " + q(dir.file("dump.safetensors")) + " -o " +
+                           q(dir.file("out.mp4"));
   const auto r = test::run_command(std::string(GENVIS_CLI) + args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto dump = io::open_weights(dir.file("dump.safetensors"));
   test::expect_close(dump->load("image", at::kFloat), w.ref->load("video", at::kFloat), w.tolerance("video"),
                      "binary video");
   EXPECT_TRUE(std::filesystem::file_size(dir.file("out.mp4")) > 0);
+}
+
+// Image-to-video through the registry: WanImageToVideoPipeline on an assembled folder (with
+// image_encoder/), the fixture's image as the first frame, the recorded initial latents: the
+// CLIP embeddings, the VAE condition and the denoising all inside the pipeline.
+TEST(WanPipelineParity, ImageToVideoThroughTheRegistry) {
+  GENVIS_REQUIRE_FIXTURES();
+  const WanCase w("e2e_wan_i2v");
+  test::TempDir dir;
+  auto pipeline = load_pipeline({.model = assemble_wan_folder(dir, w, true)});
+  EXPECT_EQ(pipeline->info().class_name, "WanImageToVideoPipeline");
+  Request r;
+  r.prompt = w.cfg.at("prompt"), r.negative_prompt = w.cfg.at("negative_prompt");
+  r.steps = w.cfg.at("num_inference_steps").get<int64_t>();
+  r.guidance = w.cfg.at("guidance_scale").get<double>();
+  r.num_frames = w.cfg.at("num_frames").get<int64_t>();
+  r.extras = {{"max_sequence_length", w.cfg.at("max_sequence_length")}};
+  r.init_image = w.ref->load("image", at::kFloat) * 2 - 1;  // the size comes from the image
+  r.init_noise = w.ref->load("init_latents", at::kFloat);
+  const Result out = pipeline->generate(r);
+  ASSERT_TRUE(out.is_video());
+  test::expect_close(out.samples, w.ref->load("video", at::kFloat), w.tolerance("video"), "pipeline video");
+  // A first frame of another size is resized to --width x --height (here the image doubled by
+  // repeating pixels: resized back, it is the original softened by the antialiasing filter).
+  r.width = w.cfg.at("width").get<int64_t>(), r.height = w.cfg.at("height").get<int64_t>();
+  r.init_image = (w.ref->load("image", at::kFloat) * 2 - 1).repeat_interleave(2, 2).repeat_interleave(2, 3);
+  const Result resized = pipeline->generate(r);
+  ASSERT_EQ(resized.samples.sizes(), out.samples.sizes());
+  const double drift = (resized.samples - out.samples).abs().max().item<double>();
+  EXPECT_GT(drift, 0);
+  EXPECT_LT(drift, 0.1);
+  // No first frame: refused before any work.
+  r.init_image = at::Tensor();
+  try {
+    pipeline->generate(r);
+    ADD_FAILURE() << "an image-to-video request without an image was accepted";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("needs the first frame"), std::string::npos) << e.what();
+  }
+}
+
+// The same through the binary: --init-image with the fixture's exact image (a .safetensors
+// 'image' in [0,1], read without 8-bit rounding), --init-noise, --dump; a WebP is written.
+TEST(WanPipelineParity, ImageToVideoThroughTheBinary) {
+  GENVIS_REQUIRE_FIXTURES();
+  if (!std::filesystem::exists(GENVIS_CLI)) GTEST_SKIP() << "the genvis binary is not built";
+  const WanCase w("e2e_wan_i2v");
+  test::TempDir dir;
+  const std::string root = assemble_wan_folder(dir, w, true);
+  io::save_safetensors(dir.file("noise.safetensors"), {{"latents", w.ref->load("init_latents", at::kFloat)}});
+  io::save_safetensors(dir.file("image.safetensors"), {{"image", w.ref->load("image", at::kFloat)}});
+  const auto q = test::shell_quote;
+  const auto r = test::run_command(std::string(GENVIS_CLI) + generate_args(w) + " --model " + q(root) +
+                                   " --init-image " + q(dir.file("image.safetensors")) + " --init-noise " +
+                                   q(dir.file("noise.safetensors")) + " --dump " + q(dir.file("dump.safetensors")) +
+                                   " -o " + q(dir.file("out.webp")));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto dump = io::open_weights(dir.file("dump.safetensors"));
+  test::expect_close(dump->load("image", at::kFloat), w.ref->load("video", at::kFloat), w.tolerance("video"),
+                     "binary video");
+  EXPECT_TRUE(std::filesystem::file_size(dir.file("out.webp")) > 0);
+}
+
+// Bad input through the binary (issue 16): each refusal is one clear line naming the problem,
+// with the documented exit code (2 usage, 3 load), before any sampling.
+TEST(WanPipelineParity, BadVideoRequestsThroughTheBinary) {
+  GENVIS_REQUIRE_FIXTURES();
+  if (!std::filesystem::exists(GENVIS_CLI)) GTEST_SKIP() << "the genvis binary is not built";
+  const WanCase t2v("e2e_wan_t2v"), i2v("e2e_wan_i2v");
+  test::TempDir dir;
+  const std::string t2v_root = assemble_wan_folder(dir, t2v), i2v_root = assemble_wan_folder(dir, i2v, true);
+  io::save_safetensors(dir.file("image.safetensors"), {{"image", i2v.ref->load("image", at::kFloat)}});
+  test::write_bytes(dir.file("broken.mp4"), std::string("\0\0\0\x18" "ftypmp42 this is not a video", 32));
+  // A T2V folder without its tokenizer, an I2V folder without its image encoder.
+  const std::string no_tokenizer = dir.file("no-tokenizer"), no_encoder = dir.file("no-encoder");
+  for (const auto& [copy, from, drop] : {std::tuple{no_tokenizer, t2v_root, "tokenizer"},
+                                         std::tuple{no_encoder, i2v_root, "image_encoder"}}) {
+    std::filesystem::create_directory(copy);
+    for (const auto& e : std::filesystem::directory_iterator(from))
+      if (e.path().filename() != drop)
+        std::filesystem::copy(e.path(), std::filesystem::path(copy) / e.path().filename(),
+                              std::filesystem::copy_options::copy_symlinks | std::filesystem::copy_options::recursive);
+  }
+  const auto q = test::shell_quote;
+  const std::string quick = " generate -p 'a fox' --steps 1 --extras '{\"max_sequence_length\": 8}' -o " +
+                            q(dir.file("x.mp4"));
+  struct Case {
+    std::string args;
+    int exit_code;
+    std::vector<std::string> says;
+  };
+  const std::vector<Case> cases = {
+      {" --model " + q(t2v_root) + " --frames 8 --width 32 --height 32", 2, {"4k + 1", "nearest 5 or 9"}},
+      {" --model " + q(t2v_root) + " --frames 5 --width 40 --height 32", 2, {"multiples of 16", "40x32"}},
+      {" --model " + q(t2v_root) + " --frames 5 --init-image " + q(dir.file("image.safetensors")), 2,
+       {"WanPipeline (wan2.1) does not support starting from an image"}},
+      {" --model " + q(i2v_root) + " --frames 5 --width 32 --height 32", 2, {"needs the first frame"}},
+      {" --model " + q(no_tokenizer) + " --frames 5 --width 32 --height 32", 3, {"no tokenizer/ folder"}},
+      {" --model " + q(no_encoder) + " --frames 5 --init-image " + q(dir.file("image.safetensors")), 3,
+       {"no image_encoder/ folder"}},
+      {" --model " + q(t2v_root) + " --init-video " + q(dir.file("broken.mp4")), 3, {"broken.mp4"}},
+  };
+  for (const auto& c : cases) {
+    const auto r = test::run_command(std::string(GENVIS_CLI) + quick + c.args);
+    EXPECT_EQ(r.exit_code, c.exit_code) << c.args << "\n" << r.err;
+    for (const auto& want : c.says) EXPECT_NE(r.err.find(want), std::string::npos) << c.args << "\n" << r.err;
+    EXPECT_FALSE(std::filesystem::exists(dir.file("x.mp4"))) << c.args;
+  }
 }
 
 }  // namespace

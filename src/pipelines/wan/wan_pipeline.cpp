@@ -3,6 +3,7 @@
 #include "core/config_reader.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "core/log.h"
 #include "pipelines/common/noise.h"
 
 #include <cmath>
@@ -81,13 +82,22 @@ WanVideoPipeline::WanVideoPipeline(WanModel model, std::string class_name) : mod
   info_.defaults = {.steps = 50, .guidance = 5.0, .sampler = "unipc", .schedule = "default", .strength = 0.75};
   info_.samplers = {"unipc", "flow_euler"};
   info_.extras = {"max_sequence_length", "flow_shift"};
+  info_.resizes_init_image = i2v;  // like diffusers' video processor: the first frame takes the video's size
 }
 
 at::Tensor WanVideoPipeline::image_embeds(const at::Tensor& image) {
-  // CLIPImageProcessor: bicubic resize to the encoder's size, then CLIP normalisation of [0, 1].
+  // CLIPImageProcessor: the shortest side resized to the encoder's size (bicubic, antialiased
+  // as PIL does it), a centre crop to a square, then CLIP normalisation of [0, 1]. (PIL rounds
+  // the resized pixels to 8 bits; this keeps them in float.)
   const int64_t size = model_.image_encoder->vision_model->config.image_size;
   at::Tensor x = (image.to(at::kFloat) + 1) / 2;
-  x = at::upsample_bicubic2d(x, {size, size}, false).clamp(0, 1);
+  const int64_t ih = x.size(2), iw = x.size(3);
+  if (ih != size || iw != size) {
+    const int64_t rh = ih <= iw ? size : static_cast<int64_t>(static_cast<double>(size) * ih / iw);
+    const int64_t rw = ih <= iw ? static_cast<int64_t>(static_cast<double>(size) * iw / ih) : size;
+    x = at::_upsample_bicubic2d_aa(x, {rh, rw}, false).clamp(0, 1);
+    x = x.narrow(2, (rh - size) / 2, size).narrow(3, (rw - size) / 2, size);
+  }
   const at::Tensor mean = at::tensor(std::vector<double>(kClipMean, kClipMean + 3)).to(at::kFloat).view({1, 3, 1, 1});
   const at::Tensor std = at::tensor(std::vector<double>(kClipStd, kClipStd + 3)).to(at::kFloat).view({1, 3, 1, 1});
   const auto dev = model_.image_encoder->vision_model->embeddings->class_embedding.device();
@@ -136,8 +146,14 @@ Result WanVideoPipeline::run(const Request& r, const Callbacks& callbacks) {
   const auto& vc = model_.vae->config;
   torch::NoGradGuard no_grad;
   if (dit.is_i2v()) {
-    in.image_embeds = image_embeds(r.init_image);
-    at::Tensor first = r.init_image.to(at::kFloat).unsqueeze(2);  // [1,3,1,H,W] in [-1,1]
+    at::Tensor image = r.init_image.to(at::kFloat);
+    if (image.size(2) != h || image.size(3) != w) {  // antialiased bicubic, as PIL resizes
+      log_info("resizing the first frame from " + std::to_string(image.size(3)) + "x" + std::to_string(image.size(2)) +
+               " to " + std::to_string(w) + "x" + std::to_string(h));
+      image = at::_upsample_bicubic2d_aa(image, {h, w}, false).clamp(-1, 1);
+    }
+    in.image_embeds = image_embeds(image);
+    at::Tensor first = image.unsqueeze(2);  // [1,3,1,H,W] in [-1,1]
     const at::Tensor video = at::cat({first, at::zeros({1, 3, frames - 1, h, w})}, 2);
     const at::Tensor z = model_.vae->encode(video.to(device)).mean;
     in.condition = wan_i2v_condition(z, vc.latents_mean, vc.latents_std).to(device);
