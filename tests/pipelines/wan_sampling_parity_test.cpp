@@ -3,6 +3,7 @@
 // transformer from the recorded initial latents, every step's latents, and the denormalised
 // latents the VAE decodes. Settings, prompts and sizes all come from the manifest case.
 #include "io/safetensors.h"
+#include "io/video.h"
 #include "io/weights.h"
 #include "core/error.h"
 #include "models/autoencoder_kl_wan/autoencoder_kl_wan.h"
@@ -10,6 +11,7 @@
 #include "models/umt5/umt5_encoder.h"
 #include "models/wan/wan_transformer.h"
 #include "nn/state_dict.h"
+#include "pipelines/common/diffusion_loop.h"
 #include "pipelines/registry.h"
 #include "pipelines/wan/wan_sampling.h"
 #include "support/test_support.h"
@@ -42,8 +44,8 @@ struct WanCase {
     const auto& t = c.at("tolerance").at(kind);
     return {t.at("max_abs").get<double>(), t.at("rel_l2").get<double>()};
   }
-  // Denoise inputs from the config (prompts encoded, recorded initial latents), and a check of
-  // every step's latents against latents_<i+1>.
+  // Denoise inputs from the config (prompts encoded, recorded initial latents), and (unless
+  // `checked` is null) a check of every step's latents against latents_<i+1>.
   WanDenoiseInputs inputs(const models::WanTransformer3DModel& dit, int64_t* checked) const {
     const auto tokenizer = tokenizers::T5Tokenizer::load(model_folder("umt5_tokenizer"));
     auto umt5 = models::load_umt5_encoder(model_folder("umt5_encoder"));
@@ -56,7 +58,7 @@ struct WanCase {
     in.scheduler = schedulers::NoiseScheduleConfig::from_json(cfg.at("scheduler"));
     in.steps = cfg.at("num_inference_steps");
     in.guidance = cfg.at("guidance_scale");
-    in.options.on_latents = [this, checked, tol = tolerance("latents")](int64_t i, const at::Tensor& x,
+    if (checked) in.options.on_latents = [this, checked, tol = tolerance("latents")](int64_t i, const at::Tensor& x,
                                                                        const at::Tensor&) {
       const std::string key = "latents_" + std::to_string(i + 1);
       test::expect_close(x, ref->load(key, at::kFloat), tol, key);
@@ -314,6 +316,87 @@ TEST(WanPipelineParity, BadVideoRequestsThroughTheBinary) {
     for (const auto& want : c.says) EXPECT_NE(r.err.find(want), std::string::npos) << c.args << "\n" << r.err;
     EXPECT_FALSE(std::filesystem::exists(dir.file("x.mp4"))) << c.args;
   }
+}
+
+// Video-to-video (diffusers' WanVideoToVideoPipeline): the init video's VAE posterior sampled
+// with the given posterior noise, normalised, noised to the first sigma that runs at
+// `strength`, then the remaining steps. Built here from the tested parts and compared with the
+// registered pipeline; the posterior noise must matter.
+TEST(WanPipelineParity, VideoToVideoNoisesThePosteriorSampleToTheFirstSigma) {
+  GENVIS_REQUIRE_FIXTURES();
+  const WanCase w("e2e_wan_t2v");
+  test::TempDir dir;
+  auto pipeline = load_pipeline({.model = assemble_wan_folder(dir, w)});
+  const at::Tensor video = w.ref->load("video", at::kFloat) * 2 - 1;  // any [1,3,T,H,W] video
+  const at::Tensor noise = w.ref->load("init_latents", at::kFloat);
+  const double strength = 0.5;
+  Request r;
+  r.prompt = w.cfg.at("prompt"), r.negative_prompt = w.cfg.at("negative_prompt");
+  r.steps = w.cfg.at("num_inference_steps").get<int64_t>();
+  r.guidance = w.cfg.at("guidance_scale").get<double>();
+  r.extras = {{"max_sequence_length", w.cfg.at("max_sequence_length")}};
+  r.init_video = video;
+  r.strength = strength;
+  r.init_noise = noise;
+  r.posterior_noise = at::flip(noise, {4});
+  const Result out = pipeline->generate(r);
+
+  auto vae = models::load_autoencoder_kl_wan(model_folder("wan21_vae"));
+  torch::NoGradGuard no_grad;
+  const auto posterior = vae->encode(video);
+  const at::Tensor x0 = (posterior.sample(r.posterior_noise) - vae->latents_mean()) / vae->latents_std();
+  WanDenoiseInputs in = w.inputs(load_transformer("wan21_transformer"), nullptr);
+  DiffusionPlan plan = plan_diffusion(in.scheduler, in.sampler, "default", in.steps);
+  plan.skip_for_strength(strength);
+  const double sigma = plan.sigmas.front();
+  EXPECT_GT(sigma, 0);
+  EXPECT_LT(sigma, 1);
+  in.latents = x0 * (1 - sigma) + noise * sigma;
+  in.strength = strength;
+  test::expect_close(out.latents, wan_denoise(in), w.tolerance("latents"), "video-to-video latents");
+
+  r.posterior_noise = at::Tensor();  // seeded instead: another sample, another result
+  const Result seeded = pipeline->generate(r);
+  EXPECT_GT((seeded.latents - out.latents).abs().max().item<double>(), 1e-4);
+}
+
+// Video-to-video through the binary (the init video a folder of PNG frames, --strength 1, a
+// seed for the posterior sample) gives what the registered pipeline gives for the same request.
+// At strength 1 the first sigma is flow_shift-mapped 0.999 (diffusers' flow sigmas start at
+// 1 - 1/num_train_timesteps), so the result is nearly, not exactly, text-to-video's.
+TEST(WanPipelineParity, VideoToVideoThroughTheBinary) {
+  GENVIS_REQUIRE_FIXTURES();
+  if (!std::filesystem::exists(GENVIS_CLI)) GTEST_SKIP() << "the genvis binary is not built";
+  const WanCase w("e2e_wan_t2v");
+  test::TempDir dir;
+  const std::string root = assemble_wan_folder(dir, w);
+  const at::Tensor noise = w.ref->load("init_latents", at::kFloat);
+  io::save_safetensors(dir.file("noise.safetensors"), {{"latents", noise}});
+  // Any video of the right size and length: the reference video upside down.
+  io::write_video(dir.file("init/"), at::flip(w.ref->load("video", at::kFloat)[0], {2}), 16, {});
+  const auto q = test::shell_quote;
+  const auto r = test::run_command(std::string(GENVIS_CLI) + generate_args(w) + " --model " + q(root) +
+                                   " --init-video " + q(dir.file("init")) + " --strength 1 --seed 7 --init-noise " +
+                                   q(dir.file("noise.safetensors")) + " --dump " + q(dir.file("dump.safetensors")) +
+                                   " -o " + q(dir.file("out")));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const at::Tensor binary = io::open_weights(dir.file("dump.safetensors"))->load("image", at::kFloat);
+  EXPECT_EQ(io::read_video(dir.file("out")).frames.size(1), w.cfg.at("num_frames").get<int64_t>());
+
+  Request req;
+  req.prompt = w.cfg.at("prompt"), req.negative_prompt = w.cfg.at("negative_prompt");
+  req.steps = w.cfg.at("num_inference_steps").get<int64_t>();
+  req.guidance = w.cfg.at("guidance_scale").get<double>();
+  req.extras = {{"max_sequence_length", w.cfg.at("max_sequence_length")}};
+  req.init_video = (io::read_video(dir.file("init")).frames * 2 - 1).unsqueeze(0);
+  req.strength = 1.0;
+  req.seed = 7;
+  req.init_noise = noise;
+  const Result library = load_pipeline({.model = root})->generate(req);
+  test::expect_close(binary, library.samples, w.tolerance("video"), "binary vs library video-to-video");
+  const double from_t2v = (binary - w.ref->load("video", at::kFloat)).abs().max().item<double>();
+  EXPECT_GT(from_t2v, 0);
+  EXPECT_LT(from_t2v, 0.02);
 }
 
 }  // namespace

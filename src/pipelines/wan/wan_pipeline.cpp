@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "core/rng.h"
 #include "pipelines/common/noise.h"
 
 #include <cmath>
@@ -159,7 +160,14 @@ Result WanVideoPipeline::run(const Request& r, const Callbacks& callbacks) {
     in.condition = wan_i2v_condition(z, vc.latents_mean, vc.latents_std).to(device);
   }
   if (r.init_video.defined()) {
-    const at::Tensor z = model_.vae->encode(r.init_video.to(at::kFloat).to(device)).mean;
+    // diffusers' WanVideoToVideoPipeline samples the posterior (retrieve_latents' default mode).
+    const auto posterior = model_.vae->encode(r.init_video.to(at::kFloat).to(device));
+    const at::Tensor eps = r.posterior_noise.defined()
+                               ? r.posterior_noise.to(at::kFloat).to(device)
+                               : Rng(sampler_seed(r.seed)).randn(posterior.mean.sizes(), at::kFloat).to(device);
+    if (eps.sizes() != posterior.mean.sizes())
+      throw UsageError("posterior_noise must have the latent shape " + c10::str(posterior.mean.sizes()));
+    const at::Tensor z = posterior.sample(eps);
     const at::Tensor x0 = (z - model_.vae->latents_mean().to(device)) / model_.vae->latents_std().to(device);
     DiffusionPlan plan = plan_diffusion(in.scheduler, in.sampler, "default", in.steps);
     plan.skip_for_strength(*r.strength);
