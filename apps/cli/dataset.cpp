@@ -7,6 +7,7 @@
 #include "data/registry.h"
 #include "io/grid.h"
 #include "io/image_tensor.h"
+#include "io/video.h"
 
 #include <nlohmann/json.hpp>
 #include <cstdio>
@@ -14,6 +15,69 @@
 #include <iostream>
 
 namespace genvis::cli {
+
+namespace {
+
+// preview: one row per clip, its frames left to right (a frame strip) with the caption below;
+// info: size, frames, the first clip's caption and facts; export: NNNN.webp (lossless, 8 fps) +
+// NNNN.txt.
+template <class Options>
+void run_video_dataset(const Options& o, bool info, bool exporter) {
+  if (o.shuffle || o.augment) throw UsageError("--shuffle/--augment apply to image datasets only");
+  const auto clips = data::make_video_dataset(o.spec);
+  const auto n = static_cast<int64_t>(clips->size());
+  if (info) {
+    const data::VideoSample c = clips->get(0);
+    nlohmann::ordered_json j = {{"name", clips->name()},
+                                {"split", data::split_name(o.spec.split)},
+                                {"size", clips->size()},
+                                {"frames", clips->num_frames()},
+                                {"resolution", {c.frames.at(0).width, c.frames.at(0).height}},
+                                {"first_caption", c.caption},
+                                {"first_meta", c.meta}};
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  if (o.start >= n)
+    throw UsageError("--start " + std::to_string(o.start) + " is past the dataset's " + std::to_string(n) + " clips");
+  const int64_t end = std::min(n, o.start + o.count);
+  if (exporter) {
+    std::filesystem::create_directories(o.out_dir);
+    int64_t written = 0;
+    for (int64_t i = o.start; i < n && written < o.count; ++i) {
+      const data::VideoSample c = clips->get(static_cast<size_t>(i));
+      if (!o.grep.empty() && c.caption.find(o.grep) == std::string::npos) continue;
+      char stem[16];
+      std::snprintf(stem, sizeof(stem), "%04lld", static_cast<long long>(written++));
+      const auto base = (std::filesystem::path(o.out_dir) / stem).string();
+      std::vector<at::Tensor> frames;
+      for (const auto& f : c.frames) frames.push_back((io::image_to_tensor(f) + 1) / 2);  // [1,3,H,W] in [0,1]
+      io::write_video(base + ".webp", at::cat(frames, 0).permute({1, 0, 2, 3}), 8, {});
+      write_file_atomic(base + ".txt", c.caption + "\n");
+      std::cout << base << ".webp\t" << c.caption << "\n";
+    }
+    if (written == 0) throw UsageError("no clip of " + clips->name() + " matches" + (o.grep.empty() ? "" : " '" + o.grep + "'"));
+    return;
+  }
+  std::vector<io::Image> strips;
+  std::vector<std::string> captions;
+  for (int64_t i = o.start; i < end; ++i) {
+    data::VideoSample c = clips->get(static_cast<size_t>(i));
+    io::GridOptions tight;
+    tight.padding = 1;
+    strips.push_back(io::make_grid(c.frames, static_cast<int>(c.frames.size()), {}, tight));
+    captions.push_back(std::move(c.caption));
+  }
+  io::GridOptions grid;
+  grid.font_size = o.spec.resolution < 96 ? 10 : 14;
+  grid.max_caption_lines = 2;
+  io::write_png(o.output, io::make_grid(strips, o.columns ? static_cast<int>(o.columns) : 1, captions, grid));
+  log_info("wrote " + o.output + " (" + std::to_string(strips.size()) + " clips of " + std::to_string(clips->num_frames()) +
+           " frames of " + clips->name() + ", " + std::to_string(n) + " in the " + data::split_name(o.spec.split) +
+           " split)");
+}
+
+}  // namespace
 
 Command add_dataset_command(CLI::App& app) {
   struct Options {
@@ -34,6 +98,7 @@ Command add_dataset_command(CLI::App& app) {
     sub->add_option("--split", o->split, "train, heldout or all")->capture_default_str();
     sub->add_option("--seed", o->spec.seed, "shapes: scene stream; folder: crops; with --shuffle: the order")
         ->capture_default_str();
+    sub->add_option("--frames", o->spec.num_frames, "Video datasets: frames per clip (default: the dataset's own)");
   };
   CLI::App* preview = cmd->add_subcommand("preview", "Write a captioned contact sheet of samples");
   add_common(preview);
@@ -57,6 +122,12 @@ Command add_dataset_command(CLI::App& app) {
     o->spec.split = data::parse_split(o->split);
     if (o->count < 1 || o->count > 1024) throw UsageError("--count must be 1..1024");
     if (o->start < 0) throw UsageError("--start must be >= 0");
+    if (o->spec.num_frames < 0) throw UsageError("--frames must be >= 1");
+    if (data::is_video_dataset(o->spec.name)) {
+      run_video_dataset(*o, info->parsed(), exporter->parsed());
+      return;
+    }
+    if (o->spec.num_frames) throw UsageError("--frames applies to video datasets only");
     const auto dataset = data::make_dataset(o->spec);
     if (info->parsed()) {
       const data::Sample s = dataset->get(0);

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "data/emoji.h"
+#include "data/emoji_video.h"
 #include "data/fashion_mnist.h"
 #include "data/folder.h"
 #include "data/shapes.h"
@@ -45,6 +46,28 @@ std::shared_ptr<const Dataset> make_folder(const DatasetSpec& spec) {
   return std::make_shared<FolderDataset>(o);
 }
 
+int frames_of(const DatasetSpec& spec, int native) { return spec.num_frames > 0 ? spec.num_frames : native; }
+
+std::shared_ptr<const VideoDataset> make_shapes_video(const DatasetSpec& spec) {
+  ShapesVideoOptions o;
+  o.resolution = spec.resolution;
+  o.num_frames = frames_of(spec, o.num_frames);
+  o.split = spec.split;
+  o.seed = spec.seed;
+  if (spec.size > 0) o.size = spec.size;
+  return std::make_shared<ShapesVideo>(o);
+}
+
+std::shared_ptr<const VideoDataset> make_emoji_video(const DatasetSpec& spec) {
+  EmojiVideoOptions o;
+  o.resolution = spec.resolution;
+  o.num_frames = frames_of(spec, o.num_frames);
+  o.split = spec.split;
+  o.seed = spec.seed;
+  if (spec.size > 0) o.size = spec.size;
+  return std::make_shared<EmojiVideo>(o);
+}
+
 struct Table {
   std::mutex mutex;
   std::vector<DatasetEntry> entries = {
@@ -55,6 +78,10 @@ struct Table {
        FashionMnistOptions{}.resolution},
       // Photos have no native size: 64, DatasetSpec's default.
       {"folder", "PNG images (--path DIR) with same-named .txt captions, in aspect-ratio buckets", make_folder},
+      {"shapes-video", "clips of one shape moving, rotating, changing colour or size, captioned with the motion",
+       nullptr, ShapesVideoOptions{}.resolution, make_shapes_video, ShapesVideoOptions{}.num_frames},
+      {"emoji-video", "clips of one emoji moving, zooming, rotating or alternating with a related one", nullptr,
+       EmojiVideoOptions{}.resolution, make_emoji_video, EmojiVideoOptions{}.num_frames},
   };
 };
 
@@ -81,7 +108,10 @@ std::vector<std::string> dataset_names() {
 
 void register_dataset(DatasetEntry entry) {
   if (entry.name.empty()) throw UsageError("register_dataset: the dataset needs a name");
-  if (!entry.make) throw UsageError("register_dataset: dataset '" + entry.name + "' has no factory");
+  if (!entry.make == !entry.make_video)
+    throw UsageError("register_dataset: dataset '" + entry.name + "' needs exactly one factory (make or make_video)");
+  if (entry.make_video && entry.native_frames < 1)
+    throw UsageError("register_dataset: video dataset '" + entry.name + "' needs native_frames >= 1");
   if (entry.native_resolution < 1)
     throw UsageError("register_dataset: dataset '" + entry.name + "' needs a native_resolution >= 1");
   Table& t = table();
@@ -111,7 +141,17 @@ DatasetEntry find_entry(const std::string& name) {
 int native_resolution(const std::string& name) { return find_entry(name).native_resolution; }
 
 std::shared_ptr<const Dataset> make_dataset(const DatasetSpec& spec) {
-  return find_entry(spec.name).make(spec);  // outside the lock: building a dataset can take a while
+  const DatasetEntry e = find_entry(spec.name);
+  if (e.is_video()) throw UsageError("dataset '" + spec.name + "' is a video dataset (clips, not images)");
+  return e.make(spec);  // outside the lock: building a dataset can take a while
 }
+
+std::shared_ptr<const VideoDataset> make_video_dataset(const DatasetSpec& spec) {
+  const DatasetEntry e = find_entry(spec.name);
+  if (!e.is_video()) throw UsageError("dataset '" + spec.name + "' is an image dataset, not a video one");
+  return e.make_video(spec);
+}
+
+bool is_video_dataset(const std::string& name) { return find_entry(name).is_video(); }
 
 }  // namespace genvis::data

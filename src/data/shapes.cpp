@@ -1,4 +1,5 @@
 #include "data/shapes.h"
+#include "data/splitmix.h"
 #include "data/shapes_geometry.h"
 
 #include "core/error.h"
@@ -43,37 +44,6 @@ using namespace shapes_geometry;
 constexpr std::array<const char*, kNumShapeKinds> kShapeNames = {
     "circle", "square", "triangle", "star", "heart", "ring", "cross", "diamond", "hexagon"};
 constexpr std::array<int, 5> kBackgrounds = {7, 8, 9, 2, 3};  // white black gray blue yellow
-
-// ---- counter-based random stream -------------------------------------------------------------
-
-uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-// splitmix64 seeded from (seed, stream tag, index): the same triple gives the same stream.
-class SplitMix {
-public:
-  SplitMix(uint64_t seed, uint64_t tag, uint64_t index)
-      : state_(mix64(mix64(seed + 0x9E3779B97F4A7C15ULL) ^ mix64(tag * 0xD1B54A32D192ED03ULL + 1) ^
-                     mix64(index + 0x632BE59BD9B4E019ULL))) {}
-  uint64_t next() {
-    state_ += 0x9E3779B97F4A7C15ULL;
-    return mix64(state_);
-  }
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-  double range(double lo, double hi) { return lo + (hi - lo) * uniform(); }
-  int below(int n) { return static_cast<int>(uniform() * n); }
-  bool chance(double p) { return uniform() < p; }
-  template <class T, size_t N>
-  const T& pick(const std::array<T, N>& items) {
-    return items[static_cast<size_t>(below(static_cast<int>(N)))];
-  }
-
-private:
-  uint64_t state_;
-};
 
 uint64_t split_tag(Split split) { return static_cast<uint64_t>(split) + 1; }
 
@@ -382,6 +352,24 @@ int parse_colour(const std::string& name) {
   throw UsageError("shapes: unknown colour '" + name + "'");
 }
 
+const std::array<HeldOutMotion, 9> kHeldOutMotions = {{
+    {ShapeKind::Circle, "move left"},
+    {ShapeKind::Square, "rotate clockwise"},
+    {ShapeKind::Triangle, "move up"},
+    {ShapeKind::Star, "grow"},
+    {ShapeKind::Heart, "move right"},
+    {ShapeKind::Ring, "shrink"},
+    {ShapeKind::Cross, "rotate counterclockwise"},
+    {ShapeKind::Diamond, "move down"},
+    {ShapeKind::Hexagon, "colour"},
+}};
+
+bool is_held_out_motion(ShapeKind shape, const std::string& motion_label) {
+  for (const HeldOutMotion& p : kHeldOutMotions)
+    if (p.shape == shape && motion_label == p.motion) return true;
+  return false;
+}
+
 bool is_held_out(int colour, ShapeKind shape) {
   for (const HeldOutPair& p : kHeldOutPairs)
     if (p.shape == shape &&
@@ -462,13 +450,30 @@ ShapesClip ShapesVideo::get(size_t index) const {
   const Split split = options_.split;
   ShapesScene scene;
   scene.background = rng.pick(kBackgrounds);
-  static const std::array<const char*, 5> kinds = {"move", "rotate", "colour", "grow", "shrink"};
-  const std::string kind = rng.pick(kinds);
+  // Motion first (a held-out clip starts from its shape x motion pair), then the object.
+  std::string kind, direction;
   ShapeObject o;
-  for (;;) {
-    draw_attributes(o, scene.background, split, split == Split::HeldOut, rng);
-    if (kind == "rotate" && (o.shape == ShapeKind::Circle || o.shape == ShapeKind::Ring)) continue;
-    break;
+  if (split == Split::HeldOut) {
+    const HeldOutMotion& pair = rng.pick(kHeldOutMotions);
+    const std::string label = pair.motion;
+    const auto space = label.find(' ');
+    kind = label.substr(0, space);
+    if (space != std::string::npos) direction = label.substr(space + 1);
+    do draw_attributes(o, scene.background, Split::Train, false, rng);
+    while (o.shape != pair.shape);
+  } else {
+    static const std::array<const char*, 5> kinds = {"move", "rotate", "colour", "grow", "shrink"};
+    static const std::array<const char*, 4> dirs = {"left", "right", "up", "down"};
+    kind = rng.pick(kinds);
+    if (kind == "move") direction = rng.pick(dirs);
+    if (kind == "rotate") direction = rng.chance(0.5) ? "clockwise" : "counterclockwise";
+    const std::string label = direction.empty() ? kind : kind + " " + direction;
+    for (;;) {
+      draw_attributes(o, scene.background, split, false, rng);
+      if (kind == "rotate" && (o.shape == ShapeKind::Circle || o.shape == ShapeKind::Ring)) continue;
+      if (split == Split::Train && is_held_out_motion(o.shape, label)) continue;
+      break;
+    }
   }
   draw_size(o, rng);
   o.cx = rng.range(0.4, 0.6);
@@ -497,12 +502,12 @@ ShapesClip ShapesVideo::get(size_t index) const {
   const std::string colour = kShapeColours[static_cast<size_t>(o.colour)].name;
   const std::string shape = shape_name(o.shape);
   const std::string a = with_article(colour + " " + shape);
-  nlohmann::json motion = {{"type", kind}};
+  const std::string label = direction.empty() ? kind : kind + " " + direction;
+  nlohmann::json motion = {{"type", kind}, {"label", label}, {"heldout", is_held_out_motion(o.shape, label)}};
   std::string caption;
   double dx = 0, dy = 0, degrees = 0, r0 = o.radius, r1 = o.radius;
   if (kind == "move") {
-    static const std::array<const char*, 4> dirs = {"left", "right", "up", "down"};
-    std::string dir = rng.pick(dirs);
+    const std::string& dir = direction;
     double start = rng.range(0.28, 0.32), across = rng.range(0.4, 0.6);
     o.radius = std::min(o.radius, 0.15);
     if (dir == "left" || dir == "right") {
@@ -517,7 +522,7 @@ ShapesClip ShapesVideo::get(size_t index) const {
     std::string verb = rng.chance(0.5) ? " moving " : " sliding ";
     caption = a + verb + (dir == "left" || dir == "right" ? "to the " + dir : dir);
   } else if (kind == "rotate") {
-    bool clockwise = rng.chance(0.5);
+    const bool clockwise = direction == "clockwise";
     degrees = clockwise ? -72 : 72;
     motion["direction"] = clockwise ? "clockwise" : "counterclockwise";
     motion["degrees"] = degrees;

@@ -36,6 +36,7 @@
 //    "relations": [{"subject": 0, "object": 1, "relation": "left of"}]}
 #pragma once
 #include "data/dataset.h"
+#include "data/video_dataset.h"
 #include "io/image.h"
 
 #include <array>
@@ -126,15 +127,22 @@ private:
   ShapesOptions options_;
 };
 
-// Video: one object over T frames (same split rules as the dataset, blended colours included).
-// Motions:
+// Video: one object over T frames.
+// Motions (meta "motion": {"type", "direction" | "from"/"to" | "from_radius"/"to_radius", "label",
+// "heldout"}; "label" names the motion as the held-out table does):
 //   move (left/right/up/down, 0.4 of the side), rotate (clockwise/counterclockwise, 72 degrees;
 //   never circle or ring), change colour (linear blend from one named colour to another),
 //   grow / shrink (small <-> large radius).
-// Captions: "a red square moving right", "a blue star rotating clockwise on a black background",
-// "a circle changing from red to blue", "a green heart growing", ...
-// Meta: {"dataset": "shapes_video", "motion": {"type": "move", "direction": "right", ...},
-//        "frames": [scene meta per frame], ...}
+// Captions: "a red square moving to the right", "a blue star rotating clockwise on a black
+// background", "a circle changing from red to blue", "a green heart growing", ...
+// Held-out shape x motion pairs (kHeldOutMotions; each shape and each motion once): never in
+// Split::Train; every Split::HeldOut clip shows one of them (its colours drawn as in Train, so
+// the motion on that shape is the only new thing); Split::All draws freely. Train also keeps the
+// image dataset's held-out colour x shape pairs out of every frame.
+//   circle moving left, square rotating clockwise, triangle moving up, star growing, heart moving
+//   right, ring shrinking, cross rotating counterclockwise, diamond moving down, hexagon changing
+//   colour
+// Meta: {"dataset": "shapes_video", "motion": {...}, "frames": [scene meta per frame], ...}
 struct ShapesVideoOptions {
   int resolution = 64;  // 16..1024
   int num_frames = 8;   // 2..256
@@ -143,17 +151,24 @@ struct ShapesVideoOptions {
   uint64_t seed = 0;
 };
 
-struct ShapesClip {
-  std::vector<io::Image> frames;
-  std::string caption;
-  nlohmann::json meta;
+// The motion labels of the held-out table: "move left", "move right", "move up", "move down",
+// "rotate clockwise", "rotate counterclockwise", "colour", "grow", "shrink".
+struct HeldOutMotion {
+  ShapeKind shape;
+  const char* motion;
 };
+extern const std::array<HeldOutMotion, 9> kHeldOutMotions;
+bool is_held_out_motion(ShapeKind shape, const std::string& motion_label);
 
-class ShapesVideo {
+using ShapesClip = VideoSample;
+
+class ShapesVideo : public VideoDataset {
 public:
   explicit ShapesVideo(ShapesVideoOptions options);  // UsageError for bad options
-  size_t size() const { return options_.size; }
-  ShapesClip get(size_t index) const;  // UsageError for index >= size()
+  std::string name() const override { return "shapes-video"; }
+  size_t size() const override { return options_.size; }
+  int num_frames() const override { return options_.num_frames; }
+  ShapesClip get(size_t index) const override;  // UsageError for index >= size()
   const ShapesVideoOptions& options() const { return options_; }
 
 private:

@@ -43,17 +43,19 @@ std::string error_of(const DatasetSpec& spec) {
 }
 
 TEST(DatasetRegistry, BuiltInNamesInOrder) {
-  const std::vector<std::string> builtin = {"emoji", "shapes", "fashion-mnist", "folder"};
+  const std::vector<std::string> builtin = {"emoji", "shapes", "fashion-mnist", "folder", "shapes-video", "emoji-video"};
   const auto names = dataset_names();
   ASSERT_GE(names.size(), builtin.size());
   // Registered datasets (the tests below add some) follow the built-in ones.
-  EXPECT_EQ(std::vector<std::string>(names.begin(), names.begin() + 4), builtin);
+  EXPECT_EQ(std::vector<std::string>(names.begin(), names.begin() + static_cast<long>(builtin.size())), builtin);
   const auto table = datasets();
   ASSERT_EQ(table.size(), names.size());
   for (size_t i = 0; i < table.size(); ++i) {
     EXPECT_EQ(table[i].name, names[i]);
     EXPECT_FALSE(table[i].description.empty()) << table[i].name;
-    EXPECT_TRUE(table[i].make) << table[i].name;
+    const bool video = names[i].find("-video") != std::string::npos;
+    EXPECT_EQ(static_cast<bool>(table[i].make), !video) << table[i].name;
+    EXPECT_EQ(table[i].is_video(), video) << table[i].name;
   }
 }
 
@@ -73,6 +75,29 @@ TEST(DatasetRegistry, BuiltInShapesIsMadeFromTheSpec) {
   const auto ds = make_dataset({.name = "shapes", .resolution = 16, .seed = 3, .size = 7});
   EXPECT_EQ(ds->size(), 7u);
   EXPECT_EQ(ds->get(0).image.width, 16);
+}
+
+TEST(DatasetRegistry, VideoDatasetsAreMadeFromTheSpecAndKeptApart) {
+  const auto clips = make_video_dataset({.name = "shapes-video", .resolution = 16, .num_frames = 3, .seed = 3, .size = 4});
+  EXPECT_EQ(clips->name(), "shapes-video");
+  EXPECT_EQ(clips->size(), 4u);
+  EXPECT_EQ(clips->num_frames(), 3);
+  const VideoSample c = clips->get(1);
+  ASSERT_EQ(c.frames.size(), 3u);
+  EXPECT_EQ(c.frames[0].width, 16);
+  // num_frames 0: the entry's own.
+  EXPECT_EQ(make_video_dataset({.name = "shapes-video", .resolution = 16, .size = 1})->num_frames(),
+            datasets()[4].native_frames);
+  EXPECT_TRUE(is_video_dataset("emoji-video"));
+  EXPECT_FALSE(is_video_dataset("shapes"));
+  EXPECT_EQ(error_of({.name = "shapes-video"}), "dataset 'shapes-video' is a video dataset (clips, not images)");
+  try {
+    make_video_dataset({.name = "shapes"});
+    ADD_FAILURE() << "an image dataset made as a video one";
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()), "dataset 'shapes' is an image dataset, not a video one");
+  }
+  EXPECT_THROW(make_video_dataset({.name = "shapes-video", .num_frames = 1}), UsageError);
 }
 
 TEST(DatasetRegistry, RegisteredDatasetIsFoundByName) {
@@ -112,6 +137,12 @@ TEST(DatasetRegistry, DuplicateAndIncompleteRegistrationsAreRefused) {
   EXPECT_THROW(register_dataset({"registry-test-once", "registered twice", make}), UsageError);
   EXPECT_THROW(register_dataset({"", "no name", make}), UsageError);
   EXPECT_THROW(register_dataset({"registry-test-no-factory", "no factory", nullptr}), UsageError);
+  DatasetEntry both{"registry-test-both", "two factories", make};
+  both.make_video = [](const DatasetSpec& spec) { return make_video_dataset({.name = "shapes-video", .size = spec.size}); };
+  both.native_frames = 4;
+  EXPECT_THROW(register_dataset(both), UsageError);
+  both.make = nullptr, both.native_frames = 0;  // a video dataset needs its frame count
+  EXPECT_THROW(register_dataset(both), UsageError);
   const auto names = dataset_names();
   EXPECT_EQ(std::count(names.begin(), names.end(), "registry-test-once"), 1);
   EXPECT_EQ(std::count(names.begin(), names.end(), "emoji"), 1);

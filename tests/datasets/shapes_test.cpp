@@ -458,15 +458,31 @@ TEST(ShapesVideo, FramesDifferAndMotionMatchesCaption) {
   EXPECT_EQ(video.get(3).caption, video.get(3).caption);
 }
 
-TEST(ShapesVideo, TrainClipsAvoidHeldOutPairs) {
-  ShapesVideo train(ShapesVideoOptions{.resolution = 32, .num_frames = 2, .size = 300});
-  ShapesVideo held(
-      ShapesVideoOptions{.resolution = 32, .num_frames = 2, .split = Split::HeldOut, .size = 300});
-  for (size_t i = 0; i < 300; ++i) {
-    for (const auto& frame : train.get(i).meta["frames"])
-      for (const auto& o : frame["objects"]) EXPECT_FALSE(o["heldout"].get<bool>());
-    EXPECT_TRUE(held.get(i).meta["frames"][0]["objects"][0]["heldout"].get<bool>());
+TEST(ShapesVideo, HeldOutShapeMotionPairsStayOutOfTraining) {
+  const size_t n = 400;
+  ShapesVideo train(ShapesVideoOptions{.resolution = 32, .num_frames = 2, .size = n});
+  ShapesVideo held(ShapesVideoOptions{.resolution = 32, .num_frames = 2, .split = Split::HeldOut, .size = n});
+  std::set<std::string> train_shapes, train_motions, held_pairs;
+  for (size_t i = 0; i < n; ++i) {
+    const ShapesClip t = train.get(i);
+    const std::string shape = t.meta["frames"][0]["objects"][0]["shape"], label = t.meta["motion"]["label"];
+    EXPECT_FALSE(is_held_out_motion(parse_shape(shape), label)) << t.caption;
+    EXPECT_FALSE(t.meta["motion"]["heldout"].get<bool>()) << t.caption;
+    for (const auto& frame : t.meta["frames"])
+      for (const auto& o : frame["objects"]) EXPECT_FALSE(o["heldout"].get<bool>()) << t.caption;
+    train_shapes.insert(shape), train_motions.insert(label);
+
+    const ShapesClip h = held.get(i);
+    const std::string hshape = h.meta["frames"][0]["objects"][0]["shape"], hlabel = h.meta["motion"]["label"];
+    EXPECT_TRUE(is_held_out_motion(parse_shape(hshape), hlabel)) << h.caption;
+    EXPECT_TRUE(h.meta["motion"]["heldout"].get<bool>()) << h.caption;
+    held_pairs.insert(hshape + " " + hlabel);
   }
+  // Every shape and every motion is still trained on; every held-out pair is asked for.
+  EXPECT_EQ(train_shapes.size(), static_cast<size_t>(kNumShapeKinds));
+  EXPECT_EQ(train_motions.size(), kHeldOutMotions.size());
+  EXPECT_EQ(held_pairs.size(), kHeldOutMotions.size());
+  for (const auto& p : kHeldOutMotions) EXPECT_TRUE(train_motions.count(p.motion)) << p.motion;
 }
 
 }  // namespace
