@@ -42,6 +42,26 @@ at::Tensor min_snr_weight(PredictionType type, const at::Tensor& level, double g
   return type == PredictionType::Epsilon ? clipped / snr : clipped / (snr + 1);
 }
 
+FlowSigmaDensity::Kind FlowSigmaDensity::parse(const std::string& name) {
+  if (name == "uniform") return Kind::Uniform;
+  if (name == "logit_normal") return Kind::LogitNormal;
+  throw UsageError("unknown flow sigma density '" + name + "' (known: uniform, logit_normal)");
+}
+
+at::Tensor sample_flow_sigmas(int64_t batch, const FlowSigmaDensity& d, Rng& rng) {
+  if (batch < 1) throw UsageError("flow sigmas: batch must be >= 1");
+  if (d.kind == FlowSigmaDensity::Kind::LogitNormal && !(d.std > 0))
+    throw UsageError("flow sigmas: logit_normal std must be > 0, got " + std::to_string(d.std));
+  if (!(d.shift > 0)) throw UsageError("flow sigmas: shift must be > 0, got " + std::to_string(d.shift));
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
+  at::Tensor sigma = d.kind == FlowSigmaDensity::Kind::Uniform
+                         ? rng.rand({batch}, f32)
+                         : at::sigmoid(rng.randn({batch}, f32) * static_cast<float>(d.std) + static_cast<float>(d.mean));
+  if (d.shift != 1.0) sigma = d.shift * sigma / (1 + (d.shift - 1) * sigma);
+  // Keep sigma inside (0, 1): at 0 the loss has no noise to remove, at 1 x0 is unrecoverable.
+  return sigma.clamp(1e-5, 1 - 1e-5);
+}
+
 VPPrediction from_model_output(PredictionType type, const at::Tensor& x_t, const at::Tensor& model_output,
                                const at::Tensor& level) {
   const at::Tensor& o = model_output;

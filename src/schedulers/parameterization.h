@@ -23,7 +23,10 @@
 // bit). Epsilon/v: Ho et al. 2020 (arXiv:2006.11239); v: Salimans & Ho 2022 (arXiv:2202.00512);
 // flow (rectified flow): Liu et al. 2022 (arXiv:2209.03003), Esser et al. 2024 (arXiv:2403.03206).
 #pragma once
+#include "core/rng.h"
 #include "schedulers/denoiser.h"
+
+#include <string>
 
 #include <ATen/ATen.h>
 
@@ -48,6 +51,22 @@ VPPrediction from_model_output(PredictionType type, const at::Tensor& x_t, const
 // min(snr, gamma). Multiply each sample's mean squared error by its weight. UsageError for flow
 // (its level is sigma, not alphas_cumprod) and for gamma <= 0.
 at::Tensor min_snr_weight(PredictionType type, const at::Tensor& level, double gamma);
+
+// Training noise levels for flow matching: sigma per sample in (0, 1) [batch] float32 on the CPU.
+//   uniform       sigma ~ U(0, 1)
+//   logit_normal  sigma = sigmoid(mean + std * n), n ~ N(0, 1) (Esser et al. 2024, sec. 3.1: more
+//                 weight on the middle of the path, where the velocity is hardest to predict)
+// then shifted as the samplers shift their schedule (shift s: s * sigma / (1 + (s - 1) * sigma);
+// s > 1 moves weight to high noise, which larger latents need). UsageError for std <= 0 or
+// shift <= 0.
+struct FlowSigmaDensity {
+  enum class Kind { Uniform, LogitNormal } kind = Kind::LogitNormal;
+  double mean = 0.0, std = 1.0;  // logit_normal
+  double shift = 1.0;
+  // "uniform" or "logit_normal" (UsageError otherwise).
+  static Kind parse(const std::string& name);
+};
+at::Tensor sample_flow_sigmas(int64_t batch, const FlowSigmaDensity& density, Rng& rng);
 
 // `level` viewed to broadcast per sample over `like`: a [B] tensor (B = like.size(0), like of rank
 // >= 2) becomes [B, 1, ..., 1]; anything else is returned as it is. UsageError when a [B] tensor's

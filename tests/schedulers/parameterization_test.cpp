@@ -5,7 +5,9 @@
 #include "schedulers/parameterization.h"
 #include "support/test_support.h"
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -151,6 +153,66 @@ TEST(Parameterization, MinSnrWeightWeighsTheX0ErrorByClippedSnr) {
   EXPECT_NEAR(min_snr_weight(PredictionType::Epsilon, at::tensor({0.3}, at::kDouble), gamma).item<double>(), 1.0, 1e-12);
   EXPECT_THROW(min_snr_weight(PredictionType::Flow, a, gamma), UsageError);
   EXPECT_THROW(min_snr_weight(PredictionType::Epsilon, a, 0), UsageError);
+}
+
+}  // namespace
+}  // namespace genvis::schedulers
+
+namespace genvis::schedulers {
+namespace {
+
+// Kolmogorov-Smirnov distance between the samples and a CDF.
+double ks_distance(at::Tensor samples, const std::function<double(double)>& cdf) {
+  samples = std::get<0>(samples.to(at::kDouble).sort());
+  const auto* s = samples.data_ptr<double>();
+  const int64_t n = samples.numel();
+  double d = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double F = cdf(s[i]);
+    d = std::max({d, std::abs(F - static_cast<double>(i) / n), std::abs(F - static_cast<double>(i + 1) / n)});
+  }
+  return d;
+}
+
+double normal_cdf(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
+
+TEST(FlowSigmas, LogitNormalUniformAndShiftFollowTheirDistributions) {
+  const int64_t n = 20000;
+  // With 20000 samples the KS distance of a correct sampler stays below ~0.012 (p = 0.001).
+  constexpr double kKs = 0.015;
+  Rng rng(11);
+  const FlowSigmaDensity ln{.kind = FlowSigmaDensity::Kind::LogitNormal, .mean = 0.5, .std = 0.8};
+  const at::Tensor a = sample_flow_sigmas(n, ln, rng);
+  EXPECT_EQ(a.sizes(), at::IntArrayRef({n}));
+  EXPECT_EQ(a.scalar_type(), at::kFloat);
+  const auto logit_normal_cdf = [&](double s) { return normal_cdf((std::log(s / (1 - s)) - ln.mean) / ln.std); };
+  EXPECT_LT(ks_distance(a, logit_normal_cdf), kKs);
+  // A wrong mean is caught by the same test.
+  EXPECT_GT(ks_distance(sample_flow_sigmas(n, {.mean = 0.0, .std = 0.8}, rng), logit_normal_cdf), 5 * kKs);
+
+  const at::Tensor u = sample_flow_sigmas(n, {.kind = FlowSigmaDensity::Kind::Uniform}, rng);
+  EXPECT_LT(ks_distance(u, [](double s) { return s; }), kKs);
+  // Shift 3: sigma' = 3s / (1 + 2s), so P(sigma' <= x) = P(s <= x / (3 - 2x)).
+  const at::Tensor sh = sample_flow_sigmas(n, {.kind = FlowSigmaDensity::Kind::Uniform, .shift = 3.0}, rng);
+  EXPECT_LT(ks_distance(sh, [](double x) { return x / (3 - 2 * x); }), kKs);
+  EXPECT_GT(sh.mean().item<double>(), u.mean().item<double>() + 0.1);  // weight moved to high noise
+  for (const auto& t : {a, u, sh}) {
+    EXPECT_GT(t.min().item<double>(), 0);
+    EXPECT_LT(t.max().item<double>(), 1);
+  }
+  // Deterministic in the generator's state.
+  Rng r1(5), r2(5);
+  EXPECT_TRUE(at::equal(sample_flow_sigmas(8, ln, r1), sample_flow_sigmas(8, ln, r2)));
+}
+
+TEST(FlowSigmas, BadDensitiesAreUsageErrors) {
+  Rng rng(1);
+  EXPECT_THROW(sample_flow_sigmas(0, {}, rng), UsageError);
+  EXPECT_THROW(sample_flow_sigmas(4, {.std = 0}, rng), UsageError);
+  EXPECT_THROW(sample_flow_sigmas(4, {.shift = -1}, rng), UsageError);
+  EXPECT_EQ(FlowSigmaDensity::parse("uniform"), FlowSigmaDensity::Kind::Uniform);
+  EXPECT_EQ(FlowSigmaDensity::parse("logit_normal"), FlowSigmaDensity::Kind::LogitNormal);
+  EXPECT_THROW(FlowSigmaDensity::parse("cosine"), UsageError);
 }
 
 }  // namespace
