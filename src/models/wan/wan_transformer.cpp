@@ -1,4 +1,5 @@
 #include "models/wan/wan_transformer.h"
+#include "models/wan/spacetime_patches.h"
 
 #include "core/config_reader.h"
 #include "core/error.h"
@@ -315,8 +316,7 @@ at::Tensor WanTransformer3DModelImpl::forward(const at::Tensor& hidden_states, c
   const auto sc = (scale_shift_table.to(at::kFloat) + temb.to(at::kFloat).unsqueeze(1)).chunk(2, 1);  // shift, scale
   x = (plain_layer_norm(x, c.eps) * (1 + sc[1]) + sc[0]).to(dtype);
   x = nn::linear(x, proj_out);                                                // [B, f*h*w, C*pt*ph*pw]
-  x = x.reshape({B, f, h, w, p[0], p[1], p[2], c.out_channels}).permute({0, 7, 1, 4, 2, 5, 3, 6});
-  return x.reshape({B, c.out_channels, F, H, W});
+  return unpatchify(x, p, c.out_channels, F, H, W);
 }
 
 WanTransformer3DModel load_wan_transformer(const std::string& folder, at::ScalarType dtype) {
