@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -47,9 +48,10 @@ at::Tensor conv3d(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
   return at::conv3d(x, weight, bias, stride, padding);
 }
 
-// SiLU(norm(x)), in place on the norm's output.
+// SiLU(norm(x)), in place on the norm's output (out of place when training).
 at::Tensor norm_silu(WanVAERMSNorm& norm, const at::Tensor& x) {
   at::Tensor y = norm(x);
+  if (at::GradMode::is_enabled()) return at::silu(y);
   at::silu_(y);
   return y;
 }
@@ -205,7 +207,8 @@ WanVAERMSNormImpl::WanVAERMSNormImpl(int64_t dim, bool images) : scale(std::sqrt
 
 at::Tensor WanVAERMSNormImpl::forward(const at::Tensor& x) {
   // F.normalize(x, dim=1) * sqrt(C) * gamma (diffusers' bias is 0.0).
-  const at::Tensor norm = at::linalg_vector_norm(x, 2, at::IntArrayRef{1}, true, c10::nullopt).clamp_min_(1e-12);
+  const at::Tensor norm = at::linalg_vector_norm(x, 2, at::IntArrayRef{1}, true, c10::nullopt).clamp_min(1e-12);
+  if (at::GradMode::is_enabled()) return x / norm * (gamma * scale);
   return (x / norm).mul_(gamma * scale);
 }
 
@@ -221,7 +224,7 @@ at::Tensor WanVAEResidualBlockImpl::forward(const at::Tensor& x, WanFrameCache* 
   const at::Tensor shortcut = conv_shortcut ? conv_shortcut(x) : x;
   at::Tensor h = conv1(norm_silu(norm1, x), cache);
   h = conv2(norm_silu(norm2, h), cache);  // (dropout: identity at inference)
-  return h.add_(shortcut);
+  return at::GradMode::is_enabled() ? h + shortcut : h.add_(shortcut);
 }
 
 WanVAEAttentionBlockImpl::WanVAEAttentionBlockImpl(int64_t dim) {
@@ -382,6 +385,14 @@ AutoencoderKLWanImpl::AutoencoderKLWanImpl(const AutoencoderKLWanConfig& c) : co
 }
 
 at::Tensor AutoencoderKLWanImpl::encode_moments(const at::Tensor& video, const WanVAEChunking& chunking) {
+  return run_encoder(video, chunking, false);
+}
+
+at::Tensor AutoencoderKLWanImpl::encode_moments_with_grad(const at::Tensor& video, const WanVAEChunking& chunking) {
+  return run_encoder(video, chunking, true);
+}
+
+at::Tensor AutoencoderKLWanImpl::run_encoder(const at::Tensor& video, const WanVAEChunking& chunking, bool with_grad) {
   const int64_t f = config.spatial_factor();
   if (!video.defined() || video.dim() != 5 || video.size(1) != config.in_channels)
     throw UsageError("Wan VAE encode: video must be [B," + std::to_string(config.in_channels) + ",T,H,W], got " +
@@ -397,22 +408,28 @@ at::Tensor AutoencoderKLWanImpl::encode_moments(const at::Tensor& video, const W
   if (chunking.encode_frames < 1 || chunking.encode_frames % kEncodeChunkMultiple != 0)
     throw UsageError("Wan VAE encode: chunks of " + std::to_string(chunking.encode_frames) +
                      " frames; they must be a positive multiple of 4");
-  torch::NoGradGuard no_grad;
+  std::optional<torch::NoGradGuard> no_grad;
+  if (!with_grad) no_grad.emplace();
   const at::Tensor x = video.to(quant_conv->weight.device(), quant_conv->weight.scalar_type());
   WanFrameCache cache;
+  std::vector<at::Tensor> parts;
   at::Tensor out;  // [B, 2*z_dim, 1 + (T-1)/4, H/f, W/f]
   int64_t written = 0;
   for (int64_t start = 0; start < frames;) {
     const int64_t n = start == 0 ? 1 : std::min(chunking.encode_frames, frames - start);
     const at::Tensor moments = quant_conv(encoder(x.narrow(2, start, n), cache));
-    if (!out.defined())
-      out = at::empty({x.size(0), moments.size(1), latent_frames(frames), moments.size(3), moments.size(4)},
-                      moments.options());
-    out.narrow(2, written, moments.size(2)).copy_(moments);
+    if (with_grad) {
+      parts.push_back(moments);
+    } else {
+      if (!out.defined())
+        out = at::empty({x.size(0), moments.size(1), latent_frames(frames), moments.size(3), moments.size(4)},
+                        moments.options());
+      out.narrow(2, written, moments.size(2)).copy_(moments);
+    }
     written += moments.size(2);
     start += n;
   }
-  return out;
+  return with_grad ? at::cat(parts, 2) : out;
 }
 
 LatentDistribution AutoencoderKLWanImpl::encode(const at::Tensor& video, const WanVAEChunking& chunking) {
@@ -420,29 +437,43 @@ LatentDistribution AutoencoderKLWanImpl::encode(const at::Tensor& video, const W
 }
 
 at::Tensor AutoencoderKLWanImpl::decode_unclamped(const at::Tensor& z, const WanVAEChunking& chunking) {
+  return run_decoder(z, chunking, false);
+}
+
+at::Tensor AutoencoderKLWanImpl::decode_with_grad(const at::Tensor& z, const WanVAEChunking& chunking) {
+  return run_decoder(z, chunking, true);
+}
+
+at::Tensor AutoencoderKLWanImpl::run_decoder(const at::Tensor& z, const WanVAEChunking& chunking, bool with_grad) {
   if (!z.defined() || z.dim() != 5 || z.size(1) != config.z_dim || z.size(2) < 1 || z.size(3) < 1 || z.size(4) < 1)
     throw UsageError("Wan VAE decode: latents must be [B," + std::to_string(config.z_dim) + ",T,H,W], got " +
                      shape_of(z));
   if (chunking.decode_frames < 1)
     throw UsageError("Wan VAE decode: chunks of " + std::to_string(chunking.decode_frames) +
                      " latent frames; they must be positive");
-  torch::NoGradGuard no_grad;
+  std::optional<torch::NoGradGuard> no_grad;
+  if (!with_grad) no_grad.emplace();
   const at::Tensor x = z.to(post_quant_conv->weight.device(), post_quant_conv->weight.scalar_type());
   const int64_t frames = x.size(2);
   WanFrameCache cache;
+  std::vector<at::Tensor> parts;
   at::Tensor out;  // [B, out_channels, 1 + 4(T'-1), H*f, W*f]
   int64_t written = 0;
   for (int64_t start = 0; start < frames;) {
     const int64_t n = start == 0 ? 1 : std::min(chunking.decode_frames, frames - start);
     const at::Tensor decoded = decoder(post_quant_conv(x.narrow(2, start, n)), cache);
-    if (!out.defined())
-      out = at::empty({x.size(0), decoded.size(1), video_frames(frames), decoded.size(3), decoded.size(4)},
-                      decoded.options());
-    out.narrow(2, written, decoded.size(2)).copy_(decoded);
+    if (with_grad) {
+      parts.push_back(decoded);
+    } else {
+      if (!out.defined())
+        out = at::empty({x.size(0), decoded.size(1), video_frames(frames), decoded.size(3), decoded.size(4)},
+                        decoded.options());
+      out.narrow(2, written, decoded.size(2)).copy_(decoded);
+    }
     written += decoded.size(2);
     start += n;
   }
-  return out;
+  return with_grad ? at::cat(parts, 2) : out;
 }
 
 at::Tensor AutoencoderKLWanImpl::decode(const at::Tensor& z, const WanVAEChunking& chunking) {

@@ -223,6 +223,11 @@ public:
   at::Tensor decode(const at::Tensor& z, const WanVAEChunking& chunking = {});
   // The same before the clamp.
   at::Tensor decode_unclamped(const at::Tensor& z, const WanVAEChunking& chunking = {});
+  // Training: encode_moments / decode_unclamped with gradients (the same chunked causal passes,
+  // the same numbers; the chunks' outputs are concatenated instead of written into one buffer,
+  // and no layer works in place). The inference calls above run without gradients.
+  at::Tensor encode_moments_with_grad(const at::Tensor& video, const WanVAEChunking& chunking = {});
+  at::Tensor decode_with_grad(const at::Tensor& z, const WanVAEChunking& chunking = {});
 
   // The config's per-channel latent statistics as [1,z_dim,1,1,1] float32 tensors (on the CPU),
   // for the pipelines' normalisation: latents = (mean - latents_mean) / latents_std.
@@ -237,6 +242,10 @@ public:
   WanVAEEncoder encoder{nullptr};
   WanVAEDecoder decoder{nullptr};
   WanVAECausalConv3d quant_conv{nullptr}, post_quant_conv{nullptr};
+
+private:
+  at::Tensor run_encoder(const at::Tensor& video, const WanVAEChunking& chunking, bool with_grad);
+  at::Tensor run_decoder(const at::Tensor& z, const WanVAEChunking& chunking, bool with_grad);
 };
 TORCH_MODULE(AutoencoderKLWan);
 
