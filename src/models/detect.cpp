@@ -1,5 +1,9 @@
 #include "models/detect.h"
 
+#include "models/clip_vision/clip_vision_original_keys.h"
+#include "models/umt5/umt5_original_keys.h"
+#include "models/wan/wan_original_keys.h"
+
 #include <algorithm>
 #include <unordered_map>
 
@@ -105,9 +109,103 @@ bool detect_wan_transformer(const Names& n, LayoutGuess& g) {
   g.layout = "diffusers-wan-transformer";
   g.class_name = "WanTransformer3DModel";
   g.family = "wan2.1";
+  g.pipeline = n.has("condition_embedder.image_embedder.norm1.weight") ? "WanImageToVideoPipeline" : "WanPipeline";
   size_t blocks = 0;
   while (n.any_prefix("blocks." + std::to_string(blocks) + ".")) ++blocks;
   g.details.push_back(std::to_string(blocks) + " blocks, hidden " + std::to_string(dim(n.get("patch_embedding.weight"), 0)));
+  return true;
+}
+
+// Float8 weights: their count, and whether they are ComfyUI's "scaled" kind (a scale per tensor).
+void describe_float8(const Names& n, LayoutGuess& g) {
+  size_t f8 = 0;
+  for (const auto& [name, t] : n.all()) f8 += t->dtype == io::DType::F8_E4M3 || t->dtype == io::DType::F8_E5M2;
+  if (f8 == 0) return;
+  const bool scaled = n.has("scaled_fp8") || n.any_containing(".scale_weight");
+  g.details.push_back(std::to_string(f8) + " float8 tensors" +
+                      (scaled ? " with per-tensor scales (ComfyUI *_scaled): cannot be loaded, use an fp16/bf16 file"
+                              : ""));
+}
+
+// Wan's release layout (blocks.N.self_attn.q, head.modulation), bare or under ComfyUI's prefix.
+bool detect_wan_original_transformer(const std::vector<io::TensorInfo>& tensors, const Names& n, LayoutGuess& g) {
+  const auto prefix = wan_original_prefix(tensors);
+  if (!prefix) return false;
+  const std::string& p = *prefix;
+  g.layout = p.empty() ? "wan-original-transformer" : "comfyui-wan-transformer";
+  g.class_name = "WanTransformer3DModel";
+  g.family = "wan2.1";
+  const bool i2v = n.has(p + "img_emb.proj.1.weight");
+  g.pipeline = i2v ? "WanImageToVideoPipeline" : "WanPipeline";
+  size_t blocks = 0;
+  while (n.has(p + "blocks." + std::to_string(blocks) + ".modulation")) ++blocks;
+  const auto* patch = n.get(p + "patch_embedding.weight");
+  g.details.push_back(std::to_string(blocks) + " blocks, hidden " + std::to_string(dim(patch, 0)) + ", ffn " +
+                      std::to_string(dim(n.get(p + "blocks.0.ffn.0.weight"), 0)) + ", " +
+                      std::to_string(dim(patch, 1)) + " input channels, text dim " +
+                      std::to_string(dim(n.get(p + "text_embedding.0.weight"), 1)));
+  g.details.push_back(i2v ? "image-to-video (CLIP image dim " + std::to_string(dim(n.get(p + "img_emb.proj.1.weight"), 1)) + ")"
+                          : "text-to-video");
+  if (!p.empty()) g.details.push_back("tensors under " + p);
+  if (n.has(p + "img_emb.emb_pos")) g.details.push_back("first-last-frame (FLF2V) model: not supported");
+  describe_float8(n, g);
+  return true;
+}
+
+bool detect_wan_original_vae(const std::vector<io::TensorInfo>& tensors, const Names& n, const std::string& format,
+                             LayoutGuess& g) {
+  if (!n.has("encoder.conv1.weight") || !n.has("decoder.upsamples.0.residual.0.gamma")) return false;
+  g.layout = format == "safetensors" ? "comfyui-wan-vae" : "wan-original-vae";
+  g.class_name = "AutoencoderKLWan";
+  g.family = "wan2.1";
+  g.details.push_back("latent channels " + std::to_string(dim(n.get("conv2.weight"), 0)) + ", base channels " +
+                      std::to_string(dim(n.get("encoder.conv1.weight"), 0)));
+  describe_float8(n, g);
+  return true;
+}
+
+bool detect_umt5(const std::vector<io::TensorInfo>& tensors, const Names& n, LayoutGuess& g) {
+  std::string p;
+  if (is_umt5_original(tensors)) {
+    g.layout = "wan-original-umt5";
+  } else if (const auto prefix = umt5_transformers_prefix(tensors);
+             prefix && n.has(*prefix + "encoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight")) {
+    // transformers' T5 has the relative bias in block 0 only; UMT5 in every block.
+    g.layout = "transformers-umt5";
+    p = *prefix;
+  } else {
+    return false;
+  }
+  g.class_name = "UMT5EncoderModel";
+  g.family = "wan2.1";
+  const bool original = g.layout == "wan-original-umt5";
+  const auto* embedding = n.get(original ? "token_embedding.weight" : p + "shared.weight");
+  if (!embedding) embedding = n.get(p + "encoder.embed_tokens.weight");
+  size_t layers = 0;
+  while (n.has(original ? "blocks." + std::to_string(layers) + ".attn.q.weight"
+                        : p + "encoder.block." + std::to_string(layers) + ".layer.0.SelfAttention.q.weight"))
+    ++layers;
+  g.details.push_back("vocab " + std::to_string(dim(embedding, 0)) + ", d_model " + std::to_string(dim(embedding, 1)) +
+                      ", " + std::to_string(layers) + " layers");
+  if (!p.empty()) g.details.push_back("tensors under " + p);
+  describe_float8(n, g);
+  return true;
+}
+
+bool detect_clip_vision(const std::vector<io::TensorInfo>& tensors, const Names& n, LayoutGuess& g) {
+  const bool original = is_clip_vision_wan_original(tensors);
+  if (!original && !is_clip_vision_transformers(tensors)) return false;
+  g.layout = original ? "wan-original-clip-vision" : "transformers-clip-vision";
+  g.class_name = !original && n.has("visual_projection.weight") ? "CLIPVisionModelWithProjection" : "CLIPVisionModel";
+  const auto* patch = n.get(original ? "visual.patch_embedding.weight" : "vision_model.embeddings.patch_embedding.weight");
+  size_t layers = 0;
+  while (n.has(original ? "visual.transformer." + std::to_string(layers) + ".norm1.weight"
+                        : "vision_model.encoder.layers." + std::to_string(layers) + ".layer_norm1.weight"))
+    ++layers;
+  g.details.push_back("hidden " + std::to_string(dim(patch, 0)) + ", patch " + std::to_string(dim(patch, 2)) + ", " +
+                      std::to_string(layers) + " layers");
+  if (original && n.any_prefix("textual.")) g.details.push_back("text tower (textual.*): not used, skipped");
+  describe_float8(n, g);
   return true;
 }
 
@@ -207,11 +305,18 @@ bool detect_embedding(const Names& n, LayoutGuess& g) {
 
 }  // namespace
 
-LayoutGuess detect_layout(const std::vector<io::TensorInfo>& tensors, const std::map<std::string, std::string>& metadata) {
+LayoutGuess detect_layout(const std::vector<io::TensorInfo>& tensors, const std::map<std::string, std::string>& metadata,
+                          const std::string& format) {
   const Names n(tensors);
   LayoutGuess g;
-  if (detect_single_file(n, g) || detect_lora(n, metadata, g) || detect_diffusers_unet(n, g) ||
-      detect_diffusers_vae(n, g) || detect_clip_text(n, g) || detect_wan_transformer(n, g) || detect_embedding(n, g))
+  if (detect_single_file(n, g)) {
+    g.pipeline = g.class_name;
+    return g;
+  }
+  if (detect_lora(n, metadata, g) || detect_diffusers_unet(n, g) || detect_diffusers_vae(n, g) ||
+      detect_clip_text(n, g) || detect_wan_transformer(n, g) || detect_wan_original_transformer(tensors, n, g) ||
+      detect_wan_original_vae(tensors, n, format, g) || detect_umt5(tensors, n, g) || detect_clip_vision(tensors, n, g) ||
+      detect_embedding(n, g))
     return g;
   g = LayoutGuess{};
   g.layout = "unknown";

@@ -53,10 +53,11 @@ ojson inspect_weights(const std::string& path, const InspectOptions& options) {
   for (const auto& t : tensors) ++dtypes[io::dtype_name(t.dtype)];
   j["dtypes"] = dtypes;
 
-  const LayoutGuess g = detect_layout(tensors, reader->metadata());
+  const LayoutGuess g = detect_layout(tensors, reader->metadata(), reader->format());
   j["layout"] = g.layout;
   if (!g.class_name.empty()) j["class_name"] = g.class_name;
   if (!g.family.empty()) j["family"] = g.family;
+  if (!g.pipeline.empty()) j["pipeline"] = g.pipeline;
   if (!g.details.empty()) j["details"] = g.details;
   if (!g.components.empty()) j["components"] = g.components;
   if (!reader->metadata().empty()) j["metadata"] = reader->metadata();
@@ -171,6 +172,14 @@ ojson inspect_component_dir(const fs::path& dir, const InspectOptions& options) 
   j["kind"] = "diffusers-component";
   if (fs::exists(dir / "config.json")) {
     const ojson config = read_json_file(dir / "config.json");
+    if (config.is_object() && config.value("_class_name", "") == "WanModel") {
+      // The Wan 2.1 release's folder: the transformer's config beside every component's file.
+      j["kind"] = "wan-original-folder";
+      j["family"] = "wan2.1";
+      j["model_type"] = config.value("model_type", "t2v");
+      j["pipeline"] = j["model_type"] == "i2v" ? "WanImageToVideoPipeline" : "WanPipeline";
+      j["tokenizer"] = fs::is_directory(dir / "google" / "umt5-xxl") ? "google/umt5-xxl" : "missing (google/umt5-xxl/)";
+    }
     if (config.is_object() && config.contains("_class_name")) j["class_name"] = config["_class_name"];
     else if (config.is_object() && config.contains("architectures") && config["architectures"].is_array() &&
              !config["architectures"].empty())
@@ -251,6 +260,7 @@ void format_weights(const ojson& j, std::ostringstream& out, const std::string& 
   if (j.contains("class_name")) out << " (" << text_of(j["class_name"]) << ")";
   out << "\n";
   if (j.contains("family")) out << indent << "  family:     " << text_of(j["family"]) << "\n";
+  if (j.contains("pipeline")) out << indent << "  pipeline:   " << text_of(j["pipeline"]) << " (as --model)\n";
   if (j.contains("details"))
     for (const auto& d : j["details"]) out << indent << "    - " << text_of(d) << "\n";
   if (j.contains("components")) {
@@ -311,6 +321,8 @@ void format_any(const ojson& j, std::ostringstream& out, const std::string& inde
   out << indent << j["path"].get<std::string>() << ": " << kind;
   if (j.contains("class_name")) out << " (" << text_of(j["class_name"]) << ")";
   out << "\n";
+  for (const char* key : {"family", "model_type", "pipeline", "tokenizer"})
+    if (j.contains(key)) out << indent << "  " << key << ": " << text_of(j[key]) << "\n";
   if (j.contains("components"))
     for (const auto& [name, c] : j["components"].items()) {
       out << indent << "  [" << name << "]";

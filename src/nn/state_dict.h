@@ -23,6 +23,12 @@ struct LoadOptions {
   std::string prefix;
   // Rewrites a file name (after the prefix is stripped) to the module's name; "" skips it.
   std::function<std::string(const std::string&)> key_map;
+  // A file tensor (name after the prefix is stripped) that stacks several module tensors along
+  // dim 0, e.g. a fused q/k/v projection: their module names in order, the tensor split evenly
+  // among them. Empty for an ordinary tensor (key_map renames those).
+  std::function<std::vector<std::string>(const std::string&)> split_map;
+  // Names a missing module tensor as the file would name it (foreign layouts), for the error.
+  std::function<std::string(const std::string&)> file_name_of;
   // Module names allowed to be absent from the file (e.g. buffers that are computed).
   std::function<bool(const std::string&)> optional_key;
   // File names (after mapping) that are ignored when unexpected (e.g. "position_ids").

@@ -2,9 +2,9 @@
 
 #include "core/error.h"
 #include "support/test_support.h"
+#include "support/torch_checkpoint_writer.h"
 
 #include <filesystem>
-#include <zip.h>
 
 namespace genvis::io {
 namespace {
@@ -13,61 +13,16 @@ using std::string_literals::operator""s;
 
 std::string checkpoints_dir() { return std::string(GENVIS_SOURCE_DIR) + "/tests/data/checkpoints"; }
 
-// ---- Building hostile files -------------------------------------------------------------------
+// ---- Building hostile files: the pieces in support/torch_checkpoint_writer.h ------------------
 
-std::string le(uint64_t v, int n) {
-  std::string out;
-  for (int i = 0; i < n; ++i) out += static_cast<char>((v >> (8 * i)) & 0xFF);
-  return out;
-}
-std::string str(std::string_view s) { return "X" + le(s.size(), 4) + std::string(s); }
-std::string global(std::string_view module, std::string_view name) {
-  return "c" + std::string(module) + "\n" + std::string(name) + "\n";
-}
-std::string integer(int64_t v) { return "\x8a\x08" + le(static_cast<uint64_t>(v), 8); }
-std::string tuple(const std::vector<int64_t>& v) {
-  std::string out = "(";
-  for (int64_t x : v) out += integer(x);
-  return out + "t";
-}
-
-struct FakeTensor {
-  std::string name, storage_class, key;
-  int64_t numel, offset;
-  std::vector<int64_t> size, stride;
-};
-
-// What torch.save writes for an OrderedDict of tensors (protocol 2, without memo opcodes).
-std::string state_dict_pickle(const std::vector<FakeTensor>& tensors) {
-  const std::string ordered_dict = global("collections", "OrderedDict") + ")R";
-  std::string p = "\x80\x02" + ordered_dict + "(";
-  for (const auto& t : tensors)
-    p += str(t.name) + global("torch._utils", "_rebuild_tensor_v2") + "((" + str("storage") +
-         global("torch", t.storage_class) + str(t.key) + str("cpu") + integer(t.numel) + "tQ" + integer(t.offset) +
-         tuple(t.size) + tuple(t.stride) + "\x89" + ordered_dict + "tR";
-  return p + "u.";
-}
-
-struct Entry {
-  std::string name, data;
-  bool deflate = false;
-};
-
-void write_zip(const std::string& path, const std::vector<Entry>& entries) {
-  int error = 0;
-  zip_t* z = zip_open(path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &error);
-  ASSERT_NE(z, nullptr) << error;
-  for (const auto& e : entries) {
-    zip_source_t* src = zip_source_buffer(z, e.data.data(), e.data.size(), 0);
-    ASSERT_NE(src, nullptr);
-    const zip_int64_t index = zip_file_add(z, e.name.c_str(), src, ZIP_FL_OVERWRITE);
-    ASSERT_GE(index, 0) << zip_strerror(z);
-    zip_set_file_compression(z, static_cast<zip_uint64_t>(index), e.deflate ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0);
-  }
-  ASSERT_EQ(zip_close(z), 0);
-}
-
-std::string floats(const std::vector<float>& v) { return std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4); }
+using test::Entry;
+using test::FakeTensor;
+using test::floats;
+using test::global;
+using test::le;
+using test::state_dict_pickle;
+using test::str;
+using test::write_zip;
 
 // A two-tensor checkpoint: "w" [2, 2] F32 over storage "0", "b" [2] F32 over storage "1".
 std::vector<Entry> small_checkpoint() {

@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "io/weights.h"
 #include "models/autoencoder_kl/tiled.h"
+#include "models/autoencoder_kl_wan/wan_vae_original_keys.h"
 #include "nn/attention.h"
 #include "nn/state_dict.h"
 
@@ -488,12 +489,32 @@ at::Tensor AutoencoderKLWanImpl::latents_std() const {
   return at::tensor(config.latents_std, at::TensorOptions().dtype(at::kDouble)).to(at::kFloat).view({1, -1, 1, 1, 1});
 }
 
-AutoencoderKLWan load_autoencoder_kl_wan(const std::string& folder, at::ScalarType dtype) {
-  const auto config = AutoencoderKLWanConfig::from_file((std::filesystem::path(folder) / "config.json").string());
-  AutoencoderKLWan vae(config);
-  const auto reader = io::open_weights(io::find_diffusers_weights(folder, "diffusers AutoencoderKLWan component"));
+AutoencoderKLWan load_autoencoder_kl_wan(const std::string& path, at::ScalarType dtype, const nlohmann::json& overrides) {
+  const nlohmann::json patch = overrides.is_object() ? overrides : nlohmann::json::object();
   nn::LoadOptions options;
   options.dtype = dtype;
+  std::unique_ptr<io::WeightReader> reader;
+  std::optional<AutoencoderKLWanConfig> config;
+  std::optional<nn::KeyTable> table;
+  if (std::filesystem::is_directory(path)) {
+    const std::string config_path = (std::filesystem::path(path) / "config.json").string();
+    nlohmann::json j = config::read_file(config_path);
+    if (j.is_object()) j.merge_patch(patch);
+    config = AutoencoderKLWanConfig::from_json(j, config_path);
+    reader = io::open_weights(io::find_diffusers_weights(path, "diffusers AutoencoderKLWan component"));
+  } else {
+    reader = io::open_weights(path);
+    if (!is_wan_vae_original(reader->tensors())) {
+      const bool diffusers = reader->contains("encoder.conv_in.weight") && reader->contains("decoder.up_blocks.0.resnets.0.conv1.weight");
+      throw LoadError(path, diffusers ? "a diffusers-layout Wan VAE file: give its folder (with config.json)"
+                                      : "not a Wan 2.1 VAE (looked for encoder.conv1.weight and "
+                                        "decoder.upsamples.0.residual.0.gamma)");
+    }
+    config = AutoencoderKLWanConfig::from_json(infer_wan_vae_config(reader->tensors(), patch, path), path);
+    table = wan_vae_original_keys(*config);
+    table->apply(options);
+  }
+  AutoencoderKLWan vae(*config);
   nn::load_state_dict(*vae, *reader, options);
   vae->eval();
   return vae;

@@ -30,7 +30,7 @@
 #pragma once
 #include "models/autoencoder_kl/autoencoder_kl.h"  // LatentDistribution
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <torch/nn/module.h>
@@ -249,9 +249,14 @@ private:
 };
 TORCH_MODULE(AutoencoderKLWan);
 
-// A diffusers component folder: config.json + diffusion_pytorch_model.safetensors (or sharded,
-// .bin). Weights are cast to `dtype`; strict loading; LoadError for config or weight problems.
-AutoencoderKLWan load_autoencoder_kl_wan(const std::string& folder, at::ScalarType dtype = at::kFloat);
+// A Wan 2.1 VAE in any published layout, weights cast to `dtype`, strict, in eval mode: a
+// diffusers component folder (config.json + diffusion_pytorch_model.safetensors, sharded or
+// .bin), or one weight file with the original names (the release's Wan2.1_VAE.pth, ComfyUI's
+// vae/wan_2.1_vae.safetensors; wan_vae_original_keys.h), its config read off the shapes.
+// `overrides` (AutoencoderKLWan config keys) are merged last. LoadError for config or weight
+// problems, naming the file and the key.
+AutoencoderKLWan load_autoencoder_kl_wan(const std::string& path, at::ScalarType dtype = at::kFloat,
+                                         const nlohmann::json& overrides = nlohmann::json::object());
 
 // Spatial tiling for frames too large for one decoder pass (diffusers' AutoencoderKLWan with
 // enable_tiling()): tiles of tile_size pixels every `stride` pixels, each run through all frames

@@ -3,9 +3,11 @@
 #include "core/config_reader.h"
 #include "core/error.h"
 #include "io/weights.h"
+#include "models/clip_vision/clip_vision_original_keys.h"
 #include "models/transformers_config_keys.h"
 #include "nn/state_dict.h"
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 namespace genvis::models {
@@ -131,19 +133,42 @@ CLIPVisionOutput CLIPVisionModelImpl::forward(const at::Tensor& pixel_values) {
   return vision_model->forward(pixel_values);
 }
 
-CLIPVisionModel load_clip_vision_model(const std::string& folder, at::ScalarType dtype) {
-  const auto config = CLIPVisionConfig::from_file(folder + "/config.json");
-  const std::string weights = io::find_weight_file(
-      folder, {"model.safetensors", "model.safetensors.index.json", "model.fp16.safetensors", "pytorch_model.bin"},
-      "CLIP image encoder");
-  CLIPVisionModel model(config);
-  const auto reader = io::open_weights(weights);
+CLIPVisionModel load_clip_vision_model(const std::string& path, at::ScalarType dtype, const nlohmann::json& overrides) {
+  const nlohmann::json patch = overrides.is_object() ? overrides : nlohmann::json::object();
   nn::LoadOptions options;
   options.dtype = dtype;
   // Position ids are computed; a WithProjection checkpoint's projection is not part of this model.
   options.ignore_unexpected = [](const std::string& name) {
     return name == "vision_model.embeddings.position_ids" || name.rfind("visual_projection.", 0) == 0;
   };
+  std::optional<CLIPVisionConfig> config;
+  std::unique_ptr<io::WeightReader> reader;
+  if (std::filesystem::is_directory(path)) {
+    const std::string config_path = path + "/config.json";
+    nlohmann::json j = config::read_file(config_path);
+    if (j.is_object() && j.contains("vision_config") && j.at("vision_config").is_object())
+      j.at("vision_config").merge_patch(patch);
+    else if (j.is_object())
+      j.merge_patch(patch);
+    config = CLIPVisionConfig::from_json(j, config_path);
+    reader = io::open_weights(io::find_weight_file(
+        path, {"model.safetensors", "model.safetensors.index.json", "model.fp16.safetensors", "pytorch_model.bin"},
+        "CLIP image encoder"));
+  } else {
+    reader = io::open_weights(path);
+    const bool original = is_clip_vision_wan_original(reader->tensors());
+    if (!original && !is_clip_vision_transformers(reader->tensors()))
+      throw LoadError(path, "not a CLIP image encoder (looked for the Wan release's "
+                            "visual.transformer.0.attn.to_qkv.weight and transformers' "
+                            "vision_model.embeddings.patch_embedding.weight)");
+    config = CLIPVisionConfig::from_json(infer_clip_vision_config(reader->tensors(), original, patch, path), path);
+    if (original) {
+      clip_vision_wan_original_keys().apply(options);
+      options.ignore_unexpected = nullptr;
+      options.squeeze_singleton_dims = true;
+    }
+  }
+  CLIPVisionModel model(*config);
   nn::load_state_dict(*model, *reader, options);
   model->eval();
   return model;

@@ -10,7 +10,7 @@
 #pragma once
 #include "models/clip_text/clip_text_model.h"
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <torch/nn/modules/conv.h>
 #include <vector>
@@ -74,8 +74,14 @@ struct CLIPVisionModelImpl : torch::nn::Module {
 };
 TORCH_MODULE(CLIPVisionModel);
 
-// config.json + model.safetensors (or pytorch_model.bin) of a transformers folder; a
-// CLIPVisionModelWithProjection's visual_projection is skipped. LoadError naming the problem.
-CLIPVisionModel load_clip_vision_model(const std::string& folder, at::ScalarType dtype = at::kFloat);
+// A CLIP image encoder in any published layout, in eval mode: a transformers folder (config.json
+// + model.safetensors or pytorch_model.bin), or one weight file without a config, its sizes read
+// off the shapes (clip_vision_original_keys.h): the Wan release's
+// models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth (its text tower is skipped) or a
+// transformers-named file such as ComfyUI's clip_vision_h.safetensors. A
+// CLIPVisionModelWithProjection's visual_projection is skipped. `overrides` (CLIPVisionConfig
+// keys) are merged last. LoadError naming the file and the key.
+CLIPVisionModel load_clip_vision_model(const std::string& path, at::ScalarType dtype = at::kFloat,
+                                       const nlohmann::json& overrides = nlohmann::json::object());
 
 }  // namespace genvis::models

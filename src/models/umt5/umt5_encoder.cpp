@@ -4,10 +4,12 @@
 #include "core/error.h"
 #include "io/weights.h"
 #include "models/transformers_config_keys.h"
+#include "models/umt5/umt5_original_keys.h"
 #include "nn/attention.h"
 #include "nn/state_dict.h"
 
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <numbers>
 #include <nlohmann/json.hpp>
@@ -316,18 +318,45 @@ void load_umt5_encoder_weights(UMT5EncoderModelImpl& model, io::WeightReader& re
     if (name == "encoder.embed_tokens.weight") return has_shared ? std::string() : std::string("shared.weight");
     return name;
   };
+  // ComfyUI stores the tokenizer's SentencePiece model beside the weights in some files.
+  load.ignore_unexpected = [](const std::string& name) { return name == "spiece_model"; };
   nn::load_state_dict(model, reader, load);
   model.to(options.device);
 }
 
-UMT5EncoderModel load_umt5_encoder(const std::string& folder, const UMT5LoadOptions& options) {
-  const UMT5Config config = UMT5Config::from_file(folder + "/config.json");
-  const std::string weights = io::find_weight_file(
-      folder, {"model.safetensors", "model.safetensors.index.json", "model.fp16.safetensors", "pytorch_model.bin"},
-      "UMT5 text encoder");
-  UMT5EncoderModel model(config);
-  auto reader = io::open_weights(weights);
-  load_umt5_encoder_weights(*model, *reader, "", options);
+UMT5EncoderModel load_umt5_encoder(const std::string& path, const UMT5LoadOptions& options,
+                                   const nlohmann::json& overrides) {
+  const nlohmann::json patch = overrides.is_object() ? overrides : nlohmann::json::object();
+  if (std::filesystem::is_directory(path)) {
+    const std::string config_path = path + "/config.json";
+    nlohmann::json j = config::read_file(config_path);
+    if (j.is_object()) j.merge_patch(patch);
+    const UMT5Config config = UMT5Config::from_json(j, config_path);
+    const std::string weights = io::find_weight_file(
+        path, {"model.safetensors", "model.safetensors.index.json", "model.fp16.safetensors", "pytorch_model.bin"},
+        "UMT5 text encoder");
+    UMT5EncoderModel model(config);
+    auto reader = io::open_weights(weights);
+    load_umt5_encoder_weights(*model, *reader, "", options);
+    model->eval();
+    return model;
+  }
+  auto reader = io::open_weights(path);
+  const bool original = is_umt5_original(reader->tensors());
+  const auto prefix = original ? std::optional<std::string>("") : umt5_transformers_prefix(reader->tensors());
+  if (!prefix)
+    throw LoadError(path, "not a UMT5 text encoder (looked for the Wan release's token_embedding.weight + "
+                          "blocks.0.attn.q.weight, and transformers' shared.weight + encoder.final_layer_norm.weight)");
+  UMT5EncoderModel model(UMT5Config::from_json(infer_umt5_config(reader->tensors(), original, *prefix, patch, path), path));
+  if (original) {
+    nn::LoadOptions load;
+    load.dtype = options.dtype;
+    umt5_original_keys().apply(load);
+    nn::load_state_dict(*model, *reader, load);
+    model->to(options.device);
+  } else {
+    load_umt5_encoder_weights(*model, *reader, *prefix, options);
+  }
   model->eval();
   return model;
 }

@@ -11,7 +11,7 @@
 // EVERY block. The padding mask is added on the key axis only, so padded query rows still get
 // (non-zero) outputs; Wan's pipeline zeroes them afterwards (wan_prompt_embeds).
 #pragma once
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/embedding.h>
@@ -169,8 +169,13 @@ struct UMT5LoadOptions {
 void load_umt5_encoder_weights(UMT5EncoderModelImpl& model, io::WeightReader& reader, const std::string& prefix = "",
                                const UMT5LoadOptions& options = {});
 
-// A diffusers/transformers component folder: config.json + model.safetensors (or its sharded
-// index, model.fp16.safetensors, pytorch_model.bin). Returned in eval mode.
-UMT5EncoderModel load_umt5_encoder(const std::string& folder, const UMT5LoadOptions& options = {});
+// A UMT5 encoder in any published layout, returned in eval mode: a transformers component folder
+// (config.json + model.safetensors, its sharded index, model.fp16.safetensors or
+// pytorch_model.bin), or one weight file without a config, its sizes read off the shapes
+// (umt5_original_keys.h): the Wan release's models_t5_umt5-xxl-enc-bf16.pth (original names) or a
+// transformers-named file such as ComfyUI's umt5_xxl_fp16.safetensors. `overrides` (UMT5Config
+// keys) are merged last. LoadError naming the file and the key.
+UMT5EncoderModel load_umt5_encoder(const std::string& path, const UMT5LoadOptions& options = {},
+                                   const nlohmann::json& overrides = nlohmann::json::object());
 
 }  // namespace genvis::models

@@ -4,10 +4,12 @@
 #include "core/config_reader.h"
 #include "core/error.h"
 #include "io/weights.h"
+#include "models/wan/wan_original_keys.h"
 #include "nn/attention.h"
 #include "nn/state_dict.h"
 
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <torch/nn/modules/dropout.h>
 
@@ -319,10 +321,62 @@ at::Tensor WanTransformer3DModelImpl::forward(const at::Tensor& hidden_states, c
   return unpatchify(x, p, c.out_channels, F, H, W);
 }
 
-WanTransformer3DModel load_wan_transformer(const std::string& folder, at::ScalarType dtype) {
-  WanTransformer3DModel model(WanTransformer3DConfig::from_file(folder + "/config.json"));
-  const auto weights = io::open_weights(io::find_diffusers_weights(folder, "Wan transformer"));
-  nn::load_state_dict(*model, *weights, {.dtype = dtype});
+WanTransformer3DModel load_wan_transformer(const std::string& path, at::ScalarType dtype,
+                                           const nlohmann::json& overrides) {
+  const nn::KeyTable* table = nullptr;  // original names; diffusers names otherwise
+  std::unique_ptr<io::WeightReader> weights;
+  std::string prefix;
+  nlohmann::json config_json, original_overrides = nlohmann::json::object();
+  std::string config_source;
+  std::optional<std::string> model_type;  // a Wan release's config.json's, checked against the weights
+  if (std::filesystem::is_directory(path)) {
+    config_source = path + "/config.json";
+    const nlohmann::json j = config::read_file(config_source);
+    if (j.is_object() && j.value("_class_name", "") == "WanModel") {
+      const WanModelConfig wan = WanModelConfig::from_json(j, config_source);
+      original_overrides = wan.transformer;
+      model_type = wan.model_type;
+      weights = io::open_weights(io::find_weight_file(
+          path, {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json"},
+          "Wan transformer"));
+      table = &wan_transformer_original_keys();
+      if (!wan_original_prefix(weights->tensors()).value_or("x").empty())
+        throw LoadError(weights->path(), "blocks.0.self_attn.q.weight",
+                        "missing: a WanModel folder's weights have the original key names");
+    } else {
+      config_json = j;
+      weights = io::open_weights(io::find_diffusers_weights(path, "Wan transformer"));
+    }
+  } else {
+    weights = io::open_weights(path);
+    const auto found = wan_original_prefix(weights->tensors());
+    if (!found) {
+      const bool diffusers = weights->contains("blocks.0.attn1.to_q.weight");
+      throw LoadError(path, diffusers ? "a diffusers-layout Wan transformer file: give its folder (with config.json)"
+                                      : "not a Wan 2.1 transformer (looked for head.modulation and "
+                                        "blocks.0.self_attn.q.weight, bare or under model.diffusion_model.)");
+    }
+    prefix = *found;
+    table = &wan_transformer_original_keys();
+    config_source = path;
+  }
+  WanTransformer3DConfig config;
+  if (table) {
+    original_overrides.merge_patch(overrides.is_object() ? overrides : nlohmann::json::object());
+    config = WanTransformer3DConfig::from_json(
+        infer_wan_transformer_config(weights->tensors(), prefix, original_overrides, weights->path()), config_source);
+    if (model_type && (*model_type == "i2v") != config.is_i2v())
+      throw LoadError(config_source, "model_type",
+                      "is " + *model_type + " but " + weights->path() +
+                          (config.is_i2v() ? " holds an image embedding (img_emb.*)" : " has no image embedding (img_emb.*)"));
+  } else {
+    if (overrides.is_object()) config_json.merge_patch(overrides);
+    config = WanTransformer3DConfig::from_json(config_json, config_source);
+  }
+  WanTransformer3DModel model(config);
+  nn::LoadOptions options{.dtype = dtype, .prefix = prefix};
+  if (table) table->apply(options);
+  nn::load_state_dict(*model, *weights, options);
   model->eval();
   return model;
 }

@@ -14,7 +14,7 @@
 // rotated in float64 as the reference does; cross-attention reads the projected text (and, for
 // I2V, the projected image states through add_k_proj/add_v_proj, summed with the text attention).
 #pragma once
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <torch/nn/module.h>
@@ -157,8 +157,19 @@ public:
 };
 TORCH_MODULE(WanTransformer3DModel);
 
-// A diffusers `transformer/` folder (config.json + diffusion_pytorch_model weights, sharded or
-// not), weights cast to `dtype`, strict, in eval mode. LoadError naming the problem.
-WanTransformer3DModel load_wan_transformer(const std::string& folder, at::ScalarType dtype = at::kFloat);
+// A Wan 2.1 transformer in any published layout, weights cast to `dtype` (bf16/f16/f32 files;
+// safetensors are memory-mapped), strict, in eval mode:
+//  - a diffusers transformer/ folder: config.json + diffusion_pytorch_model*.safetensors;
+//  - a Wan release folder (Wan-AI/Wan2.1-T2V-1.3B, ...): config.json with "_class_name": "WanModel"
+//    + diffusion_pytorch_model.safetensors (or its sharded index) with the original key names
+//    (wan_original_keys.h); sizes from config.json, the rest read off the shapes;
+//  - one weight file with the original key names, optionally under "model.diffusion_model."
+//    (ComfyUI's repackaged diffusion_models/wan2.1_*.safetensors): every size read off the shapes,
+//    heads 128 wide.
+// `overrides` (WanTransformer3DModel config keys, e.g. {"num_attention_heads": 12}) are merged
+// last. LoadError naming the file and the key (a missing, unexpected or wrongly-shaped tensor, an
+// unknown layout).
+WanTransformer3DModel load_wan_transformer(const std::string& path, at::ScalarType dtype = at::kFloat,
+                                           const nlohmann::json& overrides = nlohmann::json::object());
 
 }  // namespace genvis::models
