@@ -38,25 +38,17 @@
 #include "nn/attention.h"
 #include "nn/memory_format.h"
 #include "flops.h"
+#include "measure.h"
 
 #include <ATen/Parallel.h>
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <map>
 #include <nlohmann/json.hpp>
-#include <spawn.h>
 #include <sstream>
-#include <sys/resource.h>
-#include <sys/wait.h>
 #include <thread>
 #include <torch/cuda.h>
 #include <torch/torch.h>
-#include <unistd.h>
-
-extern char** environ;
 
 namespace {
 
@@ -172,39 +164,6 @@ constexpr int64_t kTokens = 77;
 // ---------------------------------------------------------------------------------------------
 // Measurement helpers
 
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-double status_mb(const char* key) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(key, 0) == 0) return std::stod(line.substr(std::strlen(key))) / 1024.0;
-  return -1;
-}
-
-// Resets VmHWM (the peak RSS) to the current RSS.
-void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
-
-// User + system CPU seconds of the whole process (all threads).
-double cpu_s() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
-
-double process_peak_rss_mb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss / 1024.0;
-}
-
-std::string load_average() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
 struct Device {
   at::Device device = at::kCPU;
   void sync() const {
@@ -219,11 +178,6 @@ struct Timing {
   double median_s = 0, min_s = 0, cpu_s = 0, peak_rss_mb = 0;
   std::vector<double> runs, cpu_runs;
 };
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
 
 template <typename F>
 Timing time_phase(const Device& dev, int runs, F&& f) {
@@ -262,63 +216,6 @@ M build(const Config& config, at::ScalarType dtype, const Device& dev, bool chan
   m->eval();
   if (channels_last) genvis::nn::to_channels_last(*m);
   return m;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Profile: op-level self/total time from libtorch's legacy profiler (a chrome trace).
-
-template <typename F>
-json profile(F&& f) {
-#if GENVIS_TORCH_AT_LEAST(2, 0)
-  f();
-  return {{"error", "--profile uses the legacy profiler of libtorch 1.x"}};
-#else
-  const std::string path = "/tmp/bench_sd_profile_" + std::to_string(::getpid()) + ".json";
-  {
-    torch::autograd::profiler::RecordProfile guard(path);
-    f();
-  }
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::remove(path.c_str());
-  json events;
-  try {
-    events = json::parse(ss.str());
-  } catch (const json::exception& e) {
-    return {{"error", std::string("cannot parse profiler trace: ") + e.what()}};
-  }
-  // Top-level ops (not inside another op on the same thread) and genvis scopes.
-  struct Ev {
-    std::string name;
-    double ts, dur;
-  };
-  std::map<std::string, std::vector<Ev>> by_thread;
-  for (const auto& e : events) {
-    if (!e.contains("dur")) continue;
-    by_thread[e.value("tid", json(0)).dump()].push_back(
-        {e.value("name", ""), e["ts"].get<double>(), e["dur"].get<double>()});
-  }
-  std::map<std::string, double> top, scope;
-  double total = 0;
-  for (auto& [tid, evs] : by_thread) {
-    std::sort(evs.begin(), evs.end(), [](const Ev& a, const Ev& b) { return a.ts < b.ts || (a.ts == b.ts && a.dur > b.dur); });
-    double end = -1;
-    for (const auto& e : evs) {
-      if (e.name.rfind("genvis::", 0) == 0) scope[e.name] += e.dur / 1e6;
-      if (e.ts >= end) {
-        top[e.name] += e.dur / 1e6;
-        total += e.dur / 1e6;
-        end = e.ts + e.dur;
-      }
-    }
-  }
-  std::vector<std::pair<std::string, double>> sorted(top.begin(), top.end());
-  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
-  json ops = json::array();
-  for (const auto& [name, s] : sorted) ops.push_back({{"op", name}, {"s", s}});
-  return {{"top_level_s", total}, {"top_level_ops", ops}, {"scopes_s", scope}};
-#endif
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -452,40 +349,6 @@ json run_dtype(const Options& o, const Device& dev) {
 
 // ---------------------------------------------------------------------------------------------
 // Parent: one child per dtype, then the summary.
-
-json run_child(const std::vector<std::string>& args) {
-  std::vector<std::string> all = {"/proc/self/exe"};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> cargv;
-  for (auto& a : all) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  int fds[2];
-  if (::pipe(fds) != 0) return {{"error", "pipe failed"}};
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-  posix_spawn_file_actions_addclose(&fa, fds[0]);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, cargv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  ::close(fds[1]);
-  if (rc != 0) {
-    ::close(fds[0]);
-    return {{"error", std::string("spawn failed: ") + std::strerror(rc)}};
-  }
-  std::string out;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return {{"error", "child failed"}, {"status", status}, {"args", args}};
-  try {
-    return json::parse(out);
-  } catch (const json::exception& e) {
-    return {{"error", std::string("bad child output: ") + e.what()}};
-  }
-}
 
 std::vector<std::string> child_args(const Options& o, const std::string& device, const std::string& child) {
   std::string sizes;

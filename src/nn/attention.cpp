@@ -2,6 +2,7 @@
 #include "nn/group_norm_silu.h"
 #include "nn/lora.h"
 
+#include "core/error.h"
 #include "core/torch_compat.h"
 #include "nn/cpu_kernels.h"
 
@@ -150,9 +151,17 @@ struct Scratch {
       : q(kRows * d.dp), p(kRows * kKeyBlock), s(kRows * kKeyBlock), o(kRows * d.dv * 16), m(kRows), l(kRows) {}
 };
 
-// Rows [n0, n0+kRows) of one (batch, head): out = softmax(q k^T * scale) v, in f32 but for P.
+// An additive f32 bias seen as [B,H,N,T]: element (b,h,n,t) at data[b*sb + h*sh + n*sn + t] (strides
+// 0 where it broadcasts).
+struct Bias {
+  const float* data = nullptr;
+  int64_t sb = 0, sh = 0, sn = 0;
+  const float* row(int64_t b, int64_t h, int64_t n) const { return data + b * sb + h * sh + n * sn; }
+};
+
+// Rows [n0, n0+kRows) of one (batch, head): out = softmax(q k^T * scale + bias) v, in f32 but for P.
 GENVIS_AVX512BF16 void attend_rows(const uint16_t* q, const uint16_t* kp, const uint16_t* vp, uint16_t* out, const Dims& s,
-                                   int64_t b, int64_t h, int64_t n0, float scale, Scratch& w) {
+                                   int64_t b, int64_t h, int64_t n0, float scale, const Bias& bias, Scratch& w) {
   const int64_t rows = std::min(kRows, s.n - n0), ldo = s.dv * 16;
   std::fill(w.q.begin(), w.q.end(), uint16_t{0});
   for (int64_t r = 0; r < rows; ++r)
@@ -160,7 +169,9 @@ GENVIS_AVX512BF16 void attend_rows(const uint16_t* q, const uint16_t* kp, const 
   std::fill(w.o.begin(), w.o.end(), 0.0f);
   std::fill(w.m.begin(), w.m.end(), -std::numeric_limits<float>::infinity());
   std::fill(w.l.begin(), w.l.end(), 0.0f);
-  const __m512 vscale = _mm512_set1_ps(scale);
+  // With a bias the scores are scaled and biased in step 1b, and step 2 takes them as they are.
+  const float score_scale = bias.data ? 1.0f : scale;
+  const __m512 vscale = _mm512_set1_ps(score_scale);
   for (int64_t j0 = 0; j0 < s.tp; j0 += kKeyBlock) {
     const int64_t kb = std::min(kKeyBlock, s.tp - j0), valid = std::min(kb, s.t - j0), tiles = kb / 16;
     // 1. S = Q K^T for this block of keys
@@ -171,6 +182,18 @@ GENVIS_AVX512BF16 void attend_rows(const uint16_t* q, const uint16_t* kp, const 
       for (; v + 4 <= tiles; v += 4) qk_block<4>(qr, s.dp, kp + (j0 / 16 + v) * (s.dp / 2) * 32, sr + v * 16, kb);
       for (; v + 2 <= tiles; v += 2) qk_block<2>(qr, s.dp, kp + (j0 / 16 + v) * (s.dp / 2) * 32, sr + v * 16, kb);
     }
+    // 1b. S = S * scale + bias on the valid rows and keys
+    if (bias.data) {
+      const __m512 vs = _mm512_set1_ps(scale);
+      for (int64_t r = 0; r < rows; ++r) {
+        float* sr = w.s.data() + r * kb;
+        const float* br = bias.row(b, h, n0 + r) + j0;
+        for (int64_t j = 0; j < valid; j += 16) {
+          const __mmask16 m = cpu::tail_mask(valid - j);
+          _mm512_mask_storeu_ps(sr + j, m, _mm512_fmadd_ps(_mm512_loadu_ps(sr + j), vs, _mm512_maskz_loadu_ps(m, br + j)));
+        }
+      }
+    }
     // 2. online softmax: P = exp(scale*S - m), rescale the running sums
     for (int64_t r = 0; r < kRows; ++r) {
       float* sr = w.s.data() + r * kb;
@@ -179,7 +202,7 @@ GENVIS_AVX512BF16 void attend_rows(const uint16_t* q, const uint16_t* kp, const 
         const __mmask16 live = j + 16 <= valid ? __mmask16(0xFFFF) : j >= valid ? __mmask16(0) : __mmask16((1u << (valid - j)) - 1);
         vmax = _mm512_mask_max_ps(vmax, live, vmax, _mm512_loadu_ps(sr + j));
       }
-      const float m_new = std::max(w.m[r], _mm512_reduce_max_ps(vmax) * scale);
+      const float m_new = std::max(w.m[r], _mm512_reduce_max_ps(vmax) * score_scale);
       const float corr = std::exp(w.m[r] - m_new);
       const __m512 vneg = _mm512_set1_ps(-m_new);
       __m512 vsum = _mm512_setzero_ps();
@@ -227,9 +250,13 @@ GENVIS_AVX512BF16 void attend_rows(const uint16_t* q, const uint16_t* kp, const 
   }
 }
 
-// q [B,N,H*D], k/v [B,T,H*D] bf16 contiguous -> [B,N,H*D].
-at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads, double scale) {
+// q [B,N,H*D], k/v [B,T,H*D] bf16 contiguous -> [B,N,H*D]; bias f32 [B,H,N,T] with unit stride
+// along T (any strides, 0 included, elsewhere) or undefined.
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads, double scale,
+                     const at::Tensor& bias) {
   const Dims s(q.size(0), q.size(1), k.size(1), heads, q.size(2) / heads);
+  Bias b;
+  if (bias.defined()) b = {bias.data_ptr<float>(), bias.stride(0), bias.stride(1), bias.stride(2)};
   at::Tensor out = at::empty_like(q);
   const auto* qd = reinterpret_cast<const uint16_t*>(q.data_ptr<at::BFloat16>());
   const auto* kd = reinterpret_cast<const uint16_t*>(k.data_ptr<at::BFloat16>());
@@ -249,7 +276,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     for (int64_t i = begin; i < end; ++i) {
       const int64_t head = i / tiles;
       attend_rows(qd, kpack.data() + head * s.key_pack_size(), vpack.data() + head * s.value_pack_size(), od, s,
-                  head / s.heads, head % s.heads, (i % tiles) * kRows, static_cast<float>(scale), w);
+                  head / s.heads, head % s.heads, (i % tiles) * kRows, static_cast<float>(scale), b, w);
     }
   });
   return out;
@@ -264,7 +291,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 // q [B,N,H*D], k/v [B,T,H*D] -> [B,N,H*D], oneDNN: per batch entry and block of queries, all heads
 // in one grouped 1x1 convolution each for q k^T and p v; softmax in place in between.
 at::Tensor attention_onednn(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in, int64_t heads,
-                            double scale) {
+                            double scale, const at::Tensor& bias) {
   const int64_t b = q_in.size(0), n = q_in.size(1), c = q_in.size(2), t = k_in.size(1), d = c / heads;
   const at::Tensor q = q_in.contiguous();
   at::Tensor out = at::empty({b, n, c}, q.options());
@@ -277,6 +304,7 @@ at::Tensor attention_onednn(const at::Tensor& q_in, const at::Tensor& k_in, cons
       const int64_t rows = std::min(block, n - n0);
       at::Tensor scores = conv_gemm(q[i].narrow(0, n0, rows), keys, {}, heads);  // [rows, H*T] = [rows,H,T]
       at::Tensor per_head = scores.view({rows, heads, t});
+      if (bias.defined()) per_head.add_(bias[i].narrow(1, n0, rows).permute({1, 0, 2}));  // [H,rows,T] -> [rows,H,T]
       at::_softmax_out(per_head, per_head, -1, false);
       out[i].narrow(0, n0, rows).copy_(conv_gemm(scores, values, {}, heads));  // [rows, H*D]
     }
@@ -327,29 +355,50 @@ at::Tensor linear(const at::Tensor& x, const torch::nn::Linear& layer) {
   return add_lora(*layer, x, linear(x, layer->weight, layer->bias));
 }
 
-at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads, std::optional<double> scale) {
+namespace {
+
+// bias as f32 [B,H,N,T] (a broadcasting view; unit stride along T), or undefined.
+at::Tensor expand_bias(const at::Tensor& bias, int64_t b, int64_t heads, int64_t n, int64_t t) {
+  if (!bias.defined()) return {};
+  if (bias.dim() > 4) throw UsageError("attention bias must broadcast to [B,H,N,T], got " + c10::str(bias.sizes()));
+  at::Tensor e = bias.to(at::kFloat).expand({b, heads, n, t});
+  if (e.stride(3) != 1) e = e.contiguous();
+  return e;
+}
+
+}  // namespace
+
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads, std::optional<double> scale,
+                     const at::Tensor& bias) {
   RECORD_FUNCTION("genvis::attention", std::vector<c10::IValue>({q, k, v}));
   const double s = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1) / heads));
-  if (use_onednn(q) && !needs_grad(k) && !needs_grad(v)) {
+  if (use_onednn(q) && !needs_grad(k) && !needs_grad(v) && !needs_grad(bias)) {
+    const at::Tensor b = expand_bias(bias, q.size(0), heads, q.size(1), k.size(1));
 #if GENVIS_HAS_FLASH_BF16
     if (q.scalar_type() == at::kBFloat16 && cpu::avx512bf16_supported())
-      return flash::attention(q.contiguous(), k.contiguous(), v.contiguous(), heads, s);
+      return flash::attention(q.contiguous(), k.contiguous(), v.contiguous(), heads, s, b);
 #endif
-    return attention_onednn(q, k, v, heads, s);
+    return attention_onednn(q, k, v, heads, s, b);
   }
-  return merge_heads(scaled_dot_product_attention(split_heads(q, heads), split_heads(k, heads), split_heads(v, heads), s));
+  return merge_heads(
+      scaled_dot_product_attention(split_heads(q, heads), split_heads(k, heads), split_heads(v, heads), s, bias));
 }
 
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                        std::optional<double> scale) {
+                                        std::optional<double> scale, const at::Tensor& bias) {
   const double s = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
 #if GENVIS_HAS_SDPA && GENVIS_TORCH_AT_LEAST(2, 1)
-  return at::scaled_dot_product_attention(q, k, v, {}, 0.0, false, s);
+  // A float attn_mask is added to the scaled scores; it must have the query's dtype.
+  const c10::optional<at::Tensor> mask = bias.defined() ? c10::optional<at::Tensor>(bias.to(q.scalar_type())) : c10::nullopt;
+  return at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, s);
 #else
-  if (use_onednn(q) && !needs_grad(k) && !needs_grad(v))
-    return split_heads(attention(merge_heads(q), merge_heads(k), merge_heads(v), q.size(1), s), q.size(1));
+  if (use_onednn(q) && !needs_grad(k) && !needs_grad(v) && !needs_grad(bias))
+    return split_heads(attention(merge_heads(q), merge_heads(k), merge_heads(v), q.size(1), s, bias), q.size(1));
   const at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) * s;  // [B,H,N,T]
-  return at::matmul(scores.softmax(-1), v);
+  if (!bias.defined()) return at::matmul(scores.softmax(-1), v);
+  // Biased scores and their softmax in at least f32 (as transformers' T5 does in f16/bf16), cast back.
+  const auto wide = at::promote_types(scores.scalar_type(), at::kFloat);
+  return at::matmul((scores.to(wide) + bias.to(wide)).softmax(-1).to(scores.scalar_type()), v);
 #endif
 }
 

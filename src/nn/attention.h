@@ -23,15 +23,19 @@ namespace genvis::nn {
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {});
 at::Tensor linear(const at::Tensor& x, const torch::nn::Linear& layer);
 
-// softmax(q k^T * scale) v per head on the projections' own layout: q [B,N,H*D], k/v [B,T,H*D]
-// -> [B,N,H*D]; scale default 1/sqrt(D). libtorch 2.x: at::scaled_dot_product_attention; else
-// blocks of queries (scores [B*H,block,T] only), and per-head oneDNN matmuls in f32 on the CPU.
+// softmax(q k^T * scale + bias) v per head on the projections' own layout: q [B,N,H*D], k/v
+// [B,T,H*D] -> [B,N,H*D]; scale default 1/sqrt(D); bias (optional) any float tensor that
+// broadcasts to [B,H,N,T], added to the scaled scores in f32 (T5's relative position bias
+// [1,H,N,T] plus a key padding mask [B,1,1,T] of large negatives). On the CPU (inference, f32/bf16):
+// bf16 on AVX-512 BF16 in one pass over the keys (nothing of size N x T stored), else blocks of
+// queries (scores [block,H,T] only) with oneDNN matmuls; otherwise scaled_dot_product_attention.
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
-                     std::optional<double> scale = std::nullopt);
+                     std::optional<double> scale = std::nullopt, const at::Tensor& bias = {});
 
-// q [B,H,N,D], k/v [B,H,T,D] -> [B,H,N,D]; the same computation on split heads.
+// q [B,H,N,D], k/v [B,H,T,D] -> [B,H,N,D]; the same computation on split heads. libtorch >= 2.1:
+// at::scaled_dot_product_attention (bias as its float attn_mask, in q's dtype).
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                        std::optional<double> scale = std::nullopt);
+                                        std::optional<double> scale = std::nullopt, const at::Tensor& bias = {});
 
 // [B,N,H*D] -> [B,H,N,D] and back.
 at::Tensor split_heads(const at::Tensor& x, int64_t heads);

@@ -169,19 +169,12 @@ at::Tensor UMT5AttentionImpl::compute_bias(int64_t query_length, int64_t key_len
 }
 
 at::Tensor UMT5AttentionImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias) {
-  const int64_t b = x.size(0), s = x.size(1);
-  // [B, S, H*D] -> [B, H, S, D]
-  const auto heads = [&](const at::Tensor& t) { return t.view({b, s, num_heads, d_kv}).transpose(1, 2); };
-  const at::Tensor query = heads(nn::linear(x, q));
-  const at::Tensor key = heads(nn::linear(x, k));
-  const at::Tensor value = heads(nn::linear(x, v));
-  // No 1/sqrt(d_kv): T5 folds it into the initialisation.
-  at::Tensor scores = torch::matmul(query, key.transpose(-1, -2));  // [B, H, S, S]
-  at::Tensor bias = compute_bias(s, s).to(scores.scalar_type());
-  if (mask_bias.defined()) bias = bias + mask_bias.to(scores.scalar_type());
-  scores = scores + bias;
-  const at::Tensor weights = torch::softmax(scores.to(at::kFloat), -1).to(scores.scalar_type());
-  const at::Tensor out = torch::matmul(weights, value).transpose(1, 2).reshape({b, s, num_heads * d_kv});
+  const int64_t s = x.size(1);
+  // Position bias [1, H, S, S] plus the padding mask [B, 1, 1, S], added in f32 to the scores.
+  at::Tensor bias = compute_bias(s, s).to(at::kFloat);
+  if (mask_bias.defined()) bias = bias + mask_bias.to(at::kFloat);
+  // No 1/sqrt(d_kv): T5 folds it into the initialisation. [B, S, H*D] in and out.
+  const at::Tensor out = nn::attention(nn::linear(x, q), nn::linear(x, k), nn::linear(x, v), num_heads, 1.0, bias);
   return nn::linear(out, o);
 }
 

@@ -6,6 +6,7 @@
 #include "io/weights.h"
 #include "models/wan/wan_original_keys.h"
 #include "nn/attention.h"
+#include "nn/fused_rows.h"
 #include "nn/state_dict.h"
 
 #include <cmath>
@@ -17,26 +18,6 @@ namespace genvis::models {
 namespace {
 
 std::string shape_of(const at::Tensor& t) { return c10::str(t.sizes()); }
-
-// LayerNorm in float32 without weights (FP32LayerNorm(elementwise_affine=False)).
-at::Tensor plain_layer_norm(const at::Tensor& x, double eps) {
-  return at::layer_norm(x.to(at::kFloat), {x.size(-1)}, {}, {}, eps);
-}
-
-at::Tensor layer_norm_f32(const torch::nn::LayerNorm& norm, const at::Tensor& x) {
-  const auto& o = norm->options;
-  return at::layer_norm(x.to(at::kFloat), o.normalized_shape(), norm->weight.to(at::kFloat), norm->bias.to(at::kFloat),
-                        o.eps());
-}
-
-// Rotates consecutive pairs of x [B,N,H,Dh] by the angles whose (cos, sin) [N,Dh/2] are given,
-// in float64 (the reference multiplies complex128 numbers), returned in x's dtype.
-at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  const at::Tensor pairs = x.to(at::kDouble).unflatten(-1, {-1, 2});  // [B,N,H,Dh/2,2]
-  const at::Tensor a = pairs.select(-1, 0), b = pairs.select(-1, 1);
-  const at::Tensor c = cos.unsqueeze(1), s = sin.unsqueeze(1);  // [N,1,Dh/2]
-  return at::stack({a * c - b * s, a * s + b * c}, -1).flatten(-2).to(x.scalar_type());
-}
 
 }  // namespace
 
@@ -121,11 +102,7 @@ WanRMSNormImpl::WanRMSNormImpl(int64_t dim, double eps) : eps(eps) {
   weight = register_parameter("weight", torch::ones({dim}));
 }
 
-at::Tensor WanRMSNormImpl::forward(const at::Tensor& x) {
-  const at::Tensor f = x.to(at::kFloat);
-  const at::Tensor normed = f * at::rsqrt(f.pow(2).mean(-1, true) + eps);
-  return (normed * weight.to(at::kFloat)).to(x.scalar_type());
-}
+at::Tensor WanRMSNormImpl::forward(const at::Tensor& x) { return nn::rms_norm(x, weight, eps); }
 
 WanAttentionImpl::WanAttentionImpl(int64_t dim, int64_t heads, double eps, std::optional<int64_t> added_kv_proj_dim)
     : heads(heads) {
@@ -148,10 +125,8 @@ at::Tensor WanAttentionImpl::forward(const at::Tensor& x, const at::Tensor& cont
   at::Tensor q = norm_q(nn::linear(x, to_q)), k = norm_k(nn::linear(kv, to_k));
   const at::Tensor v = nn::linear(kv, to_v);
   if (rope_cos.defined()) {
-    const auto rotate = [&](const at::Tensor& t) {
-      return apply_rotary(t.unflatten(-1, {heads, -1}), rope_cos, rope_sin).flatten(-2);
-    };
-    q = rotate(q), k = rotate(k);
+    q = nn::rotary_pairs(q, rope_cos, rope_sin, heads);
+    k = nn::rotary_pairs(k, rope_cos, rope_sin, heads);
   }
   at::Tensor out = nn::attention(q, k, v, heads);
   if (image.defined()) {
@@ -171,7 +146,8 @@ WanFeedForwardImpl::WanFeedForwardImpl(int64_t dim, int64_t inner, int64_t out_d
 }
 
 at::Tensor WanFeedForwardImpl::forward(const at::Tensor& x) {
-  return nn::linear(at::gelu(nn::linear(x, proj), tanh_gelu ? "tanh" : "none"), out);
+  const at::Tensor h = nn::linear(x, proj);
+  return nn::linear(tanh_gelu ? nn::gelu_tanh(h) : at::gelu(h), out);
 }
 
 WanTransformerBlockImpl::WanTransformerBlockImpl(const WanTransformer3DConfig& c) : eps(c.eps) {
@@ -188,18 +164,20 @@ at::Tensor WanTransformerBlockImpl::forward(const at::Tensor& x_in, const at::Te
                                             const at::Tensor& modulation, const at::Tensor& rope_cos,
                                             const at::Tensor& rope_sin) {
   // shift, scale, gate (self-attention), then shift, scale, gate (feed-forward): [B,1,D] each.
+  // Norms, modulation and gated residuals in float32 (FP32LayerNorm, the reference's float
+  // modulation), stored in the model's dtype.
   const auto m = (scale_shift_table.to(at::kFloat) + modulation.to(at::kFloat)).chunk(6, 1);
   const auto dtype = x_in.scalar_type();
   at::Tensor x = x_in;
   // 1. self-attention
-  at::Tensor h = (plain_layer_norm(x, eps) * (1 + m[1]) + m[0]).to(dtype);
-  x = (x.to(at::kFloat) + attn1->forward(h, at::Tensor(), rope_cos, rope_sin) * m[2]).to(dtype);
+  at::Tensor h = nn::layer_norm_scale_shift(x, eps, 1 + m[1], m[0], dtype);
+  x = nn::add_gated(x, attn1->forward(h, at::Tensor(), rope_cos, rope_sin), m[2]);
   // 2. cross-attention
-  h = norm2 ? layer_norm_f32(norm2, x).to(dtype) : x;
+  h = norm2 ? nn::layer_norm_scale_shift(x, norm2->options.eps(), norm2->weight, norm2->bias, dtype) : x;
   x = x + attn2->forward(h, context, at::Tensor(), at::Tensor(), image);
   // 3. feed-forward
-  h = (plain_layer_norm(x, eps) * (1 + m[4]) + m[3]).to(dtype);
-  return (x.to(at::kFloat) + ffn(h).to(at::kFloat) * m[5]).to(dtype);
+  h = nn::layer_norm_scale_shift(x, eps, 1 + m[4], m[3], dtype);
+  return nn::add_gated(x, ffn(h), m[5]);
 }
 
 WanTextProjectionImpl::WanTextProjectionImpl(int64_t in, int64_t dim) {
@@ -218,8 +196,9 @@ WanImageEmbeddingImpl::WanImageEmbeddingImpl(int64_t in, int64_t dim) {
 }
 
 at::Tensor WanImageEmbeddingImpl::forward(const at::Tensor& x) {
-  const at::Tensor h = ff(layer_norm_f32(norm1, x).to(x.scalar_type()));
-  return layer_norm_f32(norm2, h).to(x.scalar_type());
+  // FP32LayerNorm: statistics and affine in float32, stored in x's dtype.
+  const at::Tensor h = ff(nn::layer_norm_scale_shift(x, norm1->options.eps(), norm1->weight, norm1->bias, x.scalar_type()));
+  return nn::layer_norm_scale_shift(h, norm2->options.eps(), norm2->weight, norm2->bias, x.scalar_type());
 }
 
 WanConditionEmbedderImpl::WanConditionEmbedderImpl(const WanTransformer3DConfig& c) : freq_dim(c.freq_dim) {
@@ -316,7 +295,7 @@ at::Tensor WanTransformer3DModelImpl::forward(const at::Tensor& hidden_states, c
 
   // 4. Output modulation, projection, unpatchify.
   const auto sc = (scale_shift_table.to(at::kFloat) + temb.to(at::kFloat).unsqueeze(1)).chunk(2, 1);  // shift, scale
-  x = (plain_layer_norm(x, c.eps) * (1 + sc[1]) + sc[0]).to(dtype);
+  x = nn::layer_norm_scale_shift(x, c.eps, 1 + sc[1], sc[0], dtype);
   x = nn::linear(x, proj_out);                                                // [B, f*h*w, C*pt*ph*pw]
   return unpatchify(x, p, c.out_channels, F, H, W);
 }
