@@ -143,18 +143,29 @@ Command add_generate_command(CLI::App& app) {
   auto& q = o->request;
   CLI::App* cmd = app.add_subcommand("generate", "Generate images from a prompt (Stable Diffusion 1.x/2.x/XL: txt2img; "
                                                  "img2img with --init-image; inpainting with --mask)");
-  cmd->add_option("--model", o->source.model, "Model folder (model_index.json names its pipeline class) or an original "
-                                             "SD1/SD2/SDXL single-file checkpoint (.safetensors, .ckpt). Default: the "
+  cmd->add_option("--model", o->source.model, "Model folder (model_index.json names its pipeline class; or a Wan 2.1 "
+                                             "release folder, config.json WanModel), an original SD1/SD2/SDXL "
+                                             "single-file checkpoint (.safetensors, .ckpt), or a Wan 2.1 transformer "
+                                             "file (original/ComfyUI layout). Default: the "
                                              "built-in " + std::string(kDefaultModelName) +
                                              " when no components (--unet, --vae, --text-encoder) are given");
   cmd->add_option("--model-config", o->source.model_config,
-                  "Single files: JSON merged onto the configs read off the shapes, e.g. "
-                  "{\"unet\": {\"attention_head_dim\": 8}}");
+                  "Single files: JSON file merged onto the configs read off the shapes, e.g. "
+                  "{\"unet\": {\"attention_head_dim\": 8}}; Wan: components transformer, vae, text_encoder, "
+                  "image_encoder, also as JSON text");
   cmd->add_option("--unet", o->source.unet, "UNet component folder (overrides the model's)");
-  cmd->add_option("--vae", o->source.vae, "VAE component folder (overrides the model's)");
-  cmd->add_option("--text-encoder", o->source.text_encoder, "CLIP text encoder folder (overrides the model's)");
+  cmd->add_option("--vae", o->source.vae, "VAE component folder (overrides the model's); Wan: also Wan2.1_VAE.pth or "
+                                          "ComfyUI's wan_2.1_vae.safetensors");
+  cmd->add_option("--text-encoder", o->source.text_encoder, "CLIP text encoder folder (overrides the model's); Wan: "
+                                                            "UMT5 folder, models_t5_umt5-xxl-enc-bf16.pth or "
+                                                            "ComfyUI's umt5_xxl_fp16.safetensors");
   cmd->add_option("--text-encoder-2", o->source.text_encoder_2, "SDXL: OpenCLIP bigG text encoder folder (with projection)");
-  cmd->add_option("--vocab", o->source.vocab, "bpe_simple_vocab_16e6.txt.gz or a tokenizer/ folder");
+  cmd->add_option("--image-encoder", o->source.image_encoder,
+                  "Wan image-to-video: CLIP image encoder folder, the release's "
+                  "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth or ComfyUI's clip_vision_h.safetensors");
+  cmd->add_option("--vocab,--tokenizer", o->source.vocab,
+                  "bpe_simple_vocab_16e6.txt.gz or a tokenizer/ folder; Wan: a google/umt5-xxl tokenizer folder "
+                  "(spiece.model)");
   cmd->add_option("--scheduler-config", o->source.scheduler_config, "A diffusers scheduler_config.json");
   cmd->add_option("--prediction-type", o->source.prediction_type,
                   "Override the scheduler's prediction type: epsilon or v_prediction (SD 2.x 768 models)");

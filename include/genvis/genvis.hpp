@@ -57,8 +57,13 @@ struct LoadOptions {
   std::string model;     // model folder or single file; "" = the built-in default model
   std::string pipeline;  // force a pipeline class ("" = model_index.json's, or detected)
   std::string device = "auto", dtype = "auto";  // "cpu", "cuda", "cuda:1"; "f32", "bf16", "f16"
-  // Stable Diffusion components (override the model's, or give a model in parts).
+  // Stable Diffusion components (override the model's, or give a model in parts); Wan 2.1 takes
+  // vae, text_encoder, vocab (its tokenizer folder) and image_encoder, as folders or single files.
   std::string unet, vae, text_encoder, text_encoder_2, vocab, scheduler_config;
+  std::string image_encoder;
+  // Settings tensor shapes cannot tell, per component, merged onto the configs of single files: a
+  // JSON file (Wan: also the JSON text), e.g. {"transformer": {"num_attention_heads": 12}}.
+  std::string model_config;
 };
 
 struct LoRA {

@@ -171,6 +171,8 @@ Pipeline Pipeline::load(const LoadOptions& o) {
     s.text_encoder = o.text_encoder;
     s.text_encoder_2 = o.text_encoder_2;
     s.vocab = o.vocab;
+    s.image_encoder = o.image_encoder;
+    s.model_config = o.model_config;
     s.scheduler_config = o.scheduler_config;
     if (s.model.empty() && s.unet.empty() && s.vae.empty() && s.text_encoder.empty())
       s.model = pipelines::find_default_model();

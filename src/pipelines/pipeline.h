@@ -29,9 +29,11 @@ namespace genvis::pipelines {
 struct ModelSource {
   std::string model;  // diffusers folder (model_index.json + component folders) or a single file
   std::string unet, vae, text_encoder, text_encoder_2, vocab, scheduler_config;  // component overrides
+  std::string image_encoder;  // Wan image-to-video's CLIP image encoder (folder or file)
   std::string prediction_type;  // overrides the scheduler's ("epsilon", "v_prediction")
   // Single files: JSON {"unet": {...}, "vae": {...}, "text_encoder": {...}, "text_encoder_2": {...}}
-  // merged onto the configs inferred from shapes (head counts and other unseen settings).
+  // (Wan: "transformer", "vae", "text_encoder", "image_encoder") merged onto the configs inferred
+  // from shapes (head counts and other unseen settings): a file, or (Wan) the JSON text itself.
   std::string model_config;
   // Forces a family by its registered class name; empty = read model_index.json or detect.
   std::string class_name;

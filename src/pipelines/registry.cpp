@@ -14,6 +14,14 @@ namespace genvis::pipelines {
 
 namespace {
 
+nlohmann::json read_json(const std::string& path) {
+  try {
+    return nlohmann::json::parse(read_text_file(path, 16 << 20));
+  } catch (const nlohmann::json::exception& e) {
+    throw LoadError(path, std::string("not valid JSON: ") + e.what());
+  }
+}
+
 // The built-in families: one line each.
 std::vector<PipelineRegistration> builtin_pipelines() {
   return {
@@ -77,27 +85,29 @@ std::string pipeline_class_of(const ModelSource& source) {
   if (source.model.empty()) return "StableDiffusionPipeline";  // components alone
   if (is_directory(source.model)) {
     const std::string index = (fs::path(source.model) / "model_index.json").string();
+    const std::string wan_config = (fs::path(source.model) / "config.json").string();
+    if (!file_exists(index) && file_exists(wan_config)) {
+      // The Wan 2.1 release's folder: its transformer's config names WanModel and the task.
+      const nlohmann::json j = read_json(wan_config);
+      if (j.is_object() && j.value("_class_name", "") == "WanModel")
+        return j.value("model_type", "t2v") == "i2v" ? "WanImageToVideoPipeline" : "WanPipeline";
+    }
     if (!file_exists(index)) {
       // A folder of components without an index: Stable Diffusion's loader says what is missing.
       return "StableDiffusionPipeline";
     }
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(read_text_file(index, 16 << 20));
-    } catch (const nlohmann::json::exception& e) {
-      throw LoadError(index, std::string("not valid JSON: ") + e.what());
-    }
+    const nlohmann::json j = read_json(index);
     if (!j.is_object() || !j.contains("_class_name") || !j["_class_name"].is_string())
       throw LoadError(index, "_class_name", "missing (the pipeline class, e.g. StableDiffusionPipeline)");
     return j["_class_name"].get<std::string>();
   }
   if (!file_exists(source.model)) throw LoadError(source.model, "no such model file or folder");
   const auto reader = io::open_weights(source.model);
-  const models::LayoutGuess guess = models::detect_layout(reader->tensors(), reader->metadata());
-  // Only original Stable Diffusion checkpoints are single-file pipelines today; for anything else
-  // (a component, an adapter, an unknown file) Stable Diffusion's loader names what it looked for.
-  if (guess.layout != "sd-single-file" || guess.class_name.empty()) return "StableDiffusionPipeline";
-  return guess.class_name;
+  const models::LayoutGuess guess = models::detect_layout(reader->tensors(), reader->metadata(), reader->format());
+  // A file that drives a pipeline (an original Stable Diffusion checkpoint, a Wan transformer);
+  // for anything else (a component, an adapter, an unknown file) Stable Diffusion's loader names
+  // what it looked for.
+  return guess.pipeline.empty() ? "StableDiffusionPipeline" : guess.pipeline;
 }
 
 std::unique_ptr<Pipeline> load_pipeline(const ModelSource& source) {

@@ -30,8 +30,11 @@ std::vector<PipelineRegistration> registered_pipelines();
 const PipelineRegistration* find_pipeline(const std::string& class_name);
 
 // The class name that loads `source`: source.class_name when set; a folder's model_index.json
-// `_class_name`; a single file's detected pipeline class; StableDiffusionPipeline for components
-// alone (--unet/--vae/--text-encoder). LoadError naming the file when it cannot tell.
+// `_class_name`, or for the Wan 2.1 release's folder (config.json "_class_name": "WanModel")
+// WanPipeline / WanImageToVideoPipeline by its model_type; a single file's detected pipeline class
+// (an original SD checkpoint's, a Wan transformer's: models/detect.h LayoutGuess::pipeline);
+// StableDiffusionPipeline for components alone (--unet/--vae/--text-encoder). LoadError naming the
+// file when it cannot tell.
 std::string pipeline_class_of(const ModelSource& source);
 
 // Loads through the family registered for pipeline_class_of(source). UsageError listing the

@@ -5,6 +5,8 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "io/weights.h"
+#include "models/wan/wan_original_keys.h"
 #include "pipelines/common/noise.h"
 
 #include <cmath>
@@ -20,10 +22,88 @@ namespace {
 constexpr double kClipMean[3] = {0.48145466, 0.4578275, 0.40821073};
 constexpr double kClipStd[3] = {0.26862954, 0.26130258, 0.27577711};
 
-std::string component(const fs::path& root, const char* name, const std::string& what) {
-  const fs::path p = root / name;
-  if (!fs::is_directory(p)) throw LoadError(root.string(), "no " + std::string(name) + "/ folder (" + what + ")");
+// The files of the Wan release's folder, beside its config.json.
+constexpr const char* kReleaseTextEncoder = "models_t5_umt5-xxl-enc-bf16.pth";
+constexpr const char* kReleaseVAE = "Wan2.1_VAE.pth";
+constexpr const char* kReleaseImageEncoder = "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth";
+constexpr const char* kReleaseTokenizer = "google/umt5-xxl";
+
+// Wan's generate.py: sample_shift 5, or 3 for image-to-video at 832*480 (or smaller).
+constexpr double kReleaseShift = 5.0, kReleaseShiftI2V480p = 3.0;
+constexpr int64_t kArea480p = 832 * 480;
+
+enum class Layout { Diffusers, Release, File };
+
+// --model-config for Wan: {"transformer": {...}, "vae": {...}, "text_encoder": {...},
+// "image_encoder": {...}}, as JSON text or a file.
+nlohmann::json component_overrides(const std::string& spec) {
+  nlohmann::json j = nlohmann::json::object();
+  if (spec.empty()) return j;
+  const size_t first = spec.find_first_not_of(" \t\n");
+  if (first != std::string::npos && spec[first] == '{') {
+    j = nlohmann::json::parse(spec, nullptr, false);
+    if (j.is_discarded()) throw UsageError("--model-config is not valid JSON: " + spec);
+  } else {
+    j = config::read_file(spec);
+  }
+  if (!j.is_object()) throw UsageError("--model-config must be a JSON object of components");
+  for (const auto& [key, value] : j.items()) {
+    if (key != "transformer" && key != "vae" && key != "text_encoder" && key != "image_encoder")
+      throw UsageError("--model-config: unknown Wan component '" + key +
+                       "' (transformer, vae, text_encoder, image_encoder)");
+    if (!value.is_object()) throw UsageError("--model-config: '" + key + "' must be a JSON object of config keys");
+  }
+  return j;
+}
+
+// A component beside the transformer: its option, its place in a diffusers / the release's
+// folder, and what to give.
+struct Component {
+  const char* option;
+  const char* diffusers_name;
+  const char* release_name;
+  const char* what;
+};
+constexpr Component kTokenizer{
+    "--tokenizer", "tokenizer", kReleaseTokenizer,
+    "the google/umt5-xxl SentencePiece tokenizer folder (spiece.model), e.g. google/umt5-xxl/ of the Wan 2.1 "
+    "release (Wan-AI/Wan2.1-T2V-1.3B) or tokenizer/ of Wan-AI/Wan2.1-T2V-1.3B-Diffusers; ComfyUI ships none"};
+constexpr Component kTextEncoder{"--text-encoder", "text_encoder", kReleaseTextEncoder,
+                                 "the UMT5 text encoder (a transformers folder, the release's "
+                                 "models_t5_umt5-xxl-enc-bf16.pth or ComfyUI's umt5_xxl_fp16.safetensors)"};
+constexpr Component kVAE{"--vae", "vae", kReleaseVAE,
+                         "the Wan VAE (a diffusers folder, the release's Wan2.1_VAE.pth or ComfyUI's "
+                         "wan_2.1_vae.safetensors)"};
+constexpr Component kImageEncoder{"--image-encoder", "image_encoder", kReleaseImageEncoder,
+                                  "the CLIP image encoder (a transformers folder, the release's "
+                                  "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth or ComfyUI's "
+                                  "clip_vision_h.safetensors)"};
+
+// The given path, else the folder's own (LoadError when it is not there).
+std::string component(const std::string& given, Layout layout, const fs::path& root, const Component& c) {
+  if (!given.empty()) {
+    if (!fs::exists(given)) throw LoadError(given, std::string("no such file or folder (") + c.option + ", " + c.what + ")");
+    return given;
+  }
+  const fs::path p = root / (layout == Layout::Diffusers ? c.diffusers_name : c.release_name);
+  if (!fs::exists(p))
+    throw LoadError(root.string(), "no " + p.filename().string() + (layout == Layout::Diffusers ? "/ folder" : "") +
+                                       " (" + c.what + "; or give " + c.option + ")");
   return p.string();
+}
+
+// A transformer file alone needs every other component given: all the missing ones in one
+// UsageError (image-to-video files, told by their image embedding, also need the image encoder).
+void check_single_file_components(const ModelSource& source) {
+  std::vector<std::pair<const std::string*, const Component*>> needed = {
+      {&source.vae, &kVAE}, {&source.text_encoder, &kTextEncoder}, {&source.vocab, &kTokenizer}};
+  const auto reader = io::open_weights(source.model);
+  const auto prefix = models::wan_original_prefix(reader->tensors());
+  if (prefix && reader->contains(*prefix + "img_emb.proj.1.weight")) needed.push_back({&source.image_encoder, &kImageEncoder});
+  std::string missing;
+  for (const auto& [given, c] : needed)
+    if (given->empty()) missing += std::string(missing.empty() ? "" : "; ") + c->option + " (" + c->what + ")";
+  if (!missing.empty()) throw UsageError("a Wan transformer file needs " + missing);
 }
 
 }  // namespace
@@ -36,32 +116,68 @@ void check_wan_frames(int64_t frames) {
 }
 
 WanModel load_wan_model(const ModelSource& source) {
-  if (source.model.empty() || !fs::is_directory(source.model))
-    throw LoadError(source.model, "a Wan model is a diffusers folder (model_index.json + components)");
-  for (const auto* s : {&source.unet, &source.vae, &source.text_encoder, &source.text_encoder_2, &source.vocab})
-    if (!s->empty()) throw UsageError("Wan models take no component overrides (--unet/--vae/--text-encoder/--vocab)");
+  if (source.model.empty()) throw UsageError("a Wan model needs --model (a folder, or a transformer file)");
+  if (!fs::exists(source.model)) throw LoadError(source.model, "no such model file or folder");
+  for (const auto* s : {&source.unet, &source.text_encoder_2})
+    if (!s->empty()) throw UsageError("Wan models take no --unet or --text-encoder-2");
   const fs::path root = source.model;
+  const Layout layout = !fs::is_directory(root)                          ? Layout::File
+                        : fs::exists(root / "model_index.json")           ? Layout::Diffusers
+                        : fs::exists(root / "config.json")                ? Layout::Release
+                                                                          : Layout::Diffusers;
+  const nlohmann::json overrides = component_overrides(source.model_config);
+  const auto part = [&](const char* name) { return overrides.value(name, nlohmann::json::object()); };
   WanModel m;
-  m.name = root.filename().string();
-  m.tokenizer = tokenizers::T5Tokenizer::load(component(root, "tokenizer", "the T5 tokenizer"));
-  m.text_encoder = models::load_umt5_encoder(component(root, "text_encoder", "the UMT5 text encoder"),
-                                             {.dtype = source.dtype, .device = source.device});
-  m.transformer = models::load_wan_transformer(component(root, "transformer", "the Wan transformer"), source.dtype);
+  m.name = (layout == Layout::File ? root.stem() : root.filename()).string();
+
+  // The transformer first: it says whether the model is image-to-video.
+  if (layout == Layout::File) check_single_file_components(source);
+  const std::string transformer =
+      layout == Layout::Diffusers
+          ? component("", layout, root, {"--model", "transformer", "", "the Wan transformer"})
+          : root.string();
+  m.transformer = models::load_wan_transformer(transformer, source.dtype, part("transformer"));
   m.transformer->to(source.device);
-  m.vae = models::load_autoencoder_kl_wan(component(root, "vae", "the Wan VAE"), at::kFloat);
+  if (layout == Layout::Release) m.max_sequence_length = models::WanModelConfig::from_file((root / "config.json").string()).text_len;
+  m.tokenizer = tokenizers::T5Tokenizer::load(component(source.vocab, layout, root, kTokenizer));
+  m.text_encoder = models::load_umt5_encoder(component(source.text_encoder, layout, root, kTextEncoder),
+                                             {.dtype = source.dtype, .device = source.device}, part("text_encoder"));
+  m.vae = models::load_autoencoder_kl_wan(component(source.vae, layout, root, kVAE), at::kFloat, part("vae"));
   m.vae->to(source.device);
-  const std::string scheduler = (root / "scheduler" / "scheduler_config.json").string();
-  if (!source.scheduler_config.empty())
-    m.scheduler = schedulers::NoiseScheduleConfig::from_json(config::read_file(source.scheduler_config));
-  else if (file_exists(scheduler))
-    m.scheduler = schedulers::NoiseScheduleConfig::from_json(config::read_file(scheduler));
-  else  // Wan 2.1's own: UniPC on flow sigmas, shift 3 (480p)
-    m.scheduler = schedulers::NoiseScheduleConfig::from_json(
-        {{"prediction_type", "flow_prediction"}, {"use_flow_sigmas", true}, {"flow_shift", 3.0}});
   if (m.transformer->config.is_i2v()) {
-    m.image_encoder = models::load_clip_vision_model(component(root, "image_encoder", "the CLIP image encoder"),
-                                                     source.dtype);
+    m.image_encoder = models::load_clip_vision_model(component(source.image_encoder, layout, root, kImageEncoder),
+                                                     source.dtype, part("image_encoder"));
     m.image_encoder->to(source.device);
+  } else if (!source.image_encoder.empty()) {
+    throw UsageError("--image-encoder: " + source.model + " is a text-to-video model (no image input)");
+  }
+  if (m.text_encoder->config.d_model != m.transformer->config.text_dim)
+    throw LoadError(source.model, "the text encoder's width " + std::to_string(m.text_encoder->config.d_model) +
+                                      " is not the transformer's text dim " +
+                                      std::to_string(m.transformer->config.text_dim));
+  if (m.vae->config.z_dim != m.transformer->config.out_channels)
+    throw LoadError(source.model, "the VAE has " + std::to_string(m.vae->config.z_dim) +
+                                      " latent channels; the transformer predicts " +
+                                      std::to_string(m.transformer->config.out_channels));
+
+  const std::string scheduler = (root / "scheduler" / "scheduler_config.json").string();
+  if (!source.scheduler_config.empty()) {
+    m.scheduler = schedulers::NoiseScheduleConfig::from_json(config::read_file(source.scheduler_config));
+  } else if (layout == Layout::Diffusers && file_exists(scheduler)) {
+    m.scheduler = schedulers::NoiseScheduleConfig::from_json(config::read_file(scheduler));
+  } else {  // Wan 2.1's own, as diffusers' Wan folders write it: UniPC (bh2, order 2) on flow
+            // sigmas; the shift follows the request's size (run())
+    m.scheduler = schedulers::NoiseScheduleConfig::from_json({{"num_train_timesteps", 1000},
+                                                              {"prediction_type", "flow_prediction"},
+                                                              {"use_flow_sigmas", true},
+                                                              {"flow_shift", kReleaseShift},
+                                                              {"solver_order", 2},
+                                                              {"solver_type", "bh2"},
+                                                              {"lower_order_final", true},
+                                                              {"final_sigmas_type", "zero"},
+                                                              {"timestep_spacing", "linspace"},
+                                                              {"predict_x0", true}});
+    m.release_schedule = true;
   }
   return m;
 }
@@ -80,7 +196,9 @@ WanVideoPipeline::WanVideoPipeline(WanModel model, std::string class_name) : mod
   s.video = true;
   s.video_to_video = !i2v;
   s.negative_prompt = s.guidance = s.steps = s.sampler = true;
-  info_.defaults = {.steps = 50, .guidance = 5.0, .sampler = "unipc", .schedule = "default", .strength = 0.75};
+  // Wan's generate.py samples image-to-video in 40 steps; diffusers' pipelines default to 50.
+  const int64_t steps = model_.release_schedule && i2v ? 40 : 50;
+  info_.defaults = {.steps = steps, .guidance = 5.0, .sampler = "unipc", .schedule = "default", .strength = 0.75};
   info_.samplers = {"unipc", "flow_euler"};
   info_.extras = {"max_sequence_length", "flow_shift"};
   info_.resizes_init_image = i2v;  // like diffusers' video processor: the first frame takes the video's size
@@ -114,7 +232,7 @@ Result WanVideoPipeline::run(const Request& r, const Callbacks& callbacks) {
   if (dit.is_i2v() && !r.init_image.defined())
     throw UsageError("'init_image': this image-to-video model needs the first frame");
   if (r.batch != 1) throw UsageError("'batch': Wan generates one video per request");
-  const int64_t max_len = r.extras.value("max_sequence_length", int64_t{512});
+  const int64_t max_len = r.extras.value("max_sequence_length", model_.max_sequence_length);
   if (max_len < 1) throw UsageError("extras: max_sequence_length must be >= 1");
   const int64_t w = *r.width, h = *r.height, f = model_.vae->config.spatial_factor();
   const int64_t latent_frames = model_.vae->latent_frames(frames);
@@ -131,6 +249,8 @@ Result WanVideoPipeline::run(const Request& r, const Callbacks& callbacks) {
     const double shift = r.extras.at("flow_shift").get<double>();
     if (!(shift > 0)) throw UsageError("extras: flow_shift must be positive");
     in.scheduler.flow_shift = in.scheduler.shift = shift;
+  } else if (model_.release_schedule) {
+    in.scheduler.flow_shift = in.scheduler.shift = dit.is_i2v() && w * h <= kArea480p ? kReleaseShiftI2V480p : kReleaseShift;
   }
   in.sampler = r.sampler;
   in.steps = *r.steps;
