@@ -5,6 +5,7 @@
 #include "io/weights.h"
 #include "models/autoencoder_kl/tiled.h"
 #include "nn/attention.h"
+#include "nn/channel_norm.h"
 #include "nn/state_dict.h"
 
 #include <cmath>
@@ -47,12 +48,8 @@ at::Tensor conv3d(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
   return at::conv3d(x, weight, bias, stride, padding);
 }
 
-// SiLU(norm(x)), in place on the norm's output.
-at::Tensor norm_silu(WanVAERMSNorm& norm, const at::Tensor& x) {
-  at::Tensor y = norm(x);
-  at::silu_(y);
-  return y;
-}
+// SiLU(norm(x)) in one pass (nn::channel_l2_norm).
+at::Tensor norm_silu(WanVAERMSNorm& norm, const at::Tensor& x) { return nn::channel_l2_norm(x, norm->gamma * norm->scale, true); }
 
 }  // namespace
 
@@ -205,8 +202,7 @@ WanVAERMSNormImpl::WanVAERMSNormImpl(int64_t dim, bool images) : scale(std::sqrt
 
 at::Tensor WanVAERMSNormImpl::forward(const at::Tensor& x) {
   // F.normalize(x, dim=1) * sqrt(C) * gamma (diffusers' bias is 0.0).
-  const at::Tensor norm = at::linalg_vector_norm(x, 2, at::IntArrayRef{1}, true, c10::nullopt).clamp_min_(1e-12);
-  return (x / norm).mul_(gamma * scale);
+  return nn::channel_l2_norm(x, gamma * scale, false);
 }
 
 WanVAEResidualBlockImpl::WanVAEResidualBlockImpl(int64_t in, int64_t out) {
