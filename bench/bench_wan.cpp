@@ -6,7 +6,9 @@
 //             [--layers N] [--flat-size WxH] [--flat-frames 5,9,17,33] [--no-encode] [--profile] [--quick]
 //
 // Defaults: --size 256x256x17 --size 832x480x33 (width x height x frames: Wan's 480p, 480 rows of
-// 832), bf16, every component, --steps 1, --repeats 1, --threads 0 (the cores).
+// 832), bf16, every component, --steps 1, --repeats 1, --threads 0 (the cores). --quick: a smoke
+// check in about half a minute (64x64x5, a 2-layer transformer, 32x32 frames for the memory
+// runs, no warm-ups); its times are dominated by first calls, not compute.
 //
 // Models: WanTransformer3DModel with the Wan2.1-T2V-1.3B config (12 heads x 128 = 1536, ffn 8960,
 // freq 256, 30 layers, 16 channels in/out, patch 1x2x2, text_dim 4096; --layers changes only the
@@ -165,10 +167,12 @@ Options parse(int argc, char** argv) {
     else if (a == "--decode-chunk") o.decode_chunk = to_int(value(), a);
     else usage("unknown argument " + a);
   }
-  if (o.quick) {  // seconds: a 2-layer transformer on 64x64x5 (32 tokens), the full VAE on tiny frames
+  if (o.quick) {  // a smoke check (~30 s, mostly oneDNN's first calls): a 2-layer transformer on
+                  // 64x64x5 (32 tokens), the full VAE on tiny frames, no warm-ups
     if (!sizes_given) o.sizes = {{64, 64, 5}};
     if (!layers_given) o.layers = 2;
-    if (!flat_given) o.flat_frames = {1, 5, 9};
+    if (!flat_given) o.flat_frames = {1, 5};
+    if (o.warmup < 0) o.warmup = 0;
     o.flat = {32, 32, 1};
   }
   if (o.sizes.empty() && !sizes_given) o.sizes = {{256, 256, 17}, {832, 480, 33}};
