@@ -6,7 +6,9 @@
 //             [--layers N] [--flat-size WxH] [--flat-frames 5,9,17,33] [--no-encode] [--profile] [--quick]
 //
 // Defaults: --size 256x256x17 --size 832x480x33 (width x height x frames: Wan's 480p, 480 rows of
-// 832), bf16, every component, --steps 1, --repeats 1, --threads 0 (the cores).
+// 832), bf16, every component, --steps 1, --repeats 1, --threads 0 (the cores). --quick: a smoke
+// check in about half a minute (64x64x5, a 2-layer transformer, 32x32 frames for the memory
+// runs, no warm-ups); its times are dominated by first calls, not compute.
 //
 // Models: WanTransformer3DModel with the Wan2.1-T2V-1.3B config (12 heads x 128 = 1536, ffn 8960,
 // freq 256, 30 layers, 16 channels in/out, patch 1x2x2, text_dim 4096; --layers changes only the
@@ -31,7 +33,11 @@
 //              latent frame per call) and, for contrast, all latent frames in one call.
 // attention    nn::attention alone at the transformer's shapes for each size: self-attention over
 //              every token, cross-attention to 512 text tokens and to 257 image tokens (I2V).
-// gemm         (always) the bf16 and f32 GEMM peak: best of 2048^3 at::mm / nn::linear, as bench_sd.
+// gemm         (always, first and last) the bf16 and f32 GEMM peak: best of 2048^3 at::mm /
+//              nn::linear, as bench_sd; the bound uses the larger bf16 peak of the two runs.
+//              ratio_cpu_time repeats the ratio with CPU seconds per thread on both sides (the
+//              step's and the GEMM's): on a shared machine, the ratio without the time other
+//              processes held the cores.
 //
 // Memory: each measurement runs in its own child process (this binary with --child), so a peak
 // belongs to one model and one size. peak_rss_mb is VmHWM over the timed phase (reset before it;
@@ -165,10 +171,12 @@ Options parse(int argc, char** argv) {
     else if (a == "--decode-chunk") o.decode_chunk = to_int(value(), a);
     else usage("unknown argument " + a);
   }
-  if (o.quick) {  // seconds: a 2-layer transformer on 64x64x5 (32 tokens), the full VAE on tiny frames
+  if (o.quick) {  // a smoke check (~30 s, mostly oneDNN's first calls): a 2-layer transformer on
+                  // 64x64x5 (32 tokens), the full VAE on tiny frames, no warm-ups
     if (!sizes_given) o.sizes = {{64, 64, 5}};
     if (!layers_given) o.layers = 2;
-    if (!flat_given) o.flat_frames = {1, 5, 9};
+    if (!flat_given) o.flat_frames = {1, 5};
+    if (o.warmup < 0) o.warmup = 0;
     o.flat = {32, 32, 1};
   }
   if (o.sizes.empty() && !sizes_given) o.sizes = {{256, 256, 17}, {832, 480, 33}};
@@ -251,16 +259,19 @@ Timing time_runs(int warmups, int runs, F&& f) {
 // ---------------------------------------------------------------------------------------------
 // Children
 
+// Best GFLOP/s of `runs` calls after one warm-up, by the wall clock and by CPU time per thread
+// (the rate while this process's threads run: on a shared machine they are also descheduled).
 template <typename F>
-double best_gflops(double flop, int runs, F&& f) {
+std::pair<double, double> best_gflops(double flop, int runs, int threads, F&& f) {
   f();
-  double best = 1e30;
+  double best = 1e30, best_cpu = 1e30;
   for (int i = 0; i < runs; ++i) {
-    const double t0 = now_s();
+    const double t0 = now_s(), c0 = cpu_s();
     f();
     best = std::min(best, now_s() - t0);
+    best_cpu = std::min(best_cpu, (cpu_s() - c0) / threads);
   }
-  return flop / best / 1e9;
+  return {flop / best / 1e9, flop / best_cpu / 1e9};
 }
 
 json run_gemm(const Options& o) {
@@ -269,14 +280,16 @@ json run_gemm(const Options& o) {
   const at::Tensor a = at::randn({n, n}), b = at::randn({n, n});
   const at::Tensor ab = a.to(at::kBFloat16), bb = b.to(at::kBFloat16);
   json r = {{"n", n}};
-  r["bf16_mm_gflops"] = best_gflops(2.0 * n * n * n, 5, [&] { at::mm(ab, bb); });
-  r["bf16_linear_gflops"] = best_gflops(2.0 * n * n * n, 5, [&] { nn::linear(ab, bb, {}); });
-  r["f32_linear_gflops"] = best_gflops(2.0 * n * n * n, 3, [&] { nn::linear(a, b, {}); });
+  const auto mm = best_gflops(2.0 * n * n * n, 5, o.threads, [&] { at::mm(ab, bb); });
+  const auto lin = best_gflops(2.0 * n * n * n, 5, o.threads, [&] { nn::linear(ab, bb, {}); });
+  r["bf16_mm_gflops"] = mm.first;
+  r["bf16_linear_gflops"] = lin.first;
+  r["f32_linear_gflops"] = best_gflops(2.0 * n * n * n, 3, o.threads, [&] { nn::linear(a, b, {}); }).first;
   // The transformer's own largest linear (feed-forward in: 1536 -> 8960) on 2048 tokens.
   const at::Tensor x = at::randn({2048, 1536}).to(at::kBFloat16), w = at::randn({8960, 1536}).to(at::kBFloat16);
-  r["bf16_ffn_linear_gflops"] = best_gflops(2.0 * 2048 * 1536 * 8960, 3, [&] { nn::linear(x, w, {}); });
-  r["gemm_peak_gflops"] = {{"bf16", std::max(r["bf16_mm_gflops"].get<double>(), r["bf16_linear_gflops"].get<double>())},
-                           {"f32", r["f32_linear_gflops"]}};
+  r["bf16_ffn_linear_gflops"] = best_gflops(2.0 * 2048 * 1536 * 8960, 3, o.threads, [&] { nn::linear(x, w, {}); }).first;
+  r["gemm_peak_gflops"] = {{"bf16", std::max(mm.first, lin.first)}, {"f32", r["f32_linear_gflops"]}};
+  r["gemm_peak_gflops_cpu_time"] = {{"bf16", std::max(mm.second, lin.second)}};
   return r;
 }
 
@@ -480,41 +493,17 @@ int main(int argc, char** argv) {
                  {"quick", o.quick},
                  {"load_average_start", load_average()}};
   const double t0 = now_s();
-  report["gemm"] = child(o, "gemm", o.sizes.empty() ? Size{16, 16, 1} : o.sizes[0]);
-  const double peak = report["gemm"].contains("gemm_peak_gflops") ? report["gemm"]["gemm_peak_gflops"]["bf16"].get<double>() : 0;
-  json summary = json::array();
+  // 1. The GEMM peak at the start; 2. every size; 3. decode memory against frames; 4. the GEMM
+  // peak again at the end. The FLOP bound uses the larger of the two peaks (on a shared machine
+  // the load changes during a long run; the larger peak gives the larger, more conservative ratio).
+  const json gemm_start = child(o, "gemm", o.sizes.empty() ? Size{16, 16, 1} : o.sizes[0]);
   for (const Size& size : o.sizes) {
     json s = {{"size", size.label()}, {"width", size.width}, {"height", size.height}, {"frames", size.frames},
               {"latent_frames", size.latent_frames()}, {"tokens", size.tokens()}};
-    json row = {{"size", size.label()}, {"tokens", size.tokens()}};
     if (all || o.component == "attention") s["attention"] = child(o, "attention", size);
-    if (all || o.component == "transformer") {
-      json t = child(o, "transformer", size);
-      if (t.contains("step") && peak > 0) {
-        const double bound = t["step_gflop"].get<double>() / peak;
-        t["bf16_flop_bound_s"] = bound;
-        t["ratio"] = t["step"]["median_s"].get<double>() / bound;
-        row.update({{"cfg_step_s", t["step"]["median_s"]}, {"step_gflop", t["step_gflop"]},
-                    {"attention_share_of_flops", t["forward_flops"]["attention_gflop"].get<double>() /
-                                                     t["forward_flops"]["gflop"].get<double>()},
-                    {"achieved_gflops", t["achieved_gflops"]}, {"bf16_flop_bound_s", bound}, {"ratio", t["ratio"]},
-                    {"transformer_peak_rss_mb", t["step"]["peak_rss_mb"]},
-                    {"transformer_model_rss_mb", t["model_rss_mb"]}});
-      }
-      s["transformer"] = t;
-    }
-    if (all || o.component == "vae") {
-      json v = child(o, "vae", size);
-      for (const char* phase : {"decode", "encode"})
-        if (v.contains(phase)) {
-          if (peak > 0) v[phase]["ratio"] = v[phase]["median_s"].get<double>() / (v[phase]["flops"]["gflop"].get<double>() / peak);
-          row[std::string("vae_") + phase + "_s"] = v[phase]["median_s"];
-          row[std::string("vae_") + phase + "_peak_rss_mb"] = v[phase]["peak_rss_mb"];
-        }
-      s["vae"] = v;
-    }
+    if (all || o.component == "transformer") s["transformer"] = child(o, "transformer", size);
+    if (all || o.component == "vae") s["vae"] = child(o, "vae", size);
     report["sizes"].push_back(s);
-    summary.push_back(row);
   }
   if (all || o.component == "vae") {
     json flat = json::array();
@@ -533,8 +522,51 @@ int main(int argc, char** argv) {
     report["vae_decode_memory"] = {{"size", std::to_string(o.flat.width) + "x" + std::to_string(o.flat.height)},
                                    {"runs", flat}};
   }
-  report["summary"] = summary;
+  const json gemm_end = child(o, "gemm", o.sizes.empty() ? Size{16, 16, 1} : o.sizes[0]);
+  report["gemm"] = {{"start", gemm_start}, {"end", gemm_end}};
+  const auto peak_of = [&](const char* key) {
+    double p = 0;
+    for (const json* g : {&gemm_start, &gemm_end})
+      if (g->contains(key)) p = std::max(p, (*g)[key]["bf16"].get<double>());
+    return p;
+  };
+  const double peak = peak_of("gemm_peak_gflops"), peak_cpu = peak_of("gemm_peak_gflops_cpu_time");
   report["bf16_gemm_peak_gflops"] = peak;
+  report["bf16_gemm_peak_gflops_cpu_time"] = peak_cpu;
+
+  // 5. Ratios to the bf16 FLOP bound and the summary. ratio: wall seconds / bound; ratio_cpu_time:
+  // CPU seconds per thread / (FLOPs / the GEMM peak by CPU time), the same ratio without the time
+  // other processes held the cores.
+  json summary = json::array();
+  for (auto& s : report["sizes"]) {
+    json row = {{"size", s["size"]}, {"tokens", s["tokens"]}};
+    if (s.contains("transformer") && s["transformer"].contains("step") && peak > 0) {
+      json& t = s["transformer"];
+      const double gflop = t["step_gflop"].get<double>(), bound = gflop / peak;
+      t["bf16_flop_bound_s"] = bound;
+      t["ratio"] = t["step"]["median_s"].get<double>() / bound;
+      if (peak_cpu > 0) t["ratio_cpu_time"] = t["step"]["cpu_s"].get<double>() / o.threads / (gflop / peak_cpu);
+      row.update({{"cfg_step_s", t["step"]["median_s"]}, {"cfg_step_cpu_s", t["step"]["cpu_s"]}, {"step_gflop", gflop},
+                  {"attention_share_of_flops",
+                   t["forward_flops"]["attention_gflop"].get<double>() / t["forward_flops"]["gflop"].get<double>()},
+                  {"achieved_gflops", t["achieved_gflops"]}, {"bf16_flop_bound_s", bound}, {"ratio", t["ratio"]},
+                  {"ratio_cpu_time", t.value("ratio_cpu_time", json())},
+                  {"transformer_peak_rss_mb", t["step"]["peak_rss_mb"]}, {"transformer_model_rss_mb", t["model_rss_mb"]},
+                  {"load_average", t["load_average_start"].get<std::string>() + " -> " + t["load_average_end"].get<std::string>()}});
+    }
+    if (s.contains("vae"))
+      for (const char* phase : {"decode", "encode"}) {
+        json& v = s["vae"];
+        if (!v.contains(phase)) continue;
+        if (peak > 0) v[phase]["ratio"] = v[phase]["median_s"].get<double>() / (v[phase]["flops"]["gflop"].get<double>() / peak);
+        row[std::string("vae_") + phase + "_s"] = v[phase]["median_s"];
+        row[std::string("vae_") + phase + "_peak_rss_mb"] = v[phase]["peak_rss_mb"];
+        row[std::string("vae_") + phase + "_gflop"] = v[phase]["flops"]["gflop"];
+        if (peak > 0) row[std::string("vae_") + phase + "_ratio"] = v[phase]["ratio"];
+      }
+    summary.push_back(row);
+  }
+  report["summary"] = summary;
   report["wall_s"] = now_s() - t0;
   report["load_average_end"] = load_average();
   std::printf("%s\n", report.dump(2).c_str());

@@ -6,6 +6,7 @@
 #include "models/autoencoder_kl/tiled.h"
 #include "models/autoencoder_kl_wan/wan_vae_original_keys.h"
 #include "nn/attention.h"
+#include "nn/channel_norm.h"
 #include "nn/state_dict.h"
 
 #include <cmath>
@@ -49,13 +50,8 @@ at::Tensor conv3d(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
   return at::conv3d(x, weight, bias, stride, padding);
 }
 
-// SiLU(norm(x)), in place on the norm's output (out of place when training).
-at::Tensor norm_silu(WanVAERMSNorm& norm, const at::Tensor& x) {
-  at::Tensor y = norm(x);
-  if (at::GradMode::is_enabled()) return at::silu(y);
-  at::silu_(y);
-  return y;
-}
+// SiLU(norm(x)) in one pass (nn::channel_l2_norm; out of place with autograd when training).
+at::Tensor norm_silu(WanVAERMSNorm& norm, const at::Tensor& x) { return nn::channel_l2_norm(x, norm->gamma * norm->scale, true); }
 
 }  // namespace
 
@@ -208,9 +204,7 @@ WanVAERMSNormImpl::WanVAERMSNormImpl(int64_t dim, bool images) : scale(std::sqrt
 
 at::Tensor WanVAERMSNormImpl::forward(const at::Tensor& x) {
   // F.normalize(x, dim=1) * sqrt(C) * gamma (diffusers' bias is 0.0).
-  const at::Tensor norm = at::linalg_vector_norm(x, 2, at::IntArrayRef{1}, true, c10::nullopt).clamp_min(1e-12);
-  if (at::GradMode::is_enabled()) return x / norm * (gamma * scale);
-  return (x / norm).mul_(gamma * scale);
+  return nn::channel_l2_norm(x, gamma * scale, false);
 }
 
 WanVAEResidualBlockImpl::WanVAEResidualBlockImpl(int64_t in, int64_t out) {
