@@ -201,6 +201,28 @@ TEST(WanVAE, ChunkSizesGiveTheSameResult) {
   EXPECT_TRUE(at::equal(vae->decode(z), decoded.clamp(-1, 1)));
 }
 
+// The upsamplers' nearest x2 runs in the input's dtype; WanUpsample goes through float. Nearest
+// neighbours are copies, so the results are identical, bf16 included.
+TEST(WanVAE, UpsamplingInTheInputDtypeEqualsTheFloatPath) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(3);
+  for (const auto dtype : {at::kFloat, at::kBFloat16}) {
+    WanVAEResample up(6, "upsample2d", 3);
+    up->to(dtype);
+    const at::Tensor x = torch::randn({1, 6, 3, 5, 7}).to(dtype);
+    const at::Tensor reference = at::upsample_nearest3d(x.to(at::kFloat), {3, 10, 14}).to(dtype);
+    const at::Tensor kernel = up->conv->weight.unsqueeze(2);
+    const at::Tensor got = up->forward(x, nullptr);
+    if (at::hasMKLDNN()) {  // the convolution the module runs on the CPU: bit-identical
+      const at::Tensor want = at::mkldnn_convolution(reference, kernel, up->conv->bias, {0, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1);
+      EXPECT_TRUE(at::equal(got, want)) << dtype;
+    } else {
+      const at::Tensor want = at::conv3d(reference, kernel, up->conv->bias, {1, 1, 1}, {0, 1, 1});
+      EXPECT_LE((got.to(at::kDouble) - want.to(at::kDouble)).abs().max().item<double>(), dtype == at::kFloat ? 1e-5 : 3e-2);
+    }
+  }
+}
+
 // Tiles are placed and blended as diffusers does: the top-left tile's kept square is that tile's
 // own decode/encode, the next tile fades in linearly over the overlap; frames too small to tile
 // skip tiling.

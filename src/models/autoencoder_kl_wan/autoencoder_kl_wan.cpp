@@ -265,9 +265,12 @@ at::Tensor WanVAEResampleImpl::forward(const at::Tensor& x_in, WanFrameCache* ca
       const int64_t b = x.size(0), c = x.size(1), t = x.size(2), h = x.size(3), w = x.size(4);
       x = time_conv(x, cache).view({b, 2, c, t, h, w}).permute({0, 2, 3, 1, 4, 5}).reshape({b, c, 2 * t, h, w});
     }
-    // Nearest x2 in float (WanUpsample), then the conv.
-    at::Tensor up = at::upsample_nearest3d(x.to(at::kFloat), {x.size(2), 2 * x.size(3), 2 * x.size(4)});
-    return conv3d(up.to(x.scalar_type()), kernel, conv->bias, {1, 1, 1}, {0, 1, 1});
+    // Nearest x2 in H and W, then the conv. (WanUpsample goes through float, but nearest
+    // neighbours are copies: the same values straight in x's dtype, without the float copies,
+    // which were the bf16 decoder's largest tensors at 480x832.)
+    const int64_t b = x.size(0), c = x.size(1), t = x.size(2), h = x.size(3), w = x.size(4);
+    const at::Tensor up = x.reshape({b, c, t, h, 1, w, 1}).expand({b, c, t, h, 2, w, 2}).reshape({b, c, t, 2 * h, 2 * w});
+    return conv3d(up, kernel, conv->bias, {1, 1, 1}, {0, 1, 1});
   }
   // Zero pad right and bottom by one, 3x3 stride 2.
   x = conv3d(at::constant_pad_nd(x, {0, 1, 0, 1}), kernel, conv->bias, {1, 2, 2}, {0, 0, 0});
