@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "data/registry.h"
 #include "eval/eval_run.h"
 #include "eval/evaluation.h"
 #include "eval/r_precision_run.h"
@@ -43,7 +44,7 @@ Command add_eval_command(CLI::App& app) {
   struct Options {
     std::string model, images, dataset = "emoji", path, split = "train", reference_split, out, sampler = "euler";
     std::string encoder, classifier, inception, cache_dir, device = "auto", dtype = "auto", name;
-    int64_t num = 200, reference_num = 2000, steps = 20, size = 0, resolution = 0, batch = 16, k = 100;
+    int64_t num = 200, reference_num = 2000, steps = 20, size = 0, resolution = 0, batch = 16, k = 100, frames = 0;
     double cfg_scale = 7.0;
     uint64_t seed = 0;
     bool from_dataset = false, no_cache = false;
@@ -71,6 +72,9 @@ Command add_eval_command(CLI::App& app) {
   cmd->add_option("--cfg-scale", o->cfg_scale, "Guidance scale")->capture_default_str();
   cmd->add_option("--sampler", o->sampler, "Sampler (as genvis generate)")->capture_default_str();
   cmd->add_option("--size", o->size, "Generated width and height (0 = the model's native size)")->capture_default_str();
+  cmd->add_option("--frames", o->frames,
+                  "Video datasets (shapes-video, emoji-video): frames per clip (0 = the model's native count)")
+      ->capture_default_str();
   cmd->add_option("--batch", o->batch, "Images per denoising batch")->capture_default_str();
   cmd->add_option("--resolution", o->resolution,
                   "Reference rendering size (0 = the generated size, or the first scored image's width)")
@@ -99,8 +103,10 @@ Command add_eval_command(CLI::App& app) {
     if (table.app->parsed()) return table.run();
 
     eval::EvalRun run;
-    run.model = o->model == "default" ? find_default_model() : o->model;
+    const bool video = data::is_video_dataset(o->dataset);
+    run.model = o->model != "default" ? o->model : video ? pipelines::find_default_video_model() : find_default_model();
     run.images = o->images;
+    run.frames = o->frames;
     run.images_from_dataset = o->from_dataset;
     run.dataset = o->dataset;
     run.path = o->path;

@@ -86,7 +86,8 @@ void run_generate(Options& opt) {
     for (const auto& [k, v] : extras.items()) q.extras[k] = v;
   }
   if (opt.source.model.empty() && opt.source.unet.empty() && opt.source.vae.empty() && opt.source.text_encoder.empty())
-    opt.source.model = find_default_model();
+    opt.source.model = q.num_frames.value_or(1) > 1 || q.init_video.defined() ? pipelines::find_default_video_model()
+                                                                               : find_default_model();
   if (!opt.mask.empty()) q.mask = (io::image_to_tensor(io::read_png(opt.mask).to_8bit().with_channels(1)) + 1) / 2;
   if (!opt.init_noise.empty()) {
     auto reader = io::open_weights(opt.init_noise);
@@ -148,7 +149,9 @@ Command add_generate_command(CLI::App& app) {
                                              "single-file checkpoint (.safetensors, .ckpt), or a Wan 2.1 transformer "
                                              "file (original/ComfyUI layout). Default: the "
                                              "built-in " + std::string(kDefaultModelName) +
-                                             " when no components (--unet, --vae, --text-encoder) are given");
+                                             " when no components (--unet, --vae, --text-encoder) are given; with "
+                                             "--frames > 1 or --init-video, the built-in video model " +
+                                             pipelines::kDefaultVideoModelName);
   cmd->add_option("--model-config", o->source.model_config,
                   "Single files: JSON file merged onto the configs read off the shapes, e.g. "
                   "{\"unet\": {\"attention_head_dim\": 8}}; Wan: components transformer, vae, text_encoder, "

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numbers>
 #include <utility>
 #include <vector>
 
@@ -73,8 +74,10 @@ double alpha_between(const Rgb& p, const Rgb& bg, const Rgb& fg) {
   return off > 0.35 * 0.35 * dd ? 0.0 : a;
 }
 
+// `rotation`: the scene's rotation of the object in degrees, counter-clockwise (0 for images; a
+// rotating clip's frames turn the templates with the object).
 Fit fit_shape(const io::Image& img, const Blob& blob, const std::vector<int>& owner, int blob_id,
-              const Rgb& bg) {
+              const Rgb& bg, double rotation) {
   const int w = img.width, h = img.height;
   // 1. Object colour: mean of pixels whose 8 neighbours are all in the blob.
   Rgb fg = rgb_of(blob.colour), sum{0, 0, 0};
@@ -121,7 +124,10 @@ Fit fit_shape(const io::Image& img, const Blob& blob, const std::vector<int>& ow
   best.iou = -1;
   for (int k = 0; k < kNumShapeKinds; ++k) {
     double r = std::sqrt(mass / st.area[k]);
-    Placed s{static_cast<ShapeKind>(k), mx - st.cu[k] * r, my + st.cv[k] * r, r};
+    // The template's centroid (cu, cv), turned with it, on the blob's centroid.
+    const double t = rotation * std::numbers::pi / 180, c = std::cos(t), sn = std::sin(t);
+    const double uc = st.cu[k] * c - st.cv[k] * sn, vc = st.cu[k] * sn + st.cv[k] * c;
+    Placed s{static_cast<ShapeKind>(k), mx - uc * r, my + vc * r, r, c, sn};
     PixelBox tb = box_of(s, w, h);
     PixelBox u{std::min(tb.x0, win.x0), std::min(tb.y0, win.y0), std::max(tb.x1, win.x1),
                std::max(tb.y1, win.y1)};
@@ -286,7 +292,7 @@ ShapesScore score_shapes(const io::Image& image_in, const nlohmann::json& scene)
     }
     if (pick >= 0) {
       used[static_cast<size_t>(pick)] = true;
-      Fit fit = fit_shape(img, blobs[static_cast<size_t>(pick)], owner, pick, bg);
+      Fit fit = fit_shape(img, blobs[static_cast<size_t>(pick)], owner, pick, bg, obj.value("rotation", 0.0));
       os.found = os.colour = true;
       os.detected_shape = shape_name(fit.kind);
       os.shape = fit.kind == shape;

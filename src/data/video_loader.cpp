@@ -46,15 +46,20 @@ std::vector<size_t> VideoLoader::indices(int64_t step) const {
   return out;
 }
 
-VideoBatch VideoLoader::batch(int64_t step) const {
+VideoBatch VideoLoader::batch(int64_t step) const { return clips(bucket_of(step), indices(step)); }
+
+VideoBatch VideoLoader::clips(size_t bucket_index, const std::vector<size_t>& indices) const {
+  if (bucket_index >= options_.buckets.size())
+    throw UsageError("video loader: no bucket " + std::to_string(bucket_index) + " (there are " +
+                     std::to_string(options_.buckets.size()) + ")");
   VideoBatch b;
-  b.bucket = bucket_of(step);
-  b.indices = indices(step);
+  b.bucket = bucket_index;
+  b.indices = indices;
   const VideoBucket& bucket = options_.buckets[b.bucket];
   const VideoDataset& ds = *datasets_[b.bucket];
   const int side = std::max(bucket.height, bucket.width);
   const int top = (side - bucket.height) / 2, left = (side - bucket.width) / 2;
-  b.videos = at::empty({options_.batch_size, 3, bucket.frames, bucket.height, bucket.width});
+  b.videos = at::empty({static_cast<int64_t>(b.indices.size()), 3, bucket.frames, bucket.height, bucket.width});
   auto out = b.videos.accessor<float, 5>();
   for (size_t k = 0; k < b.indices.size(); ++k) {
     VideoSample clip = ds.get(b.indices[k]);

@@ -47,7 +47,10 @@ public:
   // for no buckets, a bad weight, batch size < 1, or a size the dataset cannot render.
   VideoLoader(DatasetSpec spec, VideoLoaderOptions options);
 
-  VideoBatch batch(int64_t step) const;
+  VideoBatch batch(int64_t step) const;  // clips(bucket_of(step), indices(step))
+  // Clips `indices` of the dataset rendered at bucket `bucket` (any number of them; a latent
+  // cache renders the whole set bucket by bucket). UsageError for an unknown bucket or index.
+  VideoBatch clips(size_t bucket, const std::vector<size_t>& indices) const;
   size_t bucket_of(int64_t step) const;
   std::vector<size_t> indices(int64_t step) const;
   size_t dataset_size() const { return datasets_.front()->size(); }

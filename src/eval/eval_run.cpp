@@ -9,6 +9,8 @@
 #include "eval/judges.h"
 #include "eval/r_precision.h"
 #include "eval/reference_features.h"
+#include "eval/video_metrics.h"
+#include "io/grid.h"
 #include "io/image.h"
 #include "io/image_tensor.h"
 #include "io/weights.h"
@@ -174,11 +176,131 @@ Scored split_images(const EvalRun& o, data::Split split, const std::function<std
   return s;
 }
 
+// Real clips [N,3,T,H,W] in [0,1] of `indices`.
+at::Tensor dataset_clips(const data::VideoDataset& clips, const std::vector<size_t>& indices) {
+  std::vector<at::Tensor> rows;
+  for (const size_t i : indices) {
+    const data::VideoSample c = clips.get(i);
+    std::vector<at::Tensor> frames;
+    for (const auto& f : c.frames) frames.push_back((io::image_to_tensor(f) + 1) / 2);
+    rows.push_back(at::stack(frames, 2));
+  }
+  return at::cat(rows);
+}
+
+// A video dataset: clips generated from `num` captions of the split (or the split's own clips),
+// scored by the clip scorer (shapes-video) and their frame-to-frame change against the real
+// clips of the same captions.
+EvalReport run_video_evaluation(const EvalRun& o, data::Split split) {
+  if (!o.images.empty()) throw UsageError("'images': a video dataset is scored from a model or its own clips");
+  if (o.num < 0) throw UsageError("'num' must be >= 0");
+  if (o.batch < 1 || o.batch > 64) throw UsageError("'batch' must be 1..64");
+  std::unique_ptr<pipelines::Pipeline> model;
+  int64_t side = o.size, frames = o.frames;
+  ojson source, generation = nullptr;
+  std::string name;
+  if (!o.model.empty()) {
+    model = pipelines::load_pipeline({.model = o.model, .dtype = o.dtype, .device = o.device});
+    if (!model->info().supports.video) throw UsageError("'model' " + o.model + " makes images, not clips");
+    if (side == 0) side = model->info().native_width;
+    if (frames == 0) frames = model->info().native_frames;
+    name = eval::folder_name(o.model);
+    source = {{"model", o.model},
+              {"parameters", count_parameters(o.model)},
+              {"training", read_json_or_null<ojson>(fs::path(o.model) / "training.json")}};
+  }
+  if (side == 0) side = data::native_resolution(o.dataset);
+  if (frames == 0) frames = 9;
+  const auto clips = data::make_video_dataset({.name = o.dataset, .resolution = static_cast<int>(side),
+                                               .num_frames = static_cast<int>(frames), .split = split});
+  const size_t available = clips->size();
+  const size_t n = o.num == 0 ? available : static_cast<size_t>(o.num);
+  if (n < 2 || n > available)
+    throw UsageError("'num' " + std::to_string(n) + ": the " + o.split + " split of " + o.dataset + " has " +
+                     std::to_string(available) + " clips (at least 2 are needed)");
+  const std::vector<size_t> indices = eval::choose_indices(available, n, o.seed);
+  EvalSet set;
+  for (const size_t i : indices) {
+    const data::VideoSample c = clips->get(i);
+    set.captions.push_back(c.caption);
+    set.metas.push_back(c.meta);
+  }
+  const at::Tensor real = dataset_clips(*clips, indices);
+  if (o.images_from_dataset) {
+    set.images = real;
+    name = o.dataset + " " + data::split_name(split) + " clips";
+    source = {{"images", "dataset"}};
+  } else {
+    pipelines::Request request;
+    request.steps = o.steps;
+    request.guidance = o.cfg_scale;
+    const auto& samplers = model->info().samplers;
+    // The image default (euler) does not apply to flow models: their own default then.
+    request.sampler = std::find(samplers.begin(), samplers.end(), o.sampler) != samplers.end() ? o.sampler : "";
+    request.width = request.height = side;
+    request.num_frames = frames;
+    request.seed = o.seed;
+    set.images = pipelines::generate_each(*model, set.captions, request, o.batch, "generating");
+    generation = {{"steps", o.steps}, {"cfg_scale", o.cfg_scale},
+                  {"sampler", request.sampler.empty() ? model->info().defaults.sampler : request.sampler},
+                  {"size", side}, {"frames", frames}, {"seed", o.seed}};
+  }
+  ojson metrics = ojson::object();
+  if (o.dataset == "shapes-video") metrics.update(shapes_video_metrics(set.images, set.metas));
+  metrics.erase("clips");
+  const double change = mean_frame_change(set.images), real_change = mean_frame_change(real);
+  metrics["frame_change"] = change;
+  metrics["frame_change_ratio_to_real"] = change / std::max(real_change, 1e-12);
+
+  EvalReport report;
+  report.result = {{"name", o.name.empty() ? name : o.name},
+                   {"dataset", o.dataset},
+                   {"split", data::split_name(split)},
+                   {"num", set.images.size(0)},
+                   {"frames", frames},
+                   {"source", source},
+                   {"generation", generation},
+                   {"metrics", metrics},
+                   {"date", today_iso()}};
+  if (source.contains("parameters")) report.result["params"] = source["parameters"];
+  if (source.contains("training") && source["training"].is_object())
+    for (const char* k : {"data", "steps", "wall_time", "hardware"})
+      if (source["training"].contains(k)) report.result[k] = source["training"][k];
+  report.columns = {"name", "dataset", "split", "num"};
+  for (const auto& [k, v] : metrics.items()) report.columns.push_back(k);
+  report.set = std::move(set);
+  return report;
+}
+
+// Clips as rows of frames with their captions (the first `count`).
+io::Image clip_grid(const EvalSet& set, size_t count) {
+  std::vector<io::Image> strips;
+  std::vector<std::string> captions;
+  io::GridOptions tight;
+  tight.padding = 1;
+  for (int64_t i = 0; i < std::min<int64_t>(set.images.size(0), static_cast<int64_t>(count)); ++i) {
+    const auto frames = clip_frames(set.images, i);
+    strips.push_back(io::make_grid(frames, static_cast<int>(frames.size()), {}, tight));
+    captions.push_back(set.captions.at(static_cast<size_t>(i)));
+  }
+  io::GridOptions options;
+  options.font_size = 10;
+  try {
+    return io::make_grid(strips, 2, captions, options);
+  } catch (const Error&) {
+    return io::make_grid(strips, 2);  // no caption font installed
+  }
+}
+
 }  // namespace
 
 EvalReport run_evaluation(const EvalRun& o) {
   // 1 settings
   const data::Split split = data::parse_split(o.split);
+  if (data::is_video_dataset(o.dataset)) {
+    if (split == data::Split::All) throw UsageError("'split' must be train or heldout");
+    return run_video_evaluation(o, split);
+  }
   const data::Split ref_split = o.reference_split.empty() ? split : data::parse_split(o.reference_split);
   check(o, split, ref_split);
 
@@ -255,7 +377,8 @@ void write_evaluation(const EvalReport& report, const std::string& folder) {
   fs::create_directories(out);
   write_file_atomic((out / "result.json").string(), report.result.dump(2) + "\n");
   write_file_atomic((out / "result.md").string(), markdown_table({report.result}, report.columns));
-  io::write_png((out / "samples.png").string(), sample_grid(report.set, 16));
+  io::write_png((out / "samples.png").string(),
+                report.set.images.dim() == 5 ? clip_grid(report.set, 16) : sample_grid(report.set, 16));
 }
 
 std::string default_evaluation_folder(const EvalReport& report) {

@@ -1,6 +1,9 @@
 // A whole evaluation as `genvis eval` and the public API run it: choose what to score (images a
 // model generates from a split's captions, a folder of images, or the split's own images), score
-// them with the dataset's judges against a reference split, and assemble the report.
+// them with the dataset's judges against a reference split, and assemble the report. A video
+// dataset (shapes-video, emoji-video) is scored clip by clip instead: the model's clips of `num`
+// captions (or the split's own clips) by eval/video_metrics.h (shapes-video's motion and
+// colour+shape accuracies) and their frame-to-frame change against the real clips'.
 //
 //   EvalRun run;
 //   run.model = "models/genvis-emoji-32";  run.dataset = "emoji";  run.split = "heldout";
@@ -34,6 +37,7 @@ struct EvalRun {
 
   // Generation (model only).
   int64_t steps = 20, size = 0, batch = 16;  // size 0 = the model's native size
+  int64_t frames = 0;                        // video datasets: frames per clip (0 = the model's native count)
   double cfg_scale = 7.0;
   std::string sampler = "euler";
   at::Device device = at::Device(at::kCPU);

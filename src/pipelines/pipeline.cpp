@@ -27,6 +27,7 @@ nlohmann::json PipelineInfo::to_json() const {
           {"name", name},
           {"native_width", native_width},
           {"native_height", native_height},
+          {"native_frames", native_frames},
           {"size_multiple", size_multiple},
           {"max_batch", max_batch},
           {"supports",

@@ -4,6 +4,7 @@
 #include "core/file.h"
 #include "io/weights.h"
 #include "models/detect.h"
+#include "pipelines/genvis_video/genvis_video_pipeline.h"
 #include "pipelines/stable_diffusion_pipeline.h"
 #include "pipelines/wan/wan_pipeline.h"
 
@@ -33,6 +34,8 @@ std::vector<PipelineRegistration> builtin_pipelines() {
       {"StableDiffusionXLInpaintPipeline", "Stable Diffusion XL inpainting", load_stable_diffusion_pipeline},
       {"WanPipeline", "Wan 2.1 text-to-video and video-to-video (UMT5, flow transformer, causal 3D VAE)", load_wan_pipeline},
       {"WanImageToVideoPipeline", "Wan 2.1 image-to-video (first frame + CLIP image states)", load_wan_pipeline},
+      {kGenvisVideoClass, "genvis's own video model: spacetime-patch DiT (text-to-video, first frame, continuation)",
+       load_genvis_video_pipeline},
   };
 }
 

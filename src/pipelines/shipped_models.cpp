@@ -50,16 +50,37 @@ std::vector<std::string> shipped_model_candidates(const std::string& name) {
   return unique;
 }
 
-std::string find_default_model() {
-  const auto candidates = default_model_candidates();
+namespace {
+
+std::string first_model_folder(const std::vector<std::string>& candidates, const std::string& what,
+                               const char* variable) {
   std::string looked;
   for (const auto& c : candidates) {
     std::error_code ec;
     if (fs::is_regular_file(fs::path(c) / "model_index.json", ec)) return c;
     looked += (looked.empty() ? "" : ", ") + c;
   }
-  throw UsageError(std::string("no --model given and the built-in model ") + kDefaultModelName +
-                   " was not found (looked in: " + looked + "); pass --model DIR|FILE or set GENVIS_DEFAULT_MODEL");
+  throw UsageError("no --model given and the built-in " + what + " was not found (looked in: " + looked +
+                   "); pass --model DIR|FILE or set " + variable);
+}
+
+}  // namespace
+
+std::string find_default_model() {
+  return first_model_folder(default_model_candidates(), std::string("model ") + kDefaultModelName,
+                            "GENVIS_DEFAULT_MODEL");
+}
+
+std::vector<std::string> default_video_model_candidates() {
+  if (const char* env = std::getenv("GENVIS_DEFAULT_VIDEO_MODEL"); env && *env) return {env};
+  return shipped_model_candidates(kDefaultVideoModelName);
+}
+
+std::string find_default_video_model() {
+  return first_model_folder(default_video_model_candidates(),
+                            std::string("video model ") + kDefaultVideoModelName +
+                                " (train one with: genvis train video --config configs/video-shapes.json)",
+                            "GENVIS_DEFAULT_VIDEO_MODEL");
 }
 
 std::string find_shipped_model(const std::string& name, const std::string& marker) {

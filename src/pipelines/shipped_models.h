@@ -8,6 +8,9 @@
 namespace genvis::pipelines {
 
 inline constexpr const char* kDefaultModelName = "genvis-emoji-32";
+// The default video model: what generation uses when more than one frame is asked for and no
+// model is named (trained by `genvis train video`, configs/video-shapes.json).
+inline constexpr const char* kDefaultVideoModelName = "genvis-shapes-video";
 
 // Folders searched: only $GENVIS_DEFAULT_MODEL when it is set; otherwise the places of
 // shipped_model_candidates(kDefaultModelName).
@@ -22,5 +25,8 @@ std::string find_shipped_model(const std::string& name, const std::string& marke
 
 // The first candidate holding a model_index.json; UsageError listing every place looked in.
 std::string find_default_model();
+// The same for the default video model ($GENVIS_DEFAULT_VIDEO_MODEL, else the shipped places).
+std::vector<std::string> default_video_model_candidates();
+std::string find_default_video_model();
 
 }  // namespace genvis::pipelines

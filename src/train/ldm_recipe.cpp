@@ -37,20 +37,12 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using recipe::check_keys;
+using recipe::derive;
 using recipe::read;
 
 constexpr const char* kDiffusersVersion = "0.31.0";
 
 // ---- config parsing -------------------------------------------------------------------------
-
-// Sets a key the recipe derives; a different value given by the user is a problem.
-void derive(json& cfg, const std::string& path, const char* key, const json& value, std::vector<std::string>& problems) {
-  if (cfg.contains(key) && cfg[key] != value) {
-    problems.push_back(path + "." + key + " is set by the recipe to " + value.dump() + ", got " + cfg[key].dump());
-    return;
-  }
-  cfg[key] = value;
-}
 
 struct DerivedConfigs {
   json vae, unet, text_encoder, scheduler;
@@ -67,18 +59,8 @@ DerivedConfigs derive_configs(const LDMRecipeConfig& c, const tokenizers::CLIPTo
   d.vae["_class_name"] = "AutoencoderKL";
   d.vae["_diffusers_version"] = kDiffusersVersion;
 
-  for (const char* key : {"vocab_size", "bos_token_id", "eos_token_id", "pad_token_id", "architectures"})
-    if (c.text_encoder_config.contains(key))
-      problems.push_back(std::string("text_encoder.config.") + key + " is set by the recipe from the tokenizer");
-  d.text_encoder["vocab_size"] = tokenizer ? tokenizer->vocab_size() : std::max<int64_t>(c.vocab_size, 514);
-  d.text_encoder["bos_token_id"] = tokenizer ? tokenizer->bos_id() : 0;
-  // Padding is with EOS (encode_padded(text, eos)); pooling at the first EOS.
-  d.text_encoder["eos_token_id"] = tokenizer ? tokenizer->eos_id() : 1;
-  d.text_encoder["pad_token_id"] = tokenizer ? tokenizer->eos_id() : 1;
-  d.text_encoder["architectures"] = json::array({"CLIPTextModel"});
-  d.text_encoder["model_type"] = "clip_text_model";
-  derive(d.text_encoder, "text_encoder.config", "max_position_embeddings", tokenizers::CLIPTokenizer::kMaxLength,
-         problems);
+  d.text_encoder = recipe::derive_text_encoder_config(c.text_encoder_config, "text_encoder.config", tokenizer,
+                                                    c.vocab_size, problems);
 
   int64_t latent_channels = 4, levels = 1, hidden = 512;
   try {
@@ -149,20 +131,14 @@ std::optional<ContrastiveRecipeConfig> text_pretrain_config(const json& recipe, 
 
 // ---- stages -------------------------------------------------------------------------------
 
-void write_json(const fs::path& path, const json& j) {
-  fs::create_directories(path.parent_path());
-  write_file_atomic(path.string(), j.dump(2) + "\n");
-}
+void write_json(const fs::path& path, const json& j) { recipe::write_json(path.string(), j); }
 
 // Stage 1.
 void train_tokenizer(const LDMRecipeConfig& c, const data::Dataset& ds, const fs::path& folder) {
   std::vector<std::string> captions;
   captions.reserve(ds.size());
   for (size_t i = 0; i < ds.size(); ++i) captions.push_back(ds.get(i).caption);
-  const auto vocab = tokenizers::train_bpe(captions, {.vocab_size = c.vocab_size});
-  tokenizers::save_tokenizer_folder(vocab, folder.string());
-  log_info("tokenizer: " + std::to_string(vocab.tokens.size()) + " tokens from " + std::to_string(captions.size()) +
-           " captions -> " + folder.string());
+  recipe::train_tokenizer(captions, c.vocab_size, folder.string());
 }
 
 // The VAE stage's batches (training adds flips; the latent cache reads in order).

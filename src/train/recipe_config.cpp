@@ -2,6 +2,11 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/log.h"
+#include "tokenizers/bpe_trainer.h"
+
+#include <algorithm>
+#include <filesystem>
 
 namespace genvis::train::recipe {
 
@@ -89,6 +94,42 @@ void read_train_section(const nlohmann::json& section, const std::string& path, 
   } catch (const Error& e) {
     problems.push_back(e.what());
   }
+}
+
+void derive(json& cfg, const std::string& path, const char* key, const json& value, std::vector<std::string>& problems) {
+  if (cfg.contains(key) && cfg[key] != value) {
+    problems.push_back(path + "." + key + " is set by the recipe to " + value.dump() + ", got " + cfg[key].dump());
+    return;
+  }
+  cfg[key] = value;
+}
+
+json derive_text_encoder_config(const json& given, const std::string& path, const tokenizers::CLIPTokenizer* tokenizer,
+                                int64_t vocab_size, std::vector<std::string>& problems) {
+  json d = given;
+  for (const char* key : {"vocab_size", "bos_token_id", "eos_token_id", "pad_token_id", "architectures"})
+    if (given.contains(key)) problems.push_back(path + "." + key + " is set by the recipe from the tokenizer");
+  d["vocab_size"] = tokenizer ? tokenizer->vocab_size() : std::max<int64_t>(vocab_size, 514);
+  d["bos_token_id"] = tokenizer ? tokenizer->bos_id() : 0;
+  // Padding is with EOS (encode_padded(text, eos)); pooling at the first EOS.
+  d["eos_token_id"] = tokenizer ? tokenizer->eos_id() : 1;
+  d["pad_token_id"] = tokenizer ? tokenizer->eos_id() : 1;
+  d["architectures"] = json::array({"CLIPTextModel"});
+  d["model_type"] = "clip_text_model";
+  derive(d, path, "max_position_embeddings", tokenizers::CLIPTokenizer::kMaxLength, problems);
+  return d;
+}
+
+void train_tokenizer(const std::vector<std::string>& captions, int64_t vocab_size, const std::string& folder) {
+  const auto vocab = tokenizers::train_bpe(captions, {.vocab_size = vocab_size});
+  tokenizers::save_tokenizer_folder(vocab, folder);
+  log_info("tokenizer: " + std::to_string(vocab.tokens.size()) + " tokens from " + std::to_string(captions.size()) +
+           " captions -> " + folder);
+}
+
+void write_json(const std::string& path, const json& j) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  write_file_atomic(path, j.dump(2) + "\n");
 }
 
 }  // namespace genvis::train::recipe

@@ -10,6 +10,7 @@
 #include "core/config_reader.h"
 #include "data/dataset.h"
 #include "data/registry.h"
+#include "tokenizers/clip_tokenizer.h"
 #include "train/trainer.h"
 
 #include <memory>
@@ -52,5 +53,21 @@ std::shared_ptr<const data::Dataset> open_dataset(const DatasetSection& d, uint6
 // nothing when the section has no "train" (the caller reports a missing key); problems appended.
 void read_train_section(const nlohmann::json& section, const std::string& path, uint64_t seed, TrainConfig& out,
                         std::vector<std::string>& problems);
+
+// Sets a key the recipe derives in cfg (named `path` in problems); a different value given by the
+// user is a problem.
+void derive(nlohmann::json& cfg, const std::string& path, const char* key, const nlohmann::json& value,
+            std::vector<std::string>& problems);
+// A CLIPTextModel config (transformers keys) with what the recipe sets itself: vocab_size and the
+// BOS/EOS/pad ids from the trained tokenizer (placeholders from `vocab_size` while it does not
+// exist yet: tokenizer null), architectures, model_type, max_position_embeddings 77. Any of the
+// tokenizer's keys given by the user is a problem (`path` names the section).
+nlohmann::json derive_text_encoder_config(const nlohmann::json& given, const std::string& path,
+                                          const tokenizers::CLIPTokenizer* tokenizer, int64_t vocab_size,
+                                          std::vector<std::string>& problems);
+// Trains a byte-level BPE on `captions` and writes the tokenizer folder (vocab.json, merges.txt).
+void train_tokenizer(const std::vector<std::string>& captions, int64_t vocab_size, const std::string& folder);
+// JSON written atomically (2-space indent), its folder created.
+void write_json(const std::string& path, const nlohmann::json& j);
 
 }  // namespace genvis::train::recipe

@@ -4,6 +4,7 @@
 #include "train/classifier_recipe.h"
 #include "train/contrastive_recipe.h"
 #include "train/ldm_recipe.h"
+#include "train/video_recipe.h"
 
 #include <algorithm>
 #include <mutex>
@@ -29,6 +30,12 @@ RecipeRunResult run_classifier(const std::string& config_path, const RecipeRunOp
   return {.output = r.model_dir, .interrupted = r.interrupted};
 }
 
+RecipeRunResult run_video(const std::string& config_path, const RecipeRunOptions& o) {
+  const auto config = VideoRecipeConfig::from_file(config_path);
+  const auto r = run_video_recipe(config, {.out_dir = o.out_dir, .resume = o.resume});
+  return {.output = r.model_dir, .interrupted = r.interrupted};
+}
+
 struct Table {
   std::mutex mutex;
   std::vector<Recipe> entries = {
@@ -40,6 +47,10 @@ struct Table {
       {"classifier",
        "Image classifier (FID features, class accuracy judge): cross-entropy training; <out>/model, <out>/eval.json",
        "configs/fmnist-classifier.json", "Continue an unfinished training from its latest checkpoint", run_classifier},
+      {"video",
+       "Text-to-video: tokenizer, causal 3D VAE + latent cache, then spacetime-patch DiT + text encoder (flow "
+       "matching); <out>/model",
+       "configs/video-shapes-quick.json", "Continue an unfinished stage from its latest checkpoint", run_video},
   };
 };
 

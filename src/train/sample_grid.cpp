@@ -10,15 +10,15 @@
 namespace genvis::train {
 
 std::string write_sample_grid(const std::vector<io::Image>& images, const std::vector<std::string>& captions,
-                              int64_t resolution, const std::filesystem::path& dir, int64_t step) {
+                              int64_t resolution, const std::filesystem::path& dir, int64_t step, int columns) {
   io::Image grid;
   try {
     io::GridOptions options;  // small images: a small font, three lines of caption
     options.font_size = std::clamp(static_cast<int>(resolution / 4), 8, 16);
     options.max_caption_lines = 3;
-    grid = io::make_grid(images, 4, captions, options);
+    grid = io::make_grid(images, columns, captions, options);
   } catch (const Error&) {
-    grid = io::make_grid(images, 4);  // no caption font installed
+    grid = io::make_grid(images, columns);  // no caption font installed
   }
   std::filesystem::create_directories(dir);
   char name[32];

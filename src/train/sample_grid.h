@@ -12,10 +12,10 @@
 
 namespace genvis::train {
 
-// `images` 4 per row, each with its caption underneath (a font size fitting images of side
+// `images` `columns` per row, each with its caption underneath (a font size fitting images of side
 // `resolution`, at most 3 lines; "" for none; no captions when no font is installed), written to
 // <dir>/step-NNNNNNNN.png (8 digits). Returns the file's path.
 std::string write_sample_grid(const std::vector<io::Image>& images, const std::vector<std::string>& captions,
-                              int64_t resolution, const std::filesystem::path& dir, int64_t step);
+                              int64_t resolution, const std::filesystem::path& dir, int64_t step, int columns = 4);
 
 }  // namespace genvis::train

@@ -22,11 +22,11 @@ std::string error_of(const std::string& name) {
 }
 
 TEST(RecipeTable, ListsTheConfigFileRecipesInOrder) {
-  const std::vector<std::string> builtin = {"ldm", "contrastive", "classifier"};
+  const std::vector<std::string> builtin = {"ldm", "contrastive", "classifier", "video"};
   const auto names = recipe_names();
   ASSERT_GE(names.size(), builtin.size());
   // Registered recipes (the tests below add some) follow the built-in ones.
-  EXPECT_EQ(std::vector<std::string>(names.begin(), names.begin() + 3), builtin);
+  EXPECT_EQ(std::vector<std::string>(names.begin(), names.begin() + static_cast<std::ptrdiff_t>(builtin.size())), builtin);
   const auto table = recipes();
   ASSERT_EQ(table.size(), names.size());
   for (size_t i = 0; i < table.size(); ++i) {
@@ -49,13 +49,13 @@ TEST(RecipeTable, UnknownNameIsAUsageErrorListingTheKnownOnes) {
   std::string known;
   for (const auto& n : recipe_names()) known += (known.empty() ? "" : ", ") + n;
   EXPECT_EQ(message, "unknown training recipe 'dreambooth' (known: " + known + ")");
-  EXPECT_NE(message.find("ldm, contrastive, classifier"), std::string::npos) << message;
+  EXPECT_NE(message.find("ldm, contrastive, classifier, video"), std::string::npos) << message;
 }
 
 TEST(RecipeTable, BuiltInRecipeReadsItsConfigFile) {
   // The config is read (and refused, naming the file) before anything is trained or written.
   test::TempDir dir;
-  for (const auto& name : {"ldm", "contrastive", "classifier"}) {
+  for (const auto& name : {"ldm", "contrastive", "classifier", "video"}) {
     const std::string missing = dir.file(std::string(name) + "-missing.json");
     try {
       find_recipe(name).run(missing, {.out_dir = dir.file("out")});

@@ -188,6 +188,7 @@ WanVideoPipeline::WanVideoPipeline(WanModel model, std::string class_name) : mod
   info_.family = "wan2.1";
   info_.name = model_.name;
   info_.native_width = 832, info_.native_height = 480;
+  info_.native_frames = 81;
   info_.size_multiple = 8 * model_.transformer->config.patch_size[1];
   info_.max_batch = 1;
   auto& s = info_.supports;
@@ -227,7 +228,7 @@ at::Tensor WanVideoPipeline::image_embeds(const at::Tensor& image) {
 
 Result WanVideoPipeline::run(const Request& r, const Callbacks& callbacks) {
   const auto& dit = model_.transformer->config;
-  const int64_t frames = r.init_video.defined() ? r.init_video.size(2) : r.num_frames.value_or(81);
+  const int64_t frames = r.init_video.defined() ? r.init_video.size(2) : r.num_frames.value_or(info_.native_frames);
   check_wan_frames(frames);
   if (dit.is_i2v() && !r.init_image.defined())
     throw UsageError("'init_image': this image-to-video model needs the first frame");

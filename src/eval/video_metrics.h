@@ -1,0 +1,70 @@
+// Measured quality of generated clips of the shapes-video dataset, from the pixels alone: does
+// the clip show the caption's object in every frame, and does it move as the caption says?
+//
+//   const data::VideoSample truth = clips->get(i);                    // caption + meta
+//   eval::ShapesClipScore s = eval::score_shapes_clip(generated_frames, truth.meta);
+//   s.motion;          // e.g. "moving to the left": the object's centre went left by >= 0.15 of the side
+//   nlohmann::ordered_json m = eval::shapes_video_metrics(videos /*[N,3,T,H,W] in [0,1]*/, metas);
+//
+// Per frame, the image scorer (data::score_shapes) against the clip's scene of that frame (its
+// templates turned by the frame's rotation): the object found with the caption's colour and shape. The motion, by its type:
+//   move     the fitted centre of the last frame against the first: at least 0.15 of the side
+//            along the caption's direction (the data moves 0.4) and more along it than across.
+//   rotate   the rotation of the object's silhouette from the first frame to the last, tracked
+//            frame by frame (tracked_rotation) at least 20 degrees in the caption's sense (the
+//            data turns 72); counterclockwise positive as seen on screen.
+//   colour   the first frame's object has the "from" colour and the last frame's the "to" colour.
+//   grow / shrink  the fitted radius of the last frame over the first's above 1.15 (below 1/1.15).
+// The object must be found (any colour) in the first and last frames for any motion to count.
+#pragma once
+#include "io/image.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace genvis::eval {
+
+struct ShapesClipScore {
+  std::string motion_type;  // move, rotate, colour, grow, shrink
+  bool heldout = false;     // a held-out shape x motion pair
+  double colour_shape = 0;  // fraction of frames with the object's colour and shape
+  bool first_colour_shape = false;
+  bool motion = false;
+  // What was measured for the motion: the displacement (dx, dy in sides, y down), the rotation in
+  // degrees, or the radius ratio.
+  double dx = 0, dy = 0, degrees = 0, radius_ratio = 0;
+  nlohmann::json to_json() const;
+};
+
+// frames: the clip's frames (any size; scored against meta's resolution); meta: a shapes-video
+// clip's meta (its "motion" and "frames"). UsageError for a frame count other than the meta's or
+// a meta without them.
+ShapesClipScore score_shapes_clip(const std::vector<io::Image>& frames, const nlohmann::json& meta);
+
+// The silhouette rotation from frame a to frame b in degrees (counterclockwise positive on screen):
+// the angle in [-max_degrees, max_degrees] (1 degree apart) whose rotation of a's object about its
+// centroid best overlaps b's object. The object is every pixel farther than a quarter of the
+// range from the border's median colour. 0 when either frame shows no object.
+double silhouette_rotation(const io::Image& a, const io::Image& b, int max_degrees = 40);
+// The first frame's silhouette rotated onto each later frame, each frame searched within
+// max_step degrees of the previous frame's angle (so a turn past the shape's symmetry keeps
+// counting instead of snapping back): the last frame's angle in degrees.
+double tracked_rotation(const std::vector<io::Image>& frames, int max_step = 30);
+
+// Every clip of `videos` [N,3,T,H,W] in [0,1] against its meta:
+//   shapes_video_motion_accuracy, shapes_video_motion_accuracy_<type> (per motion type present),
+//   shapes_video_colour_shape_accuracy (mean over clips of the frame fraction),
+//   shapes_video_first_frame_colour_shape_accuracy, clips.
+nlohmann::ordered_json shapes_video_metrics(const at::Tensor& videos, const std::vector<nlohmann::json>& metas);
+
+// Temporal change: the mean absolute difference between consecutive frames ([N,3,T,H,W] in
+// [0,1]), over every pixel, pair and clip. Compared between generated and real clips it says
+// whether a model's clips flicker (higher) or stand still (lower).
+double mean_frame_change(const at::Tensor& videos);
+
+// [N,3,T,H,W] in [0,1] -> clip i's frames as 8-bit images.
+std::vector<io::Image> clip_frames(const at::Tensor& videos, int64_t i);
+
+}  // namespace genvis::eval
