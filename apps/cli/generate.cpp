@@ -74,7 +74,7 @@ void run_generate(Options& opt) {
   opt.source.device = policy.device;
   opt.source.dtype = policy.dtype;
   q.seed = opt.seed < 0 ? std::random_device{}() : static_cast<uint64_t>(opt.seed);
-  io::check_fps(opt.fps);
+  if (opt.fps) io::check_fps(*opt.fps);
   if (!opt.init_image.empty()) q.init_image = read_init_image(opt.init_image);
   if (!opt.init_video.empty()) {  // [3,T,H,W] in [0,1] -> [1,3,T,H,W] in [-1,1]
     const io::Video v = io::read_video(opt.init_video, {.max_frames = q.num_frames.value_or(0)});
@@ -120,7 +120,8 @@ void run_generate(Options& opt) {
     if (r.latents.defined()) tensors.insert(tensors.begin(), {"latents", r.latents.to(at::kFloat).cpu()});
     io::save_safetensors(opt.dump, tensors);
   }
-  const std::vector<std::string> files = pipelines::write_result(r, {.path = opt.output, .fps = opt.fps});
+  const double fps = opt.fps ? *opt.fps : pipeline->info().native_fps > 0 ? pipeline->info().native_fps : 16.0;
+  const std::vector<std::string> files = pipelines::write_result(r, {.path = opt.output, .fps = fps});
   for (size_t i = 0; i < files.size(); ++i)
     log_info("wrote " + files[i] + " (seed " + std::to_string(q.seed + i) + ")");
 }
@@ -134,7 +135,7 @@ Command add_generate_command(CLI::App& app) {
     int64_t seed = -1;
     std::optional<int> clip_skip;
     bool vae_tiling = false;
-    double fps = 16;
+    std::optional<double> fps;  // unset: the model's own (PipelineInfo::native_fps), else 16
     std::optional<int64_t> vae_tile_size;
     std::string init_image, init_video, extras, mask, init_noise, dump, output = "output.png", device = "auto",
         dtype = "auto";
@@ -209,7 +210,9 @@ Command add_generate_command(CLI::App& app) {
   cmd->add_option("-o,--output", o->output, "Output PNG (batches: NAME-0.png, NAME-1.png, ...); videos: .mp4 (H.264), "
                                             ".webp (animated) or a folder of PNG frames (DIR/ or a name without "
                                             "extension)")->capture_default_str();
-  cmd->add_option("--fps", o->fps, "Frames per second of a video output (0 < fps <= 1000)")->capture_default_str();
+  cmd->add_option("--fps", o->fps,
+                  "Frames per second of a video output (0 < fps <= 1000; default: the model's own, e.g. 16 for Wan "
+                  "2.1, 8 for genvis-shapes-video)");
   cmd->add_option("--init-noise", o->init_noise, "safetensors with a tensor 'latents': the initial noise, before sigma "
                                                  "scaling (replaces the seeded noise); optionally 'posterior_noise' "
                                                  "for sampling the VAE posterior of the init image");

@@ -28,6 +28,7 @@ nlohmann::json PipelineInfo::to_json() const {
           {"native_width", native_width},
           {"native_height", native_height},
           {"native_frames", native_frames},
+          {"native_fps", native_fps},
           {"size_multiple", size_multiple},
           {"max_batch", max_batch},
           {"supports",

@@ -117,6 +117,7 @@ struct PipelineInfo {
   std::string name;        // the model's name ("Model" in the written parameters)
   int64_t native_width = 0, native_height = 0;
   int64_t native_frames = 0;  // video families: the frame count when a request gives none (0: images)
+  double native_fps = 0;      // video families: the frame rate clips are made for (0: images)
   int64_t size_multiple = 8;  // width/height must be multiples of this
   int64_t max_batch = 64;
   struct Supports {

@@ -115,6 +115,7 @@ GenvisVideoPipeline::GenvisVideoPipeline(GenvisVideoModel model) : model_(std::m
   info_.name = model_.name;
   info_.native_width = model_.default_width, info_.native_height = model_.default_height;
   info_.native_frames = model_.default_frames;
+  info_.native_fps = model_.fps;
   info_.size_multiple = model_.vae->config.spatial_factor() * model_.transformer->config.patch_size[1];
   info_.max_batch = 64;
   auto& s = info_.supports;

@@ -189,6 +189,7 @@ WanVideoPipeline::WanVideoPipeline(WanModel model, std::string class_name) : mod
   info_.name = model_.name;
   info_.native_width = 832, info_.native_height = 480;
   info_.native_frames = 81;
+  info_.native_fps = 16;  // Wan 2.1's generate.py writes 16 fps
   info_.size_multiple = 8 * model_.transformer->config.patch_size[1];
   info_.max_batch = 1;
   auto& s = info_.supports;
