@@ -224,10 +224,7 @@ ClassifierRecipeResult run_classifier_recipe(const ClassifierRecipeConfig& c, co
   write_json(out / "recipe.json", {{"recipe", "classifier"}, {"seed", c.seed}});
   ClassifierRecipeResult result;
   result.model_dir = model_dir.string();
-  const auto done = [&](const char* stage, bool finished) {
-    (finished ? result.skipped : result.ran).push_back(stage);
-    if (finished) log_info(std::string("stage ") + stage + ": finished before, skipped");
-  };
+  const auto done = [&](const char* stage, bool finished) { recipe::mark_stage(stage, finished, result.ran, result.skipped); };
   const bool have_model = fs::exists(model_dir / "config.json") && fs::exists(model_dir / "model.safetensors");
   if (have_model && fs::exists(out / "eval.json")) {
     for (const char* stage : {"data", "train", "save", "eval"}) done(stage, true);

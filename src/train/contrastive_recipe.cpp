@@ -253,10 +253,7 @@ ContrastiveRecipeResult run_contrastive_recipe(const ContrastiveRecipeConfig& c,
   write_json(out / "recipe.json", {{"recipe", "contrastive"}, {"seed", c.seed}});
   ContrastiveRecipeResult result;
   result.model_dir = model_dir.string();
-  const auto done = [&](const char* stage, bool finished) {
-    (finished ? result.skipped : result.ran).push_back(stage);
-    if (finished) log_info(std::string("stage ") + stage + ": finished before, skipped");
-  };
+  const auto done = [&](const char* stage, bool finished) { recipe::mark_stage(stage, finished, result.ran, result.skipped); };
   const bool have_model = fs::exists(model_dir / "config.json") && fs::exists(model_dir / "model.safetensors");
   const bool have_eval = fs::exists(out / "eval.json");
   if (have_model && have_eval) {

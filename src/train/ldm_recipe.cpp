@@ -267,7 +267,7 @@ bool train_vae(const LDMRecipeConfig& c, const DerivedConfigs& d, std::shared_pt
     const at::Tensor x = loader.batch(step * accum + micro).images;
     const models::LatentDistribution q = vae->encode(x);
     const at::Tensor z = q.sample(rng.randn(q.mean.sizes()));
-    const at::Tensor kl = 0.5 * (q.mean.pow(2) + q.logvar.exp() - 1.0 - q.logvar).mean();
+    const at::Tensor kl = q.kl_to_standard_normal();
     return torch::mse_loss(vae->decode(z), x) + kl_weight * kl;
   });
   if (outcome == Trainer::Outcome::Interrupted) return false;
@@ -578,10 +578,7 @@ LDMRecipeResult run_ldm_recipe(const LDMRecipeConfig& config, const LDMRecipeOpt
   write_json(out / "recipe.json", {{"recipe", "ldm"}, {"seed", config.seed}});
   LDMRecipeResult result;
   result.model_dir = model.string();
-  const auto done = [&](const char* stage, bool finished) {
-    (finished ? result.skipped : result.ran).push_back(stage);
-    if (finished) log_info(std::string("stage ") + stage + ": finished before, skipped");
-  };
+  const auto done = [&](const char* stage, bool finished) { recipe::mark_stage(stage, finished, result.ran, result.skipped); };
   std::shared_ptr<const data::Dataset> dataset;
   const auto ds = [&] { return dataset ? dataset : (dataset = recipe::open_dataset(config.dataset, config.seed)); };
 

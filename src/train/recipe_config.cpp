@@ -127,6 +127,11 @@ void train_tokenizer(const std::vector<std::string>& captions, int64_t vocab_siz
            " captions -> " + folder);
 }
 
+void mark_stage(const char* stage, bool finished, std::vector<std::string>& ran, std::vector<std::string>& skipped) {
+  (finished ? skipped : ran).push_back(stage);
+  if (finished) log_info(std::string("stage ") + stage + ": finished before, skipped");
+}
+
 void write_json(const std::string& path, const json& j) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   write_file_atomic(path, j.dump(2) + "\n");

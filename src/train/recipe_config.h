@@ -67,6 +67,9 @@ nlohmann::json derive_text_encoder_config(const nlohmann::json& given, const std
                                           std::vector<std::string>& problems);
 // Trains a byte-level BPE on `captions` and writes the tokenizer folder (vocab.json, merges.txt).
 void train_tokenizer(const std::vector<std::string>& captions, int64_t vocab_size, const std::string& folder);
+// A recipe's stage bookkeeping: `stage` joins `skipped` (logged "stage X: finished before,
+// skipped") when `finished`, else `ran`.
+void mark_stage(const char* stage, bool finished, std::vector<std::string>& ran, std::vector<std::string>& skipped);
 // JSON written atomically (2-space indent), its folder created.
 void write_json(const std::string& path, const nlohmann::json& j);
 

@@ -238,7 +238,7 @@ bool train_vae(const VideoRecipeConfig& c, const DerivedConfigs& d, const fs::pa
     const at::Tensor x = loader.batch(step * accum + micro).videos;
     const models::LatentDistribution q = models::LatentDistribution::from_moments(vae->encode_moments_with_grad(x));
     const at::Tensor z = q.sample(rng.randn(q.mean.sizes()));
-    const at::Tensor kl = 0.5 * (q.mean.pow(2) + q.logvar.exp() - 1.0 - q.logvar).mean();
+    const at::Tensor kl = q.kl_to_standard_normal();
     return torch::mse_loss(vae->decode_with_grad(z), x) + c.kl_weight * kl;
   });
   if (outcome == Trainer::Outcome::Interrupted) return false;
@@ -596,10 +596,7 @@ VideoRecipeResult run_video_recipe(const VideoRecipeConfig& config, const VideoR
   recipe::write_json((out / "recipe.json").string(), {{"recipe", "video"}, {"seed", config.seed}});
   VideoRecipeResult result;
   result.model_dir = model.string();
-  const auto done = [&](const char* stage, bool finished) {
-    (finished ? result.skipped : result.ran).push_back(stage);
-    if (finished) log_info(std::string("stage ") + stage + ": finished before, skipped");
-  };
+  const auto done = [&](const char* stage, bool finished) { recipe::mark_stage(stage, finished, result.ran, result.skipped); };
 
   // 1 tokenizer
   const fs::path tok_dir = model / "tokenizer";

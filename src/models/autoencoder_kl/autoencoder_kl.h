@@ -95,6 +95,8 @@ struct LatentDistribution {
   at::Tensor mean, logvar;  // [B,latent,h,w]; logvar clamped to [-30, 20]
   at::Tensor std() const { return (0.5 * logvar).exp(); }
   at::Tensor sample(const at::Tensor& noise) const { return mean + std() * noise; }
+  // KL(q || N(0, I)) averaged over the latent elements (the VAE recipes' regulariser).
+  at::Tensor kl_to_standard_normal() const { return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean(); }
   // Splits encoder moments [B,2*latent,h,w] into mean and (clamped) logvar.
   static LatentDistribution from_moments(const at::Tensor& moments);
 };
