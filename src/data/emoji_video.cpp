@@ -63,8 +63,8 @@ io::Image place(const io::Image& src, const Placement& p, int resolution, const 
 EmojiVideo::EmojiVideo(EmojiVideoOptions options) : options_(std::move(options)) {
   if (options_.resolution < 16 || options_.resolution > 512)
     throw UsageError("emoji video: resolution must be 16..512, got " + std::to_string(options_.resolution));
-  if (options_.num_frames < 2 || options_.num_frames > 256)
-    throw UsageError("emoji video: num_frames must be 2..256, got " + std::to_string(options_.num_frames));
+  if (options_.num_frames < 1 || options_.num_frames > 256)
+    throw UsageError("emoji video: num_frames must be 1..256, got " + std::to_string(options_.num_frames));
   if (options_.size == 0) throw UsageError("emoji video: size must be >= 1");
   if (options_.split != Split::Train && options_.split != Split::HeldOut && options_.split != Split::All)
     throw UsageError("emoji video: invalid split");
@@ -161,7 +161,7 @@ VideoSample EmojiVideo::get(size_t index) const {
                {"name", e.name},         {"subgroup", e.subgroup}, {"motion", motion},
                {"frames", nlohmann::json::array()}};
   for (int t = 0; t < T; ++t) {
-    const double f = static_cast<double>(t) / (T - 1);
+    const double f = T > 1 ? static_cast<double>(t) / (T - 1) : 0.0;  // 1 frame: the clip's first (an image)
     Placement p;
     p.cx = from.cx + (to.cx - from.cx) * f;
     p.cy = from.cy + (to.cy - from.cy) * f;

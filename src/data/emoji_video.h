@@ -43,7 +43,7 @@ inline constexpr std::array<const char*, 9> kEmojiMotions = {
 
 struct EmojiVideoOptions {
   int resolution = 64;  // 16..512
-  int num_frames = 8;   // 2..256
+  int num_frames = 8;   // 1..256 (1: the clip's first frame, an image)
   Split split = Split::Train;
   size_t size = 10000;  // >= 1
   uint64_t seed = 0;

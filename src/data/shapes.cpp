@@ -436,8 +436,8 @@ bool ShapesDataset::flip_allowed(const Sample& sample) const {
 
 ShapesVideo::ShapesVideo(ShapesVideoOptions options) : options_(options) {
   check_resolution(options_.resolution);
-  if (options_.num_frames < 2 || options_.num_frames > 256)
-    throw UsageError("shapes video: num_frames must be 2..256, got " +
+  if (options_.num_frames < 1 || options_.num_frames > 256)
+    throw UsageError("shapes video: num_frames must be 1..256, got " +
                      std::to_string(options_.num_frames));
   if (options_.size == 0) throw UsageError("shapes video: size must be >= 1");
 }
@@ -482,8 +482,10 @@ ShapesClip ShapesVideo::get(size_t index) const {
   if (kind == "colour") {
     // No blended frame may look like the background, nor (in Train) show a held-out pair.
     auto leaks = [&](int to) {
-      for (int t = 0; t < options_.num_frames; ++t) {
-        double f = static_cast<double>(t) / (options_.num_frames - 1);
+      // Checked along the whole blend (256 points), not only at this clip's frames, so that the
+      // caption of index i is the same whatever the frame count.
+      for (int t = 0; t <= 256; ++t) {
+        double f = t / 256.0;
         Rgb a = rgb_of(o.colour), b = rgb_of(to), mid;
         for (int c = 0; c < 3; ++c) mid[c] = a[c] + (b[c] - a[c]) * f;
         int named = nearest_colour(mid);
@@ -556,7 +558,7 @@ ShapesClip ShapesVideo::get(size_t index) const {
   const Rgb from_rgb = rgb_of(o.colour), to_rgb = rgb_of(to_colour);
   const double x0 = o.cx, y0 = o.cy;
   for (int t = 0; t < options_.num_frames; ++t) {
-    double f = static_cast<double>(t) / (options_.num_frames - 1);
+    double f = options_.num_frames > 1 ? static_cast<double>(t) / (options_.num_frames - 1) : 0.0;
     ShapeObject frame_object = o;
     frame_object.cx = x0 + dx * f;
     frame_object.cy = y0 + dy * f;

@@ -145,7 +145,7 @@ private:
 // Meta: {"dataset": "shapes_video", "motion": {...}, "frames": [scene meta per frame], ...}
 struct ShapesVideoOptions {
   int resolution = 64;  // 16..1024
-  int num_frames = 8;   // 2..256
+  int num_frames = 8;   // 1..256 (1: the clip's first frame, an image)
   Split split = Split::Train;
   size_t size = 10000;
   uint64_t seed = 0;

@@ -38,7 +38,8 @@ Blob blob(const io::Image& f) {
 
 TEST(EmojiVideo, BadOptionsAreUsageErrors) {
   EXPECT_THROW(EmojiVideo({.resolution = 8}), UsageError);
-  EXPECT_THROW(EmojiVideo({.num_frames = 1}), UsageError);
+  EXPECT_THROW(EmojiVideo({.num_frames = 0}), UsageError);
+  EXPECT_THROW(EmojiVideo({.num_frames = 257}), UsageError);
   EXPECT_THROW(EmojiVideo({.size = 0}), UsageError);
 }
 

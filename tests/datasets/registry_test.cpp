@@ -97,7 +97,7 @@ TEST(DatasetRegistry, VideoDatasetsAreMadeFromTheSpecAndKeptApart) {
   } catch (const UsageError& e) {
     EXPECT_EQ(std::string(e.what()), "dataset 'shapes' is an image dataset, not a video one");
   }
-  EXPECT_THROW(make_video_dataset({.name = "shapes-video", .num_frames = 1}), UsageError);
+  EXPECT_THROW(make_video_dataset({.name = "shapes-video", .num_frames = 300}), UsageError);
 }
 
 TEST(DatasetRegistry, RegisteredDatasetIsFoundByName) {

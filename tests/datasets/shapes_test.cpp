@@ -253,7 +253,8 @@ TEST(Shapes, BadOptionsAreRejected) {
   EXPECT_THROW(ds.scene(11), UsageError);
   EXPECT_THROW(parse_shape("blob"), UsageError);
   EXPECT_THROW(parse_colour("mauve"), UsageError);
-  EXPECT_THROW(ShapesVideo(ShapesVideoOptions{.num_frames = 1}), UsageError);
+  EXPECT_THROW(ShapesVideo(ShapesVideoOptions{.num_frames = 0}), UsageError);
+  EXPECT_THROW(ShapesVideo(ShapesVideoOptions{.num_frames = 257}), UsageError);
   EXPECT_THROW(ShapesVideo(ShapesVideoOptions{.resolution = 10}), UsageError);
   EXPECT_THROW(score_shapes(ds.get(0).image, nlohmann::json::object()), UsageError);
 }
@@ -483,6 +484,19 @@ TEST(ShapesVideo, HeldOutShapeMotionPairsStayOutOfTraining) {
   EXPECT_EQ(train_motions.size(), kHeldOutMotions.size());
   EXPECT_EQ(held_pairs.size(), kHeldOutMotions.size());
   for (const auto& p : kHeldOutMotions) EXPECT_TRUE(train_motions.count(p.motion)) << p.motion;
+}
+
+// A one-frame clip is the first frame of every longer clip of the same index: images and clips
+// of one dataset (a video model's image bucket) show the same scenes.
+TEST(ShapesVideo, OneFrameClipIsTheFirstFrame) {
+  const ShapesVideo one(ShapesVideoOptions{.resolution = 32, .num_frames = 1, .size = 20});
+  const ShapesVideo nine(ShapesVideoOptions{.resolution = 32, .num_frames = 9, .size = 20});
+  for (size_t i = 0; i < 20; ++i) {
+    const ShapesClip a = one.get(i), b = nine.get(i);
+    ASSERT_EQ(a.frames.size(), 1u);
+    EXPECT_EQ(a.caption, b.caption);
+    EXPECT_EQ(a.frames[0].pixels, b.frames[0].pixels) << i;
+  }
 }
 
 }  // namespace

@@ -60,7 +60,7 @@ TEST(VideoLoader, BadOptionsAreUsageErrors) {
   EXPECT_THROW(VideoLoader(kSpec, {.batch_size = 2}), UsageError);                                   // no buckets
   EXPECT_THROW(VideoLoader(kSpec, {.batch_size = 0, .buckets = {{3, 16, 16}}}), UsageError);
   EXPECT_THROW(VideoLoader(kSpec, {.batch_size = 2, .buckets = {{3, 16, 16, 0.0}}}), UsageError);  // weight
-  EXPECT_THROW(VideoLoader(kSpec, {.batch_size = 2, .buckets = {{1, 16, 16}}}), UsageError);       // shapes: >= 2 frames
+  EXPECT_THROW(VideoLoader(kSpec, {.batch_size = 2, .buckets = {{300, 16, 16}}}), UsageError);     // shapes: <= 256 frames
   EXPECT_THROW(VideoLoader(kSpec, {.batch_size = 2, .buckets = {{3, 8, 8}}}), UsageError);         // too small
   EXPECT_THROW(VideoLoader({.name = "shapes"}, {.batch_size = 2, .buckets = {{3, 16, 16}}}), UsageError);
   const VideoLoader ok(kSpec, {.batch_size = 2, .buckets = {{3, 16, 16}}});
