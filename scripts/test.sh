@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds what the tests need (tests, libgenvis, API examples, benchmarks: scripts/build.sh all),
 # then runs every test (ctest: unit, parity, integration, slow) and each libFuzzer target for
-# FUZZ_SECONDS (default 30; 0 skips fuzzing).
+# FUZZ_SECONDS (default 20; 0 skips fuzzing).
 # The last line is the total: "tests: N passed, M failed" (fuzz targets count as tests).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,9 +20,9 @@ failed=${failed:-0}
 if [ "$ctest_status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; total=$((total + 1)); fi
 passed=$((total - failed))
 
-if [ "${FUZZ_SECONDS:-30}" != "0" ]; then
+if [ "${FUZZ_SECONDS:-20}" != "0" ]; then
   for target in safetensors_header_fuzz unpickler_fuzz png_text_fuzz exif_fuzz; do
-    if scripts/fuzz.sh "${FUZZ_SECONDS:-30}" "$target"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    if scripts/fuzz.sh "${FUZZ_SECONDS:-20}" "$target"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
   done
 fi
 
