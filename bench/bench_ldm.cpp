@@ -14,6 +14,7 @@
 //           --steps Euler steps, CFG 7, batch 1; median of --runs after a warm-up, split into
 //           model load, text encoding + sampling + VAE decode (total).
 #include "flops.h"
+#include "measure.h"
 
 #include "core/rng.h"
 #include "core/threads.h"
@@ -111,30 +112,9 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-json read_json(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    std::fprintf(stderr, "bench_ldm: cannot read %s (train the model or pass --model DIR)\n", path.c_str());
-    std::exit(3);
-  }
-  return json::parse(in);
-}
+json read_json(const std::string& path) { return bench::read_model_json(path, "bench_ldm"); }
 
-// Best of a few square GEMMs: bf16 through at::mm (oneDNN), f32 through nn::linear (oneDNN; the
-// path the models use; at::mm may be the reference BLAS).
-double gemm_peak_gflops(at::ScalarType dtype) {
-  const int64_t n = 2048;
-  torch::NoGradGuard no_grad;
-  const at::Tensor a = at::randn({n, n}).to(dtype), b = at::randn({n, n}).to(dtype);
-  double best = 0;
-  for (int i = 0; i < 4; ++i) {
-    const double t0 = now_s();
-    const at::Tensor c = dtype == at::kBFloat16 ? at::mm(a, b) : nn::linear(a, b);
-    (void)c.sum().item<float>();
-    if (i > 0) best = std::max(best, 2.0 * n * n * n / (now_s() - t0) / 1e9);
-  }
-  return best;
-}
+using bench::gemm_peak_gflops;
 
 json bench_train(const Options& o, const json& peaks) {
   const json unet_json = read_json(o.model + "/unet/config.json");

@@ -100,28 +100,9 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-json read_json(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    std::fprintf(stderr, "bench_video: cannot read %s (train a model or pass --model DIR)\n", path.c_str());
-    std::exit(3);
-  }
-  return json::parse(in);
-}
+json read_json(const std::string& path) { return bench::read_model_json(path, "bench_video"); }
 
-double gemm_peak_gflops(at::ScalarType dtype) {
-  const int64_t n = 2048;
-  torch::NoGradGuard no_grad;
-  const at::Tensor a = at::randn({n, n}).to(dtype), b = at::randn({n, n}).to(dtype);
-  double best = 0;
-  for (int i = 0; i < 4; ++i) {
-    const double t0 = now_s();
-    const at::Tensor c = nn::linear(a, b);
-    (void)c.sum().item<float>();
-    if (i > 0) best = std::max(best, 2.0 * n * n * n / (now_s() - t0) / 1e9);
-  }
-  return best;
-}
+using bench::gemm_peak_gflops;
 
 json bench_train(const Options& o, const json& peaks) {
   const auto dit_config = models::WanTransformer3DConfig::from_json(read_json(o.model + "/transformer/config.json"));

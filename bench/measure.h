@@ -3,6 +3,7 @@
 // per measurement, so that every peak belongs to one model and size).
 #pragma once
 #include "core/torch_compat.h"
+#include "nn/attention.h"
 
 #include <algorithm>
 #include <chrono>
@@ -173,6 +174,32 @@ M build_in_dtype(const Config& config, at::ScalarType dtype) {
   m->to(dtype);
   m->eval();
   return m;
+}
+
+// Best of a few square 2048^3 GEMMs in GFLOP/s: bf16 through at::mm (oneDNN), f32 through
+// nn::linear (oneDNN; the path the models use; at::mm may be the reference BLAS).
+inline double gemm_peak_gflops(at::ScalarType dtype) {
+  const int64_t n = 2048;
+  torch::NoGradGuard no_grad;
+  const at::Tensor a = at::randn({n, n}).to(dtype), b = at::randn({n, n}).to(dtype);
+  double best = 0;
+  for (int i = 0; i < 4; ++i) {
+    const double t0 = now_s();
+    const at::Tensor c = dtype == at::kBFloat16 ? at::mm(a, b) : nn::linear(a, b);
+    (void)c.sum().item<float>();
+    if (i > 0) best = std::max(best, 2.0 * n * n * n / (now_s() - t0) / 1e9);
+  }
+  return best;
+}
+
+// A model folder's JSON file; exit 3 with "<program>: cannot read PATH (...)" when it is missing.
+inline nlohmann::json read_model_json(const std::string& path, const char* program) {
+  std::ifstream in(path);
+  if (!in) {
+    std::fprintf(stderr, "%s: cannot read %s (train the model or pass --model DIR)\n", program, path.c_str());
+    std::exit(3);
+  }
+  return nlohmann::json::parse(in);
 }
 
 }  // namespace genvis::bench
