@@ -82,7 +82,8 @@ Command add_eval_command(CLI::App& app) {
   cmd->add_option("--encoder", o->encoder,
                   "Contrastive text-image encoder folder (default for emoji: the shipped genvis-contrastive-emoji)");
   cmd->add_option("--classifier", o->classifier,
-                  "Image classifier folder (default for fashion-mnist: the shipped genvis-fmnist-classifier)");
+                  "Image classifier folder (default for fashion-mnist: the shipped genvis-fmnist-classifier); for a video "
+                  "dataset the video encoder of FVD[...] (default for shapes-video: genvis-shapes-video-encoder)");
   cmd->add_option("--inception", o->inception,
                   "pytorch-fid's pt_inception-2015-12-05-6726825d.pth: adds standard FID (default: $GENVIS_INCEPTION)");
   cmd->add_option("--k", o->k, "R-precision candidates per image")->capture_default_str();

@@ -14,11 +14,13 @@
 #include "io/image.h"
 #include "io/image_tensor.h"
 #include "io/weights.h"
+#include "models/video_classifier/video_classifier.h"
 #include "pipelines/registry.h"
 
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <optional>
 
 namespace genvis::eval {
 namespace {
@@ -211,6 +213,10 @@ EvalReport run_video_evaluation(const EvalRun& o, data::Split split) {
   }
   if (side == 0) side = data::native_resolution(o.dataset);
   if (frames == 0) frames = 9;
+  // The video encoder (FVD[...] and its heads), loaded before minutes of generation.
+  const std::string encoder_dir = o.classifier.empty() ? default_video_encoder(o.dataset) : o.classifier;
+  std::optional<models::VideoClassifier> encoder;
+  if (!encoder_dir.empty()) encoder.emplace(models::VideoClassifier::load(encoder_dir));
   const auto clips = data::make_video_dataset({.name = o.dataset, .resolution = static_cast<int>(side),
                                                .num_frames = static_cast<int>(frames), .split = split});
   const size_t available = clips->size();
@@ -248,6 +254,26 @@ EvalReport run_video_evaluation(const EvalRun& o, data::Split split) {
   ojson metrics = ojson::object();
   if (o.dataset == "shapes-video") metrics.update(shapes_video_metrics(set.images, set.metas));
   metrics.erase("clips");
+  ojson reference = nullptr;
+  if (encoder) {
+    const data::Split ref_split = o.reference_split.empty() ? split : data::parse_split(o.reference_split);
+    const auto ref_clips = ref_split == split ? clips
+                                              : data::make_video_dataset({.name = o.dataset, .resolution = static_cast<int>(side),
+                                                                          .num_frames = static_cast<int>(frames), .split = ref_split});
+    const size_t m = o.reference_num == 0 ? ref_clips->size() : std::min(ref_clips->size(), static_cast<size_t>(o.reference_num));
+    if (m < 2) throw UsageError("'reference_num' must be >= 2 for FVD");
+    std::vector<at::Tensor> features;
+    std::vector<size_t> chunk;
+    for (size_t i = 0; i < m; ++i) {
+      chunk.push_back(i);
+      if (chunk.size() == 256 || i + 1 == m) {
+        features.push_back(encoder->run(dataset_clips(*ref_clips, chunk)).features);
+        chunk.clear();
+      }
+    }
+    metrics.update(video_encoder_metrics(*encoder, eval::folder_name(encoder_dir), set.images, set.metas, at::cat(features)));
+    reference = {{"split", data::split_name(ref_split)}, {"num", m}, {"encoder", encoder_dir}};
+  }
   const double change = mean_frame_change(set.images), real_change = mean_frame_change(real);
   metrics["frame_change"] = change;
   metrics["frame_change_ratio_to_real"] = change / std::max(real_change, 1e-12);
@@ -262,6 +288,7 @@ EvalReport run_video_evaluation(const EvalRun& o, data::Split split) {
                    {"generation", generation},
                    {"metrics", metrics},
                    {"date", today_iso()}};
+  if (!reference.is_null()) report.result["reference"] = reference;
   if (source.contains("parameters")) report.result["params"] = source["parameters"];
   if (source.contains("training") && source["training"].is_object())
     for (const char* k : {"data", "steps", "wall_time", "hardware"})

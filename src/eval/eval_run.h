@@ -3,7 +3,10 @@
 // them with the dataset's judges against a reference split, and assemble the report. A video
 // dataset (shapes-video, emoji-video) is scored clip by clip instead: the model's clips of `num`
 // captions (or the split's own clips) by eval/video_metrics.h (shapes-video's motion and
-// colour+shape accuracies) and their frame-to-frame change against the real clips'.
+// colour+shape accuracies), their frame-to-frame change against the real clips', and, where a
+// video encoder is given ('classifier') or shipped for the dataset (genvis-shapes-video-encoder),
+// FVD[<encoder>] against reference_num real clips of the reference split and the encoder heads'
+// accuracies (eval/video_metrics.h).
 //
 //   EvalRun run;
 //   run.model = "models/genvis-emoji-32";  run.dataset = "emoji";  run.split = "heldout";

@@ -13,6 +13,7 @@ const std::vector<DefaultJudges>& default_judges_table() {
       {"emoji", "genvis-contrastive-emoji", ""},
       {"fashion-mnist", "", "genvis-fmnist-classifier"},
       {"shapes", "", "", true},
+      {"shapes-video", "", "", true, "genvis-shapes-video-encoder"},
   };
   return table;
 }
@@ -36,6 +37,11 @@ std::string default_encoder(const std::string& dataset) {
   const std::string folder = pipelines::find_shipped_model(defaults.encoder, "config.json");
   if (folder.empty()) throw UsageError("'encoder': the shipped judge " + defaults.encoder + " was not found");
   return folder;
+}
+
+std::string default_video_encoder(const std::string& dataset) {
+  const DefaultJudges defaults = defaults_for(dataset);
+  return defaults.video_encoder.empty() ? "" : pipelines::find_shipped_model(defaults.video_encoder, "config.json");
 }
 
 LoadedJudges load_judges(const JudgeSpec& spec) {

@@ -18,6 +18,7 @@ struct DefaultJudges {
   std::string classifier;     // shipped classifier (class accuracy + features; "" = none)
   bool pixel_scorer = false;  // the samples' facts are checked from the pixels (shapes): a judge
                               // that needs no trained network
+  std::string video_encoder;  // video datasets: shipped video encoder (FVD[...] and its heads; "" = none)
 };
 // One row per dataset that has shipped judges.
 const std::vector<DefaultJudges>& default_judges_table();
@@ -25,6 +26,10 @@ const std::vector<DefaultJudges>& default_judges_table();
 // The shipped contrastive encoder's folder for `dataset`; UsageError naming 'encoder' when the
 // dataset has none in the table or it is not installed.
 std::string default_encoder(const std::string& dataset);
+
+// The shipped video encoder's folder for a video `dataset`; "" when it has none or it is not
+// installed (the FVD analogue is then left out of the report).
+std::string default_video_encoder(const std::string& dataset);
 
 struct JudgeSpec {
   std::string dataset;

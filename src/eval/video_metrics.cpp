@@ -2,6 +2,8 @@
 
 #include "core/error.h"
 #include "data/shapes.h"
+#include "eval/frechet_distance.h"
+#include "models/video_classifier/video_classifier.h"
 #include "io/image_tensor.h"
 
 #include <algorithm>
@@ -182,6 +184,30 @@ double mean_frame_change(const at::Tensor& videos) {
   if (videos.dim() != 5 || videos.size(2) < 2) throw UsageError("mean_frame_change: clips must be [N,3,T,H,W], T >= 2");
   const at::Tensor v = videos.to(at::kFloat);
   return (v.narrow(2, 1, v.size(2) - 1) - v.narrow(2, 0, v.size(2) - 1)).abs().mean().item<double>();
+}
+
+nlohmann::ordered_json video_encoder_metrics(models::VideoClassifier& encoder, const std::string& name,
+                                             const at::Tensor& videos, const std::vector<nlohmann::json>& metas,
+                                             const at::Tensor& reference_features) {
+  if (videos.dim() != 5 || static_cast<size_t>(videos.size(0)) != metas.size())
+    throw UsageError("video_encoder_metrics: expected clips [N,3,T,H,W] with one meta each, got " + c10::str(videos.sizes()) +
+                     " and " + std::to_string(metas.size()) + " metas");
+  const auto out = encoder.run(videos);
+  nlohmann::ordered_json m;
+  m["FVD[" + name + "]"] = frechet_distance(gaussian_stats(reference_features), gaussian_stats(out.features));
+  const auto& heads = encoder.config().heads;
+  for (size_t h = 0; h < heads.size(); ++h) {
+    const at::Tensor predicted = out.logits[h].argmax(1);
+    int64_t counted = 0, correct = 0;
+    for (size_t i = 0; i < metas.size(); ++i) {
+      const int64_t label = encoder.labels_of(metas[i])[h];
+      if (label < 0) continue;
+      ++counted;
+      correct += predicted[static_cast<int64_t>(i)].item<int64_t>() == label;
+    }
+    if (counted) m[heads[h].name + "_accuracy[" + name + "]"] = static_cast<double>(correct) / static_cast<double>(counted);
+  }
+  return m;
 }
 
 }  // namespace genvis::eval

@@ -24,6 +24,10 @@
 #include <string>
 #include <vector>
 
+namespace genvis::models {
+class VideoClassifier;
+}
+
 namespace genvis::eval {
 
 struct ShapesClipScore {
@@ -63,6 +67,18 @@ nlohmann::ordered_json shapes_video_metrics(const at::Tensor& videos, const std:
 // [0,1]), over every pixel, pair and clip. Compared between generated and real clips it says
 // whether a model's clips flicker (higher) or stand still (lower).
 double mean_frame_change(const at::Tensor& videos);
+
+// What a trained video encoder (models/video_classifier) says about `videos` [N,3,T,H,W] in [0,1]:
+//   FVD[<name>]                  Fréchet distance between the Gaussians of the clips' features and
+//                                the reference clips' (reference_features: the encoder's features of
+//                                real clips, [M,feature_dim]; an FVD analogue in our own feature space;
+//                                never comparable with published FVD, which uses I3D features)
+//   <head>_accuracy[<name>]      per head, the fraction of clips the encoder labels as their meta
+//                                says (clips whose meta has no known label for the head are skipped)
+// `name` labels the metrics (the encoder folder's name).
+nlohmann::ordered_json video_encoder_metrics(models::VideoClassifier& encoder, const std::string& name,
+                                             const at::Tensor& videos, const std::vector<nlohmann::json>& metas,
+                                             const at::Tensor& reference_features);
 
 // [N,3,T,H,W] in [0,1] -> clip i's frames as 8-bit images.
 std::vector<io::Image> clip_frames(const at::Tensor& videos, int64_t i);

@@ -140,21 +140,6 @@ void write_json(const fs::path& path, const json& j) {
   write_file_atomic(path.string(), j.dump(2) + "\n");
 }
 
-// Keeps the lines of a JSONL log up to `step` (a resumed run appends from there).
-void truncate_log(const fs::path& path, int64_t step) {
-  if (!fs::exists(path)) return;
-  std::ifstream in(path);
-  std::string line, kept;
-  while (std::getline(in, line)) {
-    try {
-      if (json::parse(line).value("step", int64_t{0}) <= step) kept += line + "\n";
-    } catch (const json::exception&) {
-      // a torn last line from a killed run
-    }
-  }
-  write_file_atomic(path.string(), kept);
-}
-
 }  // namespace
 
 ClassifierRecipeConfig ClassifierRecipeConfig::from_json(const json& j, const std::string& source) {
@@ -264,7 +249,7 @@ ClassifierRecipeResult run_classifier_recipe(const ClassifierRecipeConfig& c, co
       for (const auto& [label, name] : names) model->config.class_names.push_back(name);
     Trainer trainer(*model, c.train, (out / "train").string());
     trainer.extra_state = {{"recipe", "classifier"}, {"model", model->config.to_json()}};
-    if (trainer.resume_if_allowed(o.resume, "training")) truncate_log(out / "train" / "validation.jsonl", trainer.step());
+    if (trainer.resume_if_allowed(o.resume, "training")) recipe::truncate_log((out / "train" / "validation.jsonl").string(), trainer.step());
     data::LoaderOptions lo;
     lo.batch_size = c.batch_size;
     lo.resolution = c.dataset.resolution;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 
 namespace genvis::train::recipe {
 
@@ -135,6 +136,20 @@ void mark_stage(const char* stage, bool finished, std::vector<std::string>& ran,
 void write_json(const std::string& path, const json& j) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   write_file_atomic(path, j.dump(2) + "\n");
+}
+
+void truncate_log(const std::string& path, int64_t step) {
+  if (!std::filesystem::exists(path)) return;
+  std::ifstream in(path);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    try {
+      if (json::parse(line).value("step", int64_t{0}) <= step) kept += line + "\n";
+    } catch (const json::exception&) {
+      // a torn last line from a killed run
+    }
+  }
+  write_file_atomic(path, kept);
 }
 
 }  // namespace genvis::train::recipe

@@ -4,6 +4,7 @@
 #include "train/classifier_recipe.h"
 #include "train/contrastive_recipe.h"
 #include "train/ldm_recipe.h"
+#include "train/video_classifier_recipe.h"
 #include "train/video_recipe.h"
 
 #include <algorithm>
@@ -36,6 +37,12 @@ RecipeRunResult run_video(const std::string& config_path, const RecipeRunOptions
   return {.output = r.model_dir, .interrupted = r.interrupted};
 }
 
+RecipeRunResult run_video_classifier(const std::string& config_path, const RecipeRunOptions& o) {
+  const auto config = VideoClassifierRecipeConfig::from_file(config_path);
+  const auto r = run_video_classifier_recipe(config, {.out_dir = o.out_dir, .resume = o.resume});
+  return {.output = r.model_dir, .interrupted = r.interrupted};
+}
+
 struct Table {
   std::mutex mutex;
   std::vector<Recipe> entries = {
@@ -51,6 +58,11 @@ struct Table {
        "Text-to-video: tokenizer, causal 3D VAE + latent cache, then spacetime-patch DiT + text encoder (flow "
        "matching); <out>/model",
        "configs/video-shapes-quick.json", "Continue an unfinished stage from its latest checkpoint", run_video},
+      {"video-classifier",
+       "Video encoder (FVD[...] features, motion/shape/colour judge): 3D CNN, one cross-entropy head per fact; "
+       "<out>/model, <out>/eval.json",
+       "configs/video-encoder-shapes.json", "Continue an unfinished training from its latest checkpoint",
+       run_video_classifier},
   };
 };
 

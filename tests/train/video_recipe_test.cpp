@@ -250,7 +250,7 @@ TEST(VideoRecipeConfig, ListsEveryBadKeyAtOnce) {
 }
 
 TEST(VideoRecipeConfig, ShippedConfigsParse) {
-  for (const char* name : {"video-shapes-quick.json"}) {
+  for (const char* name : {"video-shapes-quick.json", "video-shapes.json"}) {
     const std::string path = std::string(GENVIS_SOURCE_DIR) + "/configs/" + name;
     EXPECT_NO_THROW(VideoRecipeConfig::from_file(path)) << path;
   }
