@@ -54,6 +54,7 @@ public:
   size_t bucket_of(int64_t step) const;
   std::vector<size_t> indices(int64_t step) const;
   size_t dataset_size() const { return datasets_.front()->size(); }
+  std::string dataset_name() const { return datasets_.front()->name(); }
   const VideoLoaderOptions& options() const { return options_; }
 
 private:

@@ -85,6 +85,15 @@ TEST_F(VideoRecipeRun, TrainsEveryStageAndLossesFall) {
   for (double s : vae_config.latents_std) EXPECT_GT(s, 0.0);
   const json reconstruction = json::parse(read_text_file((out() / "vae" / "reconstruction.json").string(), 1 << 20));
   EXPECT_TRUE(reconstruction.contains("9x16x16")) << reconstruction.dump();
+  // shapes-video: the clip scorer on the real clips and their reconstructions (the latents'
+  // ceiling); the real clips score as the data says they should.
+  const json& r9 = reconstruction["9x16x16"];
+  EXPECT_GT(r9["real_shapes_video_colour_shape_accuracy"].get<double>(), 0.5) << r9.dump();
+  for (const char* k : {"reconstructed_shapes_video_colour_shape_accuracy", "reconstructed_shapes_video_motion_accuracy"}) {
+    ASSERT_TRUE(r9.contains(k)) << k;
+    EXPECT_GE(r9[k].get<double>(), 0.0);
+    EXPECT_LE(r9[k].get<double>(), 1.0);
+  }
   EXPECT_TRUE(fs::exists(out() / "dit" / "samples" / "step-00000080.png"));
   EXPECT_TRUE(fs::exists(out() / "vae" / "reconstruction.png"));
 
