@@ -68,15 +68,18 @@ TEST(VideoModelCli, TrainGenerateContinueAndEvaluate) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("keep_frames must be 1 + 4k"), std::string::npos) << r.err;
 
-  // Evaluation on shapes-video.
-  r = test::run_command(cli() + q + "eval --model " + model + " --dataset shapes-video --num 4 --steps 2 --batch 2 --out " +
-                        dir.file("eval"));
+  // Evaluation on shapes-video (with the shipped video encoder: FVD against 40 real clips).
+  r = test::run_command(cli() + q + "eval --model " + model +
+                        " --dataset shapes-video --num 4 --steps 2 --batch 2 --reference-num 40 --out " + dir.file("eval"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json result = json::parse(std::ifstream(dir.file("eval/result.json")));
   EXPECT_EQ(result["num"], 4);
   EXPECT_EQ(result["frames"], 5);
-  for (const char* key : {"shapes_video_motion_accuracy", "shapes_video_colour_shape_accuracy", "frame_change_ratio_to_real"})
+  for (const char* key : {"shapes_video_motion_accuracy", "shapes_video_colour_shape_accuracy", "frame_change_ratio_to_real",
+                          "FVD[genvis-shapes-video-encoder]", "motion_accuracy[genvis-shapes-video-encoder]"})
     EXPECT_TRUE(result["metrics"].contains(key)) << key << ": " << result.dump();
+  EXPECT_GT(result["metrics"]["FVD[genvis-shapes-video-encoder]"].get<double>(), 0.0);
+  EXPECT_EQ(result["reference"]["num"], 40);
   EXPECT_TRUE(fs::exists(dir.file("eval/samples.png")));
 }
 
