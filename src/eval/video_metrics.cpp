@@ -196,14 +196,17 @@ nlohmann::ordered_json video_encoder_metrics(models::VideoClassifier& encoder, c
   nlohmann::ordered_json m;
   m["FVD[" + name + "]"] = frechet_distance(gaussian_stats(reference_features), gaussian_stats(out.features));
   const auto& heads = encoder.config().heads;
+  std::vector<std::vector<int64_t>> labels;  // per clip, per head
+  for (const auto& meta : metas) labels.push_back(encoder.labels_of(meta));
   for (size_t h = 0; h < heads.size(); ++h) {
-    const at::Tensor predicted = out.logits[h].argmax(1);
+    const at::Tensor predicted = out.logits[h].argmax(1).contiguous();
+    const int64_t* p = predicted.data_ptr<int64_t>();
     int64_t counted = 0, correct = 0;
     for (size_t i = 0; i < metas.size(); ++i) {
-      const int64_t label = encoder.labels_of(metas[i])[h];
+      const int64_t label = labels[i][h];
       if (label < 0) continue;
       ++counted;
-      correct += predicted[static_cast<int64_t>(i)].item<int64_t>() == label;
+      correct += p[i] == label;
     }
     if (counted) m[heads[h].name + "_accuracy[" + name + "]"] = static_cast<double>(correct) / static_cast<double>(counted);
   }

@@ -2,6 +2,9 @@
 
 #include "core/error.h"
 
+#include <algorithm>
+#include <c10/util/StringUtil.h>
+
 namespace genvis::io {
 
 at::Tensor image_to_tensor(const Image& image) {
@@ -46,6 +49,17 @@ Image tensor_to_image(const at::Tensor& tensor) {
   const uint8_t* src = t.data_ptr<uint8_t>();
   for (size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = src[i];
   return image;
+}
+
+at::Tensor square_resize(const at::Tensor& images, int64_t side) {
+  if (images.dim() != 4 || images.size(2) < 1 || images.size(3) < 1 || side < 1)
+    throw UsageError("square_resize: expected images [B,C,H,W] and a side >= 1, got " + c10::str(images.sizes()));
+  at::Tensor x = images.to(at::kFloat);
+  const int64_t h = x.size(2), w = x.size(3), s = std::min(h, w);
+  if (h != w) x = x.narrow(2, (h - s) / 2, s).narrow(3, (w - s) / 2, s);
+  if (s > side) return at::adaptive_avg_pool2d(x, {side, side});
+  if (s < side) return at::upsample_bilinear2d(x.contiguous(), {side, side}, /*align_corners=*/false);
+  return x.contiguous();
 }
 
 }  // namespace genvis::io

@@ -16,4 +16,9 @@ at::Tensor image_to_tensor(const Image& image);
 // to even; NaN becomes 0. Returns an 8-bit image. Throws UsageError for other shapes.
 Image tensor_to_image(const at::Tensor& tensor);
 
+// A judge's view of a batch: images [B,C,H,W] (any float range) centre-cropped to a square and
+// resized to side x side (area averaging down: no aliasing; bilinear up), float32 on the
+// input's device, values unchanged in range. The preprocessing of genvis' own encoders and classifiers.
+at::Tensor square_resize(const at::Tensor& images, int64_t side);
+
 }  // namespace genvis::io

@@ -174,17 +174,7 @@ ClassifierRecipeConfig ClassifierRecipeConfig::from_json(const json& j, const st
     read(aug, "augment", "shift", c.augment.shift, problems);
     if (!(c.augment.shift >= 0 && c.augment.shift <= 0.5)) problems.push_back("augment.shift must be in [0, 0.5]");
   }
-  const json ev = section("eval");
-  if (check_keys(ev, "eval", {}, {"split", "num"}, problems)) {
-    read(ev, "eval", "split", c.eval.split, problems);
-    read(ev, "eval", "num", c.eval.num, problems);
-    try {
-      data::parse_split(c.eval.split);
-    } catch (const Error& e) {
-      problems.push_back(std::string("eval.split: ") + e.what());
-    }
-    if (c.eval.num < 0) problems.push_back("eval.num must be >= 0");
-  }
+  recipe::read_eval_section(j, c.eval, problems);
   recipe::read_train_section(j, "", c.seed, c.train, problems);
 
   // The model config as the recipe will build it.

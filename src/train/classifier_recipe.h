@@ -49,10 +49,7 @@ struct ClassifierRecipeConfig {
     double scale_min = 1.0, scale_max = 1.0;  // object size factor, uniform
     double shift = 0.0;                       // max shift, fraction of the side
   } augment;
-  struct Eval {
-    std::string split = "heldout";
-    int64_t num = 0;  // the first num samples of the split (0: all)
-  } eval;
+  recipe::EvalSection eval;  // the first eval.num of eval.split (0: all)
   TrainConfig train;
   uint64_t seed = 0;
 

@@ -59,6 +59,20 @@ void read_dataset_section(const json& root, DatasetSection& out, std::vector<std
   }
 }
 
+void read_eval_section(const json& root, EvalSection& out, std::vector<std::string>& problems) {
+  if (!root.contains("eval")) return;
+  const json& ev = root.at("eval");
+  if (!check_keys(ev, "eval", {}, {"split", "num"}, problems)) return;
+  read(ev, "eval", "split", out.split, problems);
+  read(ev, "eval", "num", out.num, problems);
+  try {
+    data::parse_split(out.split);
+  } catch (const Error& e) {
+    problems.push_back(std::string("eval.split: ") + e.what());
+  }
+  if (out.num < 0) problems.push_back("eval.num must be >= 0");
+}
+
 void read_tokenizer_section(const json& root, int64_t& vocab_size, std::vector<std::string>& problems) {
   const json tok = section(root, "tokenizer");
   if (!check_keys(tok, "tokenizer", {"vocab_size"}, {}, problems)) return;

@@ -41,6 +41,13 @@ struct DatasetSection {
 
 // root["dataset"] (required keys name, resolution; optional split, size, path) into `out`.
 void read_dataset_section(const nlohmann::json& root, DatasetSection& out, std::vector<std::string>& problems);
+// The evaluation split of the classifier recipes: the first `num` samples of `split` (0: all).
+struct EvalSection {
+  std::string split = "heldout";
+  int64_t num = 0;
+};
+// root["eval"] (optional; keys split, num) into `out`: a known split name, num >= 0.
+void read_eval_section(const nlohmann::json& root, EvalSection& out, std::vector<std::string>& problems);
 // root["tokenizer"]["vocab_size"] (>= 514: 256 bytes x 2 + BOS/EOS).
 void read_tokenizer_section(const nlohmann::json& root, int64_t& vocab_size, std::vector<std::string>& problems);
 

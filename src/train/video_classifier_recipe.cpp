@@ -38,50 +38,62 @@ data::DatasetSpec clip_spec(const VideoClassifierRecipeConfig& c, data::Split sp
   return spec;
 }
 
-// The value of `key` in `meta` as a class name; UsageError naming the clip when it has none.
-std::string label_value(const json& meta, const std::string& key, const std::string& dataset, size_t index) {
-  try {
-    const json& v = meta.at(json::json_pointer(key));
-    if (v.is_string()) return v.get<std::string>();
-    if (v.is_number_integer() || v.is_boolean()) return v.dump();
-  } catch (const json::exception&) {
-  }
-  throw UsageError("dataset " + dataset + ": clip " + std::to_string(index) + " has no string value at " + key +
-                   " (heads[].key must point into every clip's meta)");
-}
+// Clips [0, n) of a split as rendered: chunks of [<=256,3,T,H,W] in [0,1] and each clip's meta.
+struct RenderedClips {
+  std::vector<at::Tensor> chunks;
+  std::vector<json> metas;
+};
 
-// Renders clips [0, n) through the classifier's preprocessing, with each head's label.
-ClipSet render(const data::VideoDataset& ds, size_t n, const models::VideoClassifier& model, const std::string& what) {
-  ClipSet r;
-  std::vector<std::vector<int64_t>> labels(model.config().heads.size());
-  std::vector<at::Tensor> chunks, rows;
+RenderedClips render(const data::VideoDataset& ds, size_t n, const std::string& what) {
+  RenderedClips r;
+  std::vector<at::Tensor> rows;
   Progress progress("rendering " + what, static_cast<int64_t>(n));
   for (size_t i = 0; i < n; ++i) {
-    const data::VideoSample s = ds.get(i);
+    data::VideoSample s = ds.get(i);
     std::vector<at::Tensor> frames;
     for (const auto& f : s.frames) frames.push_back(io::image_to_tensor(f.to_8bit().with_channels(3)));  // [1,3,H,W] [-1,1]
     rows.push_back((at::stack(frames, 2) + 1) * 0.5);  // [1,3,T,H,W] in [0,1]
-    const auto l = model.labels_of(s.meta);
-    for (size_t h = 0; h < l.size(); ++h) labels[h].push_back(l[h]);
+    r.metas.push_back(std::move(s.meta));
     if (rows.size() == 256 || i + 1 == n) {
-      chunks.push_back(model.preprocess(at::cat(rows)));
+      r.chunks.push_back(at::cat(rows));
       rows.clear();
     }
     progress.update(static_cast<int64_t>(i + 1));
   }
   progress.finish();
-  r.videos = chunks.empty() ? torch::empty({0}) : at::cat(chunks);
+  return r;
+}
+
+// Rendered clips through the classifier's preprocessing, with each head's label (consumes `clips`).
+ClipSet to_clip_set(RenderedClips&& clips, const models::VideoClassifier& model) {
+  ClipSet r;
+  std::vector<at::Tensor> inputs;
+  for (auto& chunk : clips.chunks) {
+    inputs.push_back(model.preprocess(chunk));
+    chunk = at::Tensor();
+  }
+  r.videos = inputs.empty() ? torch::empty({0}) : at::cat(inputs);
+  std::vector<std::vector<int64_t>> labels(model.config().heads.size());
+  for (const auto& meta : clips.metas) {
+    const auto l = model.labels_of(meta);
+    for (size_t h = 0; h < l.size(); ++h) labels[h].push_back(l[h]);
+  }
   for (auto& l : labels) r.labels.push_back(at::tensor(l, at::kLong));
   return r;
 }
 
-// The classes of each head: the sorted distinct values over the training clips.
-std::vector<std::vector<std::string>> collect_classes(const data::VideoDataset& ds, const VideoClassifierRecipeConfig& c) {
+// The classes of each head: the sorted distinct values over the training clips' metas.
+std::vector<std::vector<std::string>> collect_classes(const std::vector<json>& metas, const std::string& dataset,
+                                                      const VideoClassifierRecipeConfig& c) {
   std::vector<std::set<std::string>> seen(c.heads.size());
-  for (size_t i = 0; i < ds.size(); ++i) {
-    const json meta = ds.get(i).meta;
-    for (size_t h = 0; h < c.heads.size(); ++h) seen[h].insert(label_value(meta, c.heads[h].key, ds.name(), i));
-  }
+  for (size_t i = 0; i < metas.size(); ++i)
+    for (size_t h = 0; h < c.heads.size(); ++h) {
+      const auto value = models::meta_class_name(metas[i], c.heads[h].key);
+      if (!value)
+        throw UsageError("dataset " + dataset + ": clip " + std::to_string(i) + " has no string value at " +
+                         c.heads[h].key + " (heads[].key must point into every clip's meta)");
+      seen[h].insert(*value);
+    }
   std::vector<std::vector<std::string>> out;
   for (size_t h = 0; h < c.heads.size(); ++h) {
     if (seen[h].size() < 2)
@@ -161,19 +173,8 @@ VideoClassifierRecipeConfig VideoClassifierRecipeConfig::from_json(const json& j
   }
   for (const char* k : {"image_size", "heads"})
     if (c.model_config.contains(k)) problems.push_back(std::string("model.") + k + " is set by the recipe; remove it");
-  if (j.contains("eval")) {
-    const json& ev = j["eval"];
-    if (check_keys(ev, "eval", {}, {"split", "num"}, problems)) {
-      read(ev, "eval", "split", c.eval.split, problems);
-      read(ev, "eval", "num", c.eval.num, problems);
-      try {
-        data::parse_split(c.eval.split);
-      } catch (const Error& e) {
-        problems.push_back(std::string("eval.split: ") + e.what());
-      }
-      if (c.eval.num < 0) problems.push_back("eval.num must be >= 0");
-    }
-  }
+  recipe::read_eval_section(j, c.eval, problems);
+
   recipe::read_train_section(j, "", c.seed, c.train, problems);
   // The model config as the recipe will build it (placeholder classes until the data is read).
   if (problems.empty()) {
@@ -212,15 +213,19 @@ VideoClassifierRecipeResult run_video_classifier_recipe(const VideoClassifierRec
   const auto train_ds = data::make_video_dataset(clip_spec(c, data::parse_split(c.dataset.split), true));
   torch::manual_seed(c.seed);
   std::optional<models::VideoClassifier> model;
-  if (have_model) model.emplace(models::VideoClassifier::load(model_dir.string()));
-  else model.emplace(models::VideoClassifierConfig::from_json(model_config_with(c, collect_classes(*train_ds, c)), "model"));
   ClipSet train_set;
-  if (!have_model) train_set = render(*train_ds, train_ds->size(), *model, "train");
+  if (have_model) {
+    model.emplace(models::VideoClassifier::load(model_dir.string()));
+  } else {
+    RenderedClips clips = render(*train_ds, train_ds->size(), "train");
+    model.emplace(models::VideoClassifierConfig::from_json(model_config_with(c, collect_classes(clips.metas, train_ds->name(), c)), "model"));
+    train_set = to_clip_set(std::move(clips), *model);
+  }
   const auto eval_ds = data::make_video_dataset(clip_spec(c, data::parse_split(c.eval.split), false));
   if (c.eval.split == c.dataset.split) log_warn("eval.split is the training split: the accuracy is not a held-out one");
   const size_t eval_n = c.eval.num > 0 ? std::min<size_t>(static_cast<size_t>(c.eval.num), eval_ds->size()) : eval_ds->size();
   if (eval_n == 0) throw UsageError("dataset " + c.dataset.name + " has no clips in the evaluation split " + c.eval.split);
-  const ClipSet eval_set = render(*eval_ds, eval_n, *model, c.eval.split);
+  const ClipSet eval_set = to_clip_set(render(*eval_ds, eval_n, c.eval.split), *model);
   log_info("data: " + std::to_string(have_model ? 0 : train_ds->size()) + " training and " + std::to_string(eval_n) +
            " " + c.eval.split + " clips of " + std::to_string(c.frames) + " frames at " +
            std::to_string(c.dataset.resolution) + " px");

@@ -49,10 +49,7 @@ struct VideoClassifierRecipeConfig {
   std::vector<Head> heads;
   nlohmann::json model_config;  // VideoClassifierConfig keys except image_size and heads
   int64_t batch_size = 0;
-  struct Eval {
-    std::string split = "heldout";
-    int64_t num = 0;  // the first num clips of the split (0: all)
-  } eval;
+  recipe::EvalSection eval;  // the first eval.num of eval.split (0: all)
   TrainConfig train;
   uint64_t seed = 0;
 

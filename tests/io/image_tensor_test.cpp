@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <torch/torch.h>
 
 namespace genvis::io {
 namespace {
@@ -106,6 +107,22 @@ TEST(ImageTensorTest, BadShapes) {
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("[2, 3, 4, 4]"), std::string::npos) << e.what();
   }
+}
+
+TEST(ImageTensorTest, SquareResizeCropsTheCentreAndAveragesAreas) {
+  // 2 x 6: the centre 2 x 2 crop is columns 2 and 3.
+  const at::Tensor x = at::arange(12, at::kFloat).view({1, 1, 2, 6});
+  const at::Tensor same = square_resize(x, 2);
+  EXPECT_TRUE(same.equal(torch::tensor({2.0f, 3.0f, 8.0f, 9.0f}).view({1, 1, 2, 2})));
+  // Down: the mean of each area (here the whole crop).
+  EXPECT_NEAR(square_resize(x, 1).item<double>(), (2 + 3 + 8 + 9) / 4.0, 1e-6);
+  // Up: bilinear, the range kept.
+  const at::Tensor up = square_resize(torch::rand({2, 3, 4, 4}), 8);
+  EXPECT_EQ(up.sizes(), (std::vector<int64_t>{2, 3, 8, 8}));
+  EXPECT_GE(up.min().item<double>(), 0.0);
+  EXPECT_LE(up.max().item<double>(), 1.0);
+  EXPECT_THROW(square_resize(torch::rand({3, 4, 4}), 4), UsageError);
+  EXPECT_THROW(square_resize(torch::rand({1, 3, 4, 4}), 0), UsageError);
 }
 
 }  // namespace

@@ -94,6 +94,18 @@ TEST(VideoClassifier, LabelsComeFromTheMetaByPointer) {
   EXPECT_EQ(enc.labels_of(unknown), (std::vector<int64_t>{-1, -1}));
 }
 
+TEST(VideoClassifier, MetaClassNameReadsStringsIntegersAndBooleansOnly) {
+  const json meta = json::parse(R"({"a": "red", "n": 3, "b": true, "x": 1.5, "o": {"k": "v"}})");
+  EXPECT_EQ(meta_class_name(meta, "/a"), std::optional<std::string>("red"));
+  EXPECT_EQ(meta_class_name(meta, "/n"), std::optional<std::string>("3"));
+  EXPECT_EQ(meta_class_name(meta, "/b"), std::optional<std::string>("true"));
+  EXPECT_EQ(meta_class_name(meta, "/o/k"), std::optional<std::string>("v"));
+  EXPECT_FALSE(meta_class_name(meta, "/x"));        // a float is no class name
+  EXPECT_FALSE(meta_class_name(meta, "/o"));        // nor an object
+  EXPECT_FALSE(meta_class_name(meta, "/missing"));
+  EXPECT_FALSE(meta_class_name(meta, "no-slash"));  // a malformed pointer
+}
+
 TEST(VideoClassifier, FolderRoundTripAndLoadErrors) {
   test::TempDir dir;
   torch::manual_seed(4);

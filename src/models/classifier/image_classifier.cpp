@@ -1,6 +1,7 @@
 #include "models/classifier/image_classifier.h"
 
 #include "core/error.h"
+#include "io/image_tensor.h"
 #include "core/file.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
@@ -55,12 +56,7 @@ at::Tensor ImageClassifier::preprocess(const at::Tensor& images) const {
   } else if (config().in_channels == 3 && x.size(1) == 1) {
     x = x.expand({-1, 3, -1, -1});
   }
-  const int64_t h = x.size(2), w = x.size(3), side = std::min(h, w);
-  if (h != w) x = x.narrow(2, (h - side) / 2, side).narrow(3, (w - side) / 2, side);
-  const int64_t s = config().image_size;
-  if (side > s) x = at::adaptive_avg_pool2d(x, {s, s});  // area averaging: no aliasing
-  else if (side < s) x = at::upsample_bilinear2d(x.contiguous(), {s, s}, /*align_corners=*/false);
-  return (x * 2.0 - 1.0).contiguous();
+  return io::square_resize(x, config().image_size) * 2.0 - 1.0;
 }
 
 ImageClassifier::Outputs ImageClassifier::run(const at::Tensor& images) {

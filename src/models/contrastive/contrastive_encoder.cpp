@@ -2,9 +2,11 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "io/image_tensor.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
 #include "nn/state_dict.h"
+#include "tokenizers/tokenizer_folder.h"
 
 #include <filesystem>
 #include <torch/torch.h>
@@ -15,20 +17,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int64_t kChunk = 256;
-constexpr size_t kMaxTokenizerFileBytes = size_t{64} << 20;
-constexpr const char* kTokenizerFiles[] = {"vocab.json", "merges.txt", "special_tokens_map.json",
-                                           "tokenizer_config.json"};
-
-std::map<std::string, std::string> read_tokenizer_files(const std::string& dir) {
-  std::map<std::string, std::string> files;
-  for (const char* name : kTokenizerFiles) {
-    const std::string path = (fs::path(dir) / name).string();
-    if (file_exists(path)) files[name] = read_text_file(path, kMaxTokenizerFileBytes);
-  }
-  for (const char* name : {"vocab.json", "merges.txt"})
-    if (!files.count(name)) throw LoadError((fs::path(dir) / name).string(), "tokenizer file is missing");
-  return files;
-}
 
 }  // namespace
 
@@ -49,7 +37,7 @@ ContrastiveEncoder::ContrastiveEncoder(ContrastiveModel model, std::shared_ptr<c
 
 ContrastiveEncoder::ContrastiveEncoder(ContrastiveConfig config, const std::string& tokenizer_dir) {
   tokenizer_ = std::make_shared<const tokenizers::CLIPTokenizer>(tokenizers::CLIPTokenizer::load(tokenizer_dir));
-  tokenizer_files_ = read_tokenizer_files(tokenizer_dir);
+  tokenizer_files_ = tokenizers::TokenizerFolder::read(tokenizer_dir).files;
   config.text_config.vocab_size = tokenizer_->vocab_size();
   config.text_config.bos_token_id = tokenizer_->bos_id();
   config.text_config.eos_token_id = tokenizer_->eos_id();
@@ -76,13 +64,12 @@ ContrastiveEncoder ContrastiveEncoder::load(const std::string& folder) {
   const auto reader = io::open_weights(weights.string());
   nn::load_state_dict(*model, *reader, {.dtype = at::kFloat});
   model->eval();
-  return ContrastiveEncoder(std::move(model), std::move(tokenizer), read_tokenizer_files(tok_dir.string()));
+  return ContrastiveEncoder(std::move(model), std::move(tokenizer), tokenizers::TokenizerFolder::read(tok_dir.string()).files);
 }
 
 void ContrastiveEncoder::save(const std::string& folder) const {
   const fs::path dir = folder;
-  fs::create_directories(dir / "tokenizer");
-  for (const auto& [name, contents] : tokenizer_files_) write_file_atomic((dir / "tokenizer" / name).string(), contents);
+  tokenizers::TokenizerFolder{tokenizer_files_}.write((dir / "tokenizer").string());
   io::save_safetensors((dir / "model.safetensors").string(), nn::state_dict(*model_.ptr(), at::kFloat), {{"format", "pt"}});
   write_file_atomic((dir / "config.json").string(), config().to_json().dump(2) + "\n");
 }
@@ -90,13 +77,7 @@ void ContrastiveEncoder::save(const std::string& folder) const {
 at::Tensor ContrastiveEncoder::preprocess_images(const at::Tensor& images) const {
   if (images.dim() != 4 || images.size(1) != 3 || images.size(2) < 1 || images.size(3) < 1)
     throw UsageError("contrastive encoder: expected images [B,3,H,W], got " + c10::str(images.sizes()));
-  at::Tensor x = images.to(at::kFloat);
-  const int64_t h = x.size(2), w = x.size(3), side = std::min(h, w);
-  if (h != w) x = x.narrow(2, (h - side) / 2, side).narrow(3, (w - side) / 2, side);
-  const int64_t s = config().vision_config.image_size;
-  if (side > s) x = at::adaptive_avg_pool2d(x, {s, s});  // area averaging: no aliasing
-  else if (side < s) x = at::upsample_bilinear2d(x, {s, s}, /*align_corners=*/false);
-  return (x * 2.0 - 1.0).contiguous();
+  return io::square_resize(images, config().vision_config.image_size) * 2.0 - 1.0;
 }
 
 at::Tensor ContrastiveEncoder::tokenize(const std::vector<std::string>& texts) const {

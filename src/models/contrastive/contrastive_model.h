@@ -14,7 +14,7 @@
 #pragma once
 #include "models/clip_text/clip_text_model.h"
 #include "models/contrastive/contrastive_config.h"
-#include "nn/resnet.h"
+#include "nn/resnet_encoder.h"
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
@@ -24,26 +24,9 @@
 
 namespace genvis::models {
 
-// One resolution level: layers_per_block ResNet blocks, then a stride-2 conv (not on the last).
-struct ContrastiveDownBlockImpl : torch::nn::Module {
-  ContrastiveDownBlockImpl(int64_t in_channels, int64_t out_channels, int64_t layers, int64_t groups, bool downsample);
-  at::Tensor forward(at::Tensor x);
-
-  torch::nn::ModuleList resnets{nullptr};      // of nn::ResnetBlock2D
-  torch::nn::ModuleList downsamplers{nullptr};  // of nn::Downsample2D (empty on the last level)
-};
-TORCH_MODULE(ContrastiveDownBlock);
-
-// conv_in -> down blocks -> GroupNorm + SiLU -> mean over space: [B,3,S,S] -> [B,C_last].
-struct ContrastiveVisionModelImpl : torch::nn::Module {
-  explicit ContrastiveVisionModelImpl(const ContrastiveVisionConfig& config);
-  at::Tensor forward(const at::Tensor& pixel_values);
-
-  torch::nn::Conv2d conv_in{nullptr};
-  torch::nn::ModuleList down_blocks{nullptr};  // of ContrastiveDownBlock
-  torch::nn::GroupNorm norm_out{nullptr};
-};
-TORCH_MODULE(ContrastiveVisionModel);
+// The image tower: conv_in -> down blocks -> GroupNorm + SiLU -> mean over space:
+// [B,3,S,S] -> [B,C_last].
+using ContrastiveVisionModel = nn::ResnetEncoder2D;
 
 struct ContrastiveModelImpl : torch::nn::Module {
   explicit ContrastiveModelImpl(const ContrastiveConfig& config);

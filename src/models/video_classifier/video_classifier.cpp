@@ -3,6 +3,7 @@
 #include "core/config_reader.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "io/image_tensor.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
 #include "nn/group_norm_silu.h"
@@ -188,16 +189,12 @@ void VideoClassifier::save(const std::string& folder) const {
 
 at::Tensor VideoClassifier::preprocess(const at::Tensor& videos) const {
   check_videos(videos);
-  const int64_t b = videos.size(0), t = videos.size(2), h = videos.size(3), w = videos.size(4), side = std::min(h, w);
-  at::Tensor x = videos.to(at::kCPU, at::kFloat);
-  if (h != w) x = x.narrow(3, (h - side) / 2, side).narrow(4, (w - side) / 2, side);
+  const int64_t b = videos.size(0), t = videos.size(2), h = videos.size(3), w = videos.size(4);
   const int64_t s = config().image_size;
-  if (side != s) {
-    at::Tensor frames = x.permute({0, 2, 1, 3, 4}).reshape({b * t, 3, side, side});  // [B*T,3,side,side]
-    frames = side > s ? at::adaptive_avg_pool2d(frames, {s, s})
-                      : at::upsample_bilinear2d(frames.contiguous(), {s, s}, /*align_corners=*/false);
-    x = frames.view({b, t, 3, s, s}).permute({0, 2, 1, 3, 4});
-  }
+  const at::Tensor v = videos.to(at::kCPU, at::kFloat);
+  if (h == s && w == s) return (v * 2.0 - 1.0).contiguous();
+  const at::Tensor frames = v.permute({0, 2, 1, 3, 4}).reshape({b * t, 3, h, w});    // [B*T,3,H,W]
+  const at::Tensor x = io::square_resize(frames, s).view({b, t, 3, s, s}).permute({0, 2, 1, 3, 4});
   return (x * 2.0 - 1.0).contiguous();
 }
 
@@ -220,18 +217,24 @@ VideoClassifier::Outputs VideoClassifier::run(const at::Tensor& videos) {
   return out;
 }
 
+std::optional<std::string> meta_class_name(const json& meta, const std::string& key) {
+  try {
+    const json& v = meta.at(json::json_pointer(key));
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_number_integer() || v.is_boolean()) return v.dump();
+  } catch (const json::exception&) {
+    // a malformed pointer or no such key
+  }
+  return std::nullopt;
+}
+
 std::vector<int64_t> VideoClassifier::labels_of(const json& meta) const {
   std::vector<int64_t> labels;
   for (const auto& h : config().heads) {
     int64_t label = -1;
-    try {
-      const json& v = meta.at(json::json_pointer(h.key));
-      const std::string value = v.is_string() ? v.get<std::string>() : v.is_number_integer() || v.is_boolean() ? v.dump() : "";
+    if (const auto value = meta_class_name(meta, h.key))
       for (size_t k = 0; k < h.classes.size(); ++k)
-        if (!value.empty() && h.classes[k] == value) label = static_cast<int64_t>(k);
-    } catch (const json::exception&) {
-      // no such key: -1
-    }
+        if (h.classes[k] == *value) label = static_cast<int64_t>(k);
     labels.push_back(label);
   }
   return labels;

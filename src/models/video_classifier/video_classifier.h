@@ -31,6 +31,7 @@
 #include <ATen/ATen.h>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
@@ -74,6 +75,10 @@ struct VideoClassifierModelImpl : torch::nn::Module {
   torch::nn::ModuleList heads{nullptr};  // of Linear
 };
 TORCH_MODULE(VideoClassifierModel);
+
+// The class name at JSON pointer `key` of a clip's meta: a string as is, an integer or boolean as
+// its JSON text; nullopt where the pointer is malformed, missing or names another kind of value.
+std::optional<std::string> meta_class_name(const nlohmann::json& meta, const std::string& key);
 
 class VideoClassifier {
 public:
