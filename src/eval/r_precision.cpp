@@ -105,7 +105,7 @@ RPrecisionSamples choose_r_precision_samples(const data::Dataset& split, size_t 
   return out;
 }
 
-RPrecisionResult encoder_r_precision(models::ContrastiveEncoder& encoder, const at::Tensor& images,
+RPrecisionResult encoder_r_precision(const TextImageEmbedder& encoder, const at::Tensor& images,
                                      const RPrecisionSamples& samples, const RPrecisionOptions& options) {
   const auto n = static_cast<int64_t>(samples.indices.size());
   if (!images.defined() || images.dim() != 4 || images.size(0) != n)
@@ -114,6 +114,13 @@ RPrecisionResult encoder_r_precision(models::ContrastiveEncoder& encoder, const 
   RPrecisionOptions o = options;
   o.seed = options.seed ^ 0x9e3779b97f4a7c15ULL;
   return r_precision(encoder.embed_images(images), encoder.embed_texts(samples.captions), samples.captions, pool, o);
+}
+
+RPrecisionResult encoder_r_precision(models::ContrastiveEncoder& encoder, const at::Tensor& images,
+                                     const RPrecisionSamples& samples, const RPrecisionOptions& options) {
+  const TextImageEmbedder e{[&](const at::Tensor& x) { return encoder.embed_images(x); },
+                            [&](const std::vector<std::string>& t) { return encoder.embed_texts(t); }};
+  return encoder_r_precision(e, images, samples, options);
 }
 
 }  // namespace genvis::eval

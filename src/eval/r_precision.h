@@ -19,6 +19,7 @@
 
 #include <ATen/ATen.h>
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -64,6 +65,16 @@ RPrecisionSamples choose_r_precision_samples(const data::Dataset& split, size_t 
 // options.seed (independent of the sample choice), so dataset and generated images of one run
 // meet the same distractors.
 RPrecisionResult encoder_r_precision(models::ContrastiveEncoder& encoder, const at::Tensor& images,
+                                     const RPrecisionSamples& samples, const RPrecisionOptions& options = {});
+
+// The same for any text-image encoder, given as its two embedding functions (each returning
+// L2-normalised rows: images [n,3,H,W] in [0,1] -> [n,D], texts -> [m,D]), e.g. DAMSM's global
+// image and sentence vectors.
+struct TextImageEmbedder {
+  std::function<at::Tensor(const at::Tensor&)> embed_images;
+  std::function<at::Tensor(const std::vector<std::string>&)> embed_texts;
+};
+RPrecisionResult encoder_r_precision(const TextImageEmbedder& encoder, const at::Tensor& images,
                                      const RPrecisionSamples& samples, const RPrecisionOptions& options = {});
 
 // The dataset's own images for `indices`: [n,3,H,W] float in [0,1].

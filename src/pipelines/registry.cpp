@@ -4,6 +4,7 @@
 #include "core/file.h"
 #include "io/weights.h"
 #include "models/detect.h"
+#include "pipelines/dfgan/dfgan_pipeline.h"
 #include "pipelines/genvis_video/genvis_video_pipeline.h"
 #include "pipelines/stable_diffusion_pipeline.h"
 #include "pipelines/wan/wan_pipeline.h"
@@ -36,6 +37,8 @@ std::vector<PipelineRegistration> builtin_pipelines() {
       {"WanImageToVideoPipeline", "Wan 2.1 image-to-video (first frame + CLIP image states)", load_wan_pipeline},
       {kGenvisVideoClass, "genvis's own video model: spacetime-patch DiT (text-to-video, first frame, continuation)",
        load_genvis_video_pipeline},
+      {kDFGANClass, "genvis's DF-GAN: one-pass text-to-image GAN conditioned on a DAMSM sentence vector",
+       load_dfgan_pipeline},
   };
 }
 

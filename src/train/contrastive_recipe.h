@@ -28,54 +28,24 @@
 // Config keys the recipe sets itself (any value given must agree): model.vision_config.image_size
 // = dataset.resolution; model.text_config vocab_size, bos/eos/pad ids from the tokenizer.
 #pragma once
-#include "train/recipe_config.h"
-#include "train/trainer.h"
+#include "train/text_image_encoder_recipe.h"
 
 #include <nlohmann/json.hpp>
 #include <string>
-#include <vector>
 
 namespace genvis::train {
 
-struct ContrastiveRecipeConfig {
-  using Dataset = recipe::DatasetSection;
-  Dataset dataset;
-  int64_t vocab_size = 0;
-  nlohmann::json model_config;  // ContrastiveConfig keys
-  int64_t batch_size = 0;
-  struct Augment {
-    bool hflip = true;
-    double scale_min = 1.0, scale_max = 1.0;  // object size factor, uniform
-    double shift = 0.0;                       // max shift, fraction of the side
-    double noise = 0.0;                       // Gaussian noise std (pixels in [-1,1])
-  } augment;
-  struct Eval {
-    int64_t num = 200;  // samples per split (0: no evaluation)
-    int64_t k = 100;
-    uint64_t seed = 0;
-  } eval;
-  TrainConfig train;
-  uint64_t seed = 0;
-
+// The config keys of text_image_encoder_recipe.h; model: ContrastiveConfig keys.
+struct ContrastiveRecipeConfig : TextImageEncoderRecipeConfig {
   // Every unknown key, missing key and invalid value (including the model config's and the
   // TrainConfig's) in one UsageError naming `source`.
   static ContrastiveRecipeConfig from_json(const nlohmann::json& json, const std::string& source = "recipe config");
   static ContrastiveRecipeConfig from_file(const std::string& path);
 };
+using ContrastiveRecipeOptions = TextImageEncoderRecipeOptions;
+using ContrastiveRecipeResult = TextImageEncoderRecipeResult;
 
-struct ContrastiveRecipeOptions {
-  std::string out_dir;
-  // Continue an unfinished training from its latest checkpoint. Without it, an unfinished
-  // training that has checkpoints is a UsageError (nothing is overwritten).
-  bool resume = false;
-};
-
-struct ContrastiveRecipeResult {
-  std::string model_dir;                  // <out>/model
-  std::vector<std::string> ran, skipped;  // stage names
-  bool interrupted = false;               // SIGINT/SIGTERM: a checkpoint was written, rerun with resume
-  nlohmann::json eval;                    // the contents of <out>/eval.json (null when not evaluated)
-};
+const TextImageEncoderKind& contrastive_kind();
 
 ContrastiveRecipeResult run_contrastive_recipe(const ContrastiveRecipeConfig& config,
                                                const ContrastiveRecipeOptions& options);

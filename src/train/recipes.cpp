@@ -3,6 +3,8 @@
 #include "core/error.h"
 #include "train/classifier_recipe.h"
 #include "train/contrastive_recipe.h"
+#include "train/damsm_recipe.h"
+#include "train/dfgan_recipe.h"
 #include "train/ldm_recipe.h"
 #include "train/video_classifier_recipe.h"
 #include "train/video_recipe.h"
@@ -22,6 +24,18 @@ RecipeRunResult run_ldm(const std::string& config_path, const RecipeRunOptions& 
 RecipeRunResult run_contrastive(const std::string& config_path, const RecipeRunOptions& o) {
   const auto config = ContrastiveRecipeConfig::from_file(config_path);
   const auto r = run_contrastive_recipe(config, {.out_dir = o.out_dir, .resume = o.resume});
+  return {.output = r.model_dir, .interrupted = r.interrupted};
+}
+
+RecipeRunResult run_damsm(const std::string& config_path, const RecipeRunOptions& o) {
+  const auto config = DamsmRecipeConfig::from_file(config_path);
+  const auto r = run_damsm_recipe(config, {.out_dir = o.out_dir, .resume = o.resume});
+  return {.output = r.model_dir, .interrupted = r.interrupted};
+}
+
+RecipeRunResult run_dfgan(const std::string& config_path, const RecipeRunOptions& o) {
+  const auto config = DFGANRecipeConfig::from_file(config_path);
+  const auto r = run_dfgan_recipe(config, {.out_dir = o.out_dir, .resume = o.resume});
   return {.output = r.model_dir, .interrupted = r.interrupted};
 }
 
@@ -51,6 +65,14 @@ struct Table {
       {"contrastive",
        "Contrastive text-image encoder (R-precision judge): tokenizer, then InfoNCE training; <out>/model",
        "configs/contrastive-emoji.json", "Continue an unfinished training from its latest checkpoint", run_contrastive},
+      {"damsm",
+       "DAMSM (AttnGAN's text-image matching model; GAN loss and text encoder, R-precision judge): tokenizer, "
+       "then word- and sentence-level matching losses; <out>/model",
+       "configs/damsm-emoji.json", "Continue an unfinished training from its latest checkpoint", run_damsm},
+      {"dfgan",
+       "DF-GAN text-to-image GAN: DAMSM (trained first or given), then alternating D/G training with MA-GP; "
+       "exports a genvis.DFGANPipeline folder <out>/model",
+       "configs/dfgan-emoji.json", "Continue an unfinished stage from its latest checkpoint", run_dfgan},
       {"classifier",
        "Image classifier (FID features, class accuracy judge): cross-entropy training; <out>/model, <out>/eval.json",
        "configs/fmnist-classifier.json", "Continue an unfinished training from its latest checkpoint", run_classifier},

@@ -1,0 +1,305 @@
+#include "train/dfgan_recipe.h"
+
+#include "core/error.h"
+#include "core/file.h"
+#include "core/log.h"
+#include "core/torch_compat.h"
+#include "data/loader.h"
+#include "io/image_tensor.h"
+#include "models/damsm/damsm_encoder.h"
+#include "models/dfgan/dfgan_loss.h"
+#include "models/dfgan/dfgan_model.h"
+#include "pipelines/dfgan/dfgan_pipeline.h"
+#include "train/sample_grid.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <torch/torch.h>
+
+namespace genvis::train {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using recipe::check_keys;
+using recipe::read;
+
+// DF-GAN's optimiser: Adam with betas (0, 0.9), no weight decay, no clipping.
+GroupConfig gan_defaults(double lr) {
+  GroupConfig g;
+  g.lr = lr;
+  g.beta1 = 0.0;
+  g.beta2 = 0.9;
+  g.weight_decay = 0.0;
+  g.grad_clip = 0.0;
+  return g;
+}
+
+// The model config with image_size = dataset.resolution and cond_dim = the DAMSM's width (0:
+// not known yet, left out of the check).
+json derive_model_config(const DFGANRecipeConfig& c, int64_t cond_dim, std::vector<std::string>& problems) {
+  json m = c.model_config.is_object() ? c.model_config : json::object();
+  if (m.contains("image_size") && m["image_size"] != json(c.dataset.resolution))
+    problems.push_back("model.image_size is set by the recipe to dataset.resolution " +
+                       std::to_string(c.dataset.resolution) + ", got " + m["image_size"].dump());
+  m["image_size"] = c.dataset.resolution;
+  if (m.contains("cond_dim")) problems.push_back("model.cond_dim is set by the recipe to the DAMSM's embedding_dim");
+  m["cond_dim"] = cond_dim > 0 ? cond_dim : 256;
+  return m;
+}
+
+void check_finite(const at::Tensor& loss, const char* group, int64_t step) {
+  if (!std::isfinite(loss.item<double>()))
+    throw RuntimeError(std::string("dfgan: the ") + group + " loss is not finite at step " + std::to_string(step + 1) +
+                       "; the run diverged (lower the learning rates, or resume from an earlier checkpoint)");
+}
+
+// Mean distance between the images of each group of `per` consecutive rows of x [G*per,...].
+double mean_pairwise_distance(const at::Tensor& x, int64_t per) {
+  const at::Tensor flat = x.reshape({x.size(0) / per, per, -1}).to(at::kDouble);
+  const at::Tensor d = at::cdist(flat, flat);  // [G,per,per]
+  return d.sum().item<double>() / static_cast<double>(flat.size(0) * per * (per - 1));
+}
+
+}  // namespace
+
+DFGANRecipeConfig DFGANRecipeConfig::from_json(const json& j, const std::string& source) {
+  DFGANRecipeConfig c;
+  std::vector<std::string> problems;
+  if (!check_keys(j, "config", {"dataset", "damsm", "model", "batch_size", "train"},
+                  {"seed", "tokenizer", "augment", "generator", "discriminator", "gradient_penalty", "samples"}, problems))
+    throw UsageError(source + ": the recipe config must be a JSON object");
+  read(j, "config", "seed", c.seed, problems);
+  read(j, "config", "batch_size", c.batch_size, problems);
+  if (j.contains("batch_size") && c.batch_size < 2) problems.push_back("batch_size must be >= 2 (the mismatched pairs)");
+  read(j, "config", "samples", c.samples, problems);
+  if (c.samples < 1 || c.samples > 64) problems.push_back("samples must be in 1..64");
+  recipe::read_dataset_section(j, c.dataset, problems);
+  if (j.contains("tokenizer")) recipe::read_tokenizer_section(j, c.vocab_size, problems);
+  read(j, "config", "model", c.model_config, problems);
+  if (!c.model_config.is_object()) {
+    problems.push_back("model must be a JSON object");
+    c.model_config = json::object();
+  }
+  read_augment_section(j, c.augment, problems);
+  const auto group = [&](const char* key, double lr, GroupConfig& out) {
+    out = gan_defaults(lr);
+    if (!j.contains(key)) return;
+    try {
+      out = GroupConfig::from_json(j.at(key), key, gan_defaults(lr));
+    } catch (const Error& e) {
+      problems.push_back(e.what());
+    }
+  };
+  group("generator", 1e-4, c.generator);
+  group("discriminator", 4e-4, c.discriminator);
+  if (j.contains("gradient_penalty")) {
+    const json& gp = j.at("gradient_penalty");
+    if (check_keys(gp, "gradient_penalty", {}, {"k", "p"}, problems)) {
+      read(gp, "gradient_penalty", "k", c.gp_k, problems);
+      read(gp, "gradient_penalty", "p", c.gp_p, problems);
+      if (!(c.gp_k >= 0 && c.gp_k <= 1000)) problems.push_back("gradient_penalty.k must be in [0, 1000]");
+      if (!(c.gp_p >= 1 && c.gp_p <= 16)) problems.push_back("gradient_penalty.p must be in [1, 16]");
+    }
+  }
+  recipe::read_train_section(j, "", c.seed, c.train, problems);
+  if (c.train.autocast != "none")
+    problems.push_back("train.autocast: DF-GAN trains in f32 (the gradient penalty's double backward)");
+
+  // damsm: a folder, or the recipe config of one to train (this recipe's dataset, tokenizer, seed).
+  int64_t cond_dim = 0;
+  if (j.contains("damsm")) {
+    const json& d = j.at("damsm");
+    if (d.is_string()) {
+      c.damsm_dir = d.get<std::string>();
+      if (c.damsm_dir.empty()) problems.push_back("damsm: an empty folder name");
+    } else if (d.is_object()) {
+      json dj = d;
+      for (const char* key : {"seed", "dataset", "tokenizer"})
+        if (dj.contains(key)) problems.push_back(std::string("damsm.") + key + " is the recipe's own " + key);
+      if (j.contains("dataset")) dj["dataset"] = j.at("dataset");
+      dj["tokenizer"] = {{"vocab_size", c.vocab_size}};
+      dj["seed"] = c.seed;
+      try {
+        c.damsm_pretrain = DamsmRecipeConfig::from_json(dj, "damsm");
+        cond_dim = c.damsm_pretrain->model_config.value("embedding_dim", int64_t{256});
+      } catch (const UsageError& e) {
+        problems.push_back(e.what());
+      }
+    } else {
+      problems.push_back("damsm must be a DAMSM folder or a DAMSM recipe config object");
+    }
+  }
+  try {
+    models::DFGANConfig::from_json(derive_model_config(c, cond_dim, problems), "model");
+  } catch (const Error& e) {
+    problems.push_back(e.what());
+  }
+  recipe::throw_if_problems(source, problems);
+  return c;
+}
+
+DFGANRecipeConfig DFGANRecipeConfig::from_file(const std::string& path) {
+  return from_json(recipe::read_config_file(path), path);
+}
+
+DFGANRecipeResult run_dfgan_recipe(const DFGANRecipeConfig& c, const TextImageEncoderRecipeOptions& o) {
+  if (o.out_dir.empty()) throw UsageError("run_dfgan_recipe: no output folder");
+  const fs::path out = o.out_dir, model_dir = out / "model";
+  fs::create_directories(out);
+  recipe::write_json((out / "recipe.json").string(), {{"recipe", "dfgan"}, {"seed", c.seed}});
+  DFGANRecipeResult result;
+  result.model_dir = model_dir.string();
+  const auto done = [&](const char* stage, bool finished) { recipe::mark_stage(stage, finished, result.ran, result.skipped); };
+  if (fs::exists(model_dir / "model_index.json")) {
+    for (const char* stage : {"damsm", "data", "train", "export"}) done(stage, true);
+    return result;
+  }
+
+  // 1 damsm
+  std::string damsm_dir = c.damsm_dir;
+  done("damsm", !c.damsm_pretrain.has_value());
+  if (c.damsm_pretrain) {
+    const auto r = run_damsm_recipe(*c.damsm_pretrain, {.out_dir = (out / "damsm").string(), .resume = o.resume});
+    if (r.interrupted) {
+      result.interrupted = true;
+      return result;
+    }
+    damsm_dir = r.model_dir;
+  }
+  models::DamsmEncoder damsm = models::DamsmEncoder::load(damsm_dir);
+  log_info("damsm: " + damsm_dir + " (sentence vectors of " + std::to_string(damsm.config().embedding_dim) + ")");
+
+  // 2 data
+  done("data", false);
+  const auto ds = recipe::open_dataset(c.dataset, c.seed);
+  const RenderedImageTextSet data = render_image_text_set(*ds, c.dataset.resolution);
+  const at::Tensor sentences = damsm.encode_texts(data.captions).sentence;  // [N,D], frozen
+
+  // 3 train
+  done("train", false);
+  std::vector<std::string> problems;
+  const auto config = models::DFGANConfig::from_json(derive_model_config(c, damsm.config().embedding_dim, problems), "model");
+  if (!problems.empty()) throw UsageError(problems.front());
+  torch::manual_seed(c.seed);
+  models::DFGANGenerator gen(config);
+  models::DFGANDiscriminator disc(config);
+  data::LoaderOptions lo;
+  lo.batch_size = c.batch_size;
+  lo.resolution = c.dataset.resolution;
+  lo.seed = c.seed;
+  const data::DataLoader order(ds, lo);  // only its order: indices(step)
+  const auto batch = [&](int64_t step, Rng& rng) {
+    const auto picked = order.indices(step);
+    const at::Tensor idx = at::tensor(std::vector<int64_t>(picked.begin(), picked.end()), at::kLong);
+    const at::Tensor x = augment_images(data.images.index_select(0, idx), data.flip_ok.index_select(0, idx), c.augment, rng);
+    return std::pair{x, sentences.index_select(0, idx)};
+  };
+  const int64_t accum = c.train.grad_accum;
+  Trainer trainer(
+      {{.name = "discriminator",
+        .module = disc.get(),
+        .config = c.discriminator,
+        .loss =
+            [&](int64_t step, int64_t micro, Rng& rng) {
+              auto [x, s] = batch(step * accum + micro, rng);
+              x.requires_grad_(true);
+              s = s.clone().requires_grad_(true);
+              const at::Tensor features = disc(x);
+              const at::Tensor real = disc->score(features, s);
+              const at::Tensor mismatched = disc->score(models::dfgan::roll_batch(features), s);
+              const at::Tensor z = rng.randn({x.size(0), config.z_dim});
+              at::Tensor fake_images;
+              {
+                torch::NoGradGuard no_grad;
+                fake_images = gen(z, s.detach());
+              }
+              const at::Tensor fake = disc->score(disc(fake_images), s);
+              const at::Tensor loss = models::dfgan::discriminator_loss(real, fake, mismatched) +
+                                      models::dfgan::matching_aware_gradient_penalty(real, x, s, c.gp_k, c.gp_p);
+              check_finite(loss, "discriminator", step);
+              return loss;
+            }},
+       {.name = "generator",
+        .module = gen.get(),
+        .config = c.generator,
+        .loss =
+            [&](int64_t step, int64_t micro, Rng& rng) {
+              const auto [x, s] = batch(step * accum + micro, rng);
+              const at::Tensor z = rng.randn({x.size(0), config.z_dim});
+              const at::Tensor loss = models::dfgan::generator_loss(disc->score(disc(gen(z, s)), s));
+              check_finite(loss, "generator", step);
+              return loss;
+            }}},
+      {{"discriminator", 1}, {"generator", 1}}, c.train, (out / "train").string());
+  trainer.extra_state = {{"recipe", "dfgan"}, {"model", config.to_json()}, {"damsm", damsm.config().to_json()}};
+  const std::string validation_log = (out / "train" / "validation.jsonl").string();
+  if (trainer.resume_if_allowed(o.resume, "training")) recipe::truncate_log(validation_log, trainer.step());
+
+  // Validation: fixed captions (the first distinct ones) x 4 seeds, and a fixed real batch.
+  std::vector<std::string> grid_captions;
+  std::vector<int64_t> grid_rows;
+  {
+    std::set<std::string> seen;
+    for (size_t i = 0; i < data.captions.size() && grid_captions.size() < static_cast<size_t>(c.samples); ++i)
+      if (seen.insert(data.captions[i]).second) {
+        grid_captions.push_back(data.captions[i]);
+        grid_rows.push_back(static_cast<int64_t>(i));
+      }
+  }
+  const auto validate = [&](int64_t step) {
+    torch::NoGradGuard no_grad;
+    gen->eval();
+    disc->eval();
+    constexpr int64_t kSeeds = 4;
+    const at::Tensor rows = at::tensor(grid_rows, at::kLong).repeat_interleave(kSeeds);
+    const at::Tensor s = sentences.index_select(0, rows);
+    Rng rng(c.seed ^ 0x5eedULL);
+    const at::Tensor fake = gen(rng.randn({s.size(0), config.z_dim}), s);  // [G*4,3,R,R]
+    std::vector<io::Image> images;
+    std::vector<std::string> labels;
+    for (int64_t i = 0; i < fake.size(0); ++i) {
+      images.push_back(io::tensor_to_image(fake[i]));
+      labels.push_back(i % kSeeds == 0 ? grid_captions[static_cast<size_t>(i / kSeeds)] : "");
+    }
+    const std::string grid = write_sample_grid(images, labels, c.dataset.resolution, out / "samples", step, kSeeds);
+    const int64_t n = std::min<int64_t>(s.size(0), data.images.size(0));
+    const at::Tensor real = data.images.narrow(0, 0, n);
+    const at::Tensor real_logits = disc->score(disc(real), sentences.narrow(0, 0, n));
+    const at::Tensor fake_logits = disc->score(disc(fake.narrow(0, 0, n)), s.narrow(0, 0, n));
+    const double acc_real = (real_logits > 0).to(at::kDouble).mean().item<double>();
+    const double acc_fake = (fake_logits < 0).to(at::kDouble).mean().item<double>();
+    const double diversity = mean_pairwise_distance(fake, kSeeds);
+    const double diversity_real = mean_pairwise_distance(real.narrow(0, 0, (n / kSeeds) * kSeeds), kSeeds);
+    const json record = {{"step", step},
+                         {"d_accuracy_real", acc_real},
+                         {"d_accuracy_fake", acc_fake},
+                         {"diversity", diversity},
+                         {"diversity_real", diversity_real}};
+    std::ofstream(validation_log, std::ios::app) << record.dump() << "\n";
+    std::string warn;
+    if (acc_real > 0.99 && acc_fake > 0.99) warn += "; the discriminator wins outright (the generator may have collapsed)";
+    if (diversity < 0.1 * diversity_real) warn += "; little diversity across z (mode collapse?)";
+    log_info("step " + std::to_string(step) + ": D accuracy real " + std::to_string(acc_real) + ", generated " +
+             std::to_string(acc_fake) + "; diversity " + std::to_string(diversity) + " (real images " +
+             std::to_string(diversity_real) + ")" + warn + "; samples " + grid);
+    gen->train();
+    disc->train();
+  };
+  if (trainer.run(validate) == Trainer::Outcome::Interrupted) {
+    result.interrupted = true;
+    return result;
+  }
+  trainer.apply_ema();
+  gen->eval();
+
+  // 4 export
+  done("export", false);
+  pipelines::save_dfgan_model(gen, damsm, model_dir.string());
+  log_info("model: " + model_dir.string());
+  return result;
+}
+
+}  // namespace genvis::train
