@@ -55,7 +55,7 @@ TEST(RecipeTable, UnknownNameIsAUsageErrorListingTheKnownOnes) {
 TEST(RecipeTable, BuiltInRecipeReadsItsConfigFile) {
   // The config is read (and refused, naming the file) before anything is trained or written.
   test::TempDir dir;
-  for (const auto& name : {"ldm", "contrastive", "classifier", "video", "video-classifier"}) {
+  for (const auto& name : {"ldm", "contrastive", "damsm", "dfgan", "classifier", "video", "video-classifier"}) {
     const std::string missing = dir.file(std::string(name) + "-missing.json");
     try {
       find_recipe(name).run(missing, {.out_dir = dir.file("out")});
