@@ -3,7 +3,6 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
-#include "core/torch_compat.h"
 #include "data/loader.h"
 #include "io/image_tensor.h"
 #include "models/damsm/damsm_encoder.h"
@@ -191,11 +190,9 @@ DFGANRecipeResult run_dfgan_recipe(const DFGANRecipeConfig& c, const TextImageEn
   lo.resolution = c.dataset.resolution;
   lo.seed = c.seed;
   const data::DataLoader order(ds, lo);  // only its order: indices(step)
-  const auto batch = [&](int64_t step, Rng& rng) {
+  const auto rows_of = [&](int64_t step) {
     const auto picked = order.indices(step);
-    const at::Tensor idx = at::tensor(std::vector<int64_t>(picked.begin(), picked.end()), at::kLong);
-    const at::Tensor x = augment_images(data.images.index_select(0, idx), data.flip_ok.index_select(0, idx), c.augment, rng);
-    return std::pair{x, sentences.index_select(0, idx)};
+    return at::tensor(std::vector<int64_t>(picked.begin(), picked.end()), at::kLong);
   };
   const int64_t accum = c.train.grad_accum;
   Trainer trainer(
@@ -204,9 +201,11 @@ DFGANRecipeResult run_dfgan_recipe(const DFGANRecipeConfig& c, const TextImageEn
         .config = c.discriminator,
         .loss =
             [&](int64_t step, int64_t micro, Rng& rng) {
-              auto [x, s] = batch(step * accum + micro, rng);
-              x.requires_grad_(true);
-              s = s.clone().requires_grad_(true);
+              const at::Tensor idx = rows_of(step * accum + micro);
+              const at::Tensor x =
+                  augment_images(data.images.index_select(0, idx), data.flip_ok.index_select(0, idx), c.augment, rng)
+                      .requires_grad_(true);
+              const at::Tensor s = sentences.index_select(0, idx).requires_grad_(true);
               const at::Tensor features = disc(x);
               const at::Tensor real = disc->score(features, s);
               const at::Tensor mismatched = disc->score(models::dfgan::roll_batch(features), s);
@@ -227,8 +226,9 @@ DFGANRecipeResult run_dfgan_recipe(const DFGANRecipeConfig& c, const TextImageEn
         .config = c.generator,
         .loss =
             [&](int64_t step, int64_t micro, Rng& rng) {
-              const auto [x, s] = batch(step * accum + micro, rng);
-              const at::Tensor z = rng.randn({x.size(0), config.z_dim});
+              // The step's sentences; the generator never sees the real images.
+              const at::Tensor s = sentences.index_select(0, rows_of(step * accum + micro));
+              const at::Tensor z = rng.randn({s.size(0), config.z_dim});
               const at::Tensor loss = models::dfgan::generator_loss(disc->score(disc(gen(z, s)), s));
               check_finite(loss, "generator", step);
               return loss;
@@ -249,11 +249,14 @@ DFGANRecipeResult run_dfgan_recipe(const DFGANRecipeConfig& c, const TextImageEn
         grid_rows.push_back(static_cast<int64_t>(i));
       }
   }
+  constexpr int64_t kSeeds = 4;
+  // The fixed real batch's logits change as D trains; its diversity does not.
+  const int64_t n_real = std::min<int64_t>(static_cast<int64_t>(grid_rows.size()) * kSeeds, data.images.size(0));
+  const double diversity_real = mean_pairwise_distance(data.images.narrow(0, 0, (n_real / kSeeds) * kSeeds), kSeeds);
   const auto validate = [&](int64_t step) {
     torch::NoGradGuard no_grad;
     gen->eval();
     disc->eval();
-    constexpr int64_t kSeeds = 4;
     const at::Tensor rows = at::tensor(grid_rows, at::kLong).repeat_interleave(kSeeds);
     const at::Tensor s = sentences.index_select(0, rows);
     Rng rng(c.seed ^ 0x5eedULL);
@@ -265,14 +268,11 @@ DFGANRecipeResult run_dfgan_recipe(const DFGANRecipeConfig& c, const TextImageEn
       labels.push_back(i % kSeeds == 0 ? grid_captions[static_cast<size_t>(i / kSeeds)] : "");
     }
     const std::string grid = write_sample_grid(images, labels, c.dataset.resolution, out / "samples", step, kSeeds);
-    const int64_t n = std::min<int64_t>(s.size(0), data.images.size(0));
-    const at::Tensor real = data.images.narrow(0, 0, n);
-    const at::Tensor real_logits = disc->score(disc(real), sentences.narrow(0, 0, n));
-    const at::Tensor fake_logits = disc->score(disc(fake.narrow(0, 0, n)), s.narrow(0, 0, n));
+    const at::Tensor real_logits = disc->score(disc(data.images.narrow(0, 0, n_real)), sentences.narrow(0, 0, n_real));
+    const at::Tensor fake_logits = disc->score(disc(fake.narrow(0, 0, n_real)), s.narrow(0, 0, n_real));
     const double acc_real = (real_logits > 0).to(at::kDouble).mean().item<double>();
     const double acc_fake = (fake_logits < 0).to(at::kDouble).mean().item<double>();
     const double diversity = mean_pairwise_distance(fake, kSeeds);
-    const double diversity_real = mean_pairwise_distance(real.narrow(0, 0, (n / kSeeds) * kSeeds), kSeeds);
     const json record = {{"step", step},
                          {"d_accuracy_real", acc_real},
                          {"d_accuracy_fake", acc_fake},

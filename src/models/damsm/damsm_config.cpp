@@ -79,11 +79,7 @@ DamsmConfig DamsmConfig::from_json(const json& j, const std::string& source) {
     config::read(*v, "vision_config", "region_level", c.vision_config.region_level, problems);
   }
   for (auto& p : c.validate()) problems.push_back(std::move(p));
-  if (!problems.empty()) {
-    std::string what = "invalid DAMSM config (" + std::to_string(problems.size()) + " problems): ";
-    for (size_t i = 0; i < problems.size(); ++i) what += (i ? "; " : "") + problems[i];
-    throw LoadError(source, what);
-  }
+  if (!problems.empty()) throw LoadError(source, "invalid DAMSM config: " + config::describe(problems));
   return c;
 }
 

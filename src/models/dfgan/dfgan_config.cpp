@@ -70,11 +70,7 @@ DFGANConfig DFGANConfig::from_json(const json& j, const std::string& source) {
   config::read(j, "", "z_dim", c.z_dim, problems);
   config::read(j, "", "cond_dim", c.cond_dim, problems);
   for (auto& p : c.validate()) problems.push_back(std::move(p));
-  if (!problems.empty()) {
-    std::string what = "invalid DF-GAN config (" + std::to_string(problems.size()) + " problems): ";
-    for (size_t i = 0; i < problems.size(); ++i) what += (i ? "; " : "") + problems[i];
-    throw LoadError(source, what);
-  }
+  if (!problems.empty()) throw LoadError(source, "invalid DF-GAN config: " + config::describe(problems));
   return c;
 }
 
