@@ -4,6 +4,7 @@
 #include "core/file.h"
 #include "io/weights.h"
 #include "models/detect.h"
+#include "pipelines/attngan/attngan_pipeline.h"
 #include "pipelines/dfgan/dfgan_pipeline.h"
 #include "pipelines/genvis_video/genvis_video_pipeline.h"
 #include "pipelines/stable_diffusion_pipeline.h"
@@ -39,6 +40,8 @@ std::vector<PipelineRegistration> builtin_pipelines() {
        load_genvis_video_pipeline},
       {kDFGANClass, "genvis's DF-GAN: one-pass text-to-image GAN conditioned on a DAMSM sentence vector",
        load_dfgan_pipeline},
+      {kAttnGANClass, "genvis's AttnGAN: multi-stage text-to-image GAN with word attention (DAMSM text encoder)",
+       load_attngan_pipeline},
   };
 }
 

@@ -4,17 +4,13 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "data/loader.h"
-#include "io/image_tensor.h"
 #include "models/damsm/damsm_encoder.h"
 #include "models/dfgan/dfgan_loss.h"
 #include "models/dfgan/dfgan_model.h"
 #include "pipelines/dfgan/dfgan_pipeline.h"
-#include "train/sample_grid.h"
+#include "train/text_gan_recipe.h"
 
-#include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <set>
 #include <torch/torch.h>
 
 namespace genvis::train {
@@ -24,17 +20,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using recipe::check_keys;
 using recipe::read;
-
-// DF-GAN's optimiser: Adam with betas (0, 0.9), no weight decay, no clipping.
-GroupConfig gan_defaults(double lr) {
-  GroupConfig g;
-  g.lr = lr;
-  g.beta1 = 0.0;
-  g.beta2 = 0.9;
-  g.weight_decay = 0.0;
-  g.grad_clip = 0.0;
-  return g;
-}
 
 // The model config with image_size = dataset.resolution and cond_dim = the DAMSM's width (0:
 // not known yet, left out of the check).
@@ -47,19 +32,6 @@ json derive_model_config(const DFGANRecipeConfig& c, int64_t cond_dim, std::vect
   if (m.contains("cond_dim")) problems.push_back("model.cond_dim is set by the recipe to the DAMSM's embedding_dim");
   m["cond_dim"] = cond_dim > 0 ? cond_dim : 256;
   return m;
-}
-
-void check_finite(const at::Tensor& loss, const char* group, int64_t step) {
-  if (!std::isfinite(loss.item<double>()))
-    throw RuntimeError(std::string("dfgan: the ") + group + " loss is not finite at step " + std::to_string(step + 1) +
-                       "; the run diverged (lower the learning rates, or resume from an earlier checkpoint)");
-}
-
-// Mean distance between the images of each group of `per` consecutive rows of x [G*per,...].
-double mean_pairwise_distance(const at::Tensor& x, int64_t per) {
-  const at::Tensor flat = x.reshape({x.size(0) / per, per, -1}).to(at::kDouble);
-  const at::Tensor d = at::cdist(flat, flat);  // [G,per,per]
-  return d.sum().item<double>() / static_cast<double>(flat.size(0) * per * (per - 1));
 }
 
 }  // namespace
@@ -83,17 +55,9 @@ DFGANRecipeConfig DFGANRecipeConfig::from_json(const json& j, const std::string&
     c.model_config = json::object();
   }
   read_augment_section(j, c.augment, problems);
-  const auto group = [&](const char* key, double lr, GroupConfig& out) {
-    out = gan_defaults(lr);
-    if (!j.contains(key)) return;
-    try {
-      out = GroupConfig::from_json(j.at(key), key, gan_defaults(lr));
-    } catch (const Error& e) {
-      problems.push_back(e.what());
-    }
-  };
-  group("generator", 1e-4, c.generator);
-  group("discriminator", 4e-4, c.discriminator);
+  // DF-GAN's optimiser: Adam with betas (0, 0.9), no weight decay, no clipping.
+  text_gan::read_group(j, "generator", {.lr = 1e-4, .beta1 = 0.0, .beta2 = 0.9}, c.generator, problems);
+  text_gan::read_group(j, "discriminator", {.lr = 4e-4, .beta1 = 0.0, .beta2 = 0.9}, c.discriminator, problems);
   if (j.contains("gradient_penalty")) {
     const json& gp = j.at("gradient_penalty");
     if (check_keys(gp, "gradient_penalty", {}, {"k", "p"}, problems)) {
@@ -108,29 +72,8 @@ DFGANRecipeConfig DFGANRecipeConfig::from_json(const json& j, const std::string&
     problems.push_back("train.autocast: DF-GAN trains in f32 (the gradient penalty's double backward)");
 
   // damsm: a folder, or the recipe config of one to train (this recipe's dataset, tokenizer, seed).
-  int64_t cond_dim = 0;
-  if (j.contains("damsm")) {
-    const json& d = j.at("damsm");
-    if (d.is_string()) {
-      c.damsm_dir = d.get<std::string>();
-      if (c.damsm_dir.empty()) problems.push_back("damsm: an empty folder name");
-    } else if (d.is_object()) {
-      json dj = d;
-      for (const char* key : {"seed", "dataset", "tokenizer"})
-        if (dj.contains(key)) problems.push_back(std::string("damsm.") + key + " is the recipe's own " + key);
-      if (j.contains("dataset")) dj["dataset"] = j.at("dataset");
-      dj["tokenizer"] = {{"vocab_size", c.vocab_size}};
-      dj["seed"] = c.seed;
-      try {
-        c.damsm_pretrain = DamsmRecipeConfig::from_json(dj, "damsm");
-        cond_dim = c.damsm_pretrain->model_config.value("embedding_dim", int64_t{256});
-      } catch (const UsageError& e) {
-        problems.push_back(e.what());
-      }
-    } else {
-      problems.push_back("damsm must be a DAMSM folder or a DAMSM recipe config object");
-    }
-  }
+  text_gan::read_damsm_section(j, c.vocab_size, c.seed, c.damsm, problems);
+  const int64_t cond_dim = c.damsm.embedding_dim();
   try {
     models::DFGANConfig::from_json(derive_model_config(c, cond_dim, problems), "model");
   } catch (const Error& e) {
@@ -158,18 +101,13 @@ DFGANRecipeResult run_dfgan_recipe(const DFGANRecipeConfig& c, const TextImageEn
   }
 
   // 1 damsm
-  std::string damsm_dir = c.damsm_dir;
-  done("damsm", !c.damsm_pretrain.has_value());
-  if (c.damsm_pretrain) {
-    const auto r = run_damsm_recipe(*c.damsm_pretrain, {.out_dir = (out / "damsm").string(), .resume = o.resume});
-    if (r.interrupted) {
-      result.interrupted = true;
-      return result;
-    }
-    damsm_dir = r.model_dir;
+  const auto damsm_dir = text_gan::resolve_damsm(c.damsm, out, o.resume, done);
+  if (!damsm_dir) {
+    result.interrupted = true;
+    return result;
   }
-  models::DamsmEncoder damsm = models::DamsmEncoder::load(damsm_dir);
-  log_info("damsm: " + damsm_dir + " (sentence vectors of " + std::to_string(damsm.config().embedding_dim) + ")");
+  models::DamsmEncoder damsm = models::DamsmEncoder::load(*damsm_dir);
+  log_info("damsm: " + *damsm_dir + " (sentence vectors of " + std::to_string(damsm.config().embedding_dim) + ")");
 
   // 2 data
   done("data", false);
@@ -218,7 +156,7 @@ DFGANRecipeResult run_dfgan_recipe(const DFGANRecipeConfig& c, const TextImageEn
               const at::Tensor fake = disc->score(disc(fake_images), s);
               const at::Tensor loss = models::dfgan::discriminator_loss(real, fake, mismatched) +
                                       models::dfgan::matching_aware_gradient_penalty(real, x, s, c.gp_k, c.gp_p);
-              check_finite(loss, "discriminator", step);
+              text_gan::check_finite(loss, "dfgan", "discriminator", step);
               return loss;
             }},
        {.name = "generator",
@@ -230,61 +168,23 @@ DFGANRecipeResult run_dfgan_recipe(const DFGANRecipeConfig& c, const TextImageEn
               const at::Tensor s = sentences.index_select(0, rows_of(step * accum + micro));
               const at::Tensor z = rng.randn({s.size(0), config.z_dim});
               const at::Tensor loss = models::dfgan::generator_loss(disc->score(disc(gen(z, s)), s));
-              check_finite(loss, "generator", step);
+              text_gan::check_finite(loss, "dfgan", "generator", step);
               return loss;
             }}},
       {{"discriminator", 1}, {"generator", 1}}, c.train, (out / "train").string());
   trainer.extra_state = {{"recipe", "dfgan"}, {"model", config.to_json()}, {"damsm", damsm.config().to_json()}};
-  const std::string validation_log = (out / "train" / "validation.jsonl").string();
-  if (trainer.resume_if_allowed(o.resume, "training")) recipe::truncate_log(validation_log, trainer.step());
-
-  // Validation: fixed captions (the first distinct ones) x 4 seeds, and a fixed real batch.
-  std::vector<std::string> grid_captions;
-  std::vector<int64_t> grid_rows;
-  {
-    std::set<std::string> seen;
-    for (size_t i = 0; i < data.captions.size() && grid_captions.size() < static_cast<size_t>(c.samples); ++i)
-      if (seen.insert(data.captions[i]).second) {
-        grid_captions.push_back(data.captions[i]);
-        grid_rows.push_back(static_cast<int64_t>(i));
-      }
-  }
-  constexpr int64_t kSeeds = 4;
-  // The fixed real batch's logits change as D trains; its diversity does not.
-  const int64_t n_real = std::min<int64_t>(static_cast<int64_t>(grid_rows.size()) * kSeeds, data.images.size(0));
-  const double diversity_real = mean_pairwise_distance(data.images.narrow(0, 0, (n_real / kSeeds) * kSeeds), kSeeds);
+  const text_gan::Validation validation(data, c.samples, out, c.dataset.resolution);
+  if (trainer.resume_if_allowed(o.resume, "training")) recipe::truncate_log(validation.log_path(), trainer.step());
   const auto validate = [&](int64_t step) {
     torch::NoGradGuard no_grad;
     gen->eval();
     disc->eval();
-    const at::Tensor rows = at::tensor(grid_rows, at::kLong).repeat_interleave(kSeeds);
-    const at::Tensor s = sentences.index_select(0, rows);
+    const at::Tensor s = sentences.index_select(0, validation.rows());
     Rng rng(c.seed ^ 0x5eedULL);
     const at::Tensor fake = gen(rng.randn({s.size(0), config.z_dim}), s);  // [G*4,3,R,R]
-    std::vector<io::Image> images;
-    std::vector<std::string> labels;
-    for (int64_t i = 0; i < fake.size(0); ++i) {
-      images.push_back(io::tensor_to_image(fake[i]));
-      labels.push_back(i % kSeeds == 0 ? grid_captions[static_cast<size_t>(i / kSeeds)] : "");
-    }
-    const std::string grid = write_sample_grid(images, labels, c.dataset.resolution, out / "samples", step, kSeeds);
-    const at::Tensor real_logits = disc->score(disc(data.images.narrow(0, 0, n_real)), sentences.narrow(0, 0, n_real));
-    const at::Tensor fake_logits = disc->score(disc(fake.narrow(0, 0, n_real)), s.narrow(0, 0, n_real));
-    const double acc_real = (real_logits > 0).to(at::kDouble).mean().item<double>();
-    const double acc_fake = (fake_logits < 0).to(at::kDouble).mean().item<double>();
-    const double diversity = mean_pairwise_distance(fake, kSeeds);
-    const json record = {{"step", step},
-                         {"d_accuracy_real", acc_real},
-                         {"d_accuracy_fake", acc_fake},
-                         {"diversity", diversity},
-                         {"diversity_real", diversity_real}};
-    std::ofstream(validation_log, std::ios::app) << record.dump() << "\n";
-    std::string warn;
-    if (acc_real > 0.99 && acc_fake > 0.99) warn += "; the discriminator wins outright (the generator may have collapsed)";
-    if (diversity < 0.1 * diversity_real) warn += "; little diversity across z (mode collapse?)";
-    log_info("step " + std::to_string(step) + ": D accuracy real " + std::to_string(acc_real) + ", generated " +
-             std::to_string(acc_fake) + "; diversity " + std::to_string(diversity) + " (real images " +
-             std::to_string(diversity_real) + ")" + warn + "; samples " + grid);
+    const int64_t n = validation.n_real();
+    validation.report(fake, disc->score(disc(data.images.narrow(0, 0, n)), sentences.narrow(0, 0, n)),
+                      disc->score(disc(fake.narrow(0, 0, n)), s.narrow(0, 0, n)), step);
     gen->train();
     disc->train();
   };

@@ -30,6 +30,7 @@
 #pragma once
 #include "train/damsm_recipe.h"
 #include "train/recipe_config.h"
+#include "train/text_gan_recipe.h"
 #include "train/text_image_encoder_recipe.h"
 #include "train/trainer.h"
 
@@ -43,8 +44,7 @@ namespace genvis::train {
 struct DFGANRecipeConfig {
   recipe::DatasetSection dataset;
   int64_t vocab_size = 1024;             // the pretrained DAMSM's tokenizer
-  std::string damsm_dir;                 // a DAMSM folder, or
-  std::optional<DamsmRecipeConfig> damsm_pretrain;  // a DAMSM trained first
+  text_gan::DamsmSource damsm;           // a DAMSM folder, or one trained first
   nlohmann::json model_config;           // DFGANConfig keys (image_size, cond_dim are derived)
   int64_t batch_size = 32;
   TextImageEncoderRecipeConfig::Augment augment;

@@ -4,6 +4,7 @@
 #include "train/classifier_recipe.h"
 #include "train/contrastive_recipe.h"
 #include "train/damsm_recipe.h"
+#include "train/attngan_recipe.h"
 #include "train/dfgan_recipe.h"
 #include "train/ldm_recipe.h"
 #include "train/video_classifier_recipe.h"
@@ -36,6 +37,12 @@ RecipeRunResult run_damsm(const std::string& config_path, const RecipeRunOptions
 RecipeRunResult run_dfgan(const std::string& config_path, const RecipeRunOptions& o) {
   const auto config = DFGANRecipeConfig::from_file(config_path);
   const auto r = run_dfgan_recipe(config, {.out_dir = o.out_dir, .resume = o.resume});
+  return {.output = r.model_dir, .interrupted = r.interrupted};
+}
+
+RecipeRunResult run_attngan(const std::string& config_path, const RecipeRunOptions& o) {
+  const auto config = AttnGANRecipeConfig::from_file(config_path);
+  const auto r = run_attngan_recipe(config, {.out_dir = o.out_dir, .resume = o.resume});
   return {.output = r.model_dir, .interrupted = r.interrupted};
 }
 
@@ -73,6 +80,10 @@ struct Table {
        "DF-GAN text-to-image GAN: DAMSM (trained first or given), then alternating D/G training with MA-GP; "
        "exports a genvis.DFGANPipeline folder <out>/model",
        "configs/dfgan-emoji.json", "Continue an unfinished stage from its latest checkpoint", run_dfgan},
+      {"attngan",
+       "AttnGAN text-to-image GAN: DAMSM (trained first or given), then multi-stage generator with word attention "
+       "against one discriminator per stage plus the DAMSM loss; exports a genvis.AttnGANPipeline folder <out>/model",
+       "configs/attngan-emoji.json", "Continue an unfinished stage from its latest checkpoint", run_attngan},
       {"classifier",
        "Image classifier (FID features, class accuracy judge): cross-entropy training; <out>/model, <out>/eval.json",
        "configs/fmnist-classifier.json", "Continue an unfinished training from its latest checkpoint", run_classifier},

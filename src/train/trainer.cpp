@@ -269,6 +269,7 @@ Trainer::Trainer(torch::nn::Module& model, TrainConfig config, std::string out_d
     : modules_{&model}, config_(std::move(config)), out_dir_(std::move(out_dir)), grouped_(false) {
   groups_.emplace_back("model", named(model.named_parameters(/*recurse=*/true)), config_.group_config(), 1, LossFn{});
   for (const auto& [name, p] : groups_.front().params) all_params_.push_back(p);
+  buffers_ = named(model.named_buffers(/*recurse=*/true));
   fs::create_directories(fs::path(out_dir_) / "checkpoints");
 }
 
@@ -323,7 +324,11 @@ Trainer::Trainer(std::vector<Group> groups, std::vector<Turn> schedule, TrainCon
   for (const auto& turn : schedule) {
     const Group& g = *declared.at(turn.group);
     groups_.emplace_back(g.name, selected.at(g.name), g.config, turn.every, g.loss);
-    if (std::find(modules_.begin(), modules_.end(), g.module) == modules_.end()) modules_.push_back(g.module);
+    if (std::find(modules_.begin(), modules_.end(), g.module) == modules_.end()) {
+      modules_.push_back(g.module);
+      for (auto& t : prefixed(g.name + "/", named(g.module->named_buffers(/*recurse=*/true))))
+        buffers_.push_back(std::move(t));
+    }
   }
   std::set<const c10::TensorImpl*> seen;
   for (auto* module : modules_)
@@ -411,6 +416,7 @@ void Trainer::save_checkpoint() {
   io::save_safetensors((tmp / "model.safetensors").string(), to_cpu_f32(weights));
   io::save_safetensors((tmp / "optimizer.safetensors").string(), to_cpu_f32(moments));
   if (any_ema) io::save_safetensors((tmp / "ema.safetensors").string(), to_cpu_f32(emas));
+  if (!buffers_.empty()) io::save_safetensors((tmp / "buffers.safetensors").string(), to_cpu_f32(buffers_));
   nlohmann::json state = {{"format", "genvis-train-checkpoint"},
                           {"version", 1},
                           {"step", step_},
@@ -533,6 +539,23 @@ void Trainer::resume() {
     const NamedTensors emas = load_all((fs::path(dir) / "ema.safetensors").string());
     for (auto& g : groups_)
       if (g.ema) g.ema->load(emas, prefix(g));
+  }
+  if (!buffers_.empty()) {
+    const fs::path file = fs::path(dir) / "buffers.safetensors";
+    if (!fs::exists(file)) {
+      log_warn(dir + " has no buffers.safetensors (written before buffers were checkpointed): running statistics "
+               "restart from their current values, so this resume is not exact");
+    } else {
+      const NamedTensors saved = load_all(file.string());
+      std::map<std::string, at::Tensor> by_name(saved.begin(), saved.end());
+      torch::NoGradGuard no_grad;
+      for (auto& [name, b] : buffers_) {
+        const auto it = by_name.find(name);
+        if (it == by_name.end() || it->second.sizes() != b.sizes())
+          throw LoadError(file.string(), "buffer " + name + (it == by_name.end() ? " is missing" : " has another shape"));
+        b.copy_(it->second);
+      }
+    }
   }
   step_ = state.value("step", int64_t{0});
   // The checkpoint's extra state, with the keys it lacks added from this run's.

@@ -209,6 +209,9 @@ private:
   void write_loss_plot() const;
 
   std::vector<torch::nn::Module*> modules_;
+  // The modules' buffers (batch-norm running statistics, ...), checkpointed beside the weights
+  // so that a resumed run continues exactly; named as the weights are.
+  std::vector<std::pair<std::string, at::Tensor>> buffers_;
   TrainConfig config_;
   std::string out_dir_;
   bool grouped_;                        // built from groups: prefixed checkpoint names, per-group metrics

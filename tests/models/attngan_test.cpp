@@ -169,5 +169,69 @@ TEST(AttnGANLoss, ByHand) {
   EXPECT_THROW(attngan::mismatched(torch::zeros({1, 1})), UsageError);
 }
 
+TEST(AttnGAN, AFewDiscriminatorThenGeneratorStepsLowerTheirLosses) {
+  torch::manual_seed(3);
+  const auto c = tiny();
+  AttnGANGenerator g(c);
+  AttnGANDiscriminators d(c);
+  const int64_t b = 8;
+  const at::Tensor real = torch::rand({b, 3, 32, 32}) * 2 - 1, s = torch::randn({b, 6}), words = torch::randn({b, 6, 3});
+  const at::Tensor mask = torch::ones({b, 3}, at::kBool), z = torch::randn({b, 5}), eps = torch::randn({b, 3});
+  torch::optim::Adam dopt(d->parameters(), torch::optim::AdamOptions(2e-4).betas({0.5, 0.999}));
+  torch::optim::Adam gopt(g->parameters(), torch::optim::AdamOptions(2e-4).betas({0.5, 0.999}));
+  const std::vector<int64_t> sizes = c.stage_sizes();
+  // Batch statistics are part of the model in training: eval mode keeps the losses comparable.
+  const auto d_loss = [&] {
+    std::vector<at::Tensor> fake;
+    {
+      torch::NoGradGuard no_grad;
+      g->eval();
+      fake = g(z, eps, s, words, mask).images;
+    }
+    at::Tensor loss = torch::zeros({});
+    for (size_t k = 0; k < sizes.size(); ++k) {
+      auto& dk = d->stages[k];
+      const at::Tensor r = dk(at::adaptive_avg_pool2d(real, {sizes[k], sizes[k]})), f = dk(fake[k]);
+      loss = loss + attngan::discriminator_loss(dk->unconditional(r), dk->conditional(r, s), dk->unconditional(f),
+                                                dk->conditional(f, s),
+                                                dk->conditional(attngan::mismatched(r), attngan::shifted(s)));
+    }
+    return loss;
+  };
+  d->eval();
+  const double d0 = d_loss().item<double>();
+  d->train();
+  for (int i = 0; i < 30; ++i) {
+    dopt.zero_grad();
+    d_loss().backward();
+    dopt.step();
+  }
+  d->eval();
+  const double d1 = d_loss().item<double>();
+  EXPECT_LT(d1, 0.9 * d0) << d0 << " -> " << d1;
+  // The generator against the trained discriminators (their weights left alone).
+  const auto g_loss = [&] {
+    const auto out = g(z, eps, s, words, mask);
+    at::Tensor loss = attngan::kl_loss(out.mu, out.logvar);
+    for (size_t k = 0; k < sizes.size(); ++k) {
+      const at::Tensor f = d->stages[k](out.images[k]);
+      loss = loss + attngan::generator_adversarial_loss(d->stages[k]->unconditional(f), d->stages[k]->conditional(f, s));
+    }
+    return loss;
+  };
+  g->eval();
+  const double g0 = g_loss().item<double>();
+  const at::Tensor d_before = d->stages[2]->cond_outlogits[0]->as<torch::nn::Conv2dImpl>()->weight.clone();
+  for (int i = 0; i < 20; ++i) {
+    g->train();
+    gopt.zero_grad();
+    g_loss().backward();
+    gopt.step();
+  }
+  g->eval();
+  EXPECT_LT(g_loss().item<double>(), g0);
+  EXPECT_TRUE(torch::equal(d->stages[2]->cond_outlogits[0]->as<torch::nn::Conv2dImpl>()->weight, d_before));
+}
+
 }  // namespace
 }  // namespace genvis::models

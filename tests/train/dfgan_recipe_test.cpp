@@ -127,7 +127,7 @@ TEST(DFGANRecipeConfig, ListsEveryBadKeyAtOnceAndParsesTheShippedConfig) {
   }
   const auto shipped = DFGANRecipeConfig::from_file(std::string(GENVIS_SOURCE_DIR) + "/configs/dfgan-emoji.json");
   EXPECT_EQ(shipped.dataset.resolution, 64);
-  ASSERT_TRUE(shipped.damsm_pretrain.has_value());
+  ASSERT_TRUE(shipped.damsm.pretrain.has_value());
   EXPECT_DOUBLE_EQ(shipped.discriminator.lr, 4e-4);
   EXPECT_DOUBLE_EQ(shipped.generator.beta1, 0.0);
 }

@@ -143,6 +143,49 @@ TEST(Trainer, LearnsAndResumesBitExactly) {
   EXPECT_NE(c.latest_checkpoint().find("step-00000009"), std::string::npos);
 }
 
+// Batch-norm running statistics are state too: a resumed run carries them on, so its weights and
+// statistics equal an uninterrupted run's.
+struct NormedImpl : torch::nn::Module {
+  NormedImpl() {
+    torch::manual_seed(2);
+    a = register_module("a", torch::nn::Linear(4, 8));
+    bn = register_module("bn", torch::nn::BatchNorm1d(8));
+    b = register_module("b", torch::nn::Linear(8, 1));
+  }
+  at::Tensor forward(const at::Tensor& x) { return b(torch::tanh(bn(a(x)))); }
+  torch::nn::Linear a{nullptr}, b{nullptr};
+  torch::nn::BatchNorm1d bn{nullptr};
+};
+TORCH_MODULE(Normed);
+
+TEST(Trainer, ResumeRestoresBuffers) {
+  test::TempDir dir;
+  const auto loss = [](Normed& m) {
+    return [&m](int64_t, int64_t, Rng& rng) {
+      const at::Tensor x = rng.randn({16, 4}) * 3 + 1;
+      return torch::mse_loss(m->forward(x), torch::sin(x).sum(1, true));
+    };
+  };
+  Normed straight;
+  Trainer a(*straight, tiny_config(6), dir.file("straight"));
+  a.run(loss(straight));
+  {
+    Normed first;
+    Trainer b(*first, tiny_config(3), dir.file("split"));
+    b.run(loss(first));
+  }
+  Normed second;
+  Trainer c(*second, tiny_config(6), dir.file("split"));
+  ASSERT_TRUE(c.resume_if_present());
+  c.run(loss(second));
+  EXPECT_TRUE(at::equal(straight->bn->running_mean, second->bn->running_mean));
+  EXPECT_TRUE(at::equal(straight->bn->running_var, second->bn->running_var));
+  EXPECT_EQ(second->bn->num_batches_tracked.item<int64_t>(), 6);
+  EXPECT_FALSE(at::equal(second->bn->running_mean, torch::zeros({8})));
+  for (size_t i = 0; i < straight->parameters().size(); ++i)
+    EXPECT_TRUE(at::equal(straight->parameters()[i], second->parameters()[i])) << "parameter " << i;
+}
+
 // Single-model checkpoints keep the layout every older checkpoint has, so those still resume:
 // the module's own tensor names, one optimiser step count, the flat TrainConfig; and the metrics
 // log keeps its flat lines.

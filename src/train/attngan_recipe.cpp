@@ -1,0 +1,259 @@
+#include "train/attngan_recipe.h"
+
+#include "core/error.h"
+#include "core/log.h"
+#include "data/loader.h"
+#include "models/attngan/attngan_loss.h"
+#include "models/attngan/attngan_model.h"
+#include "models/damsm/damsm_encoder.h"
+#include "models/damsm/damsm_loss.h"
+#include "pipelines/attngan/attngan_pipeline.h"
+
+#include <filesystem>
+#include <torch/torch.h>
+
+namespace genvis::train {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using recipe::check_keys;
+using recipe::read;
+
+// The model config with image_size = dataset.resolution and embedding_dim = the DAMSM's (0: not
+// known yet, left out of the check).
+json derive_model_config(const AttnGANRecipeConfig& c, int64_t embedding_dim, std::vector<std::string>& problems) {
+  json m = c.model_config.is_object() ? c.model_config : json::object();
+  if (m.contains("image_size") && m["image_size"] != json(c.dataset.resolution))
+    problems.push_back("model.image_size is set by the recipe to dataset.resolution " +
+                       std::to_string(c.dataset.resolution) + ", got " + m["image_size"].dump());
+  m["image_size"] = c.dataset.resolution;
+  if (m.contains("embedding_dim"))
+    problems.push_back("model.embedding_dim is set by the recipe to the DAMSM's embedding_dim");
+  m["embedding_dim"] = embedding_dim > 0 ? embedding_dim : 256;
+  return m;
+}
+
+// Text features of every caption from the frozen DAMSM, padded to the longest caption.
+struct CaptionFeatures {
+  at::Tensor words, mask, sentence;  // [N,E,T], bool [N,T], [N,E]
+};
+
+CaptionFeatures encode_captions(models::DamsmEncoder& damsm, const std::vector<std::string>& captions) {
+  std::vector<at::Tensor> words, masks, sentences;
+  int64_t longest = 1;
+  constexpr size_t kChunk = 512;
+  for (size_t b = 0; b < captions.size(); b += kChunk) {
+    const std::vector<std::string> part(captions.begin() + static_cast<std::ptrdiff_t>(b),
+                                        captions.begin() + static_cast<std::ptrdiff_t>(std::min(captions.size(), b + kChunk)));
+    auto t = damsm.encode_texts(part);
+    longest = std::max(longest, t.words.size(2));
+    words.push_back(t.words);
+    masks.push_back(t.mask);
+    sentences.push_back(t.sentence);
+  }
+  for (size_t i = 0; i < words.size(); ++i) {
+    const int64_t pad = longest - words[i].size(2);
+    words[i] = at::constant_pad_nd(words[i], {0, pad});
+    masks[i] = at::constant_pad_nd(masks[i].to(at::kByte), {0, pad}).to(at::kBool);
+  }
+  return {at::cat(words, 0), at::cat(masks, 0), at::cat(sentences, 0)};
+}
+
+at::Tensor resize_to(const at::Tensor& x, int64_t size) {
+  return x.size(2) == size ? x : at::adaptive_avg_pool2d(x, {size, size});
+}
+
+}  // namespace
+
+AttnGANRecipeConfig AttnGANRecipeConfig::from_json(const json& j, const std::string& source) {
+  AttnGANRecipeConfig c;
+  std::vector<std::string> problems;
+  if (!check_keys(j, "config", {"dataset", "damsm", "model", "batch_size", "train"},
+                  {"seed", "tokenizer", "augment", "generator", "discriminator", "damsm_lambda", "kl_weight", "samples"},
+                  problems))
+    throw UsageError(source + ": the recipe config must be a JSON object");
+  read(j, "config", "seed", c.seed, problems);
+  read(j, "config", "batch_size", c.batch_size, problems);
+  if (j.contains("batch_size") && c.batch_size < 2) problems.push_back("batch_size must be >= 2 (the mismatched pairs)");
+  read(j, "config", "samples", c.samples, problems);
+  if (c.samples < 1 || c.samples > 64) problems.push_back("samples must be in 1..64");
+  read(j, "config", "damsm_lambda", c.damsm_lambda, problems);
+  if (!(c.damsm_lambda >= 0 && c.damsm_lambda <= 1000)) problems.push_back("damsm_lambda must be in [0, 1000]");
+  read(j, "config", "kl_weight", c.kl_weight, problems);
+  if (!(c.kl_weight >= 0 && c.kl_weight <= 1000)) problems.push_back("kl_weight must be in [0, 1000]");
+  recipe::read_dataset_section(j, c.dataset, problems);
+  if (j.contains("tokenizer")) recipe::read_tokenizer_section(j, c.vocab_size, problems);
+  read(j, "config", "model", c.model_config, problems);
+  if (!c.model_config.is_object()) {
+    problems.push_back("model must be a JSON object");
+    c.model_config = json::object();
+  }
+  read_augment_section(j, c.augment, problems);
+  // The official optimiser: Adam (0.5, 0.999) at a constant 2e-4 for both; the EMA of the generator.
+  text_gan::read_group(j, "generator", {.lr = 2e-4, .beta1 = 0.5, .beta2 = 0.999, .ema_decay = 0.999, .constant_lr = true},
+                       c.generator, problems);
+  text_gan::read_group(j, "discriminator", {.lr = 2e-4, .beta1 = 0.5, .beta2 = 0.999, .constant_lr = true},
+                       c.discriminator, problems);
+  recipe::read_train_section(j, "", c.seed, c.train, problems);
+  text_gan::read_damsm_section(j, c.vocab_size, c.seed, c.damsm, problems);
+  try {
+    models::AttnGANConfig::from_json(derive_model_config(c, c.damsm.embedding_dim(), problems), "model");
+  } catch (const Error& e) {
+    problems.push_back(e.what());
+  }
+  recipe::throw_if_problems(source, problems);
+  return c;
+}
+
+AttnGANRecipeConfig AttnGANRecipeConfig::from_file(const std::string& path) {
+  return from_json(recipe::read_config_file(path), path);
+}
+
+AttnGANRecipeResult run_attngan_recipe(const AttnGANRecipeConfig& c, const TextImageEncoderRecipeOptions& o) {
+  if (o.out_dir.empty()) throw UsageError("run_attngan_recipe: no output folder");
+  const fs::path out = o.out_dir, model_dir = out / "model";
+  fs::create_directories(out);
+  recipe::write_json((out / "recipe.json").string(), {{"recipe", "attngan"}, {"seed", c.seed}});
+  AttnGANRecipeResult result;
+  result.model_dir = model_dir.string();
+  const auto done = [&](const char* stage, bool finished) { recipe::mark_stage(stage, finished, result.ran, result.skipped); };
+  if (fs::exists(model_dir / "model_index.json")) {
+    for (const char* stage : {"damsm", "data", "train", "export"}) done(stage, true);
+    return result;
+  }
+
+  // 1 damsm
+  const auto damsm_dir = text_gan::resolve_damsm(c.damsm, out, o.resume, done);
+  if (!damsm_dir) {
+    result.interrupted = true;
+    return result;
+  }
+  models::DamsmEncoder damsm = models::DamsmEncoder::load(*damsm_dir);
+  log_info("damsm: " + *damsm_dir + " (word and sentence features of " + std::to_string(damsm.config().embedding_dim) +
+           ")");
+
+  // 2 data
+  done("data", false);
+  const auto ds = recipe::open_dataset(c.dataset, c.seed);
+  const RenderedImageTextSet data = render_image_text_set(*ds, c.dataset.resolution);
+  const CaptionFeatures text = encode_captions(damsm, data.captions);
+  // The DAMSM's image encoder judges the generator's final images: frozen, in eval mode.
+  models::DamsmModel& matcher = damsm.model();
+  matcher->eval();
+  for (auto& p : matcher->parameters()) p.requires_grad_(false);
+  const int64_t damsm_size = damsm.config().vision_config.image_size;
+  const models::damsm::Gammas gammas{damsm.config().gamma1, damsm.config().gamma2, damsm.config().gamma3};
+
+  // 3 train
+  done("train", false);
+  std::vector<std::string> problems;
+  const auto config =
+      models::AttnGANConfig::from_json(derive_model_config(c, damsm.config().embedding_dim, problems), "model");
+  if (!problems.empty()) throw UsageError(problems.front());
+  torch::manual_seed(c.seed);
+  models::AttnGANGenerator gen(config);
+  models::AttnGANDiscriminators discs(config);
+  const std::vector<int64_t> sizes = config.stage_sizes();
+  data::LoaderOptions lo;
+  lo.batch_size = c.batch_size;
+  lo.resolution = c.dataset.resolution;
+  lo.seed = c.seed;
+  const data::DataLoader order(ds, lo);  // only its order: indices(step)
+  const auto rows_of = [&](int64_t step) {
+    const auto picked = order.indices(step);
+    return at::tensor(std::vector<int64_t>(picked.begin(), picked.end()), at::kLong);
+  };
+  const auto generate = [&](const at::Tensor& idx, Rng& rng) {
+    const int64_t b = idx.size(0);
+    const at::Tensor z = rng.randn({b, config.z_dim}), eps = rng.randn({b, config.condition_dim});
+    return gen(z, eps, text.sentence.index_select(0, idx), text.words.index_select(0, idx), text.mask.index_select(0, idx));
+  };
+  const int64_t accum = c.train.grad_accum;
+  Trainer trainer(
+      {{.name = "discriminator",
+        .module = discs.get(),
+        .config = c.discriminator,
+        .loss =
+            [&](int64_t step, int64_t micro, Rng& rng) {
+              const at::Tensor idx = rows_of(step * accum + micro);
+              const at::Tensor x =
+                  augment_images(data.images.index_select(0, idx), data.flip_ok.index_select(0, idx), c.augment, rng);
+              const at::Tensor s = text.sentence.index_select(0, idx);
+              std::vector<at::Tensor> fake;
+              {
+                torch::NoGradGuard no_grad;
+                fake = generate(idx, rng).images;
+              }
+              at::Tensor loss = torch::zeros({}, x.options());
+              for (size_t k = 0; k < sizes.size(); ++k) {
+                auto& d = discs->stages[k];
+                const at::Tensor real = d(resize_to(x, sizes[k])), generated = d(fake[k]);
+                loss = loss + models::attngan::discriminator_loss(
+                                  d->unconditional(real), d->conditional(real, s), d->unconditional(generated),
+                                  d->conditional(generated, s),
+                                  d->conditional(models::attngan::mismatched(real), models::attngan::shifted(s)));
+              }
+              text_gan::check_finite(loss, "attngan", "discriminator", step);
+              return loss;
+            }},
+       {.name = "generator",
+        .module = gen.get(),
+        .config = c.generator,
+        .loss =
+            [&](int64_t step, int64_t micro, Rng& rng) {
+              // The step's captions; the generator never sees the real images.
+              const at::Tensor idx = rows_of(step * accum + micro);
+              const at::Tensor s = text.sentence.index_select(0, idx);
+              const auto g = generate(idx, rng);
+              at::Tensor loss = models::attngan::kl_loss(g.mu, g.logvar) * c.kl_weight;
+              for (size_t k = 0; k < sizes.size(); ++k) {
+                auto& d = discs->stages[k];
+                const at::Tensor f = d(g.images[k]);
+                loss = loss + models::attngan::generator_adversarial_loss(d->unconditional(f), d->conditional(f, s));
+              }
+              if (c.damsm_lambda > 0) {
+                const auto image = matcher->encode_image(resize_to(g.images.back(), damsm_size));
+                const at::Tensor same = models::damsm::same_caption_mask(data.caption_ids.index_select(0, idx));
+                const at::Tensor words = models::damsm::word_scores(text.words.index_select(0, idx),
+                                                                    text.mask.index_select(0, idx), image.regions, gammas);
+                const at::Tensor sentences = models::damsm::sentence_scores(s, image.global);
+                loss = loss + c.damsm_lambda * (models::damsm::matching_loss(words, gammas.gamma3, same) +
+                                                models::damsm::matching_loss(sentences, gammas.gamma3, same));
+              }
+              text_gan::check_finite(loss, "attngan", "generator", step);
+              return loss;
+            }}},
+      {{"discriminator", 1}, {"generator", 1}}, c.train, (out / "train").string());
+  trainer.extra_state = {{"recipe", "attngan"}, {"model", config.to_json()}, {"damsm", damsm.config().to_json()}};
+  const text_gan::Validation validation(data, c.samples, out, c.dataset.resolution);
+  if (trainer.resume_if_allowed(o.resume, "training")) recipe::truncate_log(validation.log_path(), trainer.step());
+  const auto validate = [&](int64_t step) {
+    torch::NoGradGuard no_grad;
+    gen->eval();
+    discs->eval();
+    Rng rng(c.seed ^ 0x5eedULL);
+    const at::Tensor fake = generate(validation.rows(), rng).images.back();  // [G*4,3,R,R]
+    const at::Tensor s = text.sentence.index_select(0, validation.rows());
+    const int64_t n = validation.n_real();
+    auto& d = discs->stages.back();
+    validation.report(fake, d->conditional(d(data.images.narrow(0, 0, n)), text.sentence.narrow(0, 0, n)),
+                      d->conditional(d(fake.narrow(0, 0, n)), s.narrow(0, 0, n)), step);
+    gen->train();
+    discs->train();
+  };
+  if (trainer.run(validate) == Trainer::Outcome::Interrupted) {
+    result.interrupted = true;
+    return result;
+  }
+  trainer.apply_ema();
+  gen->eval();
+
+  // 4 export
+  done("export", false);
+  pipelines::save_attngan_model(gen, damsm, model_dir.string());
+  log_info("model: " + model_dir.string());
+  return result;
+}
+
+}  // namespace genvis::train

@@ -1,0 +1,75 @@
+// What the text-conditional GAN recipes (`genvis train dfgan`, `genvis train attngan`) share:
+// the `damsm` section (a folder, or a DAMSM recipe trained first into <out>/damsm/), the Adam
+// groups, the divergence check, and the validation report (a sample grid of fixed captions x 4
+// seeds, the last discriminator's accuracy on real and generated images, in-batch diversity
+// against real images', and the collapse warnings) appended to <out>/train/validation.jsonl.
+#pragma once
+#include "train/damsm_recipe.h"
+#include "train/text_image_encoder_recipe.h"
+#include "train/trainer.h"
+
+#include <ATen/ATen.h>
+#include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace genvis::train::text_gan {
+
+struct DamsmSource {
+  std::string dir;                          // a DAMSM folder, or
+  std::optional<DamsmRecipeConfig> pretrain;  // a DAMSM trained first
+  int64_t embedding_dim() const;              // 0 when only the folder knows
+};
+
+// Reads root["damsm"] (a required key): a folder name, or a DAMSM recipe config object that takes
+// this recipe's dataset, tokenizer (vocab_size) and seed.
+void read_damsm_section(const nlohmann::json& root, int64_t vocab_size, uint64_t seed, DamsmSource& out,
+                        std::vector<std::string>& problems);
+
+// The DAMSM folder to use: the given one, or the pretrain stage run into <out>/damsm (nullopt when
+// it was interrupted). `done` marks the "damsm" stage.
+std::optional<std::string> resolve_damsm(const DamsmSource& source, const std::filesystem::path& out, bool resume,
+                                         const std::function<void(const char*, bool)>& done);
+
+// Adam without weight decay or clipping: `lr`, the betas and the EMA decay as given, root[key]
+// overriding (GroupConfig keys). constant_lr: min_lr follows lr unless root[key] sets it.
+struct GroupDefaults {
+  double lr, beta1, beta2, ema_decay = 0.0;
+  bool constant_lr = false;
+};
+void read_group(const nlohmann::json& root, const char* key, const GroupDefaults& defaults, GroupConfig& out,
+                std::vector<std::string>& problems);
+
+// RuntimeError naming the recipe, group and step when the loss is not finite.
+void check_finite(const at::Tensor& loss, const char* recipe, const char* group, int64_t step);
+
+// Mean distance between the images of each group of `per` consecutive rows of x [G*per,...].
+double mean_pairwise_distance(const at::Tensor& x, int64_t per);
+
+class Validation {
+public:
+  static constexpr int64_t kSeeds = 4;
+  // The first `samples` distinct captions of `data`, and a fixed real batch of as many images.
+  Validation(const RenderedImageTextSet& data, int64_t samples, std::filesystem::path out, int64_t resolution);
+  // Data rows of the grid: each caption's row kSeeds times.
+  at::Tensor rows() const;
+  // The fixed real batch: its first n_real() rows of the data.
+  int64_t n_real() const { return n_real_; }
+  // fake [G*kSeeds,3,R,R] in [-1,1] for rows(); logits of the last discriminator on the real
+  // batch and on fake's first n_real() images. Writes the grid and the record, logs a summary.
+  void report(const at::Tensor& fake, const at::Tensor& real_logits, const at::Tensor& fake_logits, int64_t step) const;
+  std::string log_path() const;
+
+private:
+  std::vector<std::string> captions_;
+  std::vector<int64_t> rows_;
+  int64_t n_real_ = 0;
+  double diversity_real_ = 0;
+  std::filesystem::path out_;
+  int64_t resolution_;
+};
+
+}  // namespace genvis::train::text_gan
