@@ -69,34 +69,16 @@ at::Tensor resize_to(const at::Tensor& x, int64_t size) {
 AttnGANRecipeConfig AttnGANRecipeConfig::from_json(const json& j, const std::string& source) {
   AttnGANRecipeConfig c;
   std::vector<std::string> problems;
-  if (!check_keys(j, "config", {"dataset", "damsm", "model", "batch_size", "train"},
-                  {"seed", "tokenizer", "augment", "generator", "discriminator", "damsm_lambda", "kl_weight", "samples"},
-                  problems))
-    throw UsageError(source + ": the recipe config must be a JSON object");
-  read(j, "config", "seed", c.seed, problems);
-  read(j, "config", "batch_size", c.batch_size, problems);
-  if (j.contains("batch_size") && c.batch_size < 2) problems.push_back("batch_size must be >= 2 (the mismatched pairs)");
-  read(j, "config", "samples", c.samples, problems);
-  if (c.samples < 1 || c.samples > 64) problems.push_back("samples must be in 1..64");
+  text_gan::read_common(j, {"damsm_lambda", "kl_weight"}, source, c, problems);
   read(j, "config", "damsm_lambda", c.damsm_lambda, problems);
   if (!(c.damsm_lambda >= 0 && c.damsm_lambda <= 1000)) problems.push_back("damsm_lambda must be in [0, 1000]");
   read(j, "config", "kl_weight", c.kl_weight, problems);
   if (!(c.kl_weight >= 0 && c.kl_weight <= 1000)) problems.push_back("kl_weight must be in [0, 1000]");
-  recipe::read_dataset_section(j, c.dataset, problems);
-  if (j.contains("tokenizer")) recipe::read_tokenizer_section(j, c.vocab_size, problems);
-  read(j, "config", "model", c.model_config, problems);
-  if (!c.model_config.is_object()) {
-    problems.push_back("model must be a JSON object");
-    c.model_config = json::object();
-  }
-  read_augment_section(j, c.augment, problems);
   // The official optimiser: Adam (0.5, 0.999) at a constant 2e-4 for both; the EMA of the generator.
   text_gan::read_group(j, "generator", {.lr = 2e-4, .beta1 = 0.5, .beta2 = 0.999, .ema_decay = 0.999, .constant_lr = true},
                        c.generator, problems);
   text_gan::read_group(j, "discriminator", {.lr = 2e-4, .beta1 = 0.5, .beta2 = 0.999, .constant_lr = true},
                        c.discriminator, problems);
-  recipe::read_train_section(j, "", c.seed, c.train, problems);
-  text_gan::read_damsm_section(j, c.vocab_size, c.seed, c.damsm, problems);
   try {
     models::AttnGANConfig::from_json(derive_model_config(c, c.damsm.embedding_dim(), problems), "model");
   } catch (const Error& e) {
@@ -113,25 +95,13 @@ AttnGANRecipeConfig AttnGANRecipeConfig::from_file(const std::string& path) {
 AttnGANRecipeResult run_attngan_recipe(const AttnGANRecipeConfig& c, const TextImageEncoderRecipeOptions& o) {
   if (o.out_dir.empty()) throw UsageError("run_attngan_recipe: no output folder");
   const fs::path out = o.out_dir, model_dir = out / "model";
-  fs::create_directories(out);
-  recipe::write_json((out / "recipe.json").string(), {{"recipe", "attngan"}, {"seed", c.seed}});
   AttnGANRecipeResult result;
   result.model_dir = model_dir.string();
   const auto done = [&](const char* stage, bool finished) { recipe::mark_stage(stage, finished, result.ran, result.skipped); };
-  if (fs::exists(model_dir / "model_index.json")) {
-    for (const char* stage : {"damsm", "data", "train", "export"}) done(stage, true);
-    return result;
-  }
-
   // 1 damsm
-  const auto damsm_dir = text_gan::resolve_damsm(c.damsm, out, o.resume, done);
-  if (!damsm_dir) {
-    result.interrupted = true;
-    return result;
-  }
-  models::DamsmEncoder damsm = models::DamsmEncoder::load(*damsm_dir);
-  log_info("damsm: " + *damsm_dir + " (word and sentence features of " + std::to_string(damsm.config().embedding_dim) +
-           ")");
+  auto damsm_opt = text_gan::begin(c, "attngan", out, o.resume, done, result.interrupted);
+  if (!damsm_opt) return result;
+  models::DamsmEncoder& damsm = *damsm_opt;
 
   // 2 data
   done("data", false);
@@ -155,15 +125,8 @@ AttnGANRecipeResult run_attngan_recipe(const AttnGANRecipeConfig& c, const TextI
   models::AttnGANGenerator gen(config);
   models::AttnGANDiscriminators discs(config);
   const std::vector<int64_t> sizes = config.stage_sizes();
-  data::LoaderOptions lo;
-  lo.batch_size = c.batch_size;
-  lo.resolution = c.dataset.resolution;
-  lo.seed = c.seed;
-  const data::DataLoader order(ds, lo);  // only its order: indices(step)
-  const auto rows_of = [&](int64_t step) {
-    const auto picked = order.indices(step);
-    return at::tensor(std::vector<int64_t>(picked.begin(), picked.end()), at::kLong);
-  };
+  const text_gan::BatchOrder order(ds, c);
+  const auto rows_of = [&](int64_t step) { return order.rows(step); };
   const auto generate = [&](const at::Tensor& idx, Rng& rng) {
     const int64_t b = idx.size(0);
     const at::Tensor z = rng.randn({b, config.z_dim}), eps = rng.randn({b, config.condition_dim});
@@ -230,8 +193,9 @@ AttnGANRecipeResult run_attngan_recipe(const AttnGANRecipeConfig& c, const TextI
   if (trainer.resume_if_allowed(o.resume, "training")) recipe::truncate_log(validation.log_path(), trainer.step());
   const auto validate = [&](int64_t step) {
     torch::NoGradGuard no_grad;
+    // The generator as exported (running statistics); the discriminators as they judge in
+    // training (batch statistics: their running ones are never used).
     gen->eval();
-    discs->eval();
     Rng rng(c.seed ^ 0x5eedULL);
     const at::Tensor fake = generate(validation.rows(), rng).images.back();  // [G*4,3,R,R]
     const at::Tensor s = text.sentence.index_select(0, validation.rows());
@@ -240,7 +204,6 @@ AttnGANRecipeResult run_attngan_recipe(const AttnGANRecipeConfig& c, const TextI
     validation.report(fake, d->conditional(d(data.images.narrow(0, 0, n)), text.sentence.narrow(0, 0, n)),
                       d->conditional(d(fake.narrow(0, 0, n)), s.narrow(0, 0, n)), step);
     gen->train();
-    discs->train();
   };
   if (trainer.run(validate) == Trainer::Outcome::Interrupted) {
     result.interrupted = true;

@@ -39,19 +39,10 @@
 
 namespace genvis::train {
 
-struct AttnGANRecipeConfig {
-  recipe::DatasetSection dataset;
-  int64_t vocab_size = 1024;  // the pretrained DAMSM's tokenizer
-  text_gan::DamsmSource damsm;
-  nlohmann::json model_config;  // AttnGANConfig keys (image_size, embedding_dim are derived)
-  int64_t batch_size = 32;
-  TextImageEncoderRecipeConfig::Augment augment;
+struct AttnGANRecipeConfig : text_gan::CommonConfig {
   GroupConfig generator, discriminator;
   double damsm_lambda = 5.0;  // the official birds setting (COCO: 50)
   double kl_weight = 1.0;
-  int64_t samples = 8;  // captions in the validation grid (4 seeds each)
-  TrainConfig train;
-  uint64_t seed = 0;
 
   static AttnGANRecipeConfig from_json(const nlohmann::json& json, const std::string& source = "recipe config");
   static AttnGANRecipeConfig from_file(const std::string& path);

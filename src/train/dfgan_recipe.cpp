@@ -39,22 +39,7 @@ json derive_model_config(const DFGANRecipeConfig& c, int64_t cond_dim, std::vect
 DFGANRecipeConfig DFGANRecipeConfig::from_json(const json& j, const std::string& source) {
   DFGANRecipeConfig c;
   std::vector<std::string> problems;
-  if (!check_keys(j, "config", {"dataset", "damsm", "model", "batch_size", "train"},
-                  {"seed", "tokenizer", "augment", "generator", "discriminator", "gradient_penalty", "samples"}, problems))
-    throw UsageError(source + ": the recipe config must be a JSON object");
-  read(j, "config", "seed", c.seed, problems);
-  read(j, "config", "batch_size", c.batch_size, problems);
-  if (j.contains("batch_size") && c.batch_size < 2) problems.push_back("batch_size must be >= 2 (the mismatched pairs)");
-  read(j, "config", "samples", c.samples, problems);
-  if (c.samples < 1 || c.samples > 64) problems.push_back("samples must be in 1..64");
-  recipe::read_dataset_section(j, c.dataset, problems);
-  if (j.contains("tokenizer")) recipe::read_tokenizer_section(j, c.vocab_size, problems);
-  read(j, "config", "model", c.model_config, problems);
-  if (!c.model_config.is_object()) {
-    problems.push_back("model must be a JSON object");
-    c.model_config = json::object();
-  }
-  read_augment_section(j, c.augment, problems);
+  text_gan::read_common(j, {"gradient_penalty"}, source, c, problems);
   // DF-GAN's optimiser: Adam with betas (0, 0.9), no weight decay, no clipping.
   text_gan::read_group(j, "generator", {.lr = 1e-4, .beta1 = 0.0, .beta2 = 0.9}, c.generator, problems);
   text_gan::read_group(j, "discriminator", {.lr = 4e-4, .beta1 = 0.0, .beta2 = 0.9}, c.discriminator, problems);
@@ -67,12 +52,9 @@ DFGANRecipeConfig DFGANRecipeConfig::from_json(const json& j, const std::string&
       if (!(c.gp_p >= 1 && c.gp_p <= 16)) problems.push_back("gradient_penalty.p must be in [1, 16]");
     }
   }
-  recipe::read_train_section(j, "", c.seed, c.train, problems);
   if (c.train.autocast != "none")
     problems.push_back("train.autocast: DF-GAN trains in f32 (the gradient penalty's double backward)");
 
-  // damsm: a folder, or the recipe config of one to train (this recipe's dataset, tokenizer, seed).
-  text_gan::read_damsm_section(j, c.vocab_size, c.seed, c.damsm, problems);
   const int64_t cond_dim = c.damsm.embedding_dim();
   try {
     models::DFGANConfig::from_json(derive_model_config(c, cond_dim, problems), "model");
@@ -90,24 +72,13 @@ DFGANRecipeConfig DFGANRecipeConfig::from_file(const std::string& path) {
 DFGANRecipeResult run_dfgan_recipe(const DFGANRecipeConfig& c, const TextImageEncoderRecipeOptions& o) {
   if (o.out_dir.empty()) throw UsageError("run_dfgan_recipe: no output folder");
   const fs::path out = o.out_dir, model_dir = out / "model";
-  fs::create_directories(out);
-  recipe::write_json((out / "recipe.json").string(), {{"recipe", "dfgan"}, {"seed", c.seed}});
   DFGANRecipeResult result;
   result.model_dir = model_dir.string();
   const auto done = [&](const char* stage, bool finished) { recipe::mark_stage(stage, finished, result.ran, result.skipped); };
-  if (fs::exists(model_dir / "model_index.json")) {
-    for (const char* stage : {"damsm", "data", "train", "export"}) done(stage, true);
-    return result;
-  }
-
   // 1 damsm
-  const auto damsm_dir = text_gan::resolve_damsm(c.damsm, out, o.resume, done);
-  if (!damsm_dir) {
-    result.interrupted = true;
-    return result;
-  }
-  models::DamsmEncoder damsm = models::DamsmEncoder::load(*damsm_dir);
-  log_info("damsm: " + *damsm_dir + " (sentence vectors of " + std::to_string(damsm.config().embedding_dim) + ")");
+  auto damsm_opt = text_gan::begin(c, "dfgan", out, o.resume, done, result.interrupted);
+  if (!damsm_opt) return result;
+  models::DamsmEncoder& damsm = *damsm_opt;
 
   // 2 data
   done("data", false);
@@ -123,15 +94,8 @@ DFGANRecipeResult run_dfgan_recipe(const DFGANRecipeConfig& c, const TextImageEn
   torch::manual_seed(c.seed);
   models::DFGANGenerator gen(config);
   models::DFGANDiscriminator disc(config);
-  data::LoaderOptions lo;
-  lo.batch_size = c.batch_size;
-  lo.resolution = c.dataset.resolution;
-  lo.seed = c.seed;
-  const data::DataLoader order(ds, lo);  // only its order: indices(step)
-  const auto rows_of = [&](int64_t step) {
-    const auto picked = order.indices(step);
-    return at::tensor(std::vector<int64_t>(picked.begin(), picked.end()), at::kLong);
-  };
+  const text_gan::BatchOrder order(ds, c);
+  const auto rows_of = [&](int64_t step) { return order.rows(step); };
   const int64_t accum = c.train.grad_accum;
   Trainer trainer(
       {{.name = "discriminator",

@@ -41,18 +41,9 @@
 
 namespace genvis::train {
 
-struct DFGANRecipeConfig {
-  recipe::DatasetSection dataset;
-  int64_t vocab_size = 1024;             // the pretrained DAMSM's tokenizer
-  text_gan::DamsmSource damsm;           // a DAMSM folder, or one trained first
-  nlohmann::json model_config;           // DFGANConfig keys (image_size, cond_dim are derived)
-  int64_t batch_size = 32;
-  TextImageEncoderRecipeConfig::Augment augment;
+struct DFGANRecipeConfig : text_gan::CommonConfig {
   GroupConfig generator, discriminator;
   double gp_k = 2.0, gp_p = 6.0;
-  int64_t samples = 8;                   // captions in the validation grid (4 seeds each)
-  TrainConfig train;
-  uint64_t seed = 0;
 
   static DFGANRecipeConfig from_json(const nlohmann::json& json, const std::string& source = "recipe config");
   static DFGANRecipeConfig from_file(const std::string& path);

@@ -16,6 +16,62 @@ namespace genvis::train::text_gan {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+void read_common(const json& j, const std::vector<std::string>& own, const std::string& source, CommonConfig& c,
+                 std::vector<std::string>& problems) {
+  std::set<std::string> optional = {"seed", "tokenizer", "augment", "generator", "discriminator", "samples"};
+  optional.insert(own.begin(), own.end());
+  if (!recipe::check_keys(j, "config", {"dataset", "damsm", "model", "batch_size", "train"}, optional, problems))
+    throw UsageError(source + ": the recipe config must be a JSON object");
+  recipe::read(j, "config", "seed", c.seed, problems);
+  recipe::read(j, "config", "batch_size", c.batch_size, problems);
+  if (j.contains("batch_size") && c.batch_size < 2) problems.push_back("batch_size must be >= 2 (the mismatched pairs)");
+  recipe::read(j, "config", "samples", c.samples, problems);
+  if (c.samples < 1 || c.samples > 64) problems.push_back("samples must be in 1..64");
+  recipe::read_dataset_section(j, c.dataset, problems);
+  if (j.contains("tokenizer")) recipe::read_tokenizer_section(j, c.vocab_size, problems);
+  recipe::read(j, "config", "model", c.model_config, problems);
+  if (!c.model_config.is_object()) {
+    problems.push_back("model must be a JSON object");
+    c.model_config = json::object();
+  }
+  read_augment_section(j, c.augment, problems);
+  recipe::read_train_section(j, "", c.seed, c.train, problems);
+  read_damsm_section(j, c.vocab_size, c.seed, c.damsm, problems);
+}
+
+std::optional<models::DamsmEncoder> begin(const CommonConfig& c, const char* recipe_name, const fs::path& out,
+                                          bool resume, const std::function<void(const char*, bool)>& done,
+                                          bool& interrupted) {
+  interrupted = false;
+  fs::create_directories(out);
+  recipe::write_json((out / "recipe.json").string(), {{"recipe", recipe_name}, {"seed", c.seed}});
+  if (fs::exists(out / "model" / "model_index.json")) {
+    for (const char* stage : {"damsm", "data", "train", "export"}) done(stage, true);
+    return std::nullopt;
+  }
+  const auto dir = resolve_damsm(c.damsm, out, resume, done);
+  if (!dir) {
+    interrupted = true;
+    return std::nullopt;
+  }
+  auto damsm = models::DamsmEncoder::load(*dir);
+  log_info("damsm: " + *dir + " (word and sentence features of " + std::to_string(damsm.config().embedding_dim) + ")");
+  return damsm;
+}
+
+BatchOrder::BatchOrder(std::shared_ptr<const data::Dataset> ds, const CommonConfig& c) {
+  data::LoaderOptions lo;
+  lo.batch_size = c.batch_size;
+  lo.resolution = c.dataset.resolution;
+  lo.seed = c.seed;
+  loader_ = std::make_unique<data::DataLoader>(std::move(ds), lo);
+}
+
+at::Tensor BatchOrder::rows(int64_t step) const {
+  const auto picked = loader_->indices(step);
+  return at::tensor(std::vector<int64_t>(picked.begin(), picked.end()), at::kLong);
+}
+
 int64_t DamsmSource::embedding_dim() const {
   return pretrain ? pretrain->model_config.value("embedding_dim", int64_t{256}) : 0;
 }

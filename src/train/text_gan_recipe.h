@@ -4,7 +4,10 @@
 // seeds, the last discriminator's accuracy on real and generated images, in-batch diversity
 // against real images', and the collapse warnings) appended to <out>/train/validation.jsonl.
 #pragma once
+#include "data/loader.h"
+#include "models/damsm/damsm_encoder.h"
 #include "train/damsm_recipe.h"
+#include "train/recipe_config.h"
 #include "train/text_image_encoder_recipe.h"
 #include "train/trainer.h"
 
@@ -12,6 +15,7 @@
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +26,43 @@ struct DamsmSource {
   std::string dir;                          // a DAMSM folder, or
   std::optional<DamsmRecipeConfig> pretrain;  // a DAMSM trained first
   int64_t embedding_dim() const;              // 0 when only the folder knows
+};
+
+// The settings every text-GAN recipe config has: dataset, tokenizer.vocab_size, damsm, model
+// (the family's config keys less the derived ones), batch_size (>= 2: the mismatched pairs),
+// augment, samples (validation captions), train, seed.
+struct CommonConfig {
+  recipe::DatasetSection dataset;
+  int64_t vocab_size = 1024;  // the pretrained DAMSM's tokenizer
+  DamsmSource damsm;
+  nlohmann::json model_config = nlohmann::json::object();
+  int64_t batch_size = 32;
+  TextImageEncoderRecipeConfig::Augment augment;
+  int64_t samples = 8;  // captions in the validation grid (4 seeds each)
+  TrainConfig train;
+  uint64_t seed = 0;
+};
+
+// Reads the common keys (required: dataset, damsm, model, batch_size, train); `own` are the
+// recipe's further optional keys, read by the caller. UsageError when root is not an object.
+void read_common(const nlohmann::json& root, const std::vector<std::string>& own, const std::string& source,
+                 CommonConfig& c, std::vector<std::string>& problems);
+
+// The first two stages every text-GAN recipe runs: writes <out>/recipe.json; when <out>/model is
+// exported already marks every stage skipped and returns nullopt; else resolves the DAMSM (its
+// stage interrupted: `interrupted` and nullopt) and returns it loaded.
+std::optional<models::DamsmEncoder> begin(const CommonConfig& c, const char* recipe, const std::filesystem::path& out,
+                                          bool resume, const std::function<void(const char*, bool)>& done,
+                                          bool& interrupted);
+
+// The data loader's order of the split (its batches' rows, no images loaded).
+class BatchOrder {
+public:
+  BatchOrder(std::shared_ptr<const data::Dataset> ds, const CommonConfig& c);
+  at::Tensor rows(int64_t step) const;  // int64 [batch_size]
+
+private:
+  std::unique_ptr<data::DataLoader> loader_;
 };
 
 // Reads root["damsm"] (a required key): a folder name, or a DAMSM recipe config object that takes
