@@ -43,7 +43,7 @@ Command add_table_command(CLI::App* cmd);
 Command add_eval_command(CLI::App& app) {
   struct Options {
     std::string model, images, dataset = "emoji", path, split = "train", reference_split, out, sampler = "euler";
-    std::string encoder, classifier, inception, cache_dir, device = "auto", dtype = "auto", name;
+    std::string encoder, classifier, inception, damsm, cache_dir, device = "auto", dtype = "auto", name;
     int64_t num = 200, reference_num = 2000, steps = 20, size = 0, resolution = 0, batch = 16, k = 100, frames = 0;
     double cfg_scale = 7.0;
     uint64_t seed = 0;
@@ -86,6 +86,9 @@ Command add_eval_command(CLI::App& app) {
                   "dataset the video encoder of FVD[...] (default for shapes-video: genvis-shapes-video-encoder)");
   cmd->add_option("--inception", o->inception,
                   "pytorch-fid's pt_inception-2015-12-05-6726825d.pth: adds standard FID (default: $GENVIS_INCEPTION)");
+  cmd->add_option("--damsm", o->damsm,
+                  "DAMSM folder (genvis train damsm): R-precision in the AttnGAN protocol beside the contrastive "
+                  "encoder's (default for emoji: genvis-damsm-emoji when installed)");
   cmd->add_option("--k", o->k, "R-precision candidates per image")->capture_default_str();
   cmd->add_option("--out", o->out, "Output folder for result.json, result.md, samples.png (default eval/<name>)");
   cmd->add_option("--name", o->name, "Row name in the tables (default: the model or folder name)");
@@ -126,6 +129,7 @@ Command add_eval_command(CLI::App& app) {
     run.encoder = o->encoder;
     run.classifier = o->classifier;
     run.inception = o->inception;
+    run.damsm = o->damsm;
     run.name = o->name;
     run.cache_dir = o->cache_dir;
     run.no_cache = o->no_cache;

@@ -17,6 +17,7 @@
 #include "models/video_classifier/video_classifier.h"
 #include "pipelines/registry.h"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -101,6 +102,33 @@ struct Scored {
   std::shared_ptr<const data::Dataset> caption_split;   // null for a folder of images
 };
 
+// The run's sampling settings as far as the model's family takes them (a GAN makes an image in
+// one pass: no steps, guidance or sampler; a flow model has its own samplers, so the image default
+// euler gives way to the family's default), and what was used, into `generation`.
+pipelines::Request sampling_request(const pipelines::Pipeline& model, const EvalRun& o, ojson& generation) {
+  const auto& info = model.info();
+  pipelines::Request request;
+  generation = ojson::object();
+  if (info.supports.steps) {
+    request.steps = o.steps;
+    generation["steps"] = o.steps;
+  } else {
+    generation["steps"] = "one pass";
+  }
+  if (info.supports.guidance) {
+    request.guidance = o.cfg_scale;
+    generation["cfg_scale"] = o.cfg_scale;
+  }
+  if (info.supports.sampler) {
+    const auto& samplers = info.samplers;
+    // An unknown name other than the default stays, for the family to refuse by name.
+    const bool known = std::find(samplers.begin(), samplers.end(), o.sampler) != samplers.end();
+    request.sampler = known || o.sampler != EvalRun{}.sampler ? o.sampler : "";
+    generation["sampler"] = request.sampler.empty() ? info.defaults.sampler : request.sampler;
+  }
+  return request;
+}
+
 Scored folder_images(const EvalRun& o) {
   Scored s;
   // A folder of images from any source: captions from .txt, facts (e.g. {"label": 3}) from .json.
@@ -166,15 +194,12 @@ Scored split_images(const EvalRun& o, data::Split split, const std::function<std
     s.source = {{"images", "dataset"}};
     return s;
   }
-  pipelines::Request request;
-  request.steps = o.steps;
-  request.guidance = o.cfg_scale;
-  request.sampler = o.sampler;
+  pipelines::Request request = sampling_request(*model, o, s.generation);
   request.width = request.height = s.side;
   request.seed = o.seed;
   s.set.images = pipelines::generate_each(*model, s.set.captions, request, o.batch, "generating");
-  s.generation = {{"steps", o.steps}, {"cfg_scale", o.cfg_scale}, {"sampler", o.sampler}, {"size", s.side},
-                  {"seed", o.seed}};
+  s.generation["size"] = s.side;
+  s.generation["seed"] = o.seed;
   return s;
 }
 
@@ -237,19 +262,14 @@ EvalReport run_video_evaluation(const EvalRun& o, data::Split split) {
     name = o.dataset + " " + data::split_name(split) + " clips";
     source = {{"images", "dataset"}};
   } else {
-    pipelines::Request request;
-    request.steps = o.steps;
-    request.guidance = o.cfg_scale;
-    const auto& samplers = model->info().samplers;
-    // The image default (euler) does not apply to flow models: their own default then.
-    request.sampler = std::find(samplers.begin(), samplers.end(), o.sampler) != samplers.end() ? o.sampler : "";
+    pipelines::Request request = sampling_request(*model, o, generation);
     request.width = request.height = side;
     request.num_frames = frames;
     request.seed = o.seed;
     set.images = pipelines::generate_each(*model, set.captions, request, o.batch, "generating");
-    generation = {{"steps", o.steps}, {"cfg_scale", o.cfg_scale},
-                  {"sampler", request.sampler.empty() ? model->info().defaults.sampler : request.sampler},
-                  {"size", side}, {"frames", frames}, {"seed", o.seed}};
+    generation["size"] = side;
+    generation["frames"] = frames;
+    generation["seed"] = o.seed;
   }
   ojson metrics = ojson::object();
   if (o.dataset == "shapes-video") metrics.update(shapes_video_metrics(set.images, set.metas));
@@ -333,7 +353,7 @@ EvalReport run_evaluation(const EvalRun& o) {
 
   // 2 judges (loaded first: a missing encoder fails before minutes of generation)
   LoadedJudges loaded = load_judges({.dataset = o.dataset, .encoder = o.encoder, .classifier = o.classifier,
-                                     .inception = o.inception});
+                                     .inception = o.inception, .damsm = o.damsm});
   Judges& judges = loaded.judges;
 
   // 3 the images to score, with their captions and facts
@@ -353,7 +373,7 @@ EvalReport run_evaluation(const EvalRun& o) {
   const int ref_resolution = static_cast<int>(o.resolution > 0 ? o.resolution : scored.side);
   const auto reference =
       scored.caption_split && ref_split == split ? scored.caption_split : make(ref_split, ref_resolution);
-  if (judges.text_image) {
+  if (judges.text_image || !judges.more_text_image.empty()) {
     const auto pool_split = scored.caption_split ? scored.caption_split : make(split, ref_resolution);
     for (size_t i = 0; i < pool_split->size(); ++i) judges.caption_pool.push_back(pool_split->get(i).caption);
   }

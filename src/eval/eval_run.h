@@ -48,6 +48,7 @@ struct EvalRun {
 
   // Judges ("" = the dataset's shipped ones; inception "" = $GENVIS_INCEPTION when set).
   std::string encoder, classifier, inception;
+  std::string damsm;      // a DAMSM folder: R-precision and clip-score analogue in its space ("" = the dataset's, if installed)
   std::string name;       // the report's row name ("" = the model or folder name)
   std::string cache_dir;  // reference feature cache ("" = default_cache_dir())
   bool no_cache = false;  // recompute the reference features and do not store them

@@ -48,19 +48,19 @@ void distribution_metrics(const at::Tensor& images, FeatureExtractor& fx, const 
                      {"cached", ref.cached}};
 }
 
-void text_image_metrics(const EvalSet& set, Judges& j, const EvalOptions& o, nlohmann::ordered_json& out) {
-  auto& enc = *j.text_image;
+void text_image_metrics(const EvalSet& set, const std::string& name, const TextImageEmbedder& enc,
+                        const std::vector<std::string>& pool, const EvalOptions& o, nlohmann::ordered_json& out) {
   const at::Tensor img = enc.embed_images(set.images);
   const at::Tensor cap = enc.embed_texts(set.captions);
   const at::Tensor cos = (img * cap).sum(1);  // [N]
-  out["clip_score[" + j.text_image_name + "]"] = 100.0 * cos.clamp_min(0).mean().item<double>();
-  const std::vector<std::string>& pool = j.caption_pool;  // split order: the draws match `eval r-precision`
+  out["clip_score[" + name + "]"] = 100.0 * cos.clamp_min(0).mean().item<double>();
+  // Split order: the draws match `eval r-precision`.
   if (static_cast<int64_t>(std::set<std::string>(pool.begin(), pool.end()).size()) < o.r_precision_k) return;
   const CandidatePool candidates{enc.embed_texts(pool), pool};
   // The same distractor seed as encoder_r_precision, so `eval r-precision` agrees.
   const RPrecisionResult r =
       r_precision(img, cap, set.captions, candidates, {.k = o.r_precision_k, .seed = o.seed ^ 0x9e3779b97f4a7c15ULL});
-  out["r_precision[" + j.text_image_name + "]"] = r.value;
+  out["r_precision[" + name + "]"] = r.value;
 }
 
 void add_shapes_metrics(const EvalSet& set, nlohmann::ordered_json& out) {
@@ -120,7 +120,16 @@ nlohmann::ordered_json evaluate(const EvalSet& set, Judges& judges, const data::
   for (auto& fx : judges.extractors) distribution_metrics(x, *fx, reference, options, metrics, extractors);
 
   const bool captioned = std::all_of(set.captions.begin(), set.captions.end(), [](const auto& c) { return !c.empty(); });
-  if (judges.text_image && captioned) text_image_metrics(set, judges, options, metrics);
+  if (captioned) {
+    if (judges.text_image) {
+      auto* enc = judges.text_image;
+      const TextImageEmbedder contrastive{[enc](const at::Tensor& x) { return enc->embed_images(x); },
+                                          [enc](const std::vector<std::string>& t) { return enc->embed_texts(t); }};
+      text_image_metrics(set, judges.text_image_name, contrastive, judges.caption_pool, options, metrics);
+    }
+    for (const auto& j : judges.more_text_image)
+      text_image_metrics(set, j.name, j.embedder, judges.caption_pool, options, metrics);
+  }
 
   const bool labelled = !set.metas.empty() && std::all_of(set.metas.begin(), set.metas.end(), [](const auto& m) {
     return m.is_object() && m.contains("label") && m["label"].is_number_integer();

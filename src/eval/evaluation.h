@@ -11,7 +11,8 @@
 // Metrics, each computed when its inputs exist:
 //   per feature extractor E (reference = options.reference_num real images of the split):
 //     FID[E], KID[E] (mean, std), precision[E], recall[E] (k-NN manifolds, k = options.pr_k)
-//   text-image encoder T and non-empty captions: r_precision[T] (true caption among k = 100),
+//   text-image encoder T (the contrastive one, and each of more_text_image) and non-empty
+//   captions: r_precision[T] (true caption among k = 100),
 //     clip_score[T] = 100 * mean(max(cos(image, caption), 0)), the CLIP-score analogue
 //   classifier C and a "label" in every meta: accuracy[C] (generated image classified as the
 //     class its caption asked for)
@@ -22,6 +23,7 @@
 #include "data/dataset.h"
 #include "eval/feature_extractor.h"
 #include "eval/kernel_distance.h"
+#include "eval/r_precision.h"
 #include "io/image.h"
 #include "models/contrastive/contrastive_encoder.h"
 
@@ -58,6 +60,13 @@ struct Judges {
   std::vector<std::unique_ptr<FeatureExtractor>> extractors;
   models::ContrastiveEncoder* text_image = nullptr;  // with its folder name below
   std::string text_image_name;
+  // Further text-image judges by name, scored as text_image is (e.g. a DAMSM: its global image
+  // vector against sentence vectors, the AttnGAN papers' R-precision).
+  struct NamedEmbedder {
+    std::string name;
+    TextImageEmbedder embedder;
+  };
+  std::vector<NamedEmbedder> more_text_image;
   std::vector<std::string> caption_pool;  // R-precision candidates (every caption of the split)
   std::unique_ptr<Classifier> classifier;
 };

@@ -10,7 +10,7 @@ namespace genvis::eval {
 
 const std::vector<DefaultJudges>& default_judges_table() {
   static const std::vector<DefaultJudges> table = {
-      {"emoji", "genvis-contrastive-emoji", ""},
+      {"emoji", "genvis-contrastive-emoji", "", false, "", "genvis-damsm-emoji"},
       {"fashion-mnist", "", "genvis-fmnist-classifier"},
       {"shapes", "", "", true},
       {"shapes-video", "", "", true, "genvis-shapes-video-encoder"},
@@ -66,9 +66,16 @@ LoadedJudges load_judges(const JudgeSpec& spec) {
     out.judges.classifier = std::move(c.classifier);
     out.judges.extractors.push_back(std::move(c.features));
   }
+  std::string damsm_dir = spec.damsm;
+  if (damsm_dir.empty() && !defaults.damsm.empty()) damsm_dir = pipelines::find_shipped_model(defaults.damsm, "config.json");
+  if (!damsm_dir.empty()) {
+    out.damsm = std::make_shared<models::DamsmEncoder>(models::DamsmEncoder::load(damsm_dir));
+    out.judges.more_text_image.push_back({folder_name(damsm_dir), damsm_embedder(*out.damsm)});
+  }
   if (!inception.empty()) out.judges.extractors.push_back(make_inception_extractor(inception));
   out.inception = inception;
-  if (out.judges.extractors.empty() && !out.judges.text_image && !defaults.pixel_scorer)
+  if (out.judges.extractors.empty() && !out.judges.text_image && out.judges.more_text_image.empty() &&
+      !defaults.pixel_scorer)
     throw UsageError("no judge for dataset '" + spec.dataset + "': give 'encoder', 'classifier' and/or 'inception'");
   return out;
 }

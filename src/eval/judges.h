@@ -19,6 +19,7 @@ struct DefaultJudges {
   bool pixel_scorer = false;  // the samples' facts are checked from the pixels (shapes): a judge
                               // that needs no trained network
   std::string video_encoder;  // video datasets: shipped video encoder (FVD[...] and its heads; "" = none)
+  std::string damsm;          // shipped DAMSM (a second R-precision judge; "" = none, skipped when not installed)
 };
 // One row per dataset that has shipped judges.
 const std::vector<DefaultJudges>& default_judges_table();
@@ -34,12 +35,14 @@ std::string default_video_encoder(const std::string& dataset);
 struct JudgeSpec {
   std::string dataset;
   std::string encoder, classifier, inception;  // folders / file; "" = the dataset's default
+  std::string damsm;                           // DAMSM folder; "" = the dataset's, if installed
 };
 
 struct LoadedJudges {
   Judges judges;
   std::shared_ptr<models::ContrastiveEncoder> encoder;  // owns judges.text_image
   std::string inception;                                // the Inception weights used ("" = none)
+  std::shared_ptr<models::DamsmEncoder> damsm;          // owns judges.more_text_image's embedder
 };
 
 // The named judges, else the dataset's shipped ones (and $GENVIS_INCEPTION for the Inception

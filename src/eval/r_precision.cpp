@@ -123,4 +123,14 @@ RPrecisionResult encoder_r_precision(models::ContrastiveEncoder& encoder, const 
   return encoder_r_precision(e, images, samples, options);
 }
 
+TextImageEmbedder damsm_embedder(models::DamsmEncoder& encoder) {
+  namespace F = torch::nn::functional;
+  return {[&encoder](const at::Tensor& x) {
+            return F::normalize(encoder.encode_images(x).global, F::NormalizeFuncOptions().dim(1));
+          },
+          [&encoder](const std::vector<std::string>& t) {
+            return F::normalize(encoder.encode_texts(t).sentence, F::NormalizeFuncOptions().dim(1));
+          }};
+}
+
 }  // namespace genvis::eval

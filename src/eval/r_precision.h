@@ -15,6 +15,7 @@
 // captions apart scores 0, never 1.
 #pragma once
 #include "models/contrastive/contrastive_encoder.h"
+#include "models/damsm/damsm_encoder.h"
 #include "data/dataset.h"
 
 #include <ATen/ATen.h>
@@ -76,6 +77,10 @@ struct TextImageEmbedder {
 };
 RPrecisionResult encoder_r_precision(const TextImageEmbedder& encoder, const at::Tensor& images,
                                      const RPrecisionSamples& samples, const RPrecisionOptions& options = {});
+
+// A DAMSM as a text-image embedder in the AttnGAN protocol: L2-normalised global image vectors
+// against sentence vectors. `encoder` must outlive the embedder.
+TextImageEmbedder damsm_embedder(models::DamsmEncoder& encoder);
 
 // The dataset's own images for `indices`: [n,3,H,W] float in [0,1].
 at::Tensor dataset_images(const data::Dataset& dataset, const std::vector<size_t>& indices);

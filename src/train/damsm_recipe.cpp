@@ -56,15 +56,7 @@ public:
     return models::damsm::matching_loss(words, g.gamma3, same) + models::damsm::matching_loss(sentences, g.gamma3, same);
   }
 
-  eval::TextImageEmbedder embedder() override {
-    namespace F = torch::nn::functional;
-    return {[this](const at::Tensor& x) {
-              return F::normalize(encoder_.encode_images(x).global, F::NormalizeFuncOptions().dim(1));
-            },
-            [this](const std::vector<std::string>& t) {
-              return F::normalize(encoder_.encode_texts(t).sentence, F::NormalizeFuncOptions().dim(1));
-            }};
-  }
+  eval::TextImageEmbedder embedder() override { return eval::damsm_embedder(encoder_); }
 
 private:
   models::DamsmEncoder encoder_;

@@ -190,5 +190,40 @@ TEST(Evaluate, ShippedEncoderRanksGroundTruthFirstAndNoiseAtChance) {
             z["clip_score[genvis-contrastive-emoji]"].get<double>() + 5);
 }
 
+// Further text-image judges (a DAMSM in `genvis eval --damsm`) are scored under their own names,
+// each in its own space: an embedder that reads image and caption exactly ranks every caption
+// first; one that misreads every caption never does.
+TEST(Evaluate, FurtherTextImageJudgesAreScoredUnderTheirNames) {
+  const int64_t n = 8;
+  EvalSet set;
+  set.images = torch::zeros({n, 3, 4, 4});
+  for (int64_t i = 0; i < n; ++i) {
+    set.images[i][0].fill_((static_cast<double>(i) + 0.5) / n);
+    set.captions.push_back("item " + std::to_string(i));
+  }
+  const auto image_ids = [n](const at::Tensor& x) {
+    return torch::one_hot((x.select(1, 0).mean({1, 2}) * n).floor().to(at::kLong), n).to(at::kFloat);
+  };
+  const auto text_ids = [n](const std::vector<std::string>& t, int64_t shift) {
+    std::vector<int64_t> ids;
+    for (const auto& c : t) ids.push_back((std::stoll(c.substr(5)) + shift) % n);
+    return torch::one_hot(at::tensor(ids, at::kLong), n).to(at::kFloat);
+  };
+  Judges judges;
+  judges.caption_pool = set.captions;
+  judges.more_text_image.push_back({"exact", {image_ids, [&](const std::vector<std::string>& t) { return text_ids(t, 0); }}});
+  judges.more_text_image.push_back({"misread", {image_ids, [&](const std::vector<std::string>& t) { return text_ids(t, 1); }}});
+  data::DatasetSpec spec;
+  spec.name = "shapes";
+  spec.resolution = 16;
+  spec.size = 8;
+  const auto reference = data::make_dataset(spec);
+  const auto m = evaluate(set, judges, *reference, {.dataset_key = "x", .seed = 0, .r_precision_k = 4})["metrics"];
+  EXPECT_DOUBLE_EQ(m["r_precision[exact]"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(m["clip_score[exact]"].get<double>(), 100.0);
+  EXPECT_DOUBLE_EQ(m["r_precision[misread]"].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(m["clip_score[misread]"].get<double>(), 0.0);
+}
+
 }  // namespace
 }  // namespace genvis::eval
