@@ -193,17 +193,18 @@ AttnGANRecipeResult run_attngan_recipe(const AttnGANRecipeConfig& c, const TextI
   if (trainer.resume_if_allowed(o.resume, "training")) recipe::truncate_log(validation.log_path(), trainer.step());
   const auto validate = [&](int64_t step) {
     torch::NoGradGuard no_grad;
-    // The generator as exported (running statistics); the discriminators as they judge in
-    // training (batch statistics: their running ones are never used).
-    gen->eval();
+    // The generator as exported (running statistics: the trainer validates in eval mode); the
+    // last discriminator as it judges in training (batch statistics: its running ones are never
+    // used).
     Rng rng(c.seed ^ 0x5eedULL);
     const at::Tensor fake = generate(validation.rows(), rng).images.back();  // [G*4,3,R,R]
     const at::Tensor s = text.sentence.index_select(0, validation.rows());
     const int64_t n = validation.n_real();
     auto& d = discs->stages.back();
+    d->train();
     validation.report(fake, d->conditional(d(data.images.narrow(0, 0, n)), text.sentence.narrow(0, 0, n)),
                       d->conditional(d(fake.narrow(0, 0, n)), s.narrow(0, 0, n)), step);
-    gen->train();
+    d->eval();
   };
   if (trainer.run(validate) == Trainer::Outcome::Interrupted) {
     result.interrupted = true;

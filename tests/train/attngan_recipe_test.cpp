@@ -126,6 +126,9 @@ TEST(AttnGANRecipeConfig, ListsEveryBadKeyAtOnceAndParsesTheShippedConfig) {
                              "first stage's size", "damsm.dataset", "damsm_lambda", "generator"})
       EXPECT_NE(what.find(part), std::string::npos) << part << " not in " << what;
   }
+  const auto quick = AttnGANRecipeConfig::from_file(std::string(GENVIS_SOURCE_DIR) + "/configs/attngan-fmnist-quick.json");
+  EXPECT_EQ(quick.dataset.name, "fashion-mnist");
+  ASSERT_TRUE(quick.damsm.pretrain.has_value());
   const auto shipped = AttnGANRecipeConfig::from_file(std::string(GENVIS_SOURCE_DIR) + "/configs/attngan-emoji.json");
   EXPECT_EQ(shipped.dataset.resolution, 64);
   ASSERT_TRUE(shipped.damsm.pretrain.has_value());

@@ -125,6 +125,9 @@ TEST(DFGANRecipeConfig, ListsEveryBadKeyAtOnceAndParsesTheShippedConfig) {
                              "damsm.dataset", "gradient_penalty.k", "generator", "autocast"})
       EXPECT_NE(what.find(part), std::string::npos) << part << " not in " << what;
   }
+  const auto quick = DFGANRecipeConfig::from_file(std::string(GENVIS_SOURCE_DIR) + "/configs/dfgan-fmnist-quick.json");
+  EXPECT_EQ(quick.dataset.name, "fashion-mnist");
+  ASSERT_TRUE(quick.damsm.pretrain.has_value());
   const auto shipped = DFGANRecipeConfig::from_file(std::string(GENVIS_SOURCE_DIR) + "/configs/dfgan-emoji.json");
   EXPECT_EQ(shipped.dataset.resolution, 64);
   ASSERT_TRUE(shipped.damsm.pretrain.has_value());
