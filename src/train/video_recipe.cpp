@@ -247,7 +247,7 @@ bool train_vae(const VideoRecipeConfig& c, const DerivedConfigs& d, const fs::pa
     vae->quant_conv->bias.narrow(0, z, z).fill_(*c.vae_init_logvar);
   }
   Trainer trainer(*vae, c.vae_train, (out / "vae").string());
-  trainer.extra_state = {{"stage", "vae"}, {"config", d.vae}};
+  trainer.extra_state = {{"stage", "vae"}, {"config", d.vae}, {"foreground_weight", c.vae_foreground_weight}};
   trainer.resume_if_allowed(o.resume, "stage vae");
   const data::VideoLoader loader = make_loader(c, c.vae_batch_size, c.seed);
   const int64_t accum = c.vae_train.grad_accum;
@@ -256,7 +256,7 @@ bool train_vae(const VideoRecipeConfig& c, const DerivedConfigs& d, const fs::pa
     const models::LatentDistribution q = models::LatentDistribution::from_moments(vae->encode_moments_with_grad(x));
     const at::Tensor z = q.sample(rng.randn(q.mean.sizes()));
     const at::Tensor kl = q.kl_to_standard_normal();
-    return torch::mse_loss(vae->decode_with_grad(z), x) + c.kl_weight * kl;
+    return foreground_weighted_mse(vae->decode_with_grad(z), x, c.vae_foreground_weight) + c.kl_weight * kl;
   });
   if (outcome == Trainer::Outcome::Interrupted) return false;
   trainer.apply_ema();
@@ -465,6 +465,16 @@ void export_pipeline(const VideoRecipeConfig& c, const DerivedConfigs& d, const 
 
 }  // namespace
 
+at::Tensor foreground_weighted_mse(const at::Tensor& decoded, const at::Tensor& x, double weight) {
+  if (weight <= 0) return torch::mse_loss(decoded, x);
+  // The weights are data (x carries no gradient).
+  const at::Tensor target = x.detach();
+  const at::Tensor background = std::get<0>(target.flatten(3).median(3)).unsqueeze(-1).unsqueeze(-1);  // [B,C,T,1,1]
+  const at::Tensor foreground = ((target - background).abs().amax(1, /*keepdim=*/true) > 0.1).to(decoded.scalar_type());
+  const at::Tensor w = (1.0 + weight * foreground).expand_as(decoded);
+  return ((decoded - x).pow(2) * w).sum() / w.sum();
+}
+
 VideoRecipeConfig VideoRecipeConfig::from_json(const json& j, const std::string& source) {
   VideoRecipeConfig c;
   std::vector<std::string> problems;
@@ -506,7 +516,11 @@ VideoRecipeConfig VideoRecipeConfig::from_json(const json& j, const std::string&
       }
   }
   const json vae = section("vae");
-  if (check_keys(vae, "vae", {"config", "batch_size", "train"}, {"kl_weight", "init_logvar"}, problems)) {
+  if (check_keys(vae, "vae", {"config", "batch_size", "train"}, {"kl_weight", "init_logvar", "foreground_weight"},
+                 problems)) {
+    read(vae, "vae", "foreground_weight", c.vae_foreground_weight, problems);
+    if (!(c.vae_foreground_weight >= 0 && c.vae_foreground_weight <= 1000))
+      problems.push_back("vae.foreground_weight must be in [0, 1000]");
     read(vae, "vae", "config", c.vae_config, problems);
     read(vae, "vae", "kl_weight", c.kl_weight, problems);
     read(vae, "vae", "init_logvar", c.vae_init_logvar, problems);

@@ -11,7 +11,8 @@
 //   1 tokenizer  train_bpe on the split's captions                  -> <out>/model/tokenizer/
 //   2 vae        AutoencoderKLWan (our config: causal, the first frame encoded alone, so images and
 //                clips share one latent space), loss = mse(decode(z), x) + kl_weight * KL(q(z|x) ||
-//                N(0, I)) per latent element, z sampled with the step Rng, batches from the
+//                N(0, I)) per latent element (vae.foreground_weight > 0: the MSE weighted towards
+//                the objects, foreground_weighted_mse), z sampled with the step Rng, batches from the
 //                buckets (data::VideoLoader). Then the latent cache: every clip encoded at every
 //                bucket's size, <out>/latents/bucket-<i>.safetensors ("mean", "logvar"
 //                [N, z, F', h, w]) + <out>/latents.json (captions, buckets), and the per-channel
@@ -47,12 +48,20 @@
 
 namespace genvis::train {
 
+// The VAE's reconstruction loss with the objects weighted up: small objects on a flat background
+// are a few percent of the pixels, so plain MSE is nearly all background. A pixel is foreground
+// where any channel is more than 0.1 from its frame's per-channel median (the background colour);
+// its squared error counts 1 + weight times, and the sum is divided by the total weight (weight
+// 0: plain MSE). decoded, x: [B,C,T,H,W].
+at::Tensor foreground_weighted_mse(const at::Tensor& decoded, const at::Tensor& x, double weight);
+
 struct VideoRecipeConfig {
   recipe::DatasetSection dataset;  // a video dataset (shapes-video, emoji-video)
   std::vector<data::VideoBucket> buckets;  // "buckets": [{"frames", "height", "width", "weight"}]
   int64_t vocab_size = 0;
   nlohmann::json vae_config, transformer_config, text_encoder_config;
   double kl_weight = 1e-6;
+  double vae_foreground_weight = 0.0;  // vae.foreground_weight
   std::optional<double> vae_init_logvar;
   int64_t vae_batch_size = 0, dit_batch_size = 0;
   double caption_dropout = 0.1;

@@ -234,6 +234,20 @@ TEST(VideoRecipe, ResumedStageMatchesAnUninterruptedRun) {
   for (const auto& t : a->tensors()) EXPECT_TRUE(at::equal(a->load(t.name), b->load(t.name))) << t.name;
 }
 
+TEST(VideoRecipe, ForegroundWeightedMseByHand) {
+  // One frame of 2x2 grey background (0) with one red pixel (1, 0, 0); the decoder is off by 0.5
+  // on the red pixel's red channel and by 0.2 on a background pixel's green channel.
+  at::Tensor x = torch::zeros({1, 3, 1, 2, 2});
+  x[0][0][0][0][0] = 1.0;
+  at::Tensor decoded = x.clone();
+  decoded[0][0][0][0][0] = 0.5;
+  decoded[0][1][0][1][1] = 0.2;
+  // Plain MSE: (0.25 + 0.04) / 12 elements.
+  EXPECT_NEAR(foreground_weighted_mse(decoded, x, 0.0).item<double>(), 0.29 / 12, 1e-7);
+  // Weight 9: the red pixel's 3 elements count 10 times: (10 * 0.25 + 0.04) / (3 * 10 + 9 * 1).
+  EXPECT_NEAR(foreground_weighted_mse(decoded, x, 9.0).item<double>(), (2.5 + 0.04) / 39.0, 1e-7);
+}
+
 TEST(VideoRecipeConfig, ListsEveryBadKeyAtOnce) {
   json j = tiny_recipe();
   j["colour"] = 1;
@@ -243,6 +257,7 @@ TEST(VideoRecipeConfig, ListsEveryBadKeyAtOnce) {
   j["transformer"]["config"]["image_dim"] = 64;
   j["dit"]["frame_condition"] = 2;
   j["dit"]["timesteps"] = {{"density", "cosine"}};
+  j["vae"]["foreground_weight"] = -1;
   try {
     VideoRecipeConfig::from_json(j, "video.json");
     FAIL() << "accepted";
@@ -250,7 +265,8 @@ TEST(VideoRecipeConfig, ListsEveryBadKeyAtOnce) {
     const std::string m = e.what();
     EXPECT_NE(m.find("video.json"), std::string::npos) << m;
     for (const char* part : {"colour", "buckets[0].frames 8 must be 1 + 4k", "buckets[1]: height and width must be multiples of 8",
-                             "latents_mean is measured by the recipe", "image_dim", "dit.frame_condition", "dit.timesteps.density"})
+                             "latents_mean is measured by the recipe", "image_dim", "dit.frame_condition", "dit.timesteps.density",
+                             "vae.foreground_weight"})
       EXPECT_NE(m.find(part), std::string::npos) << part << " not in: " << m;
   }
   json image = tiny_recipe();
