@@ -34,32 +34,6 @@ json derive_model_config(const AttnGANRecipeConfig& c, int64_t embedding_dim, st
   return m;
 }
 
-// Text features of every caption from the frozen DAMSM, padded to the longest caption.
-struct CaptionFeatures {
-  at::Tensor words, mask, sentence;  // [N,E,T], bool [N,T], [N,E]
-};
-
-CaptionFeatures encode_captions(models::DamsmEncoder& damsm, const std::vector<std::string>& captions) {
-  std::vector<at::Tensor> words, masks, sentences;
-  int64_t longest = 1;
-  constexpr size_t kChunk = 512;
-  for (size_t b = 0; b < captions.size(); b += kChunk) {
-    const std::vector<std::string> part(captions.begin() + static_cast<std::ptrdiff_t>(b),
-                                        captions.begin() + static_cast<std::ptrdiff_t>(std::min(captions.size(), b + kChunk)));
-    auto t = damsm.encode_texts(part);
-    longest = std::max(longest, t.words.size(2));
-    words.push_back(t.words);
-    masks.push_back(t.mask);
-    sentences.push_back(t.sentence);
-  }
-  for (size_t i = 0; i < words.size(); ++i) {
-    const int64_t pad = longest - words[i].size(2);
-    words[i] = at::constant_pad_nd(words[i], {0, pad});
-    masks[i] = at::constant_pad_nd(masks[i].to(at::kByte), {0, pad}).to(at::kBool);
-  }
-  return {at::cat(words, 0), at::cat(masks, 0), at::cat(sentences, 0)};
-}
-
 at::Tensor resize_to(const at::Tensor& x, int64_t size) {
   return x.size(2) == size ? x : at::adaptive_avg_pool2d(x, {size, size});
 }
@@ -107,7 +81,7 @@ AttnGANRecipeResult run_attngan_recipe(const AttnGANRecipeConfig& c, const TextI
   done("data", false);
   const auto ds = recipe::open_dataset(c.dataset, c.seed);
   const RenderedImageTextSet data = render_image_text_set(*ds, c.dataset.resolution);
-  const CaptionFeatures text = encode_captions(damsm, data.captions);
+  const models::DamsmTexts text = damsm.encode_texts(data.captions);  // padded to the longest caption
   // The DAMSM's image encoder judges the generator's final images: frozen, in eval mode.
   models::DamsmModel& matcher = damsm.model();
   matcher->eval();
