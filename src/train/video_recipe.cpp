@@ -371,7 +371,7 @@ std::vector<size_t> validation_indices(size_t n) {
 }
 
 void validate_dit(const VideoRecipeConfig& c, const DitData& data, VideoModels& both, const DerivedConfigs& d,
-                  const fs::path& out, int64_t step) {
+                  const models::AutoencoderKLWan& vae, const fs::path& out, int64_t step) {
   torch::NoGradGuard no_grad;
   const bool was_training = both->is_training();
   both->eval();
@@ -386,10 +386,10 @@ void validate_dit(const VideoRecipeConfig& c, const DitData& data, VideoModels& 
   const double val_loss = total / 4;
 
   pipelines::GenvisVideoModel m;
-  m.tokenizer.emplace(tokenizers::CLIPTokenizer::load((out / "model" / "tokenizer").string()));
+  m.tokenizer.emplace(tokenizers::CLIPTokenizer::load((out / "model" / "tokenizer").string()));  // move-only, small
   m.text_encoder = both->text_encoder;
   m.transformer = both->transformer;
-  m.vae = models::load_autoencoder_kl_wan((out / "model" / "vae").string());
+  m.vae = vae;
   m.scheduler = schedulers::NoiseScheduleConfig::from_json(d.scheduler);
   m.default_frames = c.buckets[0].frames, m.default_height = c.buckets[0].height, m.default_width = c.buckets[0].width;
   m.name = "validation";
@@ -426,12 +426,16 @@ bool train_dit(const VideoRecipeConfig& c, const DerivedConfigs& d, const tokeni
   trainer.resume_if_allowed(o.resume, "stage dit");
   const data::VideoLoader loader = make_loader(c, c.dit_batch_size, c.seed + 1);
   const int64_t accum = c.dit_train.grad_accum;
+  models::AutoencoderKLWan vae{nullptr};  // the sampler's VAE, loaded at the first validation
   const auto outcome = trainer.run(
       [&](int64_t step, int64_t micro, Rng& rng) {
         const int64_t s = step * accum + micro;
         return dit_loss(c, data, both, loader.bucket_of(s), loader.indices(s), rng);
       },
-      [&](int64_t step) { validate_dit(c, data, both, d, out, step); });
+      [&](int64_t step) {
+        if (!vae) vae = models::load_autoencoder_kl_wan((out / "model" / "vae").string());
+        validate_dit(c, data, both, d, vae, out, step);
+      });
   if (outcome == Trainer::Outcome::Interrupted) return false;
   trainer.apply_ema();
   both->eval();

@@ -4,10 +4,10 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
-#include "core/rng.h"
 #include "models/clip_text/clip_text_loader.h"
 #include "pipelines/common/diffusion_loop.h"
 #include "pipelines/common/noise.h"
+#include "pipelines/wan/wan_sampling.h"
 #include "schedulers/registry.h"
 
 #include <filesystem>
@@ -218,13 +218,7 @@ Result GenvisVideoPipeline::run(const Request& r, const Callbacks& callbacks) {
   const at::Tensor condition =
       conditioned ? video_frame_condition(given, at::full({batch}, keep, at::kLong), tf) : at::Tensor();
   if (r.init_video.defined() && !continuation) {
-    const auto posterior = vae->encode(r.init_video.to(at::kFloat).to(device));
-    const at::Tensor eps = r.posterior_noise.defined()
-                               ? r.posterior_noise.to(at::kFloat).to(device)
-                               : Rng(sampler_seed(r.seed)).randn(posterior.mean.sizes(), at::kFloat).to(device);
-    if (eps.sizes() != posterior.mean.sizes())
-      throw UsageError("posterior_noise must have the latent shape " + c10::str(posterior.mean.sizes()));
-    const at::Tensor x0 = (posterior.sample(eps) - lm) / ls;
+    const at::Tensor x0 = wan_video_latents(vae, r.init_video, r.posterior_noise, r.seed, device);
     plan.skip_for_strength(*r.strength);
     const double sigma = plan.sigmas.front();
     noise = x0.expand_as(noise) * static_cast<float>(1 - sigma) + noise * static_cast<float>(sigma);

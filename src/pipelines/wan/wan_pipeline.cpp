@@ -4,7 +4,6 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
-#include "core/rng.h"
 #include "io/weights.h"
 #include "models/wan/wan_original_keys.h"
 #include "pipelines/common/noise.h"
@@ -282,15 +281,7 @@ Result WanVideoPipeline::run(const Request& r, const Callbacks& callbacks) {
     in.condition = wan_i2v_condition(z, vc.latents_mean, vc.latents_std).to(device);
   }
   if (r.init_video.defined()) {
-    // diffusers' WanVideoToVideoPipeline samples the posterior (retrieve_latents' default mode).
-    const auto posterior = model_.vae->encode(r.init_video.to(at::kFloat).to(device));
-    const at::Tensor eps = r.posterior_noise.defined()
-                               ? r.posterior_noise.to(at::kFloat).to(device)
-                               : Rng(sampler_seed(r.seed)).randn(posterior.mean.sizes(), at::kFloat).to(device);
-    if (eps.sizes() != posterior.mean.sizes())
-      throw UsageError("posterior_noise must have the latent shape " + c10::str(posterior.mean.sizes()));
-    const at::Tensor z = posterior.sample(eps);
-    const at::Tensor x0 = (z - model_.vae->latents_mean().to(device)) / model_.vae->latents_std().to(device);
+    const at::Tensor x0 = wan_video_latents(model_.vae, r.init_video, r.posterior_noise, r.seed, device);
     DiffusionPlan plan = plan_diffusion(in.scheduler, in.sampler, "default", in.steps);
     plan.skip_for_strength(*r.strength);
     const double sigma = plan.sigmas.front();

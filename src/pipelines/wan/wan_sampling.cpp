@@ -1,6 +1,8 @@
 #include "pipelines/wan/wan_sampling.h"
 
 #include "core/error.h"
+#include "core/rng.h"
+#include "pipelines/common/noise.h"
 #include "tokenizers/prompt_clean.h"
 
 #include <torch/torch.h>
@@ -15,6 +17,17 @@ at::Tensor wan_encode_prompt(const tokenizers::T5Tokenizer& tokenizer, models::U
   const at::Tensor mask = at::tensor(e.attention_mask, at::kLong).unsqueeze(0).to(device);
   torch::NoGradGuard no_grad;
   return models::wan_prompt_embeds(encoder->forward(ids, mask).last_hidden_state, mask, max_sequence_length);
+}
+
+at::Tensor wan_video_latents(models::AutoencoderKLWan& vae, const at::Tensor& init_video,
+                             const at::Tensor& posterior_noise, uint64_t seed, const at::Device& device) {
+  const auto posterior = vae->encode(init_video.to(at::kFloat).to(device));
+  const at::Tensor eps = posterior_noise.defined()
+                             ? posterior_noise.to(at::kFloat).to(device)
+                             : Rng(sampler_seed(seed)).randn(posterior.mean.sizes(), at::kFloat).to(device);
+  if (eps.sizes() != posterior.mean.sizes())
+    throw UsageError("posterior_noise must have the latent shape " + c10::str(posterior.mean.sizes()));
+  return (posterior.sample(eps) - vae->latents_mean().to(device)) / vae->latents_std().to(device);
 }
 
 at::Tensor wan_denoise(const WanDenoiseInputs& in) {

@@ -9,6 +9,7 @@
 //                               .scheduler = config, .steps = 50, .guidance = 5.0});
 //   at::Tensor vae_input = wan_denormalize(z, latents_mean, latents_std);
 #pragma once
+#include "models/autoencoder_kl_wan/autoencoder_kl_wan.h"
 #include "models/umt5/umt5_encoder.h"
 #include "models/wan/wan_transformer.h"
 #include "pipelines/common/diffusion_loop.h"
@@ -49,6 +50,13 @@ at::Tensor wan_i2v_mask(int64_t latent_frames, int64_t height, int64_t width);
 // z: the VAE posterior mean of [first frame, zeros...] [1, 16, latent_frames, h, w].
 at::Tensor wan_i2v_condition(const at::Tensor& z, const std::vector<double>& latents_mean,
                              const std::vector<double>& latents_std);
+
+// Video-to-video's clean latents: the VAE posterior of init_video [B,3,F,H,W] in [-1,1] sampled as
+// diffusers' WanVideoToVideoPipeline does (retrieve_latents' default mode) with posterior_noise,
+// or with noise seeded from sampler_seed(seed) when it is undefined, then normalised by the VAE's
+// latents_mean/std. UsageError when posterior_noise has another shape than the latents.
+at::Tensor wan_video_latents(models::AutoencoderKLWan& vae, const at::Tensor& init_video,
+                             const at::Tensor& posterior_noise, uint64_t seed, const at::Device& device);
 
 // latents / (1 / std) + mean per channel (diffusers divides by the float32 reciprocal).
 at::Tensor wan_denormalize(const at::Tensor& latents, const std::vector<double>& latents_mean,
