@@ -1,0 +1,53 @@
+#include "schedulers/token_sampling.h"
+
+#include "core/error.h"
+
+#include <limits>
+#include <torch/torch.h>
+
+namespace genvis::schedulers {
+
+void validate(const TokenSampling& s) {
+  if (!(s.temperature >= 0)) throw UsageError("temperature must be >= 0, got " + std::to_string(s.temperature));
+  if (s.top_k < 0) throw UsageError("top_k must be >= 0, got " + std::to_string(s.top_k));
+  if (!(s.top_p > 0 && s.top_p <= 1)) throw UsageError("top_p must be in (0, 1], got " + std::to_string(s.top_p));
+}
+
+at::Tensor filter_logits(const at::Tensor& logits, int64_t top_k, double top_p) {
+  if (logits.dim() != 2) throw UsageError("token logits must be [B,V], got " + c10::str(logits.sizes()));
+  constexpr float kRemoved = -std::numeric_limits<float>::infinity();
+  at::Tensor out = logits.to(at::kFloat).clone();
+  const int64_t V = out.size(1);
+  if (top_k > 0 && top_k < V) {
+    const at::Tensor kth = std::get<0>(out.topk(top_k, 1)).narrow(1, top_k - 1, 1);  // [B,1]
+    out.masked_fill_(out < kth, kRemoved);
+  }
+  if (top_p < 1) {
+    const auto [sorted, order] = out.sort(1, /*descending=*/true);
+    const at::Tensor cumulative = at::softmax(sorted, 1).cumsum(1);
+    // Remove a token when the tokens before it already reach top_p (the first always stays).
+    const at::Tensor before = cumulative - at::softmax(sorted, 1);
+    const at::Tensor remove_sorted = before >= top_p;
+    out.masked_fill_(at::zeros_like(remove_sorted).scatter(1, order, remove_sorted), kRemoved);
+  }
+  return out;
+}
+
+at::Tensor sample_tokens(const at::Tensor& logits, const TokenSampling& s, Rng& rng) {
+  validate(s);
+  const at::Tensor filtered = filter_logits(logits, s.top_k, s.top_p);
+  if (s.temperature == 0) return filtered.argmax(1);
+  const at::Tensor probs = at::softmax(filtered / s.temperature, 1).cpu();
+  // Inverse-CDF sampling with one uniform per row from the seeded generator.
+  const at::Tensor u = rng.rand({probs.size(0), 1}, at::TensorOptions().dtype(at::kFloat)).clamp_min(1e-12);
+  const at::Tensor cdf = probs.cumsum(1);
+  const at::Tensor ids = (cdf < u * cdf.narrow(1, cdf.size(1) - 1, 1)).sum(1).clamp_max(probs.size(1) - 1);
+  return ids.to(logits.device());
+}
+
+at::Tensor guide_logits(const at::Tensor& cond, const at::Tensor& uncond, double scale) {
+  const at::Tensor c = at::log_softmax(cond.to(at::kFloat), -1), u = at::log_softmax(uncond.to(at::kFloat), -1);
+  return u + (c - u) * scale;
+}
+
+}  // namespace genvis::schedulers
