@@ -6,6 +6,7 @@
 #include "train/damsm_recipe.h"
 #include "train/attngan_recipe.h"
 #include "train/dfgan_recipe.h"
+#include "train/dvae_recipe.h"
 #include "train/ldm_recipe.h"
 #include "train/video_classifier_recipe.h"
 #include "train/video_recipe.h"
@@ -43,6 +44,12 @@ RecipeRunResult run_dfgan(const std::string& config_path, const RecipeRunOptions
 RecipeRunResult run_attngan(const std::string& config_path, const RecipeRunOptions& o) {
   const auto config = AttnGANRecipeConfig::from_file(config_path);
   const auto r = run_attngan_recipe(config, {.out_dir = o.out_dir, .resume = o.resume});
+  return {.output = r.model_dir, .interrupted = r.interrupted};
+}
+
+RecipeRunResult run_dvae(const std::string& config_path, const RecipeRunOptions& o) {
+  const auto config = DVAERecipeConfig::from_file(config_path);
+  const auto r = run_dvae_recipe(config, {.out_dir = o.out_dir, .resume = o.resume});
   return {.output = r.model_dir, .interrupted = r.interrupted};
 }
 
@@ -84,6 +91,10 @@ struct Table {
        "AttnGAN text-to-image GAN: DAMSM (trained first or given), then multi-stage generator with word attention "
        "against one discriminator per stage plus the DAMSM loss; exports a genvis.AttnGANPipeline folder <out>/model",
        "configs/attngan-emoji.json", "Continue an unfinished stage from its latest checkpoint", run_attngan},
+      {"dvae",
+       "DALL·E's discrete VAE: Gumbel-softmax relaxation with annealed temperature and KL weight, logit-Laplace "
+       "or MSE reconstruction; <out>/model, <out>/reconstruction.json (PSNR, codebook use)",
+       "configs/dvae-emoji.json", "Continue an unfinished training from its latest checkpoint", run_dvae},
       {"classifier",
        "Image classifier (FID features, class accuracy judge): cross-entropy training; <out>/model, <out>/eval.json",
        "configs/fmnist-classifier.json", "Continue an unfinished training from its latest checkpoint", run_classifier},
