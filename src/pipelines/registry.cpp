@@ -5,6 +5,7 @@
 #include "io/weights.h"
 #include "models/detect.h"
 #include "pipelines/attngan/attngan_pipeline.h"
+#include "pipelines/dalle/dalle_pipeline.h"
 #include "pipelines/dfgan/dfgan_pipeline.h"
 #include "pipelines/genvis_video/genvis_video_pipeline.h"
 #include "pipelines/stable_diffusion_pipeline.h"
@@ -38,6 +39,9 @@ std::vector<PipelineRegistration> builtin_pipelines() {
       {"WanImageToVideoPipeline", "Wan 2.1 image-to-video (first frame + CLIP image states)", load_wan_pipeline},
       {kGenvisVideoClass, "genvis's own video model: spacetime-patch DiT (text-to-video, first frame, continuation)",
        load_genvis_video_pipeline},
+      {kDalleClass, "genvis's DALL·E: dVAE image tokens drawn one at a time by a text+image-token transformer, "
+                    "optionally reranked by a contrastive encoder",
+       load_dalle_pipeline},
       {kDFGANClass, "genvis's DF-GAN: one-pass text-to-image GAN conditioned on a DAMSM sentence vector",
        load_dfgan_pipeline},
       {kAttnGANClass, "genvis's AttnGAN: multi-stage text-to-image GAN with word attention (DAMSM text encoder)",

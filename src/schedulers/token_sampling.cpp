@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 
+#include <functional>
 #include <limits>
 #include <torch/torch.h>
 
@@ -33,16 +34,35 @@ at::Tensor filter_logits(const at::Tensor& logits, int64_t top_k, double top_p) 
   return out;
 }
 
-at::Tensor sample_tokens(const at::Tensor& logits, const TokenSampling& s, Rng& rng) {
+namespace {
+
+// Inverse-CDF draws: u [B,1] uniforms in [0,1) -> ids [B].
+at::Tensor draw(const at::Tensor& logits, const TokenSampling& s, const std::function<at::Tensor(int64_t)>& uniforms) {
   validate(s);
   const at::Tensor filtered = filter_logits(logits, s.top_k, s.top_p);
   if (s.temperature == 0) return filtered.argmax(1);
   const at::Tensor probs = at::softmax(filtered / s.temperature, 1).cpu();
-  // Inverse-CDF sampling with one uniform per row from the seeded generator.
-  const at::Tensor u = rng.rand({probs.size(0), 1}, at::TensorOptions().dtype(at::kFloat)).clamp_min(1e-12);
+  const at::Tensor u = uniforms(probs.size(0)).view({-1, 1}).clamp_min(1e-12);
   const at::Tensor cdf = probs.cumsum(1);
   const at::Tensor ids = (cdf < u * cdf.narrow(1, cdf.size(1) - 1, 1)).sum(1).clamp_max(probs.size(1) - 1);
   return ids.to(logits.device());
+}
+
+}  // namespace
+
+at::Tensor sample_tokens(const at::Tensor& logits, const TokenSampling& s, Rng& rng) {
+  return draw(logits, s, [&](int64_t B) { return rng.rand({B}, at::TensorOptions().dtype(at::kFloat)); });
+}
+
+at::Tensor sample_tokens(const at::Tensor& logits, const TokenSampling& s, std::vector<Rng>& rngs) {
+  if (static_cast<int64_t>(rngs.size()) != logits.size(0))
+    throw UsageError("sample_tokens: " + std::to_string(rngs.size()) + " generators for " +
+                     std::to_string(logits.size(0)) + " rows");
+  return draw(logits, s, [&](int64_t B) {
+    at::Tensor u = at::empty({B}, at::kFloat);
+    for (int64_t b = 0; b < B; ++b) u[b] = rngs[static_cast<size_t>(b)].rand({1}, at::TensorOptions().dtype(at::kFloat))[0];
+    return u;
+  });
 }
 
 at::Tensor guide_logits(const at::Tensor& cond, const at::Tensor& uncond, double scale) {

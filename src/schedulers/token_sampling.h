@@ -11,6 +11,7 @@
 #include "core/rng.h"
 
 #include <torch/types.h>
+#include <vector>
 
 namespace genvis::schedulers {
 
@@ -26,8 +27,10 @@ void validate(const TokenSampling& s);
 // logits [B, V] -> the filtered logits (float32; removed tokens -inf), before the temperature.
 at::Tensor filter_logits(const at::Tensor& logits, int64_t top_k, double top_p);
 
-// logits [B, V] -> sampled ids [B] (int64, on logits' device).
+// logits [B, V] -> sampled ids [B] (int64, on logits' device): one uniform per row from rng, or
+// from rngs[b] for row b (each sample its own seeded stream; rngs.size() == B).
 at::Tensor sample_tokens(const at::Tensor& logits, const TokenSampling& s, Rng& rng);
+at::Tensor sample_tokens(const at::Tensor& logits, const TokenSampling& s, std::vector<Rng>& rngs);
 
 // Classifier-free guidance on logits (as Gafni et al. 2022 and later autoregressive models do):
 // uncond + scale * (cond - uncond), computed on log-probabilities.

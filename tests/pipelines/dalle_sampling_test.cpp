@@ -3,6 +3,7 @@
 // reproduce, and bad inputs are refused.
 #include "core/error.h"
 #include "pipelines/dalle/dalle_sampling.h"
+#include "pipelines/pipeline.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -56,6 +57,15 @@ TEST(DalleSampling, CompletionSeedsProgressAndErrors) {
                    z = dalle_sample(model, text, {}, c);
   EXPECT_TRUE(x.equal(y));
   EXPECT_FALSE(x.equal(z));
+  // Per-row generators: a sample does not depend on the batch it is drawn in.
+  std::vector<Rng> two = {Rng(7), Rng(8)}, one = {Rng(8)};
+  const at::Tensor pair = dalle_sample(model, text, {}, two);
+  const at::Tensor alone = dalle_sample(model, text.narrow(0, 1, 1), {}, one);
+  EXPECT_TRUE(pair.narrow(0, 1, 1).equal(alone));
+  std::vector<Rng> too_few = {Rng(1)};
+  EXPECT_THROW(dalle_sample(model, text, {}, too_few), UsageError);
+  std::vector<Rng> again = {Rng(7), Rng(8)};
+  EXPECT_THROW(dalle_sample(model, text, {}, again, {}, [] { return true; }), Cancelled);
   EXPECT_THROW(dalle_sample(model, text, {.known = torch::full({2, 2}, 6, at::kLong)}, rng), UsageError);
   EXPECT_THROW(dalle_sample(model, text, {.known = torch::zeros({2, 12}, at::kLong)}, rng), UsageError);
   EXPECT_THROW(dalle_sample(model, text, {.guidance = 0.5}, rng), UsageError);

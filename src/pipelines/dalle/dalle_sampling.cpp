@@ -1,14 +1,20 @@
 #include "pipelines/dalle/dalle_sampling.h"
 
 #include "core/error.h"
+#include "pipelines/pipeline.h"
 #include "nn/attention.h"
 
 #include <torch/torch.h>
 
 namespace genvis::pipelines {
 
-at::Tensor dalle_sample(models::DalleTransformer& model, const at::Tensor& text_ids, const DalleSampleOptions& o,
-                        Rng& rng, const std::function<void(int64_t, int64_t)>& progress) {
+namespace {
+
+using Draw = std::function<at::Tensor(const at::Tensor& logits)>;
+
+at::Tensor sample(models::DalleTransformer& model, const at::Tensor& text_ids, const DalleSampleOptions& o,
+                  const Draw& draw, const std::function<void(int64_t, int64_t)>& progress,
+                  const std::function<bool()>& cancelled) {
   const models::DalleConfig& c = model->config;
   const int64_t B = text_ids.size(0), N = c.image_len();
   schedulers::validate(o.sampling);
@@ -31,25 +37,47 @@ at::Tensor dalle_sample(models::DalleTransformer& model, const at::Tensor& text_
   auto next_token = [&](const at::Tensor& logits) {  // logits [rows, V] -> [B]
     const at::Tensor l = cfg ? schedulers::guide_logits(logits.narrow(0, 0, B), logits.narrow(0, B, B), o.guidance)
                              : logits;
-    return schedulers::sample_tokens(l, o.sampling, rng).cpu();
+    return draw(l).cpu();
   };
   auto place = [&](int64_t n, const at::Tensor& token) { image.select(1, n).copy_(token.repeat({rows / B})); };
 
   if (o.use_cache) {
     auto [cache, logits] = model->prefill(text, image, known);
     for (int64_t n = known; n < N; ++n) {
+      if (cancelled && cancelled()) throw Cancelled();
       place(n, next_token(logits));
       if (progress) progress(n - known + 1, N - known);
       if (n + 1 < N) logits = model->step(cache, image.select(1, n), n);
     }
   } else {
     for (int64_t n = known; n < N; ++n) {
+      if (cancelled && cancelled()) throw Cancelled();
       const at::Tensor h = model->forward(text, image);
       place(n, next_token(nn::linear(h.select(1, c.text_len - 1 + n), model->image_head)));
       if (progress) progress(n - known + 1, N - known);
     }
   }
   return image.narrow(0, 0, B).clone();
+}
+
+}  // namespace
+
+at::Tensor dalle_sample(models::DalleTransformer& model, const at::Tensor& text_ids, const DalleSampleOptions& o,
+                        std::vector<Rng>& rngs, const std::function<void(int64_t, int64_t)>& progress,
+                        const std::function<bool()>& cancelled) {
+  if (static_cast<int64_t>(rngs.size()) != text_ids.size(0))
+    throw UsageError("DALL·E: " + std::to_string(rngs.size()) + " generators for " + std::to_string(text_ids.size(0)) +
+                     " captions");
+  return sample(
+      model, text_ids, o, [&](const at::Tensor& l) { return schedulers::sample_tokens(l, o.sampling, rngs); }, progress,
+      cancelled);
+}
+
+at::Tensor dalle_sample(models::DalleTransformer& model, const at::Tensor& text_ids, const DalleSampleOptions& o,
+                        Rng& rng, const std::function<void(int64_t, int64_t)>& progress) {
+  return sample(
+      model, text_ids, o, [&](const at::Tensor& l) { return schedulers::sample_tokens(l, o.sampling, rng); }, progress,
+      {});
 }
 
 }  // namespace genvis::pipelines

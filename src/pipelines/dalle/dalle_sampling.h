@@ -12,6 +12,7 @@
 #include "schedulers/token_sampling.h"
 
 #include <functional>
+#include <vector>
 
 namespace genvis::pipelines {
 
@@ -22,8 +23,14 @@ struct DalleSampleOptions {
   bool use_cache = true;     // false: recompute the stream for every token
 };
 
-// text_ids [B, T] (dalle_text_ids) -> image tokens [B, image_len] (int64). progress(done, total)
-// after each token. UsageError for mismatched shapes or out-of-range known tokens.
+// text_ids [B, T] (dalle_text_ids) -> image tokens [B, image_len] (int64), row b drawn with
+// rngs[b] (so a sample does not depend on its batch). progress(done, total) after each token;
+// cancelled() polled before each (true: Cancelled). UsageError for mismatched shapes or
+// out-of-range known tokens.
+at::Tensor dalle_sample(models::DalleTransformer& model, const at::Tensor& text_ids, const DalleSampleOptions& options,
+                        std::vector<Rng>& rngs, const std::function<void(int64_t, int64_t)>& progress = {},
+                        const std::function<bool()>& cancelled = {});
+// The same with one generator for the whole batch.
 at::Tensor dalle_sample(models::DalleTransformer& model, const at::Tensor& text_ids, const DalleSampleOptions& options,
                         Rng& rng, const std::function<void(int64_t, int64_t)>& progress = {});
 
