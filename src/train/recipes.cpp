@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "train/classifier_recipe.h"
 #include "train/contrastive_recipe.h"
+#include "train/dalle_recipe.h"
 #include "train/damsm_recipe.h"
 #include "train/attngan_recipe.h"
 #include "train/dfgan_recipe.h"
@@ -44,6 +45,12 @@ RecipeRunResult run_dfgan(const std::string& config_path, const RecipeRunOptions
 RecipeRunResult run_attngan(const std::string& config_path, const RecipeRunOptions& o) {
   const auto config = AttnGANRecipeConfig::from_file(config_path);
   const auto r = run_attngan_recipe(config, {.out_dir = o.out_dir, .resume = o.resume});
+  return {.output = r.model_dir, .interrupted = r.interrupted};
+}
+
+RecipeRunResult run_dalle(const std::string& config_path, const RecipeRunOptions& o) {
+  const auto config = DalleRecipeConfig::from_file(config_path);
+  const auto r = run_dalle_recipe(config, {.out_dir = o.out_dir, .resume = o.resume});
   return {.output = r.model_dir, .interrupted = r.interrupted};
 }
 
@@ -95,6 +102,10 @@ struct Table {
        "DALL·E's discrete VAE: Gumbel-softmax relaxation with annealed temperature and KL weight, logit-Laplace "
        "or MSE reconstruction; <out>/model, <out>/reconstruction.json (PSNR, codebook use)",
        "configs/dvae-emoji.json", "Continue an unfinished training from its latest checkpoint", run_dvae},
+      {"dalle",
+       "DALL·E: tokenizer, dVAE (trained first or given), image tokens, then the text+image-token transformer with "
+       "sparse attention; exports a genvis.DallePipeline folder <out>/model",
+       "configs/dalle-shapes-tiny.json", "Continue an unfinished stage from its latest checkpoint", run_dalle},
       {"classifier",
        "Image classifier (FID features, class accuracy judge): cross-entropy training; <out>/model, <out>/eval.json",
        "configs/fmnist-classifier.json", "Continue an unfinished training from its latest checkpoint", run_classifier},
