@@ -99,6 +99,10 @@ void run_generate(Options& opt) {
   if (opt.clip_skip) q.extras["clip_skip"] = *opt.clip_skip;
   if (opt.vae_tiling) q.extras["vae_tiling"] = true;
   if (opt.vae_tile_size) q.extras["vae_tile_size"] = *opt.vae_tile_size;
+  if (opt.rerank) q.extras["rerank"] = *opt.rerank;
+  if (opt.top_k) q.extras["top_k"] = *opt.top_k;
+  if (opt.top_p) q.extras["top_p"] = *opt.top_p;
+  if (opt.temperature) q.extras["temperature"] = *opt.temperature;
   if (!q.lora_dir.empty() && !std::filesystem::is_directory(q.lora_dir))
     throw UsageError("--lora-dir " + q.lora_dir + " is not a folder");
   if (!q.embeddings_dir.empty() && !std::filesystem::is_directory(q.embeddings_dir))
@@ -137,6 +141,8 @@ Command add_generate_command(CLI::App& app) {
     bool vae_tiling = false;
     std::optional<double> fps;  // unset: the model's own (PipelineInfo::native_fps), else 16
     std::optional<int64_t> vae_tile_size;
+    std::optional<int64_t> rerank, top_k;         // token models (DALL·E)
+    std::optional<double> top_p, temperature;
     std::string init_image, init_video, extras, mask, init_noise, dump, output = "output.png", device = "auto",
         dtype = "auto";
     std::vector<std::string> loras;
@@ -200,6 +206,11 @@ Command add_generate_command(CLI::App& app) {
                   "Video to start from (video-to-video: MP4/WebM/GIF/WebP or a folder of PNG frames), with --strength");
   cmd->add_option("--extras", o->extras,
                   "Per-family settings as a JSON object (Wan: {\"max_sequence_length\": 512, \"flow_shift\": 5})");
+  cmd->add_option("--rerank", o->rerank, "DALL·E: draw N candidates per image and keep the one the model's "
+                                          "contrastive reranker scores best (default 1: no reranking)");
+  cmd->add_option("--top-k", o->top_k, "DALL·E: sample each image token from the k most likely (0: all)");
+  cmd->add_option("--top-p", o->top_p, "DALL·E: nucleus sampling, the smallest set of tokens reaching this probability");
+  cmd->add_option("--temperature", o->temperature, "DALL·E: token sampling temperature (default 1; 0: greedy)");
   cmd->add_option("--mask", o->mask, "Inpainting mask PNG, same size as --init-image: white (>= 50%) is repainted");
   cmd->add_option("--strength", q.strength,
                   "Fraction of the schedule to run from the init image (default 0.75; 1.0 with --mask)");
@@ -238,6 +249,8 @@ Command add_generate_command(CLI::App& app) {
                                        {{"guidance", "--cfg-scale"}, {"adapters", "--lora"}, {"prompts", "--prompt"},
                                         {"width/height", "--width/--height"}, {"extras.clip_skip", "--clip-skip"},
                                         {"extras.vae_tiling", "--vae-tiling"}, {"extras.vae_tile_size", "--vae-tile-size"},
+                                        {"extras.rerank", "--rerank"}, {"extras.top_k", "--top-k"},
+                                        {"extras.top_p", "--top-p"}, {"extras.temperature", "--temperature"},
                                         {"num_frames", "--frames"}}));
     }
   }};
