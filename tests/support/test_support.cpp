@@ -1,5 +1,7 @@
 #include "support/test_support.h"
 
+#include "io/weights.h"
+
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -81,6 +83,20 @@ std::string shell_quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
+}
+
+std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+at::Tensor flat_weights(const std::string& path) {
+  const auto r = io::open_weights(path);
+  std::vector<at::Tensor> all;
+  for (const auto& t : r->tensors()) all.push_back(r->load(t.name).flatten());
+  return at::cat(all);
 }
 
 std::string read_bytes(const std::string& path) {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <vector>
 
 namespace genvis::test {
 
@@ -41,6 +42,11 @@ void write_bytes(const std::string& path, const std::string& bytes);
 // The CLIP vocabulary in ../shared/data.
 std::string clip_vocab();
 std::string read_bytes(const std::string& path);
+// Each line of a JSONL file (a recipe's validation log) parsed.
+std::vector<nlohmann::json> read_jsonl(const std::string& path);
+// Every tensor of a weights file, flattened and concatenated in the file's order (exact-resume
+// comparisons of two trained models).
+at::Tensor flat_weights(const std::string& path);
 
 // manifest.json (Python's -Infinity/Infinity/NaN read as null), and one case of it by name
 // (std::runtime_error when there is none).

@@ -38,20 +38,6 @@ json tiny_recipe(int64_t steps) {
   return j;
 }
 
-std::vector<json> lines(const fs::path& file) {
-  std::vector<json> out;
-  std::ifstream in(file);
-  for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
-  return out;
-}
-
-at::Tensor generator_weights(const std::string& model_dir) {
-  const auto r = io::open_weights((fs::path(model_dir) / "generator" / "model.safetensors").string());
-  std::vector<at::Tensor> all;
-  for (const auto& t : r->tensors()) all.push_back(r->load(t.name).flatten());
-  return at::cat(all);
-}
-
 TEST(AttnGANRecipe, TrainsValidatesExportsAndLoadsThroughTheRegistry) {
   test::TempDir dir;
   const auto r = run_attngan_recipe(AttnGANRecipeConfig::from_json(tiny_recipe(4)), {.out_dir = dir.path()});
@@ -59,14 +45,14 @@ TEST(AttnGANRecipe, TrainsValidatesExportsAndLoadsThroughTheRegistry) {
   EXPECT_EQ(r.ran, (std::vector<std::string>{"damsm", "data", "train", "export"}));
   EXPECT_TRUE(fs::exists(fs::path(dir.path()) / "damsm" / "model" / "model.safetensors"));
   // Both groups took a turn every step.
-  const auto metrics = lines(fs::path(dir.path()) / "train" / "metrics.jsonl");
+  const auto metrics = test::read_jsonl(fs::path(dir.path()) / "train" / "metrics.jsonl");
   ASSERT_EQ(metrics.size(), 4u);
   for (const auto& m : metrics) {
     EXPECT_TRUE(m["groups"].contains("discriminator")) << m.dump();
     EXPECT_TRUE(m["groups"].contains("generator")) << m.dump();
   }
   // Validation at step 3 and at the end: D accuracies in [0,1], diversity measured.
-  const auto val = lines(fs::path(dir.path()) / "train" / "validation.jsonl");
+  const auto val = test::read_jsonl(fs::path(dir.path()) / "train" / "validation.jsonl");
   ASSERT_EQ(val.size(), 2u);
   EXPECT_EQ(val[0]["step"], 3);
   for (const char* key : {"d_accuracy_real", "d_accuracy_fake"}) {
@@ -105,7 +91,10 @@ TEST(AttnGANRecipe, ResumesExactlyWithTwoOptimisers) {
   EXPECT_THROW(run_attngan_recipe(AttnGANRecipeConfig::from_json(tiny_recipe(6)), {.out_dir = split.path()}), UsageError);
   const auto b2 =
       run_attngan_recipe(AttnGANRecipeConfig::from_json(tiny_recipe(6)), {.out_dir = split.path(), .resume = true});
-  EXPECT_TRUE(torch::equal(generator_weights(a.model_dir), generator_weights(b2.model_dir)));
+  const auto weights = [](const std::string& model) {
+    return test::flat_weights(fs::path(model) / "generator" / "model.safetensors");
+  };
+  EXPECT_TRUE(torch::equal(weights(a.model_dir), weights(b2.model_dir)));
 }
 
 TEST(AttnGANRecipeConfig, ListsEveryBadKeyAtOnceAndParsesTheShippedConfig) {

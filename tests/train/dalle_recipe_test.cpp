@@ -37,22 +37,13 @@ json tiny_recipe(int64_t steps) {
   return j;
 }
 
-at::Tensor weights(const std::string& model_dir) {
-  const auto r = io::open_weights((fs::path(model_dir) / "transformer" / "model.safetensors").string());
-  std::vector<at::Tensor> all;
-  for (const auto& t : r->tensors()) all.push_back(r->load(t.name).flatten());
-  return at::cat(all);
-}
-
 TEST(DalleRecipe, TrainsExportsGeneratesAndResumesExactly) {
   test::TempDir dir;
   const auto r = run_dalle_recipe(DalleRecipeConfig::from_json(tiny_recipe(4)), {.out_dir = dir.path()});
   ASSERT_FALSE(r.interrupted);
   EXPECT_EQ(r.ran, (std::vector<std::string>{"tokenizer", "dvae", "codes", "train", "export"}));
   EXPECT_TRUE(fs::exists(fs::path(dir.path()) / "dvae" / "reconstruction.json"));
-  std::ifstream log(fs::path(dir.path()) / "train" / "validation.jsonl");
-  std::vector<json> records;
-  for (std::string line; std::getline(log, line);) records.push_back(json::parse(line));
+  const auto records = test::read_jsonl(fs::path(dir.path()) / "train" / "validation.jsonl");
   ASSERT_EQ(records.size(), 2u);
   EXPECT_EQ(records[1]["step"], 4);
   EXPECT_NEAR(records[1]["loss"].get<double>(),
@@ -75,6 +66,9 @@ TEST(DalleRecipe, TrainsExportsGeneratesAndResumesExactly) {
   const auto resumed =
       run_dalle_recipe(DalleRecipeConfig::from_json(tiny_recipe(4)), {.out_dir = split.path(), .resume = true});
   EXPECT_EQ(resumed.ran, (std::vector<std::string>{"train", "export"}));
+  const auto weights = [](const std::string& model) {
+    return test::flat_weights(fs::path(model) / "transformer" / "model.safetensors");
+  };
   EXPECT_TRUE(weights(resumed.model_dir).equal(weights(r.model_dir)));
 }
 

@@ -111,13 +111,6 @@ void expect_same(const NamedTensors& a, const NamedTensors& b, const std::string
   }
 }
 
-std::vector<nlohmann::json> read_jsonl(const std::string& path) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
-
 // (a) Each turn updates its own group only, sees no gradient of another turn, and the whole run
 // equals the documented semantics written out by hand with AdamW and clip_grad_norm, bit for bit.
 TEST(TrainerGroups, TwoGroupsTakeTurnsAndTouchOnlyTheirOwnParameters) {
@@ -191,7 +184,7 @@ TEST(TrainerGroups, TwoGroupsTakeTurnsAndTouchOnlyTheirOwnParameters) {
 
   // Per-group losses, learning rates and norms in the history and the metrics log.
   const auto& h = trainer->history();
-  const auto log = read_jsonl(dir.file("run") + "/metrics.jsonl");
+  const auto log = test::read_jsonl(dir.file("run") + "/metrics.jsonl");
   ASSERT_EQ(h.size(), static_cast<size_t>(kSteps));
   ASSERT_EQ(log.size(), static_cast<size_t>(kSteps));
   for (int64_t s = 0; s < kSteps; ++s) {
@@ -245,7 +238,7 @@ TEST(TrainerGroups, GeneratorEveryTwoStepsTakesTurnsOnEvenSteps) {
   ASSERT_EQ(h[1].groups.size(), 2u);
   EXPECT_EQ(h[1].groups[1].group, "generator");
   EXPECT_EQ(h[1].groups[1].lr, learning_rate(g_config(0).lr_schedule(kSteps), 1));
-  const auto log = read_jsonl(dir.file("run") + "/metrics.jsonl");
+  const auto log = test::read_jsonl(dir.file("run") + "/metrics.jsonl");
   ASSERT_EQ(log.size(), 6u);
   EXPECT_FALSE(log[2].at("groups").contains("generator"));
   EXPECT_TRUE(log[3].at("groups").contains("generator"));
