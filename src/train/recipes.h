@@ -8,8 +8,8 @@
 //   // A program (or test) adds its own; it is then found, listed and run like the built-in ones.
 //   genvis::train::register_recipe({.name = "mine", .description = "...", .run = run_mine});
 //
-// The built-in entries, in this order: ldm (train/ldm_recipe.h), contrastive
-// (train/contrastive_recipe.h), classifier (train/classifier_recipe.h), video (train/video_recipe.h). Each reads its JSON config
+// The built-in entries, in this order: ldm, contrastive, damsm, dfgan, attngan, dvae, dalle,
+// classifier, video, video-classifier (train/<name>_recipe.h). Each reads its JSON config
 // with the recipe's from_file (every bad key at once, as a UsageError naming the file) and runs it.
 // The personalisation methods (train/personalize_recipe.h) take options rather than a config
 // file and are not in the table.

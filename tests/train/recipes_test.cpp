@@ -22,7 +22,8 @@ std::string error_of(const std::string& name) {
 }
 
 TEST(RecipeTable, ListsTheConfigFileRecipesInOrder) {
-  const std::vector<std::string> builtin = {"ldm", "contrastive", "damsm", "dfgan", "attngan", "classifier", "video", "video-classifier"};
+  const std::vector<std::string> builtin = {"ldm",   "contrastive", "damsm",      "dfgan", "attngan",
+                                            "dvae",  "dalle",       "classifier", "video", "video-classifier"};
   const auto names = recipe_names();
   ASSERT_GE(names.size(), builtin.size());
   // Registered recipes (the tests below add some) follow the built-in ones.
@@ -49,13 +50,14 @@ TEST(RecipeTable, UnknownNameIsAUsageErrorListingTheKnownOnes) {
   std::string known;
   for (const auto& n : recipe_names()) known += (known.empty() ? "" : ", ") + n;
   EXPECT_EQ(message, "unknown training recipe 'dreambooth' (known: " + known + ")");
-  EXPECT_NE(message.find("ldm, contrastive, damsm, dfgan, attngan, classifier, video, video-classifier"), std::string::npos) << message;
+  EXPECT_NE(message.find("ldm, contrastive, damsm, dfgan, attngan, dvae, dalle, classifier, video, video-classifier"), std::string::npos) << message;
 }
 
 TEST(RecipeTable, BuiltInRecipeReadsItsConfigFile) {
   // The config is read (and refused, naming the file) before anything is trained or written.
   test::TempDir dir;
-  for (const auto& name : {"ldm", "contrastive", "damsm", "dfgan", "attngan", "classifier", "video", "video-classifier"}) {
+  for (const auto& name : {"ldm", "contrastive", "damsm", "dfgan", "attngan", "dvae", "dalle", "classifier", "video",
+                           "video-classifier"}) {
     const std::string missing = dir.file(std::string(name) + "-missing.json");
     try {
       find_recipe(name).run(missing, {.out_dir = dir.file("out")});
