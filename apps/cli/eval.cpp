@@ -43,7 +43,7 @@ Command add_table_command(CLI::App* cmd);
 Command add_eval_command(CLI::App& app) {
   struct Options {
     std::string model, images, dataset = "emoji", path, split = "train", reference_split, out, sampler = "euler";
-    std::string encoder, classifier, inception, damsm, cache_dir, device = "auto", dtype = "auto", name;
+    std::string encoder, classifier, inception, damsm, cache_dir, device = "auto", dtype = "auto", name, extras;
     int64_t num = 200, reference_num = 2000, steps = 20, size = 0, resolution = 0, batch = 16, k = 100, frames = 0;
     double cfg_scale = 7.0;
     uint64_t seed = 0;
@@ -76,6 +76,9 @@ Command add_eval_command(CLI::App& app) {
                   "Video datasets (shapes-video, emoji-video): frames per clip (0 = the model's native count)")
       ->capture_default_str();
   cmd->add_option("--batch", o->batch, "Images per denoising batch")->capture_default_str();
+  cmd->add_option("--extras", o->extras,
+                  "Family settings for every generation request, a JSON object as genvis generate's --extras "
+                  "(e.g. DALL·E's '{\"rerank\": 16}')");
   cmd->add_option("--resolution", o->resolution,
                   "Reference rendering size (0 = the generated size, or the first scored image's width)")
       ->capture_default_str();
@@ -126,6 +129,10 @@ Command add_eval_command(CLI::App& app) {
     run.batch = o->batch;
     run.cfg_scale = o->cfg_scale;
     run.sampler = o->sampler;
+    if (!o->extras.empty()) {
+      run.extras = nlohmann::json::parse(o->extras, nullptr, false);
+      if (!run.extras.is_object()) throw UsageError("--extras must be a JSON object, e.g. '{\"rerank\": 16}'");
+    }
     run.encoder = o->encoder;
     run.classifier = o->classifier;
     run.inception = o->inception;

@@ -126,6 +126,10 @@ pipelines::Request sampling_request(const pipelines::Pipeline& model, const Eval
     request.sampler = known || o.sampler != EvalRun{}.sampler ? o.sampler : "";
     generation["sampler"] = request.sampler.empty() ? info.defaults.sampler : request.sampler;
   }
+  if (!o.extras.is_object() || !o.extras.empty()) {
+    request.extras = o.extras;  // the family refuses a non-object or an unknown key, naming it
+    generation["extras"] = ojson::parse(o.extras.dump());
+  }
   return request;
 }
 

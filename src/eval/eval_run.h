@@ -43,6 +43,7 @@ struct EvalRun {
   int64_t frames = 0;                        // video datasets: frames per clip (0 = the model's native count)
   double cfg_scale = 7.0;
   std::string sampler = "euler";
+  nlohmann::json extras = nlohmann::json::object();  // family settings for every request (generate's --extras)
   at::Device device = at::Device(at::kCPU);
   at::ScalarType dtype = at::kFloat;
 

@@ -46,6 +46,23 @@ TEST(EvalRun, BadSettingsNameTheirFields) {
   EXPECT_NE(usage_error(bad).find("no judge for dataset 'folder'"), std::string::npos) << usage_error(bad);
 }
 
+TEST(EvalRun, ExtrasReachTheFamilyAndTheReport) {
+  const fs::path model = fs::path(GENVIS_SOURCE_DIR) / "models" / "genvis-shapes-32";
+  if (!fs::exists(model / "model_index.json")) GTEST_SKIP() << "models/genvis-shapes-32 is absent";
+  EvalRun run;
+  run.model = model.string();
+  run.dataset = "shapes";
+  run.num = 2;
+  run.steps = 2;
+  run.no_cache = true;
+  run.extras = {{"colour", 1}};  // unknown to the family: refused by its name
+  EXPECT_NE(usage_error(run).find("extras.colour"), std::string::npos) << usage_error(run);
+  run.extras = {{"clip_skip", 1}};
+  const EvalReport report = run_evaluation(run);
+  EXPECT_EQ(report.result["generation"]["extras"]["clip_skip"], 1);
+  EXPECT_EQ(report.set.images.size(0), 2);
+}
+
 TEST(EvalRun, ShapesAreJudgedByThePixelScorerAlone) {
   EvalRun run;
   run.images_from_dataset = true;
