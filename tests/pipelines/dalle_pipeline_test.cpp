@@ -121,6 +121,12 @@ TEST(DallePipeline, RefusesRerankWithoutRerankerAndInconsistentFolders) {
   r.prompt = "grinning face";
   r.extras = {{"rerank", 2}};
   EXPECT_THROW(p->generate(r), UsageError);
+  // A reranker given for one request serves that request only.
+  const std::string reranker = fs::path(make_model(dir, true)).parent_path() / "reranker";
+  r.extras["reranker"] = reranker;
+  EXPECT_EQ(p->generate(r).parameters[0].extra.back().first, "Rerank score");
+  r.extras.erase("reranker");
+  EXPECT_THROW(p->generate(r), UsageError);
   // A transformer whose image vocabulary is not the dVAE's.
   json config = json::parse(std::ifstream(fs::path(folder) / "transformer" / "config.json"));
   config["image_vocab_size"] = 12;

@@ -128,11 +128,11 @@ Result DallePipeline::run(const Request& r, const Callbacks& callbacks) {
   o.guidance = *r.guidance;
   const int64_t rerank = extra<int64_t>(r.extras, "rerank", 1);
   if (rerank < 1 || rerank > 1024) throw UsageError("extras: rerank must be 1..1024 candidates per image");
-  if (r.extras.contains("reranker")) {
-    const std::string dir = extra<std::string>(r.extras, "reranker", "");
-    model_.reranker.emplace(models::ContrastiveEncoder::load(dir));
-  }
-  if (rerank > 1 && !model_.reranker)
+  // The model's reranker, or one given for this request.
+  std::optional<models::ContrastiveEncoder> given;
+  if (r.extras.contains("reranker")) given.emplace(models::ContrastiveEncoder::load(extra<std::string>(r.extras, "reranker", "")));
+  models::ContrastiveEncoder* reranker = given ? &*given : model_.reranker ? &*model_.reranker : nullptr;
+  if (rerank > 1 && !reranker)
     throw UsageError("extras: rerank needs a reranker (this model has no reranker/ folder; give extras reranker: "
                      "a contrastive encoder folder)");
   if (r.extras.contains("keep_rows") && !r.init_image.defined())
@@ -171,7 +171,7 @@ Result DallePipeline::run(const Request& r, const Callbacks& callbacks) {
   at::Tensor images = model_.dvae->decode(tokens.view({n, c.image_rows, c.image_cols}).to(device)).to(at::kFloat).cpu();
   at::Tensor best_scores, kept = tokens.view({n, c.image_rows, c.image_cols});
   if (rerank > 1) {
-    const at::Tensor scores = rerank_scores(*model_.reranker, images, rows).view({r.batch, rerank});
+    const at::Tensor scores = rerank_scores(*reranker, images, rows).view({r.batch, rerank});
     const auto [top, best] = scores.max(1);
     best_scores = top;
     const at::Tensor index = at::arange(r.batch, at::kLong) * rerank + best;
