@@ -6,6 +6,7 @@
 #include "io/image_tensor.h"
 #include "models/dalle/dalle_io.h"
 #include "models/dalle/dvae.h"
+#include "train/foreground_weights.h"
 #include "train/sample_grid.h"
 
 #include <cmath>
@@ -79,11 +80,12 @@ DVAERecipeConfig DVAERecipeConfig::from_json(const json& j, const std::string& s
   if (j.contains("loss")) {
     const json& l = j.at("loss");
     if (check_keys(l, "loss", {},
-                   {"reconstruction", "straight_through", "kl_weight", "kl_warmup_steps", "temperature_start",
+                   {"reconstruction", "straight_through", "foreground_weight", "kl_weight", "kl_warmup_steps", "temperature_start",
                     "temperature_end", "temperature_steps"},
                    problems)) {
       read(l, "loss", "reconstruction", c.reconstruction, problems);
       read(l, "loss", "straight_through", c.straight_through, problems);
+      read(l, "loss", "foreground_weight", c.foreground_weight, problems);
       read(l, "loss", "kl_weight", c.kl_weight, problems);
       read(l, "loss", "kl_warmup_steps", c.kl_warmup_steps, problems);
       read(l, "loss", "temperature_start", c.temperature_start, problems);
@@ -100,6 +102,8 @@ DVAERecipeConfig DVAERecipeConfig::from_json(const json& j, const std::string& s
   if (c.reconstruction != "logit_laplace" && c.reconstruction != "mse")
     problems.push_back("loss.reconstruction must be logit_laplace or mse, got '" + c.reconstruction + "'");
   if (!(c.kl_weight >= 0 && c.kl_weight <= 1000)) problems.push_back("loss.kl_weight must be in [0, 1000]");
+  if (!(c.foreground_weight >= 0 && c.foreground_weight <= 1000))
+    problems.push_back("loss.foreground_weight must be in [0, 1000]");
   if (!(c.temperature_start > 0 && c.temperature_end > 0 && c.temperature_end <= c.temperature_start))
     problems.push_back("loss.temperature_start and temperature_end must be positive, the end at most the start");
   if (c.kl_warmup_steps < -1 || c.temperature_steps < -1) problems.push_back("loss: step counts must be >= 0");
@@ -157,7 +161,8 @@ DVAERecipeResult run_dvae_recipe(const DVAERecipeConfig& c, const TextImageEncod
     trainer.extra_state = {{"recipe", kRecipe},
                            {"model", config.to_json()},
                            {"reconstruction", c.reconstruction},
-                           {"straight_through", c.straight_through}};
+                           {"straight_through", c.straight_through},
+                           {"foreground_weight", c.foreground_weight}};
     const fs::path validation_log = out / "train" / "validation.jsonl";
     if (trainer.resume_if_allowed(o.resume, "training")) recipe::truncate_log(validation_log.string(), trainer.step());
     const int64_t fixed = std::min<int64_t>(n, 64);
@@ -172,7 +177,9 @@ DVAERecipeResult run_dvae_recipe(const DVAERecipeConfig& c, const TextImageEncod
                                                                                  c.temperature_start, c.temperature_end),
                                        .kl_weight = models::dvae_kl_weight(step, c.kl_warmup(), c.kl_weight),
                                        .straight_through = c.straight_through,
-                                       .reconstruction = c.reconstruction};
+                                       .reconstruction = c.reconstruction,
+                                       .pixel_weight = c.foreground_weight > 0 ? foreground_weights(x, c.foreground_weight)
+                                                                               : at::Tensor()};
       const models::DVAELoss l = models::dvae_loss(vae, x, lo, rng);
       if (!std::isfinite(l.loss.item<double>()))
         throw RuntimeError("dvae: the loss is not finite at step " + std::to_string(step + 1) +

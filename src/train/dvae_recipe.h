@@ -7,6 +7,7 @@
 //
 // Config: {"seed", "dataset": {...}, "model": {DVAEConfig keys but image_size, which is
 // dataset.resolution}, "loss": {"reconstruction": "logit_laplace" | "mse", "straight_through",
+// "foreground_weight" (0: off; object pixels weigh 1 + w in the reconstruction term),
 // "kl_weight" (6.6), "kl_warmup_steps", "temperature_start" (1), "temperature_end" (1/16),
 // "temperature_steps"}, "batch_size", "hflip", "report": {"num"}, "train": {...}}.
 // Warm-up and annealing default to a quarter and the whole of train.steps (the paper: KL weight
@@ -40,6 +41,7 @@ struct DVAERecipeConfig {
   nlohmann::json model_config = nlohmann::json::object();
   std::string reconstruction = "logit_laplace";
   bool straight_through = false;
+  double foreground_weight = 0.0;  // loss.foreground_weight: object pixels weigh 1 + this (train/foreground_weights.h)
   double kl_weight = 6.6;
   int64_t kl_warmup_steps = -1;  // -1: train.steps / 4
   double temperature_start = 1.0, temperature_end = 1.0 / 16;

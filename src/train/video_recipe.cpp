@@ -17,6 +17,7 @@
 #include "pipelines/genvis_video/genvis_video_pipeline.h"
 #include "schedulers/schedule.h"
 #include "tokenizers/clip_tokenizer.h"
+#include "train/foreground_weights.h"
 #include "train/sample_grid.h"
 
 #include <algorithm>
@@ -468,16 +469,6 @@ void export_pipeline(const VideoRecipeConfig& c, const DerivedConfigs& d, const 
 }
 
 }  // namespace
-
-at::Tensor foreground_weighted_mse(const at::Tensor& decoded, const at::Tensor& x, double weight) {
-  if (weight <= 0) return torch::mse_loss(decoded, x);
-  // The weights are data (x carries no gradient).
-  const at::Tensor target = x.detach();
-  const at::Tensor background = std::get<0>(target.flatten(3).median(3)).unsqueeze(-1).unsqueeze(-1);  // [B,C,T,1,1]
-  const at::Tensor foreground = ((target - background).abs().amax(1, /*keepdim=*/true) > 0.1).to(decoded.scalar_type());
-  const at::Tensor w = (1.0 + weight * foreground).expand_as(decoded);
-  return ((decoded - x).pow(2) * w).sum() / w.sum();
-}
 
 VideoRecipeConfig VideoRecipeConfig::from_json(const json& j, const std::string& source) {
   VideoRecipeConfig c;

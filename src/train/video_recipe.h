@@ -12,7 +12,7 @@
 //   2 vae        AutoencoderKLWan (our config: causal, the first frame encoded alone, so images and
 //                clips share one latent space), loss = mse(decode(z), x) + kl_weight * KL(q(z|x) ||
 //                N(0, I)) per latent element (vae.foreground_weight > 0: the MSE weighted towards
-//                the objects, foreground_weighted_mse), z sampled with the step Rng, batches from the
+//                the objects, train/foreground_weights.h), z sampled with the step Rng, batches from the
 //                buckets (data::VideoLoader). Then the latent cache: every clip encoded at every
 //                bucket's size, <out>/latents/bucket-<i>.safetensors ("mean", "logvar"
 //                [N, z, F', h, w]) + <out>/latents.json (captions, buckets), and the per-channel
@@ -47,13 +47,6 @@
 #include <vector>
 
 namespace genvis::train {
-
-// The VAE's reconstruction loss with the objects weighted up: small objects on a flat background
-// are a few percent of the pixels, so plain MSE is nearly all background. A pixel is foreground
-// where any channel is more than 0.1 from its frame's per-channel median (the background colour);
-// its squared error counts 1 + weight times, and the sum is divided by the total weight (weight
-// 0: plain MSE). decoded, x: [B,C,T,H,W].
-at::Tensor foreground_weighted_mse(const at::Tensor& decoded, const at::Tensor& x, double weight);
 
 struct VideoRecipeConfig {
   recipe::DatasetSection dataset;  // a video dataset (shapes-video, emoji-video)

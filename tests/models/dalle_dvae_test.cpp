@@ -137,6 +137,19 @@ TEST(DVAE, KLToUniformAndCodebookUse) {
   EXPECT_NEAR(two.perplexity, 2.0, 1e-9);
   EXPECT_EQ(two.dead_codes, 10);
   EXPECT_THROW(dvae_loss(vae, torch::rand({1, 3, 16, 16}), {.reconstruction = "l1"}, rng), UsageError);
+  // Pixel weights: the reconstruction term is their weighted mean (checked against the per-pixel
+  // errors of the same reconstruction).
+  const at::Tensor x = torch::rand({2, 3, 16, 16});
+  at::Tensor w = torch::ones({2, 1, 16, 16});
+  w.narrow(2, 0, 4).fill_(7.0);
+  Rng r1(5), r2(5);
+  const DVAELoss plain = dvae_loss(vae, x, {.reconstruction = "mse"}, r1);
+  const DVAELoss weighted = dvae_loss(vae, x, {.reconstruction = "mse", .pixel_weight = w}, r2);
+  const at::Tensor err = (plain.images - x).pow(2);
+  EXPECT_NEAR(plain.reconstruction.item<double>(), err.mean().item<double>(), 1e-6);
+  EXPECT_NEAR(weighted.reconstruction.item<double>(),
+              ((err * w).sum() / w.expand_as(err).sum()).item<double>(), 1e-6);
+  EXPECT_THROW(dvae_loss(vae, x, {.pixel_weight = torch::ones({2, 16, 16})}, rng), UsageError);
 }
 
 TEST(DVAE, BothReconstructionLossesFall) {

@@ -22,7 +22,7 @@ json tiny_recipe(int64_t steps) {
     "seed": 3,
     "dataset": {"name": "shapes", "resolution": 16, "size": 60},
     "model": {"hidden_size": 4, "num_groups": 2, "vocab_size": 16, "embedding_dim": 8},
-    "loss": {"kl_weight": 1.0, "kl_warmup_steps": 2, "temperature_steps": 4},
+    "loss": {"kl_weight": 1.0, "kl_warmup_steps": 2, "temperature_steps": 4, "foreground_weight": 5.0},
     "batch_size": 4,
     "report": {"num": 20},
     "train": {"steps": 4, "lr": 0.002, "min_lr": 0.002, "checkpoint_every": 3, "validate_every": 2, "log_every": 1}
@@ -76,6 +76,7 @@ TEST(DVAERecipe, ConfigErrorsAtOnce) {
   json j = tiny_recipe(4);
   j["loss"]["reconstruction"] = "l1";
   j["batch_size"] = 0;
+  j["loss"]["foreground_weight"] = -1;
   j["colour"] = 1;
   j["model"]["image_size"] = 32;
   try {
@@ -83,7 +84,7 @@ TEST(DVAERecipe, ConfigErrorsAtOnce) {
     FAIL() << "no error";
   } catch (const UsageError& e) {
     const std::string m = e.what();
-    for (const char* part : {"bad.json", "reconstruction", "batch_size", "unknown key colour"})
+    for (const char* part : {"bad.json", "reconstruction", "batch_size", "foreground_weight", "unknown key colour"})
       EXPECT_NE(m.find(part), std::string::npos) << part << " in " << m;
   }
   json k = tiny_recipe(4);

@@ -234,20 +234,6 @@ TEST(VideoRecipe, ResumedStageMatchesAnUninterruptedRun) {
   for (const auto& t : a->tensors()) EXPECT_TRUE(at::equal(a->load(t.name), b->load(t.name))) << t.name;
 }
 
-TEST(VideoRecipe, ForegroundWeightedMseByHand) {
-  // One frame of 2x2 grey background (0) with one red pixel (1, 0, 0); the decoder is off by 0.5
-  // on the red pixel's red channel and by 0.2 on a background pixel's green channel.
-  at::Tensor x = torch::zeros({1, 3, 1, 2, 2});
-  x[0][0][0][0][0] = 1.0;
-  at::Tensor decoded = x.clone();
-  decoded[0][0][0][0][0] = 0.5;
-  decoded[0][1][0][1][1] = 0.2;
-  // Plain MSE: (0.25 + 0.04) / 12 elements.
-  EXPECT_NEAR(foreground_weighted_mse(decoded, x, 0.0).item<double>(), 0.29 / 12, 1e-7);
-  // Weight 9: the red pixel's 3 elements count 10 times: (10 * 0.25 + 0.04) / (3 * 10 + 9 * 1).
-  EXPECT_NEAR(foreground_weighted_mse(decoded, x, 9.0).item<double>(), (2.5 + 0.04) / 39.0, 1e-7);
-}
-
 TEST(VideoRecipeConfig, ListsEveryBadKeyAtOnce) {
   json j = tiny_recipe();
   j["colour"] = 1;

@@ -149,12 +149,22 @@ DVAELoss dvae_loss(DiscreteVAE& vae, const at::Tensor& images, const DVAELossOpt
   const at::Tensor raw = vae->decode_raw(z.to(vae->decoder->input->w.dtype())).to(at::kFloat);  // [B,2C,H,W]
   DVAELoss l;
   l.images = vae->image_from_raw(raw);
+  at::Tensor per_element;  // [B,C,H,W]
   if (o.reconstruction == "mse") {
-    l.reconstruction = (l.images - images.to(at::kFloat)).pow(2).mean();
+    per_element = (l.images - images.to(at::kFloat)).pow(2);
   } else {
     // The log-scale is clamped so that b stays in a range where the density is finite.
     const at::Tensor log_scale = raw.narrow(1, C, C).clamp(-8, 4);
-    l.reconstruction = logit_laplace_nll(dvae_map_pixels(images.to(at::kFloat)), raw.narrow(1, 0, C), log_scale).mean();
+    per_element = logit_laplace_nll(dvae_map_pixels(images.to(at::kFloat)), raw.narrow(1, 0, C), log_scale);
+  }
+  if (o.pixel_weight.defined()) {
+    if (o.pixel_weight.dim() != 4 || o.pixel_weight.size(0) != images.size(0) || o.pixel_weight.size(1) != 1 ||
+        o.pixel_weight.size(2) != images.size(2) || o.pixel_weight.size(3) != images.size(3))
+      throw UsageError("dVAE: pixel_weight must be [B,1,H,W] of the images, got " + c10::str(o.pixel_weight.sizes()));
+    const at::Tensor w = o.pixel_weight.to(at::kFloat).to(per_element.device()).expand_as(per_element);
+    l.reconstruction = (per_element * w).sum() / w.sum();
+  } else {
+    l.reconstruction = per_element.mean();
   }
   // KL(q || uniform) per position = sum_k q log q + log K; summed over positions, per pixel value.
   const at::Tensor log_q = at::log_softmax(logits, 1);

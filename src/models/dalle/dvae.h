@@ -101,6 +101,8 @@ struct DVAELossOptions {
   double kl_weight = 0.0;
   bool straight_through = false;
   std::string reconstruction = "logit_laplace";  // or "mse"
+  // Per-pixel weights [B,1,H,W] of the reconstruction term (its weighted mean); undefined: uniform.
+  at::Tensor pixel_weight;
 };
 
 struct DVAELoss {
