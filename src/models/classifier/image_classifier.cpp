@@ -2,10 +2,7 @@
 
 #include "core/error.h"
 #include "io/image_tensor.h"
-#include "core/file.h"
-#include "io/safetensors.h"
-#include "io/weights.h"
-#include "nn/state_dict.h"
+#include "nn/module_folder.h"
 
 #include <filesystem>
 #include <torch/torch.h>
@@ -29,22 +26,13 @@ ImageClassifier ImageClassifier::load(const std::string& folder) {
   const fs::path dir = folder;
   if (!fs::is_directory(dir)) throw LoadError(folder, "no such image classifier folder");
   const ImageClassifierConfig config = ImageClassifierConfig::from_file((dir / "config.json").string());
-  const fs::path weights = dir / "model.safetensors";
-  if (!fs::exists(weights)) throw LoadError(weights.string(), "weights file is missing");
   ImageClassifierModel model(config);
-  const auto reader = io::open_weights(weights.string());
-  nn::LoadOptions options;
-  options.dtype = at::kFloat;
-  nn::load_state_dict(*model, *reader, options);
-  model->eval();
+  nn::load_module_weights(*model, dir.string());
   return ImageClassifier(std::move(model));
 }
 
 void ImageClassifier::save(const std::string& folder) const {
-  const fs::path dir = folder;
-  fs::create_directories(dir);
-  io::save_safetensors((dir / "model.safetensors").string(), nn::state_dict(*model_.ptr(), at::kFloat), {{"format", "pt"}});
-  write_file_atomic((dir / "config.json").string(), config().to_json().dump(2) + "\n");
+  nn::save_module_folder(*model_.ptr(), config().to_json(), folder);
 }
 
 at::Tensor ImageClassifier::preprocess(const at::Tensor& images) const {

@@ -1,11 +1,8 @@
 #include "models/contrastive/contrastive_encoder.h"
 
 #include "core/error.h"
-#include "core/file.h"
 #include "io/image_tensor.h"
-#include "io/safetensors.h"
-#include "io/weights.h"
-#include "nn/state_dict.h"
+#include "nn/module_folder.h"
 #include "tokenizers/tokenizer_folder.h"
 
 #include <filesystem>
@@ -58,20 +55,14 @@ ContrastiveEncoder ContrastiveEncoder::load(const std::string& folder) {
                                           std::to_string(tokenizer->eos_id()) + "; config: " +
                                           std::to_string(config.text_config.vocab_size) + ", " +
                                           std::to_string(config.text_config.eos_token_id) + ")");
-  const fs::path weights = dir / "model.safetensors";
-  if (!fs::exists(weights)) throw LoadError(weights.string(), "weights file is missing");
   ContrastiveModel model(config);
-  const auto reader = io::open_weights(weights.string());
-  nn::load_state_dict(*model, *reader, {.dtype = at::kFloat});
-  model->eval();
+  nn::load_module_weights(*model, dir.string());
   return ContrastiveEncoder(std::move(model), std::move(tokenizer), tokenizers::TokenizerFolder::read(tok_dir.string()).files);
 }
 
 void ContrastiveEncoder::save(const std::string& folder) const {
-  const fs::path dir = folder;
-  tokenizers::TokenizerFolder{tokenizer_files_}.write((dir / "tokenizer").string());
-  io::save_safetensors((dir / "model.safetensors").string(), nn::state_dict(*model_.ptr(), at::kFloat), {{"format", "pt"}});
-  write_file_atomic((dir / "config.json").string(), config().to_json().dump(2) + "\n");
+  tokenizers::TokenizerFolder{tokenizer_files_}.write((fs::path(folder) / "tokenizer").string());
+  nn::save_module_folder(*model_.ptr(), config().to_json(), folder);
 }
 
 at::Tensor ContrastiveEncoder::preprocess_images(const at::Tensor& images) const {

@@ -2,9 +2,7 @@
 
 #include "core/error.h"
 #include "io/image_tensor.h"
-#include "io/safetensors.h"
-#include "io/weights.h"
-#include "nn/state_dict.h"
+#include "nn/module_folder.h"
 #include "tokenizers/tokenizer_folder.h"
 
 #include <algorithm>
@@ -48,20 +46,14 @@ DamsmEncoder DamsmEncoder::load(const std::string& folder) {
     throw LoadError(tok_dir.string(), "tokenizer does not match config.json (vocabulary " +
                                           std::to_string(tokenizer->vocab_size()) + " tokens; config: " +
                                           std::to_string(config.text_config.vocab_size) + ")");
-  const fs::path weights = dir / "model.safetensors";
-  if (!fs::exists(weights)) throw LoadError(weights.string(), "weights file is missing");
   DamsmModel model(config);
-  const auto reader = io::open_weights(weights.string());
-  nn::load_state_dict(*model, *reader, {.dtype = at::kFloat});
-  model->eval();
+  nn::load_module_weights(*model, dir.string());
   return DamsmEncoder(std::move(model), std::move(tokenizer), tokenizers::TokenizerFolder::read(tok_dir.string()).files);
 }
 
 void DamsmEncoder::save(const std::string& folder) const {
-  const fs::path dir = folder;
-  tokenizers::TokenizerFolder{tokenizer_files_}.write((dir / "tokenizer").string());
-  io::save_safetensors((dir / "model.safetensors").string(), nn::state_dict(*model_.ptr(), at::kFloat), {{"format", "pt"}});
-  write_file_atomic((dir / "config.json").string(), config().to_json().dump(2) + "\n");
+  tokenizers::TokenizerFolder{tokenizer_files_}.write((fs::path(folder) / "tokenizer").string());
+  nn::save_module_folder(*model_.ptr(), config().to_json(), folder);
 }
 
 DamsmTokens DamsmEncoder::tokenize(const std::vector<std::string>& texts) const {

@@ -2,12 +2,9 @@
 
 #include "core/config_reader.h"
 #include "core/error.h"
-#include "core/file.h"
 #include "io/image_tensor.h"
-#include "io/safetensors.h"
-#include "io/weights.h"
 #include "nn/group_norm_silu.h"
-#include "nn/state_dict.h"
+#include "nn/module_folder.h"
 
 #include <filesystem>
 #include <set>
@@ -169,22 +166,13 @@ VideoClassifier VideoClassifier::load(const std::string& folder) {
   const fs::path dir = folder;
   if (!fs::is_directory(dir)) throw LoadError(folder, "no such video classifier folder");
   const VideoClassifierConfig config = VideoClassifierConfig::from_file((dir / "config.json").string());
-  const fs::path weights = dir / "model.safetensors";
-  if (!fs::exists(weights)) throw LoadError(weights.string(), "weights file is missing");
   VideoClassifierModel model(config);
-  const auto reader = io::open_weights(weights.string());
-  nn::LoadOptions options;
-  options.dtype = at::kFloat;
-  nn::load_state_dict(*model, *reader, options);
-  model->eval();
+  nn::load_module_weights(*model, dir.string());
   return VideoClassifier(std::move(model));
 }
 
 void VideoClassifier::save(const std::string& folder) const {
-  const fs::path dir = folder;
-  fs::create_directories(dir);
-  io::save_safetensors((dir / "model.safetensors").string(), nn::state_dict(*model_.ptr(), at::kFloat), {{"format", "pt"}});
-  write_file_atomic((dir / "config.json").string(), config().to_json().dump(2) + "\n");
+  nn::save_module_folder(*model_.ptr(), config().to_json(), folder);
 }
 
 at::Tensor VideoClassifier::preprocess(const at::Tensor& videos) const {

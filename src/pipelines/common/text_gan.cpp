@@ -3,9 +3,7 @@
 #include "core/config_reader.h"
 #include "core/error.h"
 #include "core/file.h"
-#include "io/safetensors.h"
-#include "io/weights.h"
-#include "nn/state_dict.h"
+#include "nn/module_folder.h"
 
 #include <filesystem>
 #include <torch/torch.h>
@@ -42,12 +40,8 @@ void check_embedding_dim(const ModelSource& source, const models::DamsmEncoder& 
 }
 
 void load_generator_weights(const ModelSource& source, torch::nn::Module& generator) {
-  const fs::path weights = fs::path(source.model) / "generator" / "model.safetensors";
-  if (!fs::exists(weights)) throw LoadError(weights.string(), "weights file is missing");
-  const auto reader = io::open_weights(weights.string());
-  nn::load_state_dict(generator, *reader, {.dtype = at::kFloat});
+  nn::load_module_weights(generator, (fs::path(source.model) / "generator").string());
   generator.to(source.device, source.dtype);
-  generator.eval();
 }
 
 std::string model_name(const ModelSource& source) {
@@ -59,10 +53,7 @@ std::string model_name(const ModelSource& source) {
 void save(torch::nn::Module& generator, const json& generator_config, const models::DamsmEncoder& text_encoder,
           const std::string& class_name, const std::string& generator_class, const std::string& folder) {
   const fs::path root = folder;
-  fs::create_directories(root / "generator");
-  io::save_safetensors((root / "generator" / "model.safetensors").string(), nn::state_dict(generator, at::kFloat),
-                       {{"format", "pt"}});
-  write_file_atomic((root / "generator" / "config.json").string(), generator_config.dump(2) + "\n");
+  nn::save_module_folder(generator, generator_config, (root / "generator").string());
   text_encoder.save((root / "text_encoder").string());
   const json index = {{"_class_name", class_name},
                       {"generator", json::array({"genvis", generator_class})},
