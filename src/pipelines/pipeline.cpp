@@ -161,6 +161,10 @@ void precheck_request(const Request& request) {
   complete_request(any, request);
 }
 
+std::vector<std::string> prompts_of(const Request& r) {
+  return r.prompts.empty() ? std::vector<std::string>(static_cast<size_t>(r.batch), r.prompt) : r.prompts;
+}
+
 Result Pipeline::generate(const Request& request, const Callbacks& callbacks) {
   return run(complete_request(info(), request), callbacks);
 }

@@ -152,6 +152,9 @@ protected:
 // UsageError listing every problem, each naming its request field.
 Request complete_request(const PipelineInfo& info, const Request& request);
 
+// The request's prompts, one per sample: `prompts`, or `prompt` repeated `batch` times.
+std::vector<std::string> prompts_of(const Request& r);
+
 // Calls `call(b, e)` for prompts [b, e) in runs of `batch` (the last run may be shorter) under a
 // progress bar named `label`, and concatenates the results: the batching every generate_each
 // shares.

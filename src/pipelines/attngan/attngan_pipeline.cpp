@@ -45,7 +45,7 @@ Result AttnGANPipeline::run(const Request& r, const Callbacks& callbacks) {
   const auto device = model_.generator->ca_net->fc->weight.device();
   const auto dtype = model_.generator->ca_net->fc->weight.scalar_type();
   // 1. Sentence vectors and word features.
-  const std::vector<std::string> prompts = text_gan::prompts_of(r);
+  const std::vector<std::string> prompts = prompts_of(r);
   const auto text = model_.text_encoder->encode_texts(prompts);
   // 2. Noise, one generator per sample: z, then the conditioning augmentation's eps.
   const int64_t width = c.z_dim + c.condition_dim;

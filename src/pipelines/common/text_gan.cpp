@@ -61,10 +61,6 @@ void save(torch::nn::Module& generator, const json& generator_config, const mode
   write_file_atomic((root / "model_index.json").string(), index.dump(2) + "\n");
 }
 
-std::vector<std::string> prompts_of(const Request& r) {
-  return r.prompts.empty() ? std::vector<std::string>(static_cast<size_t>(r.batch), r.prompt) : r.prompts;
-}
-
 void check_size(const Request& r, int64_t size, const std::string& family) {
   if (*r.width != size || *r.height != size)
     throw UsageError("'width'/'height': this " + family + " makes " + std::to_string(size) + "x" + std::to_string(size) +

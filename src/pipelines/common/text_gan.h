@@ -34,9 +34,6 @@ std::string model_name(const ModelSource& source);
 void save(torch::nn::Module& generator, const nlohmann::json& generator_config, const models::DamsmEncoder& text_encoder,
           const std::string& class_name, const std::string& generator_class, const std::string& folder);
 
-// The request's prompts, one per sample.
-std::vector<std::string> prompts_of(const Request& r);
-
 // UsageError unless the request asks for the generator's one size.
 void check_size(const Request& r, int64_t size, const std::string& family);
 

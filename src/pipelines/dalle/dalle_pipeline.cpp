@@ -137,8 +137,7 @@ Result DallePipeline::run(const Request& r, const Callbacks& callbacks) {
                      "a contrastive encoder folder)");
   if (r.extras.contains("keep_rows") && !r.init_image.defined())
     throw UsageError("extras: keep_rows applies only with 'init_image' (image completion)");
-  const std::vector<std::string> prompts =
-      r.prompts.empty() ? std::vector<std::string>(static_cast<size_t>(r.batch), r.prompt) : r.prompts;
+  const std::vector<std::string> prompts = prompts_of(r);
 
   // 2. Known tokens (completion): the init image's top rows.
   torch::NoGradGuard no_grad;

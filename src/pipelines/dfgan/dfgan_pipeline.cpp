@@ -43,7 +43,7 @@ Result DFGANPipeline::run(const Request& r, const Callbacks& callbacks) {
   const auto device = model_.generator->fc->weight.device();
   const auto dtype = model_.generator->fc->weight.scalar_type();
   // 1. Sentence vectors.
-  const std::vector<std::string> prompts = text_gan::prompts_of(r);
+  const std::vector<std::string> prompts = prompts_of(r);
   const at::Tensor sentence = model_.text_encoder->encode_texts(prompts).sentence.to(device, dtype);
   // 2. Noise, one generator per sample.
   at::Tensor z = r.init_noise.defined() ? r.init_noise.to(at::kFloat)

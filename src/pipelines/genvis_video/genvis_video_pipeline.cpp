@@ -171,8 +171,7 @@ Result GenvisVideoPipeline::run(const Request& r, const Callbacks& callbacks) {
   torch::NoGradGuard no_grad;
 
   // 1. Prompts (conditional rows, then unconditional ones: one forward per step for both).
-  std::vector<std::string> prompts = r.prompts.empty() ? std::vector<std::string>(static_cast<size_t>(batch), r.prompt)
-                                                       : r.prompts;
+  const std::vector<std::string> prompts = prompts_of(r);
   const bool cfg = *r.guidance > 1.0;
   std::vector<std::string> all = prompts;
   if (cfg) all.insert(all.end(), prompts.size(), r.negative_prompt);
