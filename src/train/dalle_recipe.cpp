@@ -8,8 +8,6 @@
 #include "models/dalle/dalle_io.h"
 #include "pipelines/dalle/dalle_pipeline.h"
 #include "pipelines/dalle/dalle_sampling.h"
-#include "tokenizers/bpe_trainer.h"
-#include "tokenizers/tokenizer_folder.h"
 #include "train/sample_grid.h"
 
 #include <filesystem>
@@ -134,14 +132,9 @@ DalleRecipeResult run_dalle_recipe(const DalleRecipeConfig& c, const TextImageEn
   for (size_t i = 0; i < ds->size(); ++i) captions.push_back(ds->get(i).caption);
 
   // 1 tokenizer
-  const bool have_tokenizer = fs::exists(tok_dir / "vocab.json") && fs::exists(tok_dir / "merges.txt");
+  const bool have_tokenizer = recipe::has_tokenizer(tok_dir.string());
   done("tokenizer", have_tokenizer);
-  if (!have_tokenizer) {
-    const auto vocab = tokenizers::train_bpe(captions, {.vocab_size = c.vocab_size});
-    tokenizers::save_tokenizer_folder(vocab, tok_dir.string());
-    log_info("tokenizer: " + std::to_string(vocab.tokens.size()) + " tokens from " + std::to_string(captions.size()) +
-             " captions -> " + tok_dir.string());
-  }
+  if (!have_tokenizer) recipe::train_tokenizer(captions, c.vocab_size, tok_dir.string());
   const auto tokenizer = tokenizers::CLIPTokenizer::load(tok_dir.string());
 
   // 2 dvae

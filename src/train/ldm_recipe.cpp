@@ -584,7 +584,7 @@ LDMRecipeResult run_ldm_recipe(const LDMRecipeConfig& config, const LDMRecipeOpt
 
   // 1 tokenizer
   const fs::path tok_dir = model / "tokenizer";
-  const bool have_tokenizer = fs::exists(tok_dir / "vocab.json") && fs::exists(tok_dir / "merges.txt");
+  const bool have_tokenizer = recipe::has_tokenizer(tok_dir.string());
   done("tokenizer", have_tokenizer);
   if (!have_tokenizer) train_tokenizer(config, *ds(), tok_dir);
   const auto tokenizer = tokenizers::CLIPTokenizer::load(tok_dir.string());

@@ -135,6 +135,11 @@ json derive_text_encoder_config(const json& given, const std::string& path, cons
   return d;
 }
 
+bool has_tokenizer(const std::string& folder) {
+  return std::filesystem::exists(std::filesystem::path(folder) / "vocab.json") &&
+         std::filesystem::exists(std::filesystem::path(folder) / "merges.txt");
+}
+
 void train_tokenizer(const std::vector<std::string>& captions, int64_t vocab_size, const std::string& folder) {
   const auto vocab = tokenizers::train_bpe(captions, {.vocab_size = vocab_size});
   tokenizers::save_tokenizer_folder(vocab, folder);

@@ -72,6 +72,8 @@ void derive(nlohmann::json& cfg, const std::string& path, const char* key, const
 nlohmann::json derive_text_encoder_config(const nlohmann::json& given, const std::string& path,
                                           const tokenizers::CLIPTokenizer* tokenizer, int64_t vocab_size,
                                           std::vector<std::string>& problems);
+// Whether `folder` holds a trained tokenizer (vocab.json and merges.txt): the tokenizer stage ran.
+bool has_tokenizer(const std::string& folder);
 // Trains a byte-level BPE on `captions` and writes the tokenizer folder (vocab.json, merges.txt).
 void train_tokenizer(const std::vector<std::string>& captions, int64_t vocab_size, const std::string& folder);
 // A recipe's stage bookkeeping: `stage` joins `skipped` (logged "stage X: finished before,

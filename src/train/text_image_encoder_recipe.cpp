@@ -8,7 +8,6 @@
 #include "data/loader.h"
 #include "data/registry.h"
 #include "io/image_tensor.h"
-#include "tokenizers/bpe_trainer.h"
 
 #include <chrono>
 #include <filesystem>
@@ -210,15 +209,12 @@ TextImageEncoderRecipeResult run_text_image_encoder_recipe(const TextImageEncode
   const auto ds = recipe::open_dataset(c.dataset, c.seed);
 
   // 1 tokenizer
-  const bool have_tokenizer = fs::exists(tok_dir / "vocab.json") && fs::exists(tok_dir / "merges.txt");
+  const bool have_tokenizer = recipe::has_tokenizer(tok_dir.string());
   done("tokenizer", have_tokenizer);
   if (!have_tokenizer) {
     std::vector<std::string> captions;
     for (size_t i = 0; i < ds->size(); ++i) captions.push_back(ds->get(i).caption);
-    const auto vocab = tokenizers::train_bpe(captions, {.vocab_size = c.vocab_size});
-    tokenizers::save_tokenizer_folder(vocab, tok_dir.string());
-    log_info("tokenizer: " + std::to_string(vocab.tokens.size()) + " tokens from " + std::to_string(captions.size()) +
-             " captions -> " + tok_dir.string());
+    recipe::train_tokenizer(captions, c.vocab_size, tok_dir.string());
   }
 
   // 2 data

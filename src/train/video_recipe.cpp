@@ -626,7 +626,7 @@ VideoRecipeResult run_video_recipe(const VideoRecipeConfig& config, const VideoR
 
   // 1 tokenizer
   const fs::path tok_dir = model / "tokenizer";
-  const bool have_tokenizer = fs::exists(tok_dir / "vocab.json") && fs::exists(tok_dir / "merges.txt");
+  const bool have_tokenizer = recipe::has_tokenizer(tok_dir.string());
   done("tokenizer", have_tokenizer);
   if (!have_tokenizer) {
     const auto clips = data::make_video_dataset(video_spec(config));
