@@ -71,17 +71,6 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-double median_seconds(int64_t runs, const std::function<void()>& f) {
-  std::vector<double> times;
-  for (int64_t r = 0; r <= runs; ++r) {
-    const double t0 = bench::now_s();
-    f();
-    if (r > 0) times.push_back(bench::now_s() - t0);
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -115,7 +104,7 @@ int main(int argc, char** argv) {
     pipelines::DalleSampleOptions so{.sampling = {.top_k = 64}, .use_cache = cache};
     if (drawn < c.image_len())
       so.known = at::randint(0, c.image_vocab_size, {o.batch, c.image_len() - drawn}, at::kLong);
-    const double s = median_seconds(o.runs, [&] {
+    const double s = bench::timed_runs_s(o.runs, [&] {
       Rng rng(1);
       (void)pipelines::dalle_sample(model, text, so, rng);
     });

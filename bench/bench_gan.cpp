@@ -91,18 +91,6 @@ json read_config(const std::string& path) {
   }
 }
 
-// Median seconds of `runs` calls after one warm-up.
-double time_batches(int64_t runs, const std::function<void()>& f) {
-  std::vector<double> times;
-  for (int64_t r = 0; r <= runs; ++r) {
-    const double t0 = bench::now_s();
-    f();
-    if (r > 0) times.push_back(bench::now_s() - t0);
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
-
 // The recipe's DAMSM text encoder with random weights, and a batch of 8-token captions.
 struct Text {
   models::DamsmModel model{nullptr};
@@ -149,7 +137,7 @@ int main(int argc, char** argv) {
     g->eval();
     int64_t params = 0;
     for (const auto& p : g->parameters()) params += p.numel();
-    const double s = time_batches(o.runs, [&] {
+    const double s = bench::timed_runs_s(o.runs, [&] {
       const auto t = text.model->encode_text(text.ids, text.lengths);
       (void)g(rng.randn({o.batch, g->config.z_dim}), t.sentence).sum().item<float>();
     });
@@ -167,7 +155,7 @@ int main(int argc, char** argv) {
     int64_t params = 0;
     for (const auto& p : g->parameters()) params += p.numel();
     const at::Tensor mask = at::ones({o.batch, 8}, at::kBool);
-    const double s = time_batches(o.runs, [&] {
+    const double s = bench::timed_runs_s(o.runs, [&] {
       const auto t = text.model->encode_text(text.ids, text.lengths);
       const auto out = g(rng.randn({o.batch, g->config.z_dim}), rng.randn({o.batch, g->config.condition_dim}),
                          t.sentence, t.words, mask);
@@ -180,7 +168,7 @@ int main(int argc, char** argv) {
     pipelines::Request r;
     r.prompt = "grinning face";
     r.batch = o.batch;
-    const double s = time_batches(o.runs, [&] { (void)p->generate(r).samples.sum().item<float>(); });
+    const double s = bench::timed_runs_s(o.runs, [&] { (void)p->generate(r).samples.sum().item<float>(); });
     const auto& d = p->info().defaults;
     rows.push_back(row("diffusion", o.batch, p->info().native_width, s,
                        {{"folder", o.diffusion}, {"steps", d.steps}, {"guidance", d.guidance}}));

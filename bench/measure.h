@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <spawn.h>
@@ -69,6 +70,19 @@ inline double median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+// Wall seconds of f(): the middle of `runs` timed calls after one untimed warm-up (the upper of
+// the two middle ones for an even count).
+inline double timed_runs_s(int64_t runs, const std::function<void()>& f) {
+  std::vector<double> times;
+  for (int64_t r = 0; r <= runs; ++r) {
+    const double t0 = now_s();
+    f();
+    if (r > 0) times.push_back(now_s() - t0);
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
 }
 
 // Op-level time of f() from libtorch's legacy profiler (a chrome trace): top-level ops (not inside
