@@ -8,10 +8,12 @@
 
 namespace genvis::schedulers {
 
-void validate(const TokenSampling& s) {
-  if (!(s.temperature >= 0)) throw UsageError("temperature must be >= 0, got " + std::to_string(s.temperature));
-  if (s.top_k < 0) throw UsageError("top_k must be >= 0, got " + std::to_string(s.top_k));
-  if (!(s.top_p > 0 && s.top_p <= 1)) throw UsageError("top_p must be in (0, 1], got " + std::to_string(s.top_p));
+void validate(const TokenSampling& s, const std::string& field_prefix) {
+  const auto field = [&](const char* name) { return "'" + field_prefix + name + "'"; };
+  if (!(s.temperature >= 0)) throw UsageError(field("temperature") + " must be >= 0, got " + std::to_string(s.temperature));
+  if (s.top_k < 0) throw UsageError(field("top_k") + " must be >= 0, got " + std::to_string(s.top_k));
+  if (!(s.top_p > 0 && s.top_p <= 1))
+    throw UsageError(field("top_p") + " must be in (0, 1], got " + std::to_string(s.top_p));
 }
 
 at::Tensor filter_logits(const at::Tensor& logits, int64_t top_k, double top_p) {

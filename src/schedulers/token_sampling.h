@@ -10,6 +10,7 @@
 #pragma once
 #include "core/rng.h"
 
+#include <string>
 #include <torch/types.h>
 #include <vector>
 
@@ -21,8 +22,9 @@ struct TokenSampling {
   double top_p = 1.0;
 };
 
-// UsageError for a negative temperature or top_k, or top_p outside (0, 1].
-void validate(const TokenSampling& s);
+// UsageError for a negative temperature or top_k, or top_p outside (0, 1]; the message quotes the field
+// as 'PREFIXtemperature' (a pipeline passes "extras." so the CLI can name its flag).
+void validate(const TokenSampling& s, const std::string& field_prefix = "");
 
 // logits [B, V] -> the filtered logits (float32; removed tokens -inf), before the temperature.
 at::Tensor filter_logits(const at::Tensor& logits, int64_t top_k, double top_p);

@@ -56,6 +56,15 @@ TEST(DalleRecipe, TrainsExportsGeneratesAndResumesExactly) {
   req.batch = 2;
   const auto out = p->generate(req);
   EXPECT_EQ(out.samples.sizes(), at::IntArrayRef({2, 3, 16, 16}));
+  // The CLI names its own flags in the pipeline's errors about extras.
+  for (const char* flag : {"--top-p 2", "--temperature -1", "--rerank 0"}) {
+    const auto cli = test::run_command(std::string(GENVIS_CLI) + " generate --model " +
+                                       test::shell_quote(r.model_dir) + " -p circle " + flag + " -o " +
+                                       test::shell_quote(dir.file("bad.png")));
+    EXPECT_NE(cli.exit_code, 0) << flag;
+    EXPECT_NE(cli.err.find(std::string(flag).substr(0, std::string(flag).find(' '))), std::string::npos) << cli.err;
+    EXPECT_EQ(cli.err.find("extras"), std::string::npos) << cli.err;
+  }
   EXPECT_TRUE(run_dalle_recipe(DalleRecipeConfig::from_json(tiny_recipe(4)), {.out_dir = dir.path()}).ran.empty());
 
   // 3 steps, then resumed to 4, equal 4 straight (the dVAE and codes are reused).

@@ -28,7 +28,7 @@ T extra(const json& extras, const char* key, T fallback) {
   try {
     return extras.at(key).get<T>();
   } catch (const json::exception&) {
-    throw UsageError(std::string("extras: ") + key + " has the wrong type (" + extras.at(key).dump() + ")");
+    throw UsageError(std::string("'extras.") + key + "' has the wrong type (" + extras.at(key).dump() + ")");
   }
 }
 
@@ -126,17 +126,18 @@ Result DallePipeline::run(const Request& r, const Callbacks& callbacks) {
   o.sampling.top_p = extra(r.extras, "top_p", 1.0);
   o.use_cache = extra(r.extras, "use_cache", true);
   o.guidance = *r.guidance;
+  schedulers::validate(o.sampling, "extras.");
   const int64_t rerank = extra<int64_t>(r.extras, "rerank", 1);
-  if (rerank < 1 || rerank > 1024) throw UsageError("extras: rerank must be 1..1024 candidates per image");
+  if (rerank < 1 || rerank > 1024) throw UsageError("'extras.rerank' must be 1..1024 candidates per image, got " + std::to_string(rerank));
   // The model's reranker, or one given for this request.
   std::optional<models::ContrastiveEncoder> given;
   if (r.extras.contains("reranker")) given.emplace(models::ContrastiveEncoder::load(extra<std::string>(r.extras, "reranker", "")));
   models::ContrastiveEncoder* reranker = given ? &*given : model_.reranker ? &*model_.reranker : nullptr;
   if (rerank > 1 && !reranker)
-    throw UsageError("extras: rerank needs a reranker (this model has no reranker/ folder; give extras reranker: "
+    throw UsageError("'extras.rerank' needs a reranker (this model has no reranker/ folder; give 'extras.reranker': "
                      "a contrastive encoder folder)");
   if (r.extras.contains("keep_rows") && !r.init_image.defined())
-    throw UsageError("extras: keep_rows applies only with 'init_image' (image completion)");
+    throw UsageError("'extras.keep_rows' applies only with 'init_image' (image completion)");
   const std::vector<std::string> prompts = prompts_of(r);
 
   // 2. Known tokens (completion): the init image's top rows.
@@ -148,7 +149,7 @@ Result DallePipeline::run(const Request& r, const Callbacks& callbacks) {
   if (r.init_image.defined()) {
     keep_rows = extra<int64_t>(r.extras, "keep_rows", c.image_rows / 2);
     if (keep_rows < 1 || keep_rows >= c.image_rows)
-      throw UsageError("extras: keep_rows must be 1.." + std::to_string(c.image_rows - 1));
+      throw UsageError("'extras.keep_rows' must be 1.." + std::to_string(c.image_rows - 1) + ", got " + std::to_string(keep_rows));
     const at::Tensor codes = model_.dvae->encode(((r.init_image.to(at::kFloat) + 1) / 2).to(device, dtype));
     known = codes.flatten(1).narrow(1, 0, keep_rows * c.image_cols).cpu();
   }
