@@ -8,6 +8,7 @@ PACKAGES=(
   libtorch-dev            # tensors, autograd, optimisers (1.13, CPU)
   nlohmann-json3-dev      # configs and safetensors headers
   libcli11-dev            # command line
+  libcpp-httplib-dev      # genvis serve: HTTP server (and the tests' client)
   libpng-dev              # images
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev  # video: MP4/H.264 (libx264 inside Debian's FFmpeg), reading MP4/WebM/GIF
   libwebp-dev             # video: animated WebP (libwebp, libwebpmux, libwebpdemux)
@@ -29,9 +30,15 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+# The server's real-client tests (tests/server/run_node_tests.sh): Node with npm (the official
+# openai package and playwright-core come from the npm registry at test time) and Chromium. A
+# Node from elsewhere (nodesource, nvm) that brings its own npm is used as it is.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "setup: all ${#PACKAGES[@]} packages present"
+  echo "setup: all ${#PACKAGES[@]} packages present (and node, npm, chromium)"
   exit 0
 fi
 

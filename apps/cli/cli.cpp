@@ -60,6 +60,7 @@ int run(int argc, char** argv) {
       genvis::cli::add_dataset_command(app),
       genvis::cli::add_train_command(app),
       genvis::cli::add_eval_command(app),
+      genvis::cli::add_serve_command(app),
   };
 
   try {

@@ -17,6 +17,7 @@ Command add_generate_command(CLI::App& app);
 Command add_dataset_command(CLI::App& app);
 Command add_train_command(CLI::App& app);
 Command add_eval_command(CLI::App& app);
+Command add_serve_command(CLI::App& app);
 // genvis eval personalization (registered by add_eval_command).
 Command add_personalization_eval_command(CLI::App* eval);
 

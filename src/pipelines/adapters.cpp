@@ -106,6 +106,10 @@ std::string extract_lora_tags(const std::string& prompt, std::vector<PromptLoRA>
 }
 
 std::string find_lora_file(const std::string& dir, const std::string& name) {
+  // A tag names a file in the folder, never a path out of it (a server takes prompts from anyone).
+  if (name.empty() || name.find_first_of("/\\") != std::string::npos || name == "." || name == ".." ||
+      name.rfind("..", 0) == 0)
+    throw UsageError("<lora:" + name + ":...>: a LoRA name is a file name in the LoRA folder, not a path");
   for (const char* ext : {".safetensors", ".pt", ".ckpt", ".bin"}) {
     const fs::path p = fs::path(dir) / (name + ext);
     if (fs::is_regular_file(p)) return p.string();

@@ -39,7 +39,8 @@ struct PromptLoRA {
 // The prompt without its LoRA tags; the tags are appended to `found`. UsageError for a tag with
 // an empty name or a weight that is not a number.
 std::string extract_lora_tags(const std::string& prompt, std::vector<PromptLoRA>& found);
-// NAME.safetensors (or .pt, .ckpt) in `dir`; LoadError listing what the folder has otherwise.
+// NAME.safetensors (or .pt, .ckpt) in `dir`; LoadError listing what the folder has otherwise;
+// UsageError for a name that is a path (a "/", "\\" or a leading "..").
 std::string find_lora_file(const std::string& dir, const std::string& name);
 
 }  // namespace genvis::pipelines
