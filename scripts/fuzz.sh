@@ -10,18 +10,19 @@ shift || true
 OUT=${FUZZ_BUILD_DIR:-fuzz-build}
 mkdir -p "$OUT"
 CXX=${FUZZ_CXX:-clang++}
-FLAGS=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc)
+FLAGS=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc -Iapps/server)
 
 declare -A SOURCES=(
   [safetensors_header_fuzz]="src/io/safetensors_header.cpp src/io/dtype.cpp"
   [unpickler_fuzz]="src/io/pickle.cpp src/io/dtype.cpp src/core/file.cpp"
   [png_text_fuzz]="src/io/png.cpp src/io/infotext.cpp src/core/file.cpp"
   [exif_fuzz]="src/io/exif.cpp"
+  [server_request_fuzz]="apps/server/request_fields.cpp src/io/png.cpp src/core/file.cpp"
 )
-declare -A LIBS=([png_text_fuzz]="-lpng")
+declare -A LIBS=([png_text_fuzz]="-lpng" [server_request_fuzz]="-lpng -lcrypto")
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors_header_fuzz unpickler_fuzz png_text_fuzz exif_fuzz)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors_header_fuzz unpickler_fuzz png_text_fuzz exif_fuzz server_request_fuzz)
 
 status=0
 for t in "${targets[@]}"; do
