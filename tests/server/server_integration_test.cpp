@@ -15,6 +15,7 @@
 #include <fstream>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <random>
 #include <thread>
 
 namespace genvis {
@@ -301,6 +302,91 @@ TEST_F(ServerTest, BadRequestsAnswer4xxNamingTheField) {
   EXPECT_FALSE(full->get_header_value("Retry-After").empty());
   s.client.Delete(("/genvis/v1/jobs/" + id).c_str());
   // The server is healthy afterwards.
+  EXPECT_EQ(s.client.Get("/genvis/v1/info")->status, 200);
+}
+
+TEST_F(ServerTest, ClientsThatGoAwayLeaveTheServerHealthy) {
+  Running s({});
+  {
+    // A synchronous request whose client stops waiting.
+    httplib::Client impatient("127.0.0.1", s.server.port());
+    impatient.set_read_timeout(0, 200000);
+    EXPECT_FALSE(post_json(impatient, "/sdapi/v1/txt2img", {{"prompt", "x"}, {"steps", 60}, {"batch_size", 4}}));
+  }
+  {
+    // An event stream closed after its first event.
+    const std::string id = json::parse(post_json(s.client, "/genvis/v1/jobs", {{"prompt", "y"}, {"steps", 40}})->body)["id"];
+    httplib::Client c("127.0.0.1", s.server.port());
+    int frames = 0;
+    c.Get(("/genvis/v1/jobs/" + id + "/events").c_str(), [&](const char*, size_t) { return ++frames < 1; });
+    EXPECT_EQ(frames, 1);
+  }
+  // Both jobs run to their end and the next request is served.
+  const auto r = post_json(s.client, "/sdapi/v1/txt2img", {{"prompt", "grinning face"}, {"steps", 2}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(json::parse(r->body)["images"].size(), 1u);
+}
+
+// Mutated bodies (bytes flipped, cut, fields given other types) on every POST route: each answer
+// is 2xx or a 4xx with a JSON error body, and the server keeps serving.
+TEST_F(ServerTest, MutatedRequestsGetJsonAnswers) {
+  Running s({.limits = {.max_width = 64, .max_height = 64, .max_steps = 3, .max_batch = 2, .max_body_bytes = 1 << 20}});
+  const std::string png = server::base64_encode(io::encode_png(io::Image::blank(32, 32, 3, 8, 90)));
+  const std::vector<std::pair<std::string, json>> seeds = {
+      {"/sdapi/v1/txt2img", {{"prompt", "a"}, {"steps", 2}, {"sampler_name", "Euler a"}, {"width", 32}, {"seed", 1}}},
+      {"/sdapi/v1/img2img", {{"prompt", "b"}, {"steps", 2}, {"init_images", {png}}, {"mask", png}, {"denoising_strength", 0.5}}},
+      {"/sdapi/v1/png-info", {{"image", png}}},
+      {"/sdapi/v1/options", {{"CLIP_stop_at_last_layers", 2}}},
+      {"/v1/images/generations", {{"prompt", "c"}, {"n", 1}, {"size", "32x32"}}},
+      {"/genvis/v1/jobs", {{"prompt", "d"}, {"steps", 2}, {"extras", {{"clip_skip", 2}}}}}};
+  const std::vector<json> odd_values = {nullptr, true, -1, 0, 1e300, "", "x", json::array(), json::object(), 3.5, 99999};
+  std::mt19937 rng(7);
+  int answered = 0;
+  for (int i = 0; i < 240; ++i) {
+    const auto& [path, seed] = seeds[static_cast<size_t>(i) % seeds.size()];
+    json body = seed;
+    std::string text;
+    switch (rng() % 3) {
+      case 0: {  // a field gets another type or value
+        auto it = body.begin();
+        std::advance(it, static_cast<long>(rng() % body.size()));
+        *it = odd_values[rng() % odd_values.size()];
+        text = body.dump();
+        break;
+      }
+      case 1:  // cut short
+        text = body.dump();
+        text.resize(rng() % text.size());
+        break;
+      default:  // bytes flipped
+        text = body.dump();
+        for (int k = 0; k < 3; ++k) text[rng() % text.size()] = static_cast<char>(rng() % 256);
+    }
+    const auto r = s.client.Post(path.c_str(), text, "application/json");
+    ASSERT_TRUE(r) << path << " " << text;
+    EXPECT_TRUE((r->status >= 200 && r->status < 300) || (r->status >= 400 && r->status < 500)) << r->status << " " << path << " " << text;
+    if (r->status >= 400) EXPECT_TRUE(json::accept(r->body)) << r->body;
+    ++answered;
+  }
+  // Multipart edits with parts missing, empty or not images.
+  const std::vector<httplib::MultipartFormDataItems> forms = {
+      {},
+      {{"prompt", "x", "", ""}},
+      {{"image", "not a png", "a.png", "image/png"}, {"prompt", "x", "", ""}},
+      {{"image", io::encode_png(io::Image::blank(32, 32, 3)), "a.png", "image/png"}, {"prompt", "", "", ""}},
+      {{"image", io::encode_png(io::Image::blank(32, 32, 3)), "a.png", "image/png"}, {"prompt", "x", "", ""},
+       {"mask", "garbage", "m.png", "image/png"}},
+      {{"image", io::encode_png(io::Image::blank(32, 32, 3)), "a.png", "image/png"}, {"prompt", "x", "", ""},
+       {"n", "many", "", ""}}};
+  for (const auto& form : forms) {
+    const auto r = s.client.Post("/v1/images/edits", form);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << r->body;
+    EXPECT_TRUE(json::parse(r->body)["error"]["message"].is_string());
+  }
+  EXPECT_EQ(s.client.Post("/v1/images/edits", "{}", "application/json")->status, 415);
+  EXPECT_EQ(answered, 240);
   EXPECT_EQ(s.client.Get("/genvis/v1/info")->status, 200);
 }
 
