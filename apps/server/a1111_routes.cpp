@@ -68,6 +68,7 @@ void generate_route(Server::State& s, const httplib::Request& req, httplib::Resp
   if (img2img && (!body.contains("init_images") || !body["init_images"].is_array() || body["init_images"].empty()))
     throw BadRequest("'init_images' must hold one base64 PNG", "init_images");
   JobInput in = a1111_job(body, s.context(/*drop_unsupported=*/true));
+  s.refuse_video(in, "frames");
   {
     std::lock_guard lock(s.option_mutex);
     if (s.clip_stop_at_last_layers > 1 && !in.request.extras.contains("clip_skip") &&
@@ -87,7 +88,6 @@ void generate_route(Server::State& s, const httplib::Request& req, httplib::Resp
   } else {
     if (send_job_failure(res, Api::A1111, *job)) return;
     const auto out = job->output();
-    if (!out->video_file.empty()) throw BadRequest("this request makes a video: use POST /genvis/v1/jobs", "frames");
     if (get_bool(body, "send_images").value_or(true))
       for (const auto& png : out->pngs) images.push_back(base64_encode(png));
     const CheckpointEntry model = s.host->current();

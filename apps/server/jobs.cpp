@@ -45,6 +45,13 @@ std::string png_of(const at::Tensor& image, const io::GenerationParameters* p) {
   return io::encode_png(io::tensor_to_image(image * 2 - 1), text);
 }
 
+// The same file or folder (a link in --models-dir to the start model is the start model).
+bool same_place(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  const bool same = fs::equivalent(a, b, ec);
+  return ec ? a == b : same;
+}
+
 }  // namespace
 
 std::string unguessable_name(const std::string& stem, const std::string& extension) {
@@ -88,7 +95,7 @@ std::vector<CheckpointEntry> ModelHost::checkpoints() const {
   std::lock_guard lock(meta_mutex_);
   std::vector<CheckpointEntry> all = {start_};
   for (const auto& e : listed_)
-    if (fs::path(e.path) != fs::path(start_.path)) all.push_back(e);
+    if (!same_place(e.path, start_.path)) all.push_back(e);
   return all;
 }
 
@@ -112,9 +119,9 @@ void ModelHost::load(const std::string& wanted) {
     throw UsageError("'sd_model_checkpoint': no checkpoint \"" + wanted + "\" (available: " + names + ")");
   }
   std::lock_guard lock(pipeline_mutex_);
-  if (chosen->path == current().path) return;
+  if (same_place(chosen->path, current().path)) return;
   pipelines::ModelSource source = options_.source;
-  if (chosen->path != start_.path) source = {.model = chosen->path, .dtype = source.dtype, .device = source.device};
+  if (!same_place(chosen->path, start_.path)) source = {.model = chosen->path, .dtype = source.dtype, .device = source.device};
   pipeline_.reset();  // one resident model: free the old one first
   CheckpointEntry loaded = *chosen;
   try {

@@ -46,7 +46,7 @@ void maybe_switch_model(Server::State& s, const std::string& model) {
   if (model.empty()) return;
   for (const auto& c : s.host->checkpoints())
     if (model == c.name || model == c.title) {
-      if (c.path != s.host->current().path) s.host->load(model);
+      s.host->load(model);  // nothing to do when it is the resident one
       return;
     }
 }
@@ -63,10 +63,10 @@ json a1111_body(const ImageRequest& r) {
 
 void answer(Server::State& s, const httplib::Request& req, httplib::Response& res, const ImageRequest& r,
             JobInput in) {
+  s.refuse_video(in, "model");
   const auto job = s.run_job(std::move(in));
   if (send_job_failure(res, Api::OpenAI, *job)) return;
   const auto out = job->output();
-  if (!out->video_file.empty()) throw BadRequest("this model makes videos: use POST /genvis/v1/jobs", "model");
   json data = json::array();
   for (const auto& png : out->pngs) {
     if (r.response_format == "url") {

@@ -21,6 +21,8 @@ struct Server::State {
   JobContext context(bool drop_unsupported) const {
     return {host->info(), options.limits, options.lora_dir, options.embeddings_dir, drop_unsupported};
   }
+  // BadRequest when the job would make a video: the synchronous routes answer images only.
+  void refuse_video(const JobInput& in, const std::string& field) const;
   // Submits and waits (synchronous routes); QueueFull and BadRequest propagate.
   std::shared_ptr<Job> run_job(JobInput input);
 };

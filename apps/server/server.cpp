@@ -97,6 +97,11 @@ bool send_job_failure(httplib::Response& res, Api api, const Job& job) {
   return true;
 }
 
+void Server::State::refuse_video(const JobInput& in, const std::string& field) const {
+  if (in.request.num_frames.value_or(host->info().native_frames) > 1)
+    throw BadRequest("this request makes a video: use POST /genvis/v1/jobs (its result links the video file)", field);
+}
+
 std::shared_ptr<Job> Server::State::run_job(JobInput input) {
   auto job = queue->submit(std::move(input));
   job->wait();

@@ -7,6 +7,7 @@
 #include "pipelines/shipped_models.h"
 #include "server.h"
 #include "support/test_support.h"
+#include "train/video_recipe.h"
 
 #include <chrono>
 #include <csignal>
@@ -388,6 +389,62 @@ TEST_F(ServerTest, MutatedRequestsGetJsonAnswers) {
   EXPECT_EQ(s.client.Post("/v1/images/edits", "{}", "application/json")->status, 415);
   EXPECT_EQ(answered, 240);
   EXPECT_EQ(s.client.Get("/genvis/v1/info")->status, 200);
+}
+
+// A video model trained at toy size (a few steps of the video recipe), beside the built-in image
+// model in --models-dir: switching checkpoints, a video job whose file the server serves, and the
+// synchronous routes pointing to the job API for videos.
+TEST_F(ServerTest, VideoJobsAndCheckpointSwitching) {
+  test::TempDir dir;
+  json recipe = json::parse(R"({
+    "seed": 5,
+    "dataset": {"name": "shapes-video", "resolution": 16, "size": 16},
+    "buckets": [{"frames": 5, "height": 16, "width": 16}],
+    "tokenizer": {"vocab_size": 600},
+    "vae": {"config": {"base_dim": 8, "z_dim": 4, "dim_mult": [1, 2], "num_res_blocks": 1, "temperal_downsample": [true]},
+            "batch_size": 4, "train": {"steps": 2, "lr": 1e-3, "warmup_steps": 1}},
+    "transformer": {"config": {"patch_size": [1, 2, 2], "num_attention_heads": 2, "attention_head_dim": 8,
+                               "ffn_dim": 32, "freq_dim": 16, "num_layers": 1}},
+    "text_encoder": {"config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                                "num_attention_heads": 2}},
+    "dit": {"batch_size": 4, "train": {"steps": 2, "lr": 1e-3, "warmup_steps": 1}}
+  })");
+  const auto trained = train::run_video_recipe(train::VideoRecipeConfig::from_json(recipe),
+                                               {.out_dir = dir.file("run")});
+  const fs::path models = dir.file("models");
+  fs::create_directories(models);
+  fs::create_directory_symlink(fs::absolute(trained.model_dir), models / "toy-video");
+  fs::create_directory_symlink(fs::absolute(default_model()), models / "genvis-emoji-32");
+
+  Running s({.model = {.models_dir = models.string()}});
+  const json listed = body_of(s.client.Get("/sdapi/v1/sd-models"));
+  ASSERT_EQ(listed.size(), 2u) << listed.dump();
+  const auto switched = post_json(s.client, "/sdapi/v1/options", {{"sd_model_checkpoint", "toy-video"}});
+  ASSERT_EQ(switched->status, 200) << switched->body;
+  const json info = body_of(s.client.Get("/genvis/v1/info"));
+  EXPECT_TRUE(info["model"]["supports"]["video"].get<bool>()) << info.dump();
+  EXPECT_EQ(body_of(s.client.Get("/sdapi/v1/options"))["sd_model_checkpoint"], "toy-video");
+
+  for (const std::string format : {"mp4", "webp"}) {
+    const auto created = post_json(s.client, "/genvis/v1/jobs",
+                                   {{"prompt", "a red circle moving right"}, {"frames", 5}, {"video_format", format}});
+    ASSERT_EQ(created->status, 202) << created->body;
+    const auto events = read_events(s.server.port(), "/genvis/v1/jobs/" + json::parse(created->body)["id"].get<std::string>() + "/events");
+    ASSERT_FALSE(events.empty());
+    ASSERT_EQ(events.back().first, "done") << events.back().second.dump();
+    const json video = events.back().second["video"];
+    EXPECT_EQ(video["mime"], format == "mp4" ? "video/mp4" : "image/webp");
+    const auto file = s.client.Get(video["url"].get<std::string>().c_str());
+    ASSERT_EQ(file->status, 200);
+    EXPECT_EQ(file->body.substr(format == "mp4" ? 4 : 8, 4), format == "mp4" ? "ftyp" : "WEBP");
+  }
+  // A1111's synchronous route makes images; for a video it points to the job API.
+  const auto sync = post_json(s.client, "/sdapi/v1/txt2img", {{"prompt", "x"}, {"frames", 5}});
+  EXPECT_EQ(sync->status, 400);
+  EXPECT_NE(json::parse(sync->body)["detail"].get<std::string>().find("/genvis/v1/jobs"), std::string::npos);
+  // Back to the image model.
+  EXPECT_EQ(post_json(s.client, "/sdapi/v1/options", {{"sd_model_checkpoint", "genvis-emoji-32"}})->status, 200);
+  EXPECT_FALSE(body_of(s.client.Get("/genvis/v1/info"))["model"]["supports"]["video"].get<bool>());
 }
 
 TEST_F(ServerTest, ApiKeyAndCors) {
