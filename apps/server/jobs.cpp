@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <openssl/rand.h>
 
@@ -212,7 +213,8 @@ JobQueue::~JobQueue() { shutdown(); }
 std::shared_ptr<Job> JobQueue::submit(JobInput input) {
   std::lock_guard lock(mutex_);
   if (stopping_) throw RuntimeError("the server is shutting down");
-  if (queue_.size() + (running_ ? 1 : 0) >= options_.depth) throw QueueFull(options_.depth);
+  if (queue_.size() + (running_ ? 1 : 0) >= options_.depth)
+    throw QueueFull(options_.depth, std::max(1, static_cast<int>(std::ceil(job_seconds_))));
   auto job = std::make_shared<Job>("job-" + std::to_string(next_id_++), std::move(input));
   job->status_.id = job->id();
   job->status_.created = unix_s();
@@ -242,11 +244,6 @@ size_t JobQueue::pending() const {
 void JobQueue::forget(const std::string& id) {
   std::lock_guard lock(mutex_);
   jobs_.erase(id);
-}
-
-double JobQueue::typical_job_seconds() const {
-  std::lock_guard lock(mutex_);
-  return job_seconds_;
 }
 
 void JobQueue::shutdown() {

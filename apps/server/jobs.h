@@ -128,8 +128,15 @@ std::string unguessable_name(const std::string& stem, const std::string& extensi
 
 class QueueFull : public std::runtime_error {
 public:
-  explicit QueueFull(size_t depth)
-      : std::runtime_error("the queue is full (" + std::to_string(depth) + " jobs); retry later") {}
+  QueueFull(size_t depth, int retry_after_s)
+      : std::runtime_error("the queue is full (" + std::to_string(depth) + " jobs); retry in about " +
+                           std::to_string(retry_after_s) + " s"),
+        retry_after_s_(retry_after_s) {}
+  // When one job will have finished: the running average of the jobs run so far (at least 1 s).
+  int retry_after_s() const { return retry_after_s_; }
+
+private:
+  int retry_after_s_;
 };
 
 struct JobQueueOptions {
@@ -137,7 +144,6 @@ struct JobQueueOptions {
   size_t keep_finished = 64;   // finished jobs kept for their results
   int64_t preview_every = 5;   // steps between previews (0: none)
   std::string output_dir;      // video files
-  double retry_after_s = 0;    // estimate of one job's time, for Retry-After (updated as jobs run)
 };
 
 class JobQueue {
@@ -149,8 +155,6 @@ public:
   std::shared_ptr<Job> running() const;
   size_t pending() const;  // queued + running
   void forget(const std::string& id);  // drop a finished job (a synchronous route read it)
-  // Seconds a new job would wait, estimated from the jobs run so far (for Retry-After).
-  double typical_job_seconds() const;
   // Stops taking jobs, cancels the queued ones and the running one (within one step), joins.
   void shutdown();
   const std::string& output_dir() const { return options_.output_dir; }

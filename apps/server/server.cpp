@@ -70,7 +70,7 @@ void guarded(httplib::Response& res, Api api, const std::function<void()>& handl
   } catch (const BadRequest& e) {
     send_error(res, api, e.status(), e.what(), e.field());
   } catch (const QueueFull& e) {
-    res.set_header("Retry-After", "5");
+    res.set_header("Retry-After", std::to_string(e.retry_after_s()));
     send_error(res, api, 429, e.what());
   } catch (const UsageError& e) {
     const BadRequest b = engine_error(e.what());

@@ -4,7 +4,9 @@
 #
 #   tests/server/run_node_tests.sh GENVIS_BINARY [SCREENSHOT_DIR]
 #
-# Starts GENVIS_BINARY serve on a free port of 127.0.0.1 with an API key, runs both test files
+# Trains a toy video model with `GENVIS_BINARY train video` (a few seconds), starts
+# GENVIS_BINARY serve on a free port of 127.0.0.1 with an API key, the built-in image model as the
+# start model and --models-dir holding the toy video model as `toy-video`, runs both test files
 # against it, stops it with SIGTERM (it must exit cleanly) and exits with the tests' status.
 # Exit 77 (skipped) when node >= 18, npm or Chromium are missing. Installs node/node_modules with
 # `npm ci` when it is missing or older than node/package-lock.json (needs the npm registry once).
@@ -81,9 +83,24 @@ if [[ ! -f $node_dir/node_modules/.package-lock.json || $node_dir/package-lock.j
   fi
 fi
 
+# ---- a toy video model (16x16, 5 frames natively, 2 training steps per stage) for the web UI's
+# video tests, listed by the server's --models-dir as `toy-video`
+cat >"$tmp/toy-video.json" <<'EOF'
+{"seed": 5, "dataset": {"name": "shapes-video", "resolution": 16, "size": 16}, "buckets": [{"frames": 5, "height": 16, "width": 16}], "tokenizer": {"vocab_size": 600}, "vae": {"config": {"base_dim": 8, "z_dim": 4, "dim_mult": [1, 2], "num_res_blocks": 1, "temperal_downsample": [true]}, "batch_size": 4, "train": {"steps": 2, "lr": 1e-3, "warmup_steps": 1}}, "transformer": {"config": {"patch_size": [1, 2, 2], "num_attention_heads": 2, "attention_head_dim": 8, "ffn_dim": 32, "freq_dim": 16, "num_layers": 1}}, "text_encoder": {"config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}}, "dit": {"batch_size": 4, "train": {"steps": 2, "lr": 1e-3, "warmup_steps": 1}}}
+EOF
+if ! nice -n 10 "$genvis" -q train video --config "$tmp/toy-video.json" --out "$tmp/toy-run" >"$tmp/train.log" 2>&1 \
+    || [[ ! -f $tmp/toy-run/model/model_index.json ]]; then
+  echo "error: training the toy video model failed:" >&2
+  cat "$tmp/train.log" >&2
+  exit 1
+fi
+mkdir -p "$tmp/models"
+ln -s "$tmp/toy-run/model" "$tmp/models/toy-video"
+
 # ---- server
 mkdir -p "$tmp/out"
-"$genvis" serve --host 127.0.0.1 --port 0 --api-key "$api_key" --output-dir "$tmp/out" >"$tmp/server.log" 2>&1 &
+"$genvis" serve --host 127.0.0.1 --port 0 --api-key "$api_key" --output-dir "$tmp/out" --models-dir "$tmp/models" \
+  >"$tmp/server.log" 2>&1 &
 server_pid=$!
 
 port=

@@ -300,7 +300,7 @@ TEST_F(ServerTest, BadRequestsAnswer4xxNamingTheField) {
                                                {{"prompt", "dog"}, {"steps", 150}, {"batch_size", 8}})->body)["id"];
   const auto full = post_json(s.client, "/genvis/v1/jobs", {{"prompt", "cat"}});
   EXPECT_EQ(full->status, 429);
-  EXPECT_FALSE(full->get_header_value("Retry-After").empty());
+  EXPECT_GE(std::atoi(full->get_header_value("Retry-After").c_str()), 1);
   s.client.Delete(("/genvis/v1/jobs/" + id).c_str());
   // The server is healthy afterwards.
   EXPECT_EQ(s.client.Get("/genvis/v1/info")->status, 200);
@@ -367,7 +367,9 @@ TEST_F(ServerTest, MutatedRequestsGetJsonAnswers) {
     const auto r = s.client.Post(path.c_str(), text, "application/json");
     ASSERT_TRUE(r) << path << " " << text;
     EXPECT_TRUE((r->status >= 200 && r->status < 300) || (r->status >= 400 && r->status < 500)) << r->status << " " << path << " " << text;
-    if (r->status >= 400) EXPECT_TRUE(json::accept(r->body)) << r->body;
+    if (r->status >= 400) {
+      EXPECT_TRUE(json::accept(r->body)) << r->body;
+    }
     ++answered;
   }
   // Multipart edits with parts missing, empty or not images.

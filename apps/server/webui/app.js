@@ -272,6 +272,8 @@ async function switchModel() {
     await api('POST', '/sdapi/v1/options', { sd_model_checkpoint: title });
     state.model = title;
     await loadInfo();
+    // Samplers and schedules belong to the model (a flow model has its own).
+    await Promise.all([loadSamplers(), loadSchedulers()]);
     applySupports();
     setStatus(`Loaded ${title}`, 'ok');
   } catch (err) {
