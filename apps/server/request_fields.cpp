@@ -123,7 +123,7 @@ json parse_object(const std::string& body) {
   json j;
   try {
     j = json::parse(body.empty() ? std::string("{}") : body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
     std::string what = e.what();
     if (const size_t colon = what.find("]: "); colon != std::string::npos) what = what.substr(colon + 3);
     throw BadRequest("the body is not valid JSON: " + what);

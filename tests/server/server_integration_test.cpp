@@ -273,6 +273,7 @@ TEST_F(ServerTest, BadRequestsAnswer4xxNamingTheField) {
   };
   check("/sdapi/v1/txt2img", "{\"prompt\": ", 400, "");
   check("/sdapi/v1/txt2img", "[1, 2]", 400, "");
+  check("/sdapi/v1/txt2img", R"({"prompt": "x", "steps": 1e400})", 400, "");  // out of double's range
   check("/sdapi/v1/txt2img", R"({"prompt": "x", "steps": "many"})", 400, "steps");
   check("/sdapi/v1/txt2img", R"({"prompt": "x", "steps": 1000})", 400, "steps");
   check("/sdapi/v1/txt2img", R"({"prompt": "x", "width": 100000})", 400, "width");
