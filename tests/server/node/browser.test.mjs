@@ -24,8 +24,9 @@ const VIDEO_MODEL = 'toy-video';  // the runner's --models-dir entry
 const VIDEO_PROMPT = 'a red circle moving right';
 // Frames of the video job the cancel test stops (150 steps), capped by #frames' max (the
 // server's max_frames). With 33 frames the toy model ran all 150 steps in about 1.1 s, close to
-// what the UI needs to see progress and cancel; 129 frames take about 3 s, and as the job is
-// cancelled within its first steps they cost the test nothing.
+// what the UI needs to see progress and cancel; 129 frames take about 3 s, still too short once
+// (the job ended before the click), so the test also asks for a batch of 8. As the job is
+// cancelled within its first steps this costs the test nothing.
 const LONG_VIDEO_FRAMES = 129;
 
 // Waits until the UI leaves "running" and returns the final state with the status line.
@@ -227,6 +228,9 @@ test('web UI: generate, show the result, cancel a long job; the same with a vide
     if (frames % 2 === 0) frames -= 1;  // the toy model makes 1 + 2k frames
     await page.fill('#frames', String(frames));
     await page.fill('#steps', '150');
+    // A batch of 8 makes the job long enough (about 25 s on 2 quiet cores) that it is still running
+    // when the click lands; one clip alone took about 3 s and once finished before it.
+    await page.fill('#batch_size', '8');
     const started = Date.now();
     await page.click('#generate');
     const progress = await progressShown(page, 120_000);
@@ -240,6 +244,7 @@ test('web UI: generate, show the result, cancel a long job; the same with a vide
     assert.equal(await page.locator('#gallery .result').count(), before, 'a cancelled job adds no result');
     assert.ok(await page.isEnabled('#generate'), 'Generate is enabled again');
     assert.ok(await page.isDisabled('#cancel'), 'Cancel is disabled again');
+    await page.fill('#batch_size', '');
   });
 
   await t.test('switching back to the built-in model', async () => {
