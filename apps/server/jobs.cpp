@@ -3,8 +3,6 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/log.h"
-#include "io/image.h"
-#include "io/image_tensor.h"
 #include "pipelines/common/output.h"
 #include "pipelines/registry.h"
 #include "pipelines/shipped_models.h"
@@ -29,21 +27,15 @@ double unix_s() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-CheckpointEntry entry_for(const std::string& path) {
+// `hash`: the file's model hash ("" for folders).
+CheckpointEntry entry_for(const std::string& path, std::string hash) {
   CheckpointEntry e;
   e.path = path;
   const fs::path p(path);
   e.name = p.has_stem() ? p.stem().string() : p.parent_path().filename().string();
-  if (fs::is_regular_file(p)) e.hash = model_hash(path);
+  e.hash = std::move(hash);
   e.title = e.hash.empty() ? e.name : e.name + " [" + e.hash + "]";
   return e;
-}
-
-// Encodes one image sample [3,H,W] in [0,1] as a PNG with the infotext, as write_result does.
-std::string png_of(const at::Tensor& image, const io::GenerationParameters* p) {
-  io::PngText text;
-  if (p) text.emplace_back(io::kInfotextKey, io::format_infotext(*p));
-  return io::encode_png(io::tensor_to_image(image * 2 - 1), text);
 }
 
 // The same file or folder (a link in --models-dir to the start model is the start model).
@@ -70,7 +62,8 @@ ModelHost::ModelHost(ModelHostOptions options) : options_(std::move(options)) {
   if (options_.source.model.empty() && options_.source.unet.empty()) options_.source.model = pipelines::find_default_model();
   if (!options_.models_dir.empty() && !fs::is_directory(options_.models_dir))
     throw UsageError("--models-dir " + options_.models_dir + " is not a folder");
-  start_ = current_ = entry_for(options_.source.model.empty() ? options_.source.unet : options_.source.model);
+  const std::string start = options_.source.model.empty() ? options_.source.unet : options_.source.model;
+  start_ = current_ = entry_for(start, hash_of(start));
   pipeline_ = pipelines::load_pipeline(options_.source);
   info_ = pipeline_->info();
   refresh();
@@ -84,12 +77,27 @@ void ModelHost::refresh() {
       const std::string ext = p.extension().string();
       const bool folder = entry.is_directory() && (fs::exists(p / "model_index.json") || fs::exists(p / "config.json"));
       const bool file = entry.is_regular_file() && (ext == ".safetensors" || ext == ".ckpt");
-      if (folder || file) found.push_back(entry_for(p.string()));
+      if (folder || file) found.push_back(entry_for(p.string(), hash_of(p.string())));
     }
     std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   }
   std::lock_guard lock(meta_mutex_);
   listed_ = std::move(found);
+}
+
+std::string ModelHost::hash_of(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return "";
+  // A checkpoint is hashed once (gigabytes each); again only when its size or time changes.
+  const std::string stamp = std::to_string(fs::file_size(path, ec)) + ":" +
+                            std::to_string(fs::last_write_time(path, ec).time_since_epoch().count());
+  std::lock_guard lock(hash_mutex_);
+  auto& [seen, hash] = hashes_[fs::absolute(path).string()];
+  if (seen != stamp || hash.empty()) {
+    hash = model_hash(path);
+    seen = stamp;
+  }
+  return hash;
 }
 
 std::vector<CheckpointEntry> ModelHost::checkpoints() const {
@@ -144,6 +152,8 @@ pipelines::Result ModelHost::generate(const pipelines::Request& r, const pipelin
   return pipeline_->generate(r, c);
 }
 
+bool finished_state(JobState s) { return s == JobState::Done || s == JobState::Failed || s == JobState::Cancelled; }
+
 const char* state_name(JobState s) {
   switch (s) {
     case JobState::Queued: return "queued";
@@ -162,25 +172,18 @@ JobStatus Job::status() const {
   return s;
 }
 
-bool Job::finished() const {
-  const JobState s = status().state;
-  return s == JobState::Done || s == JobState::Failed || s == JobState::Cancelled;
-}
+bool Job::finished() const { return finished_state(status().state); }
 
 int64_t Job::wait_change(int64_t version, double timeout_s) const {
   std::unique_lock lock(mutex_);
-  changed_.wait_for(lock, std::chrono::duration<double>(timeout_s), [&] {
-    return version_ != version || status_.state == JobState::Done || status_.state == JobState::Failed ||
-           status_.state == JobState::Cancelled;
-  });
+  changed_.wait_for(lock, std::chrono::duration<double>(timeout_s),
+                    [&] { return version_ != version || finished_state(status_.state); });
   return version_;
 }
 
 void Job::wait() const {
   std::unique_lock lock(mutex_);
-  changed_.wait(lock, [&] {
-    return status_.state == JobState::Done || status_.state == JobState::Failed || status_.state == JobState::Cancelled;
-  });
+  changed_.wait(lock, [&] { return finished_state(status_.state); });
 }
 
 std::string Job::preview_png() const {
@@ -322,7 +325,7 @@ void JobQueue::run(Job& job) {
   callbacks.on_preview = [&](int64_t, const at::Tensor& samples) {
     at::Tensor first = samples[0].to(at::kFloat).clamp(0, 1);
     if (first.dim() == 4) first = first.select(1, 0);  // a video: its first frame
-    std::string png = png_of(first, nullptr);
+    std::string png = pipelines::encode_sample_png(first, nullptr);
     {
       std::lock_guard lock(job.mutex_);
       job.preview_ = std::move(png);
@@ -344,7 +347,7 @@ void JobQueue::run(Job& job) {
         if (p && p->seed) out->seeds.push_back(*p->seed);
         out->infotexts.push_back(p ? io::format_infotext(*p) : "");
         if (out->pngs.empty() && out->video_file.empty() && p) out->first = *p;
-        if (!result.is_video()) out->pngs.push_back(png_of(result.samples[i], p));
+        if (!result.is_video()) out->pngs.push_back(pipelines::encode_sample_png(result.samples[i], p));
       }
       out->width = result.samples.size(-1);
       out->height = result.samples.size(-2);
@@ -374,17 +377,14 @@ void JobQueue::run(Job& job) {
       s.state = JobState::Cancelled;
       s.error = "cancelled";
     });
-  } catch (const UsageError& e) {  // a request the model cannot serve
+  } catch (const Error& e) {
+    // A request the model cannot serve (Usage) or a LoRA/embedding the prompt names (Load) is the
+    // client's; anything else (Runtime) is the engine's.
+    if (e.kind() == ErrorKind::Runtime) log_warn(std::string("job ") + job.id() + " failed: " + e.what());
     job.update([&](JobStatus& s) {
       s.state = JobState::Failed;
       s.error = e.what();
-      s.error_status = 400;
-    });
-  } catch (const LoadError& e) {  // a LoRA or embedding the prompt names
-    job.update([&](JobStatus& s) {
-      s.state = JobState::Failed;
-      s.error = e.what();
-      s.error_status = 400;
+      s.error_status = e.kind() == ErrorKind::Runtime ? 500 : 400;
     });
   } catch (const std::exception& e) {
     log_warn(std::string("job ") + job.id() + " failed: " + e.what());

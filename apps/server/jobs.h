@@ -49,7 +49,11 @@ public:
   pipelines::Result generate(const pipelines::Request& r, const pipelines::Callbacks& c);
 
 private:
+  // A file's model hash, from hashes_ unless the file changed; "" for a folder.
+  std::string hash_of(const std::string& path);
   ModelHostOptions options_;
+  std::mutex hash_mutex_;
+  std::map<std::string, std::pair<std::string, std::string>> hashes_;  // path -> (size:mtime, hash)
   std::unique_ptr<pipelines::Pipeline> pipeline_;  // guarded by pipeline_mutex_
   std::mutex pipeline_mutex_;
   mutable std::mutex meta_mutex_;  // guards the fields below
@@ -60,6 +64,7 @@ private:
 
 enum class JobState { Queued, Running, Done, Failed, Cancelled };
 const char* state_name(JobState s);
+bool finished_state(JobState s);  // done, failed or cancelled
 
 struct JobInput {
   pipelines::Request request;

@@ -1,6 +1,7 @@
 #include "pipelines/common/output.h"
 
 #include "core/error.h"
+#include "core/file.h"
 #include "io/image.h"
 #include "io/image_tensor.h"
 #include "io/video.h"
@@ -59,6 +60,12 @@ void register_video_writer(const std::string& extension, VideoWriter writer) {
   w.by_extension[lower(extension)] = std::move(writer);
 }
 
+std::string encode_sample_png(const at::Tensor& image, const io::GenerationParameters* parameters) {
+  io::PngText text;
+  if (parameters) text.emplace_back(io::kInfotextKey, io::format_infotext(*parameters));
+  return io::encode_png(io::tensor_to_image(image * 2 - 1), text);
+}
+
 std::vector<std::string> write_result(const Result& result, const OutputOptions& options) {
   if (!result.samples.defined() || (result.samples.dim() != 4 && result.samples.dim() != 5) || result.samples.size(1) != 3)
     throw RuntimeError("write_result: samples must be [B,3,H,W] or [B,3,T,H,W]");
@@ -88,9 +95,7 @@ std::vector<std::string> write_result(const Result& result, const OutputOptions&
     if (video) {
       video(path, result.samples[i], options.fps, p);
     } else {
-      io::PngText text;
-      if (!result.parameters.empty()) text.emplace_back(io::kInfotextKey, io::format_infotext(p));
-      io::write_png(path, io::tensor_to_image(result.samples[i] * 2 - 1), text);
+      write_file_atomic(path, encode_sample_png(result.samples[i], result.parameters.empty() ? nullptr : &p));
     }
     written.push_back(path);
   }

@@ -22,6 +22,10 @@ struct OutputOptions {
 // DIR-i/).
 std::string output_path(const std::string& path, int64_t i, int64_t n);
 
+// One image sample [3,H,W] in [0,1] as PNG bytes, with the `parameters` chunk when `parameters`
+// is given: what write_result writes for an image, for callers that send it elsewhere (the server).
+std::string encode_sample_png(const at::Tensor& image, const io::GenerationParameters* parameters);
+
 // Writes each sample (images always as PNG, whatever the extension); returns the files written.
 // UsageError for a video without a writer for the path's extension.
 std::vector<std::string> write_result(const Result& result, const OutputOptions& options);
