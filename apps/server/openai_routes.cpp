@@ -130,17 +130,15 @@ void add_openai_routes(Server::State& state) {
       body["init_images"] = {base64_encode(image)};
       body["denoising_strength"] = 1.0;
       JobInput in = a1111_job(body, s.context(/*drop_unsupported=*/true));
-      if (req.has_file("mask")) {
-        at::Tensor mask = openai_mask(req.get_file_value("mask").content, s.options.limits);
+      // The mask file, else the image's own transparency (as OpenAI), at the init image's size.
+      at::Tensor mask;
+      if (req.has_file("mask")) mask = openai_mask(req.get_file_value("mask").content, s.options.limits);
+      else if (decoded.has_alpha()) mask = openai_mask(image, s.options.limits);
+      if (mask.defined()) {
         const auto& init = in.request.init_image;
         if (mask.size(2) != init.size(2) || mask.size(3) != init.size(3))
           mask = at::upsample_nearest2d(mask, {init.size(2), init.size(3)});
         in.request.mask = mask;
-      } else if (decoded.has_alpha()) {
-        in.request.mask = openai_mask(image, s.options.limits);
-        const auto& init = in.request.init_image;
-        if (in.request.mask.size(2) != init.size(2) || in.request.mask.size(3) != init.size(3))
-          in.request.mask = at::upsample_nearest2d(in.request.mask, {init.size(2), init.size(3)});
       }
       check_limits(in, s.context(true));
       answer(s, req, res, r, std::move(in));
