@@ -282,9 +282,19 @@ void JobQueue::work() {
         queue_[i]->update([&](JobStatus& s) { s.queue_position = static_cast<int64_t>(i) + 1; });
     }
     const double t0 = now_s();
-    run(*job);
+    const auto terminal = run(*job);
+    // The job leaves the queue before its waiters learn it finished, so a client that got its
+    // answer sees a queue without it.
     std::lock_guard lock(mutex_);
     running_.reset();
+    const double started = [&] {
+      std::lock_guard job_lock(job->mutex_);
+      return job->started_;
+    }();
+    job->update([&](JobStatus& s) {
+      terminal(s);
+      s.elapsed = started > 0 ? now_s() - started : 0;
+    });
     const double took = now_s() - t0;
     job_seconds_ = job_seconds_ == 0 ? took : 0.7 * job_seconds_ + 0.3 * took;
     finished_order_.push_back(job->id());
@@ -295,11 +305,8 @@ void JobQueue::work() {
   }
 }
 
-void JobQueue::run(Job& job) {
-  if (job.cancel_requested()) {
-    job.update([](JobStatus& s) { s.state = JobState::Cancelled; });
-    return;
-  }
+std::function<void(JobStatus&)> JobQueue::run(Job& job) {
+  if (job.cancel_requested()) return [](JobStatus& s) { s.state = JobState::Cancelled; };
   {
     std::lock_guard lock(job.mutex_);
     job.started_ = now_s();
@@ -367,35 +374,33 @@ void JobQueue::run(Job& job) {
       std::lock_guard lock(job.mutex_);
       job.output_ = out;
     }
-    job.update([](JobStatus& s) {
+    return [](JobStatus& s) {
       s.state = JobState::Done;
       s.step = s.total;
       s.eta = 0;
-    });
+    };
   } catch (const pipelines::Cancelled&) {
-    job.update([](JobStatus& s) {
+    return [](JobStatus& s) {
       s.state = JobState::Cancelled;
       s.error = "cancelled";
-    });
+    };
   } catch (const Error& e) {
     // A request the model cannot serve (Usage) or a LoRA/embedding the prompt names (Load) is the
     // client's; anything else (Runtime) is the engine's.
     if (e.kind() == ErrorKind::Runtime) log_warn(std::string("job ") + job.id() + " failed: " + e.what());
-    job.update([&](JobStatus& s) {
+    return [error = std::string(e.what()), status = e.kind() == ErrorKind::Runtime ? 500 : 400](JobStatus& s) {
       s.state = JobState::Failed;
-      s.error = e.what();
-      s.error_status = e.kind() == ErrorKind::Runtime ? 500 : 400;
-    });
+      s.error = error;
+      s.error_status = status;
+    };
   } catch (const std::exception& e) {
     log_warn(std::string("job ") + job.id() + " failed: " + e.what());
-    job.update([&](JobStatus& s) {
+    return [error = std::string(e.what())](JobStatus& s) {
       s.state = JobState::Failed;
-      s.error = e.what();
+      s.error = error;
       s.error_status = 500;
-    });
+    };
   }
-  std::lock_guard lock(job.mutex_);
-  job.status_.elapsed = now_s() - job.started_;
 }
 
 }  // namespace genvis::server

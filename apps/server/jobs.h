@@ -166,7 +166,8 @@ public:
 
 private:
   void work();
-  void run(Job& job);
+  // Runs one job and returns the update that gives it its terminal state (applied by the worker).
+  std::function<void(JobStatus&)> run(Job& job);
   ModelHost& host_;
   JobQueueOptions options_;
   mutable std::mutex mutex_;
