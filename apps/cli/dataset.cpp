@@ -47,7 +47,7 @@ void run_video_dataset(const Options& o, bool info, bool exporter) {
     for (int64_t i = o.start; i < n && written < o.count; ++i) {
       const data::VideoSample c = clips->get(static_cast<size_t>(i));
       if (!o.grep.empty() && c.caption.find(o.grep) == std::string::npos) continue;
-      char stem[16];
+      char stem[24];
       std::snprintf(stem, sizeof(stem), "%04lld", static_cast<long long>(written++));
       const auto base = (std::filesystem::path(o.out_dir) / stem).string();
       std::vector<at::Tensor> frames;
@@ -146,7 +146,7 @@ Command add_dataset_command(CLI::App& app) {
       for (size_t i = static_cast<size_t>(o->start); i < dataset->size() && written < o->count; ++i) {
         const data::Sample s = dataset->get(i);
         if (!o->grep.empty() && s.caption.find(o->grep) == std::string::npos) continue;
-        char stem[16];
+        char stem[24];
         std::snprintf(stem, sizeof(stem), "%04lld", static_cast<long long>(written++));
         const auto base = std::filesystem::path(o->out_dir) / stem;
         io::write_png(base.string() + ".png", s.image.to_8bit().with_channels(3));

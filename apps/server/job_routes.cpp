@@ -1,6 +1,7 @@
 // genvis' own API: asynchronous jobs with progress events, the model's description, served files,
 // and the web UI's static files.
 #include "routes.h"
+#include "webui_assets.h"
 
 #include "core/file.h"
 
@@ -11,15 +12,6 @@ namespace genvis::server {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-// The web UI, embedded at build time (webui_assets.cpp, generated from apps/server/webui/).
-struct WebAsset {
-  const char* path;
-  const char* mime;
-  const char* content;
-};
-extern const WebAsset kWebAssets[];
-extern const size_t kWebAssetCount;
 
 namespace {
 
@@ -117,7 +109,8 @@ void add_job_routes(Server::State& state) {
         if (!sink.is_writable()) return false;  // the client went away: the job goes on
         const JobStatus st = job->status();
         std::string out;
-        if (*version == seen && !job->finished()) {
+        const bool finished = finished_state(st.state);  // from this snapshot, not a later read
+        if (*version == seen && !finished) {
           out = ": keep-alive\n\n";
         } else {
           json data = status_json(st);
@@ -127,7 +120,7 @@ void add_job_routes(Server::State& state) {
           }
           out = sse("progress", data);
         }
-        if (job->finished()) {
+        if (finished) {
           if (st.state == JobState::Done) out += sse("done", result_json(*job));
           else out += sse(st.state == JobState::Cancelled ? "cancelled" : "error", status_json(st));
           sink.write(out.data(), out.size());

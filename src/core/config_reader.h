@@ -133,4 +133,7 @@ nlohmann::json section(const nlohmann::json& j, const char* key);
 // too large or not valid JSON.
 nlohmann::json read_file(const std::string& path, size_t max_bytes = size_t{16} << 20);
 
+// The size limit for a model's config.json (a larger one is not a config).
+inline constexpr size_t kMaxModelConfigBytes = size_t{1} << 20;
+
 }  // namespace genvis::config

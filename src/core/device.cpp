@@ -1,24 +1,15 @@
 #include "core/device.h"
 
 #include "core/error.h"
+#include "core/text.h"
 #include "core/torch_compat.h"
 
 #include <algorithm>
 #include <cctype>
 
 namespace genvis {
-namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
-
-}  // namespace
-
 std::optional<c10::Device> parse_device(std::string_view text) {
-  const std::string s = lower(text);
+  const std::string s = ascii_lower(text);
   if (s == "auto" || s.empty()) return std::nullopt;
   if (s == "cpu") return c10::Device(c10::kCPU);
   if (s == "cuda" || s == "gpu") return c10::Device(c10::kCUDA, 0);
@@ -31,7 +22,7 @@ std::optional<c10::Device> parse_device(std::string_view text) {
 }
 
 std::optional<c10::ScalarType> parse_dtype(std::string_view text) {
-  const std::string s = lower(text);
+  const std::string s = ascii_lower(text);
   if (s == "auto" || s.empty()) return std::nullopt;
   if (s == "f32" || s == "fp32" || s == "float32" || s == "float") return c10::kFloat;
   if (s == "bf16" || s == "bfloat16") return c10::kBFloat16;

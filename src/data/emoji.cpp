@@ -1,5 +1,6 @@
 #include "data/emoji.h"
 
+#include "core/text.h"
 #include "io/utf8.h"
 
 #include "core/error.h"
@@ -38,17 +39,6 @@ const std::array<const char*, 9> kNoFlipSubgroups = {
 const std::array<const char*, 16> kNoFlipWords = {
     "arrow", "flag", "keycap", "left", "right", "Japanese", "letter", "check", "hundred", "ZZZ",
     "ATM", "copyright", "registered", "trade mark", "dollar", "stop sign"};
-
-std::string trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // "kiss: woman, man, light skin tone, dark skin tone" -> base "kiss: woman, man",
 // tones "light skin tone, dark skin tone". Names without skin tones are their own base.
@@ -202,10 +192,9 @@ std::vector<EmojiEntry> parse_emoji_test(const std::string& path) {
   return entries;
 }
 
-namespace {
-
 // A FreeType face at the font's colour strike, and a HarfBuzz font over it. FreeType faces are
-// not thread-safe: one thread at a time (EmojiDataset::Font lends them out).
+// not thread-safe: one thread at a time (EmojiDataset::Font lends them out). Not in an anonymous
+// namespace, as EmojiDataset::Font (external linkage) holds them.
 struct FontFace {
   FT_Library library = nullptr;
   FT_Face face = nullptr;
@@ -274,8 +263,6 @@ struct FontFace {
     return out;
   }
 };
-
-}  // namespace
 
 // A pool of faces so that get() runs in parallel (FreeType decodes the glyph PNGs): a thread
 // borrows an idle face or opens a new one, and returns it when done.

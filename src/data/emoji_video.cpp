@@ -34,7 +34,7 @@ double sample(const io::Image& src, double x, double y, int c, double background
 }
 
 // The glyph image `src` (a square on the background) placed on a resolution^2 frame.
-io::Image place(const io::Image& src, const Placement& p, int resolution, const std::array<uint8_t, 3>& bg) {
+io::Image place_glyph(const io::Image& src, const Placement& p, int resolution, const std::array<uint8_t, 3>& bg) {
   io::Image out = io::Image::blank(resolution, resolution, 3);
   const double r = resolution, side = p.side * r, cx = p.cx * r, cy = p.cy * r;
   const double a = p.degrees * kPi / 180, ca = std::cos(a), sa = std::sin(a);
@@ -168,7 +168,7 @@ VideoSample EmojiVideo::get(size_t index) const {
     p.side = from.side + (to.side - from.side) * f;
     p.degrees = from.degrees + (to.degrees - from.degrees) * f;
     p.partner = other && (t / period) % 2 == 1;
-    clip.frames.push_back(place(p.partner ? other->image : glyph.image, p, options_.resolution, options_.background));
+    clip.frames.push_back(place_glyph(p.partner ? other->image : glyph.image, p, options_.resolution, options_.background));
     const double r = options_.resolution;
     clip.meta["frames"].push_back({{"x", p.cx * r},
                                    {"y", p.cy * r},

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "data/folder.h"
+#include "data/splitmix.h"
 
 #include <zlib.h>
 
@@ -98,14 +99,6 @@ std::vector<uint8_t> read_idx(const std::string& path, uint32_t magic, size_t he
   return data;
 }
 
-// splitmix64 finaliser: a well-mixed hash of one 64-bit value.
-uint64_t mix64(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 bool starts_with_vowel(const char* s) {
   char c = s[0];
   return c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u';
@@ -183,7 +176,7 @@ std::string FashionMnistDataset::caption_for(int label, bool test_source, size_t
                                              size_t* template_out) {
   if (label < 0 || label >= static_cast<int>(kFashionMnistClasses.size()))
     throw UsageError("fashion-mnist: label " + std::to_string(label) + " is not a class (0..9)");
-  const uint64_t h = mix64((static_cast<uint64_t>(test_source) << 40) ^ source_index);
+  const uint64_t h = mix64(((static_cast<uint64_t>(test_source) << 40) ^ source_index) + 0x9E3779B97F4A7C15ull);
   const size_t k = h % kFashionMnistTemplates.size();
   if (template_out) *template_out = k;
   const char* noun = kFashionMnistCaptionNames[label];

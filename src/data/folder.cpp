@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/text.h"
 
 #include <algorithm>
 #include <cctype>
@@ -65,17 +66,6 @@ uint64_t splitmix64(uint64_t& state) {
   return z ^ (z >> 31);
 }
 double uniform01(uint64_t& state) { return static_cast<double>(splitmix64(state) >> 11) * 0x1.0p-53; }
-
-std::string trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
-}
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 // 8-bit RGB: alpha composited over white, gray replicated.
 io::Image to_rgb8(const io::Image& decoded) {
@@ -232,7 +222,7 @@ FolderDataset::FolderDataset(FolderOptions options) : options_(std::move(options
       if (it->is_directory(ec)) it.disable_recursion_pending();
       continue;
     }
-    if (it->is_regular_file(ec) && lower(p.extension().string()) == ".png")
+    if (it->is_regular_file(ec) && ascii_lower(p.extension().string()) == ".png")
       files.push_back(fs::relative(p, options_.path, ec).generic_string());
   }
   std::sort(files.begin(), files.end());
@@ -312,7 +302,7 @@ Sample FolderDataset::get(size_t index) const {
 }
 
 bool FolderDataset::caption_mentions_side(const std::string& caption) {
-  const std::string text = lower(caption);
+  const std::string text = ascii_lower(caption);
   for (const char* word : {"left", "right"})
     for (size_t pos = text.find(word); pos != std::string::npos; pos = text.find(word, pos + 1))
       if (pos == 0 || !std::isalpha(static_cast<unsigned char>(text[pos - 1]))) return true;

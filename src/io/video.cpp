@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/text.h"
 #include "io/image.h"
 #include "io/video_internal.h"
 
@@ -22,11 +23,6 @@ namespace {
 
 constexpr const char* kFpsKey = "fps";  // PNG text chunk of frames folders
 constexpr int kMaxWriteSide = 16383;    // WebP's limit; H.264 levels end below it too
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
 
 bool ends_with_slash(const std::string& path) { return !path.empty() && path.back() == '/'; }
 
@@ -79,7 +75,7 @@ std::vector<std::string> png_files_in(const std::string& dir) {
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    if (name.size() > 4 && lower(name.substr(name.size() - 4)) == ".png" && it->is_regular_file()) names.push_back(name);
+    if (name.size() > 4 && ascii_lower(name.substr(name.size() - 4)) == ".png" && it->is_regular_file()) names.push_back(name);
   }
   if (ec) throw LoadError(dir, "cannot list the folder: " + ec.message());
   std::sort(names.begin(), names.end(), natural_less);
@@ -204,7 +200,7 @@ void check_exists(const std::string& path) {
 VideoFormat video_format_for_path(const std::string& path) {
   if (path.empty()) throw UsageError("video output path is empty");
   if (ends_with_slash(path)) return VideoFormat::Frames;
-  const std::string ext = lower(fs::path(path).extension().string());
+  const std::string ext = ascii_lower(fs::path(path).extension().string());
   if (ext.empty()) return VideoFormat::Frames;
   if (ext == ".mp4") return VideoFormat::MP4;
   if (ext == ".webp") return VideoFormat::WebP;

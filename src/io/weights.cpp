@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/text.h"
 #include "core/torch_compat.h"
 #include "io/safetensors.h"
 #include "io/torch_checkpoint.h"
@@ -45,10 +46,6 @@ std::vector<std::pair<std::string, at::Tensor>> WeightReader::load_all(std::opti
 }
 
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 std::string read_prefix(const std::string& path, size_t n) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

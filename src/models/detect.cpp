@@ -1,5 +1,6 @@
 #include "models/detect.h"
 
+#include "core/text.h"
 #include "models/clip_vision/clip_vision_original_keys.h"
 #include "models/umt5/umt5_original_keys.h"
 #include "models/wan/wan_original_keys.h"
@@ -10,7 +11,6 @@
 namespace genvis::models {
 namespace {
 
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 bool contains(const std::string& s, const std::string& p) { return s.find(p) != std::string::npos; }
 
 class Names {

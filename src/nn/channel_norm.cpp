@@ -14,10 +14,8 @@ namespace {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's own avx512fintrin.h (_mm512_undefined_*)
 
-GENVIS_AVX512 inline __m512 load(const float* p, __mmask16 m) { return cpu::load_f32(p, m); }
-GENVIS_AVX512 inline __m512 load(const uint16_t* p, __mmask16 m) { return cpu::load_bf16(p, m); }
-GENVIS_AVX512 inline void store(float* p, __m512 v, __mmask16 m) { cpu::store_f32(p, v, m); }
-GENVIS_AVX512 inline void store(uint16_t* p, __m512 v, __mmask16 m) { cpu::store_bf16(p, v, m); }
+using cpu::load;
+using cpu::store;
 
 constexpr int64_t kPositions = 512;  // positions per work item: C rows of them stay in L2 between the passes
 

@@ -79,6 +79,11 @@ GENVIS_AVX512 inline void store_bf16(uint16_t* p, __m512 v, __mmask16 m = 0xFFFF
 }
 GENVIS_AVX512 inline __m512 load_f32(const float* p, __mmask16 m = 0xFFFF) { return _mm512_maskz_loadu_ps(m, p); }
 GENVIS_AVX512 inline void store_f32(float* p, __m512 v, __mmask16 m = 0xFFFF) { _mm512_mask_storeu_ps(p, m, v); }
+// The same by storage type, for kernels templated on f32 / bf16 (bf16 as its 16 bits).
+GENVIS_AVX512 inline __m512 load(const float* p, __mmask16 m) { return load_f32(p, m); }
+GENVIS_AVX512 inline __m512 load(const uint16_t* p, __mmask16 m) { return load_bf16(p, m); }
+GENVIS_AVX512 inline void store(float* p, __m512 v, __mmask16 m) { store_f32(p, v, m); }
+GENVIS_AVX512 inline void store(uint16_t* p, __m512 v, __mmask16 m) { store_bf16(p, v, m); }
 
 inline __mmask16 tail_mask(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
 

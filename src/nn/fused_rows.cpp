@@ -39,11 +39,8 @@ bool kernel_ok(const at::Tensor& x) {
          (x.dim() == 2 || x.dim() == 3) && x.numel() > 0 && !needs_grad(x);
 }
 
-// f32 storage as is, bf16 as its 16 bits.
-GENVIS_AVX512 inline __m512 load(const float* p, __mmask16 m) { return cpu::load_f32(p, m); }
-GENVIS_AVX512 inline __m512 load(const uint16_t* p, __mmask16 m) { return cpu::load_bf16(p, m); }
-GENVIS_AVX512 inline void store(float* p, __m512 v, __mmask16 m) { cpu::store_f32(p, v, m); }
-GENVIS_AVX512 inline void store(uint16_t* p, __m512 v, __mmask16 m) { cpu::store_bf16(p, v, m); }
+using cpu::load;
+using cpu::store;
 
 template <typename T>
 T* ptr(const at::Tensor& t) {

@@ -15,11 +15,8 @@ namespace {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's own avx512fintrin.h (_mm512_undefined_*)
 
-// Element access for the two storage types: f32 as is, bf16 as its 16 bits.
-GENVIS_AVX512 inline __m512 load(const float* p, __mmask16 m) { return cpu::load_f32(p, m); }
-GENVIS_AVX512 inline __m512 load(const uint16_t* p, __mmask16 m) { return cpu::load_bf16(p, m); }
-GENVIS_AVX512 inline void store(float* p, __m512 v, __mmask16 m) { cpu::store_f32(p, v, m); }
-GENVIS_AVX512 inline void store(uint16_t* p, __m512 v, __mmask16 m) { cpu::store_bf16(p, v, m); }
+using cpu::load;
+using cpu::store;
 
 constexpr int64_t kPixelBlock = 256;  // pixels summed in f32 before the double accumulation
 

@@ -1,6 +1,7 @@
 #include "pipelines/pipeline.h"
 
 #include "core/progress.h"
+#include "core/shape.h"
 #include "schedulers/registry.h"
 
 #include <algorithm>
@@ -16,7 +17,6 @@ std::string join(const std::vector<std::string>& items, const std::string& sep =
   return s;
 }
 
-std::string sizes_of(const at::Tensor& t) { return c10::str(t.sizes()); }
 
 }  // namespace
 
@@ -100,11 +100,11 @@ Request complete_request(const PipelineInfo& info, const Request& request) {
   if (!r.prompts.empty() && static_cast<int64_t>(r.prompts.size()) != r.batch)
     refuse("prompts", std::to_string(r.prompts.size()) + " prompts for a 'batch' of " + std::to_string(r.batch));
   if (r.init_image.defined() && (r.init_image.dim() != 4 || r.init_image.size(0) != 1 || r.init_image.size(1) != 3))
-    refuse("init_image", "must be an image tensor [1,3,H,W] (got " + sizes_of(r.init_image) + ")");
+    refuse("init_image", "must be an image tensor [1,3,H,W] (got " + shape_of(r.init_image) + ")");
   if (r.init_video.defined() && (r.init_video.dim() != 5 || r.init_video.size(0) != 1 || r.init_video.size(1) != 3))
-    refuse("init_video", "must be a video tensor [1,3,T,H,W] (got " + sizes_of(r.init_video) + ")");
+    refuse("init_video", "must be a video tensor [1,3,T,H,W] (got " + shape_of(r.init_video) + ")");
   if (r.mask.defined() && (r.mask.dim() != 4 || r.mask.size(0) != 1 || r.mask.size(1) != 1))
-    refuse("mask", "must be a single-channel image tensor [1,1,H,W] (got " + sizes_of(r.mask) + ")");
+    refuse("mask", "must be a single-channel image tensor [1,1,H,W] (got " + shape_of(r.mask) + ")");
   if (r.strength && !(*r.strength > 0 && *r.strength <= 1)) refuse("strength", "must be in (0, 1]");
   if (r.num_frames && *r.num_frames < 1) refuse("num_frames", "must be >= 1");
   if (r.lora_mode != "merge" && r.lora_mode != "on-the-fly") refuse("lora_mode", "must be merge or on-the-fly");

@@ -1,5 +1,6 @@
 #include "pipelines/registry.h"
 
+#include "core/config_reader.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "io/weights.h"
@@ -17,14 +18,6 @@
 namespace genvis::pipelines {
 
 namespace {
-
-nlohmann::json read_json(const std::string& path) {
-  try {
-    return nlohmann::json::parse(read_text_file(path, 16 << 20));
-  } catch (const nlohmann::json::exception& e) {
-    throw LoadError(path, std::string("not valid JSON: ") + e.what());
-  }
-}
 
 // The built-in families: one line each.
 std::vector<PipelineRegistration> builtin_pipelines() {
@@ -101,7 +94,7 @@ std::string pipeline_class_of(const ModelSource& source) {
     const std::string wan_config = (fs::path(source.model) / "config.json").string();
     if (!file_exists(index) && file_exists(wan_config)) {
       // The Wan 2.1 release's folder: its transformer's config names WanModel and the task.
-      const nlohmann::json j = read_json(wan_config);
+      const nlohmann::json j = config::read_file(wan_config);
       if (j.is_object() && j.value("_class_name", "") == "WanModel")
         return j.value("model_type", "t2v") == "i2v" ? "WanImageToVideoPipeline" : "WanPipeline";
     }
@@ -109,7 +102,7 @@ std::string pipeline_class_of(const ModelSource& source) {
       // A folder of components without an index: Stable Diffusion's loader says what is missing.
       return "StableDiffusionPipeline";
     }
-    const nlohmann::json j = read_json(index);
+    const nlohmann::json j = config::read_file(index);
     if (!j.is_object() || !j.contains("_class_name") || !j["_class_name"].is_string())
       throw LoadError(index, "_class_name", "missing (the pipeline class, e.g. StableDiffusionPipeline)");
     return j["_class_name"].get<std::string>();

@@ -1,5 +1,6 @@
 #include "pipelines/stable_diffusion.h"
 
+#include "core/config_reader.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/progress.h"
@@ -26,14 +27,6 @@ std::string pick(const std::string& override_path, const std::string& model, con
   if (!override_path.empty()) return override_path;
   if (model.empty()) return "";
   return (fs::path(model) / sub).string();
-}
-
-nlohmann::json read_json(const std::string& path) {
-  try {
-    return nlohmann::json::parse(read_text_file(path, 16 << 20));
-  } catch (const nlohmann::json::exception& e) {
-    throw LoadError(path, std::string("not valid JSON: ") + e.what());
-  }
 }
 
 // The components must fit together: context width, pooled/time-id width, latent channels.
@@ -78,7 +71,7 @@ StableDiffusion load_stable_diffusion(const ModelSource& source) {
   if (!source.model.empty() && !is_directory(source.model)) {
     if (!file_exists(source.model)) throw LoadError(source.model, "no such model file or folder");
     nlohmann::json overrides = nlohmann::json::object();
-    if (!source.model_config.empty()) overrides = read_json(source.model_config);
+    if (!source.model_config.empty()) overrides = config::read_file(source.model_config);
     single = models::load_single_file(source.model, overrides, source.dtype, source.device);
   } else if (!source.model_config.empty()) {
     throw UsageError("--model-config applies to single-file checkpoints; a diffusers folder has its own configs");
@@ -86,7 +79,7 @@ StableDiffusion load_stable_diffusion(const ModelSource& source) {
   if (!source.model.empty() && !single) {
     const std::string index = (fs::path(source.model) / "model_index.json").string();
     if (file_exists(index)) {
-      const auto j = read_json(index);
+      const auto j = config::read_file(index);
       sdxl_folder = j.contains("text_encoder_2");
       if (j.value("_class_name", "").find("XL") != std::string::npos && !j.contains("text_encoder"))
         throw UsageError(source.model + ": an SDXL refiner (no first text encoder); only base models are supported");
@@ -148,7 +141,7 @@ StableDiffusion load_stable_diffusion(const ModelSource& source) {
     if (fs::exists(p)) scheduler = p.string();
   }
   m.scheduler = scheduler.empty() ? schedulers::NoiseScheduleConfig{}
-                                  : schedulers::NoiseScheduleConfig::from_json(read_json(scheduler));
+                                  : schedulers::NoiseScheduleConfig::from_json(config::read_file(scheduler));
   if (!source.prediction_type.empty()) {
     schedulers::parse_prediction_type(source.prediction_type);  // UsageError for an unknown one
     m.scheduler.prediction_type = source.prediction_type;

@@ -6,16 +6,12 @@
 #include <cmath>
 
 namespace genvis::schedulers {
+
 namespace {
 
 void check_schedule(const DiscreteSchedule& s, const char* who) {
   if (s.timesteps.empty() || s.timesteps.size() != s.prev_timesteps.size() || !s.alphas_cumprod.defined())
     throw UsageError(std::string(who) + ": empty or inconsistent timestep schedule");
-}
-
-at::Tensor draw(const NoiseSource& noise, const at::Tensor& like, const char* who) {
-  if (!noise) throw UsageError(std::string(who) + ": this setting draws noise but no noise source was given");
-  return noise(like.sizes()).to(like.device(), like.scalar_type());
 }
 
 }  // namespace
@@ -31,7 +27,7 @@ at::Tensor sample_ddim(const VPDenoiser& denoise, at::Tensor x, const DiscreteSc
     const float variance = ((1.0f - a_prev) / (1.0f - a_t)) * (1.0f - a_t / a_prev);
     const float std_dev = static_cast<float>(eta) * std::sqrt(variance);
     x = p.x0 * std::sqrt(a_prev) + p.eps * std::sqrt(1.0f - a_prev - std_dev * std_dev);
-    if (eta > 0) x = x + draw(noise, x, "sample_ddim") * std_dev;
+    if (eta > 0) x = x + draw_noise(noise, x, "sample_ddim") * std_dev;
     if (callback) callback(static_cast<int64_t>(i), x, p.x0);
   }
   return x;
@@ -51,7 +47,7 @@ at::Tensor sample_ddpm(const VPDenoiser& denoise, at::Tensor x, const DiscreteSc
     x = p.x0 * (std::sqrt(a_prev) * current_beta / b_t) + x * (std::sqrt(current_alpha) * b_prev / b_t);
     if (t > 0) {
       const float variance = std::max(b_prev / b_t * current_beta, 1e-20f);
-      x = x + draw(noise, x, "sample_ddpm") * std::sqrt(variance);
+      x = x + draw_noise(noise, x, "sample_ddpm") * std::sqrt(variance);
     }
     if (callback) callback(static_cast<int64_t>(i), x, p.x0);
   }

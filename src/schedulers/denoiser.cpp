@@ -12,6 +12,11 @@ NoiseSource noise_from(Rng& rng) {
   return [&rng](at::IntArrayRef shape) { return rng.randn(shape); };
 }
 
+at::Tensor draw_noise(const NoiseSource& noise, const at::Tensor& like, const char* who) {
+  if (!noise) throw UsageError(std::string(who) + ": this setting draws noise but no noise source was given");
+  return noise(like.sizes()).to(like.device(), like.scalar_type());
+}
+
 PredictionType parse_prediction_type(const std::string& name) {
   if (name == "epsilon") return PredictionType::Epsilon;
   if (name == "v_prediction") return PredictionType::VPrediction;

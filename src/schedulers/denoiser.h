@@ -39,6 +39,8 @@ using VPDenoiser = std::function<VPPrediction(const at::Tensor& x, int64_t times
 // Unit Gaussian noise of a shape (CPU float32 is fine: samplers move and cast it).
 using NoiseSource = std::function<at::Tensor(at::IntArrayRef shape)>;
 NoiseSource noise_from(Rng& rng);
+// Noise shaped, placed and typed like `like`; UsageError naming `who` when no source was given.
+at::Tensor draw_noise(const NoiseSource& noise, const at::Tensor& like, const char* who);
 
 // Called after step i with the new x and that step's denoised estimate (x0).
 using StepCallback = std::function<void(int64_t i, const at::Tensor& x, const at::Tensor& denoised)>;

@@ -4,13 +4,6 @@
 #include <cmath>
 
 namespace genvis::schedulers {
-namespace {
-
-at::Tensor draw(const NoiseSource& noise, const at::Tensor& like) {
-  return noise(like.sizes()).to(like.device(), like.scalar_type());
-}
-
-}  // namespace
 
 // Lu et al. 2022, "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion Probabilistic Models" (2M).
 at::Tensor sample_dpmpp_2m(const Denoiser& denoise, at::Tensor x, const std::vector<double>& sigmas,
@@ -51,7 +44,7 @@ at::Tensor sample_dpmpp_2m_sde(const Denoiser& denoise, at::Tensor x, const std:
       x = x * (sigmas[i + 1] / sigmas[i] * std::exp(-eta_h)) + denoised * -std::expm1(-h - eta_h);
       if (old_denoised.defined())
         x = x + (denoised - old_denoised) * (0.5 * -std::expm1(-h - eta_h) / (h_last / h));
-      if (eta > 0) x = x + draw(noise, x) * (sigmas[i + 1] * std::sqrt(-std::expm1(-2 * eta_h)));
+      if (eta > 0) x = x + draw_noise(noise, x, "sample_dpmpp_2m_sde") * (sigmas[i + 1] * std::sqrt(-std::expm1(-2 * eta_h)));
       h_last = h;
     }
     old_denoised = denoised;
@@ -78,7 +71,7 @@ at::Tensor sample_dpmpp_2s_ancestral(const Denoiser& denoise, at::Tensor x, cons
       const at::Tensor denoised_2 = denoise(x_2, s_mid);
       x = x * (sigma_down / s) - denoised_2 * std::expm1(-h);
     }
-    if (s_next > 0) x = x + draw(noise, x) * sigma_up;
+    if (s_next > 0) x = x + draw_noise(noise, x, "sample_dpmpp_2s_ancestral") * sigma_up;
     if (callback) callback(static_cast<int64_t>(i), x, denoised);
   }
   return x;

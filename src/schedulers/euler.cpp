@@ -7,13 +7,10 @@
 #include <cmath>
 
 namespace genvis::schedulers {
+
 namespace {
 
 at::Tensor to_d(const at::Tensor& x, float sigma, const at::Tensor& denoised) { return (x - denoised) / sigma; }
-
-at::Tensor draw(const NoiseSource& noise, const at::Tensor& like) {
-  return noise(like.sizes()).to(like.device(), like.scalar_type());
-}
 
 }  // namespace
 
@@ -41,7 +38,7 @@ at::Tensor sample_euler_ancestral(const Denoiser& denoise, at::Tensor x, const s
         std::min(s_next, static_cast<float>(eta) * std::sqrt(s_next * s_next * (s * s - s_next * s_next) / (s * s)));
     const float sigma_down = std::sqrt(s_next * s_next - sigma_up * sigma_up);
     x = x + to_d(x, s, denoised) * (sigma_down - s);
-    if (s_next > 0) x = x + draw(noise, x) * sigma_up;
+    if (s_next > 0) x = x + draw_noise(noise, x, "sample_euler_ancestral") * sigma_up;
     if (callback) callback(static_cast<int64_t>(i), x, denoised);
   }
   return x;

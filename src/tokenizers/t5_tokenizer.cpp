@@ -3,6 +3,7 @@
 #include "core/config_reader.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "core/text.h"
 #include "tokenizers/unicode_text.h"
 
 #include <algorithm>
@@ -86,7 +87,6 @@ void throw_problems(const std::string& path, const config::Problems& problems) {
   if (!problems.empty()) throw LoadError(path, "invalid tokenizer settings: " + config::describe(problems));
 }
 
-bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
 std::string replace_all(std::string s, std::string_view from, std::string_view to) {
   for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size())) s.replace(p, from.size(), to);

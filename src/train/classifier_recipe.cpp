@@ -135,11 +135,6 @@ json evaluate(models::ImageClassifier& classifier, const LabelledSet& set, const
           {"confusion", rows}};
 }
 
-void write_json(const fs::path& path, const json& j) {
-  fs::create_directories(path.parent_path());
-  write_file_atomic(path.string(), j.dump(2) + "\n");
-}
-
 }  // namespace
 
 ClassifierRecipeConfig ClassifierRecipeConfig::from_json(const json& j, const std::string& source) {
@@ -196,7 +191,7 @@ ClassifierRecipeResult run_classifier_recipe(const ClassifierRecipeConfig& c, co
   if (o.out_dir.empty()) throw UsageError("run_classifier_recipe: no output folder");
   const fs::path out = o.out_dir, model_dir = out / "model";
   fs::create_directories(model_dir);
-  write_json(out / "recipe.json", {{"recipe", "classifier"}, {"seed", c.seed}});
+  recipe::write_json(out / "recipe.json", {{"recipe", "classifier"}, {"seed", c.seed}});
   ClassifierRecipeResult result;
   result.model_dir = model_dir.string();
   const auto done = [&](const char* stage, bool finished) { recipe::mark_stage(stage, finished, result.ran, result.skipped); };
@@ -286,7 +281,7 @@ ClassifierRecipeResult run_classifier_recipe(const ClassifierRecipeConfig& c, co
   // 4 eval
   done("eval", false);
   result.eval = evaluate(*classifier, eval_set, c);
-  write_json(out / "eval.json", result.eval);
+  recipe::write_json(out / "eval.json", result.eval);
   log_info(c.eval.split + " accuracy " + std::to_string(result.eval["accuracy"].get<double>()) + " (" +
            std::to_string(eval_n) + " images); classifier: " + model_dir.string());
   return result;

@@ -13,7 +13,7 @@ namespace {
 using json = nlohmann::json;
 
 // The model config with the recipe's derived keys (placeholders for the tokenizer's ids).
-json derive_model_config(const TextImageEncoderRecipeConfig& c, std::vector<std::string>& problems) {
+json derive_contrastive_model_config(const TextImageEncoderRecipeConfig& c, std::vector<std::string>& problems) {
   json m = c.model_config.is_object() ? c.model_config : json::object();
   json& v = m["vision_config"];
   if (v.is_null()) v = json::object();
@@ -81,7 +81,7 @@ private:
 const TextImageEncoderKind& contrastive_kind() {
   static const TextImageEncoderKind kind{
       .recipe = "contrastive",
-      .derive_model_config = derive_model_config,
+      .derive_model_config = derive_contrastive_model_config,
       .check_model_config = [](const json& m) { models::ContrastiveConfig::from_json(m, "model"); },
       .create = [](const json& m, const std::string& tok) -> std::unique_ptr<TextImageEncoderModel> {
         return std::make_unique<Contrastive>(models::ContrastiveEncoder(models::ContrastiveConfig::from_json(m, "model"), tok));

@@ -23,7 +23,7 @@ using json = nlohmann::json;
 using recipe::check_keys;
 using recipe::read;
 
-constexpr const char* kRecipe = "dalle";
+constexpr const char* kDalleRecipe = "dalle";
 
 // The transformer config with the vocabularies and grid the recipe sets.
 json derive_model_config(const DalleRecipeConfig& c, int64_t text_vocab, const models::DVAEConfig& dvae,
@@ -189,7 +189,7 @@ DalleRecipeResult run_dalle_recipe(const DalleRecipeConfig& c, const TextImageEn
   torch::manual_seed(c.seed + 1);
   models::DalleTransformer model(config);
   Trainer trainer(*model, c.train, (out / "train").string());
-  trainer.extra_state = {{"recipe", kRecipe}, {"model", config.to_json()}, {"caption_dropout", c.caption_dropout}};
+  trainer.extra_state = {{"recipe", kDalleRecipe}, {"model", config.to_json()}, {"caption_dropout", c.caption_dropout}};
   const fs::path validation_log = out / "train" / "validation.jsonl";
   if (trainer.resume_if_allowed(o.resume, "training")) recipe::truncate_log(validation_log.string(), trainer.step());
   const auto loss = [&](int64_t step, int64_t, Rng& rng) {

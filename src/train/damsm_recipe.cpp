@@ -13,7 +13,7 @@ namespace {
 
 using json = nlohmann::json;
 
-json derive_model_config(const TextImageEncoderRecipeConfig& c, std::vector<std::string>& problems) {
+json derive_damsm_model_config(const TextImageEncoderRecipeConfig& c, std::vector<std::string>& problems) {
   json m = c.model_config.is_object() ? c.model_config : json::object();
   json& v = m["vision_config"];
   if (v.is_null()) v = json::object();
@@ -68,7 +68,7 @@ private:
 const TextImageEncoderKind& damsm_kind() {
   static const TextImageEncoderKind kind{
       .recipe = "damsm",
-      .derive_model_config = derive_model_config,
+      .derive_model_config = derive_damsm_model_config,
       .check_model_config = [](const json& m) { models::DamsmConfig::from_json(m, "model"); },
       .create = [](const json& m, const std::string& tok) -> std::unique_ptr<TextImageEncoderModel> {
         return std::make_unique<Damsm>(models::DamsmEncoder(models::DamsmConfig::from_json(m, "model"), tok));

@@ -23,7 +23,7 @@ using json = nlohmann::json;
 using recipe::check_keys;
 using recipe::read;
 
-constexpr const char* kRecipe = "dvae";
+constexpr const char* kDvaeRecipe = "dvae";
 
 json derive_model_config(const DVAERecipeConfig& c, std::vector<std::string>& problems) {
   json m = c.model_config.is_object() ? c.model_config : json::object();
@@ -158,7 +158,7 @@ DVAERecipeResult run_dvae_recipe(const DVAERecipeConfig& c, const TextImageEncod
     torch::manual_seed(c.seed);
     vae = models::DiscreteVAE(config);
     Trainer trainer(*vae, c.train, (out / "train").string());
-    trainer.extra_state = {{"recipe", kRecipe},
+    trainer.extra_state = {{"recipe", kDvaeRecipe},
                            {"model", config.to_json()},
                            {"reconstruction", c.reconstruction},
                            {"straight_through", c.straight_through},

@@ -131,8 +131,6 @@ std::optional<ContrastiveRecipeConfig> text_pretrain_config(const json& recipe, 
 
 // ---- stages -------------------------------------------------------------------------------
 
-void write_json(const fs::path& path, const json& j) { recipe::write_json(path.string(), j); }
-
 // Stage 1.
 void train_tokenizer(const LDMRecipeConfig& c, const data::Dataset& ds, const fs::path& folder) {
   std::vector<std::string> captions;
@@ -231,8 +229,8 @@ void cache_latents(models::AutoencoderKLImpl& vae, const LDMRecipeConfig& c, con
     io::save_safetensors((vae_dir / "diffusion_pytorch_model.safetensors").string(), nn::state_dict(vae),
                          {{"format", "pt"}});
   }
-  write_json(vae_dir / "config.json", vae_config);  // the factor the diffusion stage trains with
-  write_json(out / "latents.json", {{"captions", captions}, {"scaling_factor", scaling_factor},
+  recipe::write_json(vae_dir / "config.json", vae_config);  // the factor the diffusion stage trains with
+  recipe::write_json(out / "latents.json", {{"captions", captions}, {"scaling_factor", scaling_factor},
                                     {"resolution", c.dataset.resolution}, {"flipped", false}});
   io::save_safetensors((out / "latents.safetensors").string(), {{"mean", mean}, {"logvar", logvar}},
                        {{"format", "pt"}});
@@ -457,17 +455,17 @@ bool train_diffusion(const LDMRecipeConfig& c, const DerivedConfigs& d, const to
   fs::create_directories(model / "unet");
   io::save_safetensors((model / "text_encoder" / "model.safetensors").string(), nn::state_dict(*both->text_encoder),
                        {{"format", "pt"}});
-  write_json(model / "text_encoder" / "config.json", d.text_encoder);
+  recipe::write_json(model / "text_encoder" / "config.json", d.text_encoder);
   io::save_safetensors((model / "unet" / "diffusion_pytorch_model.safetensors").string(), nn::state_dict(*both->unet),
                        {{"format", "pt"}});
-  write_json(model / "unet" / "config.json", d.unet);  // the stage's final output
+  recipe::write_json(model / "unet" / "config.json", d.unet);  // the stage's final output
   return true;
 }
 
 // Stage 5.
 void export_pipeline(const DerivedConfigs& d, const fs::path& model) {
-  write_json(model / "scheduler" / "scheduler_config.json", d.scheduler);
-  write_json(model / "model_index.json",
+  recipe::write_json(model / "scheduler" / "scheduler_config.json", d.scheduler);
+  recipe::write_json(model / "model_index.json",
              {{"_class_name", "StableDiffusionPipeline"},
               {"_diffusers_version", kDiffusersVersion},
               {"feature_extractor", json::array({nullptr, nullptr})},
@@ -575,7 +573,7 @@ LDMRecipeResult run_ldm_recipe(const LDMRecipeConfig& config, const LDMRecipeOpt
   const fs::path out = options.out_dir;
   const fs::path model = out / "model";
   fs::create_directories(model);
-  write_json(out / "recipe.json", {{"recipe", "ldm"}, {"seed", config.seed}});
+  recipe::write_json(out / "recipe.json", {{"recipe", "ldm"}, {"seed", config.seed}});
   LDMRecipeResult result;
   result.model_dir = model.string();
   const auto done = [&](const char* stage, bool finished) { recipe::mark_stage(stage, finished, result.ran, result.skipped); };

@@ -152,9 +152,9 @@ void mark_stage(const char* stage, bool finished, std::vector<std::string>& ran,
   if (finished) log_info(std::string("stage ") + stage + ": finished before, skipped");
 }
 
-void write_json(const std::string& path, const json& j) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  write_file_atomic(path, j.dump(2) + "\n");
+void write_json(const std::filesystem::path& path, const json& j) {
+  std::filesystem::create_directories(path.parent_path());
+  write_file_atomic(path.string(), j.dump(2) + "\n");
 }
 
 void truncate_log(const std::string& path, int64_t step) {

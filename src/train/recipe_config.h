@@ -13,6 +13,7 @@
 #include "tokenizers/clip_tokenizer.h"
 #include "train/trainer.h"
 
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -80,7 +81,7 @@ void train_tokenizer(const std::vector<std::string>& captions, int64_t vocab_siz
 // skipped") when `finished`, else `ran`.
 void mark_stage(const char* stage, bool finished, std::vector<std::string>& ran, std::vector<std::string>& skipped);
 // JSON written atomically (2-space indent), its folder created.
-void write_json(const std::string& path, const nlohmann::json& j);
+void write_json(const std::filesystem::path& path, const nlohmann::json& j);
 // Keeps the lines of a JSONL log whose "step" is <= `step` (a resumed run appends from there); a
 // torn last line from a killed run is dropped. Nothing when the file does not exist.
 void truncate_log(const std::string& path, int64_t step);

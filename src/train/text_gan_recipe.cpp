@@ -44,7 +44,7 @@ std::optional<models::DamsmEncoder> begin(const CommonConfig& c, const char* rec
                                           bool& interrupted) {
   interrupted = false;
   fs::create_directories(out);
-  recipe::write_json((out / "recipe.json").string(), {{"recipe", recipe_name}, {"seed", c.seed}});
+  recipe::write_json(out / "recipe.json", {{"recipe", recipe_name}, {"seed", c.seed}});
   if (fs::exists(out / "model" / "model_index.json")) {
     for (const char* stage : {"damsm", "data", "train", "export"}) done(stage, true);
     return std::nullopt;

@@ -84,11 +84,6 @@ std::string summary(const json& e) {
   return s;
 }
 
-void write_json(const fs::path& path, const json& j) {
-  fs::create_directories(path.parent_path());
-  write_file_atomic(path.string(), j.dump(2) + "\n");
-}
-
 }  // namespace
 
 RenderedImageTextSet render_image_text_set(const data::Dataset& ds, int64_t resolution) {
@@ -195,7 +190,7 @@ TextImageEncoderRecipeResult run_text_image_encoder_recipe(const TextImageEncode
   if (o.out_dir.empty()) throw UsageError("run_" + kind.recipe + "_recipe: no output folder");
   const fs::path out = o.out_dir, model_dir = out / "model", tok_dir = model_dir / "tokenizer";
   fs::create_directories(model_dir);
-  write_json(out / "recipe.json", {{"recipe", kind.recipe}, {"seed", c.seed}});
+  recipe::write_json(out / "recipe.json", {{"recipe", kind.recipe}, {"seed", c.seed}});
   TextImageEncoderRecipeResult result;
   result.model_dir = model_dir.string();
   const auto done = [&](const char* stage, bool finished) { recipe::mark_stage(stage, finished, result.ran, result.skipped); };
@@ -277,7 +272,7 @@ TextImageEncoderRecipeResult run_text_image_encoder_recipe(const TextImageEncode
   done("eval", false);
   result.eval = {{"metric", "r_precision"}, {"images", "dataset"}, {"k", c.eval.k}, {"seed", c.eval.seed},
                  {"dataset", c.dataset.name}, {"resolution", c.dataset.resolution}, {"splits", evaluate(*encoder, sets, c)}};
-  write_json(out / "eval.json", result.eval);
+  recipe::write_json(out / "eval.json", result.eval);
   if (!sets.empty()) log_info("R-precision of real images: " + summary(result.eval["splits"]));
   log_info("encoder: " + model_dir.string());
   return result;

@@ -197,7 +197,7 @@ VideoClassifierRecipeResult run_video_classifier_recipe(const VideoClassifierRec
   if (o.out_dir.empty()) throw UsageError("run_video_classifier_recipe: no output folder");
   const fs::path out = o.out_dir, model_dir = out / "model";
   fs::create_directories(model_dir);
-  recipe::write_json((out / "recipe.json").string(), {{"recipe", "video-classifier"}, {"seed", c.seed}});
+  recipe::write_json(out / "recipe.json", {{"recipe", "video-classifier"}, {"seed", c.seed}});
   VideoClassifierRecipeResult result;
   result.model_dir = model_dir.string();
   const auto done = [&](const char* stage, bool finished) { recipe::mark_stage(stage, finished, result.ran, result.skipped); };
@@ -280,7 +280,7 @@ VideoClassifierRecipeResult run_video_classifier_recipe(const VideoClassifierRec
   // 4 eval
   done("eval", false);
   result.eval = evaluate(*model, eval_set, c);
-  recipe::write_json((out / "eval.json").string(), result.eval);
+  recipe::write_json(out / "eval.json", result.eval);
   std::string line;
   for (const auto& [name, v] : result.eval["heads"].items()) line += " " + name + " " + std::to_string(v["accuracy"].get<double>());
   log_info(c.eval.split + " accuracy (" + std::to_string(eval_n) + " clips):" + line + "; encoder: " + model_dir.string());

@@ -230,10 +230,10 @@ void cache_latents(models::AutoencoderKLWanImpl& vae, const VideoRecipeConfig& c
     io::save_safetensors((vae_dir / "diffusion_pytorch_model.safetensors").string(), nn::state_dict(vae),
                          {{"format", "pt"}});
   }
-  recipe::write_json((vae_dir / "config.json").string(), vae_config);
+  recipe::write_json(vae_dir / "config.json", vae_config);
   json buckets = json::array();
   for (const auto& b : c.buckets) buckets.push_back({{"frames", b.frames}, {"height", b.height}, {"width", b.width}});
-  recipe::write_json((out / "latents.json").string(), {{"captions", captions}, {"meta", meta}, {"buckets", buckets}});
+  recipe::write_json(out / "latents.json", {{"captions", captions}, {"meta", meta}, {"buckets", buckets}});
   check_reconstruction(vae, loader, out);
 }
 
@@ -445,15 +445,15 @@ bool train_dit(const VideoRecipeConfig& c, const DerivedConfigs& d, const tokeni
   fs::create_directories(model / "transformer");
   io::save_safetensors((model / "text_encoder" / "model.safetensors").string(), nn::state_dict(*both->text_encoder),
                        {{"format", "pt"}});
-  recipe::write_json((model / "text_encoder" / "config.json").string(), d.text_encoder);
+  recipe::write_json(model / "text_encoder" / "config.json", d.text_encoder);
   io::save_safetensors((model / "transformer" / "diffusion_pytorch_model.safetensors").string(),
                        nn::state_dict(*both->transformer), {{"format", "pt"}});
-  recipe::write_json((model / "transformer" / "config.json").string(), d.transformer);  // the stage's final output
+  recipe::write_json(model / "transformer" / "config.json", d.transformer);  // the stage's final output
   return true;
 }
 
 void export_pipeline(const VideoRecipeConfig& c, const DerivedConfigs& d, const fs::path& model) {
-  recipe::write_json((model / "scheduler" / "scheduler_config.json").string(), d.scheduler);
+  recipe::write_json(model / "scheduler" / "scheduler_config.json", d.scheduler);
   recipe::write_json((model / "model_index.json").string(),
                      {{"_class_name", pipelines::kGenvisVideoClass},
                       {"_diffusers_version", kDiffusersVersion},
@@ -619,7 +619,7 @@ VideoRecipeResult run_video_recipe(const VideoRecipeConfig& config, const VideoR
   const fs::path out = options.out_dir;
   const fs::path model = out / "model";
   fs::create_directories(model);
-  recipe::write_json((out / "recipe.json").string(), {{"recipe", "video"}, {"seed", config.seed}});
+  recipe::write_json(out / "recipe.json", {{"recipe", "video"}, {"seed", config.seed}});
   VideoRecipeResult result;
   result.model_dir = model.string();
   const auto done = [&](const char* stage, bool finished) { recipe::mark_stage(stage, finished, result.ran, result.skipped); };

@@ -17,8 +17,6 @@ namespace fs = std::filesystem;
 using test::run_command;
 using test::shell_quote;
 
-test::CommandResult genvis(const std::string& args) { return run_command(std::string(GENVIS_CLI) + " " + args); }
-
 // One line, naming the problem, no backtrace.
 void expect_one_line_error(const test::CommandResult& r, int code, const std::string& part) {
   EXPECT_EQ(r.exit_code, code) << r.err;
@@ -29,28 +27,28 @@ void expect_one_line_error(const test::CommandResult& r, int code, const std::st
 }
 
 TEST(Cli, HelpAndVersion) {
-  auto r = genvis("--help");
+  auto r = test::run_genvis("--help");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.out.find("info"), std::string::npos);
   EXPECT_NE(r.out.find("convert"), std::string::npos);
   for (const char* sub : {"info", "convert"}) {
-    r = genvis(std::string(sub) + " --help");
+    r = test::run_genvis(std::string(sub) + " --help");
     EXPECT_EQ(r.exit_code, 0) << sub;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << sub;
   }
-  r = genvis("--version");
+  r = test::run_genvis("--version");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_EQ(r.out.rfind("genvis 0.", 0), 0u) << r.out;
   EXPECT_NE(r.out.find("libtorch"), std::string::npos);
 }
 
 TEST(Cli, UsageErrorsExitTwo) {
-  expect_one_line_error(genvis(""), 2, "command is required");
-  expect_one_line_error(genvis("frobnicate"), 2, "frobnicate");
-  expect_one_line_error(genvis("info"), 2, "paths");
-  expect_one_line_error(genvis("info --no-such-option x"), 2, "--no-such-option");
-  expect_one_line_error(genvis("convert a.ckpt b.safetensors --dtype int3"), 2, "int3");
-  expect_one_line_error(genvis("--threads -4 info x"), 2, "threads");
+  expect_one_line_error(test::run_genvis(""), 2, "command is required");
+  expect_one_line_error(test::run_genvis("frobnicate"), 2, "frobnicate");
+  expect_one_line_error(test::run_genvis("info"), 2, "paths");
+  expect_one_line_error(test::run_genvis("info --no-such-option x"), 2, "--no-such-option");
+  expect_one_line_error(test::run_genvis("convert a.ckpt b.safetensors --dtype int3"), 2, "int3");
+  expect_one_line_error(test::run_genvis("--threads -4 info x"), 2, "threads");
 }
 
 TEST(CliFixtures, GenerateBadInputIsOneLine) {
@@ -58,13 +56,13 @@ TEST(CliFixtures, GenerateBadInputIsOneLine) {
   const std::string f = test::fixtures_dir();
   const std::string base = "generate --text-encoder " + f + "/clip_l --unet " + f + "/unet_sd1 --vae " + f +
                            "/vae --vocab " + test::shared_dir() + "/data/bpe_simple_vocab_16e6.txt.gz -p x ";
-  expect_one_line_error(genvis(base + "--steps 0"), 2, "--steps");
-  expect_one_line_error(genvis(base + "--width 65"), 2, "multiples of 8");
-  expect_one_line_error(genvis(base + "--cfg-scale -1"), 2, "--cfg-scale");
-  expect_one_line_error(genvis(base + "--sampler warp"), 2, "warp");
-  expect_one_line_error(genvis(base + "--init-image /nonexistent.png"), 3, "/nonexistent.png");
-  expect_one_line_error(genvis("generate -p x --unet " + f + "/vae"), 2, "--text-encoder");
-  expect_one_line_error(genvis("generate -p x --text-encoder " + f + "/clip_l --unet " + f + "/vae --vae " + f +
+  expect_one_line_error(test::run_genvis(base + "--steps 0"), 2, "--steps");
+  expect_one_line_error(test::run_genvis(base + "--width 65"), 2, "multiples of 8");
+  expect_one_line_error(test::run_genvis(base + "--cfg-scale -1"), 2, "--cfg-scale");
+  expect_one_line_error(test::run_genvis(base + "--sampler warp"), 2, "warp");
+  expect_one_line_error(test::run_genvis(base + "--init-image /nonexistent.png"), 3, "/nonexistent.png");
+  expect_one_line_error(test::run_genvis("generate -p x --unet " + f + "/vae"), 2, "--text-encoder");
+  expect_one_line_error(test::run_genvis("generate -p x --text-encoder " + f + "/clip_l --unet " + f + "/vae --vae " + f +
                                "/vae --vocab /etc/hostname"),
                         3, "/etc/hostname");
 }
@@ -85,23 +83,23 @@ TEST(CliFixtures, InpaintAndSdxlFromComponents) {
 
   const std::string sd1 = "generate --text-encoder " + f + "/clip_l --unet " + f + "/unet_sd1 --vae " + f +
                           "/vae --vocab " + vocab + " -p x --steps 2 --width 32 --height 24 ";
-  auto r = genvis(sd1 + "--init-image " + dir.file("init.png") + " --mask " + dir.file("mask.png") + " -o " +
+  auto r = test::run_genvis(sd1 + "--init-image " + dir.file("init.png") + " --mask " + dir.file("mask.png") + " -o " +
                   dir.file("inpainted.png"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(io::read_png(dir.file("inpainted.png")).width, 32);
-  expect_one_line_error(genvis(sd1 + "--mask " + dir.file("mask.png")), 2, "--init-image");
-  expect_one_line_error(genvis(sd1 + "--init-image " + dir.file("init.png") + " --mask " + dir.file("small_mask.png")),
+  expect_one_line_error(test::run_genvis(sd1 + "--mask " + dir.file("mask.png")), 2, "--init-image");
+  expect_one_line_error(test::run_genvis(sd1 + "--init-image " + dir.file("init.png") + " --mask " + dir.file("small_mask.png")),
                         2, "mask is 16x24");
-  expect_one_line_error(genvis(sd1 + "--init-image " + dir.file("init.png") + " --mask /nonexistent-mask.png"), 3,
+  expect_one_line_error(test::run_genvis(sd1 + "--init-image " + dir.file("init.png") + " --mask /nonexistent-mask.png"), 3,
                         "/nonexistent-mask.png");
-  expect_one_line_error(genvis(sd1 + "--prediction-type sideways"), 2, "sideways");
+  expect_one_line_error(test::run_genvis(sd1 + "--prediction-type sideways"), 2, "sideways");
 
   const std::string sdxl = "generate --text-encoder " + f + "/clip_l --text-encoder-2 " + f + "/clip_g --unet " + f +
                            "/unet_sdxl --vae " + f + "/vae --vocab " + vocab + " -p x --steps 2 --width 32 --height 24 ";
-  r = genvis(sdxl + "-o " + dir.file("xl.png"));
+  r = test::run_genvis(sdxl + "-o " + dir.file("xl.png"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(io::read_png(dir.file("xl.png")).height, 24);
-  expect_one_line_error(genvis("generate --text-encoder " + f + "/clip_l --unet " + f + "/unet_sdxl --vae " + f +
+  expect_one_line_error(test::run_genvis("generate --text-encoder " + f + "/clip_l --unet " + f + "/unet_sdxl --vae " + f +
                                "/vae --vocab " + vocab + " -p x"),
                         2, "--text-encoder-2");
 }
@@ -115,17 +113,17 @@ TEST(CliFixtures, SingleFileModelErrors) {
     std::ofstream(dir.file("bad.json")) << "{\"unet\": ";
     std::ofstream(dir.file("unknown.json")) << R"({"transformer": {"num_layers": 2}})";
   }
-  expect_one_line_error(genvis("generate -p x --model " + file), 2, "--vocab");
-  expect_one_line_error(genvis("generate -p x --model /nonexistent.safetensors" + vocab), 3, "/nonexistent.safetensors");
-  expect_one_line_error(genvis("generate -p x --model " + file + vocab + " --model-config " + dir.file("bad.json")), 3,
+  expect_one_line_error(test::run_genvis("generate -p x --model " + file), 2, "--vocab");
+  expect_one_line_error(test::run_genvis("generate -p x --model /nonexistent.safetensors" + vocab), 3, "/nonexistent.safetensors");
+  expect_one_line_error(test::run_genvis("generate -p x --model " + file + vocab + " --model-config " + dir.file("bad.json")), 3,
                         "bad.json");
-  expect_one_line_error(genvis("generate -p x --model " + file + vocab + " --model-config " + dir.file("unknown.json")),
+  expect_one_line_error(test::run_genvis("generate -p x --model " + file + vocab + " --model-config " + dir.file("unknown.json")),
                         2, "transformer");
-  expect_one_line_error(genvis("generate -p x --model " + test::fixtures_dir() + vocab + " --model-config " +
+  expect_one_line_error(test::run_genvis("generate -p x --model " + test::fixtures_dir() + vocab + " --model-config " +
                                dir.file("unknown.json")),
                         2, "--model-config");
   // A component file is not a single-file checkpoint: the error names what was looked for.
-  const auto r = genvis("generate -p x --model " + test::fixtures_dir() + "/unet_sd1/diffusion_pytorch_model.safetensors" +
+  const auto r = test::run_genvis("generate -p x --model " + test::fixtures_dir() + "/unet_sd1/diffusion_pytorch_model.safetensors" +
                         vocab);
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("model.diffusion_model"), std::string::npos) << r.err;
@@ -133,11 +131,11 @@ TEST(CliFixtures, SingleFileModelErrors) {
 
 TEST(Cli, LoadErrorsExitThree) {
   test::TempDir dir;
-  expect_one_line_error(genvis("info " + dir.file("missing.safetensors")), 3, "missing.safetensors");
+  expect_one_line_error(test::run_genvis("info " + dir.file("missing.safetensors")), 3, "missing.safetensors");
   test::write_bytes(dir.file("trunc.safetensors"), std::string("\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":", 13));
-  expect_one_line_error(genvis("info " + dir.file("trunc.safetensors")), 3, "trunc.safetensors");
+  expect_one_line_error(test::run_genvis("info " + dir.file("trunc.safetensors")), 3, "trunc.safetensors");
   test::write_bytes(dir.file("text.bin"), "hello world, this is not a model");
-  expect_one_line_error(genvis("info " + dir.file("text.bin")), 3, "unrecognised");
+  expect_one_line_error(test::run_genvis("info " + dir.file("text.bin")), 3, "unrecognised");
 }
 
 // Every weight file in the fixtures: tensor names, shapes and dtypes printed by `genvis info`
@@ -149,7 +147,7 @@ TEST(CliFixtures, InfoMatchesEveryFixtureHeader) {
     if (!e.is_regular_file() || e.path().extension() != ".safetensors") continue;
     ++files;
     const std::string path = e.path().string();
-    const auto r = genvis("info --json --tensors " + shell_quote(path));
+    const auto r = test::run_genvis("info --json --tensors " + shell_quote(path));
     ASSERT_EQ(r.exit_code, 0) << path << ": " << r.err;
     const auto info = nlohmann::json::parse(r.out);
 
@@ -180,14 +178,14 @@ TEST(CliFixtures, InfoMatchesEveryFixtureHeader) {
 TEST(CliFixtures, RecognisesSingleFileSD1) {
   GENVIS_REQUIRE_FIXTURES();
   const std::string path = test::fixtures_dir() + "/single_file/sd1_tiny_ldm.safetensors";
-  auto r = genvis("info --json " + shell_quote(path));
+  auto r = test::run_genvis("info --json " + shell_quote(path));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto info = nlohmann::json::parse(r.out);
   EXPECT_EQ(info["layout"], "sd-single-file");
   EXPECT_EQ(info["family"], "sd1");
   EXPECT_EQ(info["tensor_count"], 594);
   EXPECT_EQ(info["dtypes"]["F16"], 594);
-  r = genvis("info " + shell_quote(path));
+  r = test::run_genvis("info " + shell_quote(path));
   ASSERT_EQ(r.exit_code, 0);
   EXPECT_NE(r.out.find("layout:     sd-single-file"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("family:     sd1"), std::string::npos) << r.out;
@@ -196,7 +194,7 @@ TEST(CliFixtures, RecognisesSingleFileSD1) {
 
 TEST(CliFixtures, ComponentFolder) {
   GENVIS_REQUIRE_FIXTURES();
-  const auto r = genvis("info --json " + shell_quote(test::fixtures_dir() + "/unet_sd1"));
+  const auto r = test::run_genvis("info --json " + shell_quote(test::fixtures_dir() + "/unet_sd1"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto info = nlohmann::json::parse(r.out);
   EXPECT_EQ(info["kind"], "diffusers-component");
@@ -219,7 +217,7 @@ TEST(Cli, DiffusersPipelineFolder) {
                        {{"conv_in.weight", at::zeros({8, 4, 3, 3})}, {"time_embedding.linear_1.weight", at::zeros({2, 2})},
                         {"down_blocks.0.resnets.0.conv1.weight", at::zeros({8, 8, 3, 3})}});
   test::write_bytes(dir.file("vae/config.json"), R"({"_class_name":"AutoencoderKL"})");
-  const auto r = genvis("info --json " + dir.path());
+  const auto r = test::run_genvis("info --json " + dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto info = nlohmann::json::parse(r.out);
   EXPECT_EQ(info["kind"], "diffusers-pipeline");
@@ -233,7 +231,7 @@ TEST(Cli, ConvertCastsAndKeepsNames) {
   test::TempDir dir;
   const at::Tensor w = at::arange(12, at::kFloat).reshape({3, 4}) / 8;
   io::save_safetensors(dir.file("in.safetensors"), {{"w", w}, {"ids", at::arange(5, at::kLong)}}, {{"author", "me"}});
-  auto r = genvis("convert " + dir.file("in.safetensors") + " " + dir.file("out.safetensors") + " --dtype bf16");
+  auto r = test::run_genvis("convert " + dir.file("in.safetensors") + " " + dir.file("out.safetensors") + " --dtype bf16");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto out = io::SafetensorsReader::open(dir.file("out.safetensors"));
   EXPECT_EQ(out->tensors().size(), 2u);
@@ -243,25 +241,25 @@ TEST(Cli, ConvertCastsAndKeepsNames) {
   EXPECT_EQ(out->metadata().at("author"), "me");
   EXPECT_EQ(out->metadata().at("format"), "pt");
   // Refuses to overwrite without --force, and refuses a non-safetensors output name.
-  expect_one_line_error(genvis("convert " + dir.file("in.safetensors") + " " + dir.file("out.safetensors")), 2, "exists");
-  r = genvis("convert --force " + dir.file("in.safetensors") + " " + dir.file("out.safetensors") + " --dtype f32");
+  expect_one_line_error(test::run_genvis("convert " + dir.file("in.safetensors") + " " + dir.file("out.safetensors")), 2, "exists");
+  r = test::run_genvis("convert --force " + dir.file("in.safetensors") + " " + dir.file("out.safetensors") + " --dtype f32");
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  expect_one_line_error(genvis("convert " + dir.file("in.safetensors") + " " + dir.file("out.ckpt")), 2, ".safetensors");
-  expect_one_line_error(genvis("convert " + dir.file("nope.ckpt") + " " + dir.file("x.safetensors")), 3, "nope.ckpt");
+  expect_one_line_error(test::run_genvis("convert " + dir.file("in.safetensors") + " " + dir.file("out.ckpt")), 2, ".safetensors");
+  expect_one_line_error(test::run_genvis("convert " + dir.file("nope.ckpt") + " " + dir.file("x.safetensors")), 3, "nope.ckpt");
 }
 
 std::string checkpoint(const std::string& name) { return std::string(GENVIS_SOURCE_DIR) + "/tests/data/checkpoints/" + name; }
 
 TEST(Cli, InfoAndConvertOfAPyTorchCheckpoint) {
   test::TempDir dir;
-  auto r = genvis("info --json --tensors " + checkpoint("lightning.pt"));
+  auto r = test::run_genvis("info --json --tensors " + checkpoint("lightning.pt"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto info = nlohmann::json::parse(r.out);
   EXPECT_EQ(info["format"], "pytorch-zip");
   EXPECT_TRUE(info["metadata"].contains("global_step")) << r.out;
 
   // Convert to safetensors as f16: same names and shapes, values equal after the cast.
-  r = genvis("convert " + checkpoint("state_dict.pt") + " " + dir.file("sd.safetensors") + " --dtype f16");
+  r = test::run_genvis("convert " + checkpoint("state_dict.pt") + " " + dir.file("sd.safetensors") + " --dtype f16");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto in = io::open_weights(checkpoint("state_dict.pt"));
   auto out = io::open_weights(dir.file("sd.safetensors"));
@@ -295,7 +293,7 @@ TEST(Cli, HostileCheckpointIsRefusedAndNothingRuns) {
   zip_source_t* src = zip_source_buffer(z, pickle.data(), pickle.size(), 0);
   ASSERT_GE(zip_file_add(z, "archive/data.pkl", src, ZIP_FL_OVERWRITE), 0);
   ASSERT_EQ(zip_close(z), 0);
-  const auto r = genvis("info " + path);
+  const auto r = test::run_genvis("info " + path);
   expect_one_line_error(r, 3, "os.system");
   EXPECT_FALSE(fs::exists(marker));
 }
@@ -317,7 +315,7 @@ TEST(Cli, InfoPrintsPngParametersAfterRoundTrip) {
   img.at(3, 2, 1) = 200;
   io::write_png(dir.file("a.png"), img, {{io::kInfotextKey, io::format_infotext(p)}});
 
-  auto r = genvis("info --json " + dir.file("a.png"));
+  auto r = test::run_genvis("info --json " + dir.file("a.png"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto info = nlohmann::json::parse(r.out);
   EXPECT_EQ(info["kind"], "image");
@@ -331,7 +329,7 @@ TEST(Cli, InfoPrintsPngParametersAfterRoundTrip) {
   EXPECT_EQ(params["cfg_scale"], 7.5);
   EXPECT_EQ(params["seed"], 1234);
   EXPECT_EQ(params["model_hash"], "0123456789");
-  r = genvis("info " + dir.file("a.png"));
+  r = test::run_genvis("info " + dir.file("a.png"));
   ASSERT_EQ(r.exit_code, 0);
   EXPECT_NE(r.out.find("prompt: a red apple, (studio light:1.2)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("seed: 1234"), std::string::npos) << r.out;
@@ -339,7 +337,7 @@ TEST(Cli, InfoPrintsPngParametersAfterRoundTrip) {
   // A corrupt PNG is a load error naming the file.
   std::string bytes = test::read_bytes(dir.file("a.png"));
   test::write_bytes(dir.file("cut.png"), bytes.substr(0, bytes.size() / 2));
-  expect_one_line_error(genvis("info " + dir.file("cut.png")), 3, "cut.png");
+  expect_one_line_error(test::run_genvis("info " + dir.file("cut.png")), 3, "cut.png");
 }
 
 }  // namespace

@@ -12,8 +12,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-test::CommandResult genvis(const std::string& args) { return test::run_command(std::string(GENVIS_CLI) + " " + args); }
-
 constexpr const char* kTinyRecipe = R"({
   "seed": 2,
   "dataset": {"name": "shapes", "resolution": 16, "size": 64},
@@ -31,11 +29,11 @@ TEST(EvalCli, TrainContrastiveThenRPrecisionOfDatasetImages) {
   if (!fs::exists(data::kDefaultEmojiFont)) GTEST_SKIP() << data::kDefaultEmojiFont << " (fonts-noto-color-emoji) is absent";
   test::TempDir dir;
   test::write_bytes(dir.file("tiny.json"), kTinyRecipe);
-  auto r = genvis("-q train contrastive --config " + dir.file("tiny.json") + " --out " + dir.file("run"));
+  auto r = test::run_genvis("-q train contrastive --config " + dir.file("tiny.json") + " --out " + dir.file("run"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find(dir.file("run") + "/model"), std::string::npos) << r.out;
 
-  r = genvis("-q eval r-precision --encoder " + dir.file("run/model") +
+  r = test::run_genvis("-q eval r-precision --encoder " + dir.file("run/model") +
              " --images-from-dataset --dataset emoji --split heldout --num 12 --k 8 -o " + dir.file("rp.json"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -49,7 +47,7 @@ TEST(EvalCli, TrainContrastiveThenRPrecisionOfDatasetImages) {
   EXPECT_GE(j["value"].get<double>(), 0.0);
   EXPECT_EQ(nlohmann::json::parse(test::read_bytes(dir.file("rp.json"))), j);
   // Seeded: the same command gives the same number.
-  EXPECT_EQ(nlohmann::json::parse(genvis("-q eval r-precision --encoder " + dir.file("run/model") +
+  EXPECT_EQ(nlohmann::json::parse(test::run_genvis("-q eval r-precision --encoder " + dir.file("run/model") +
                                          " --images-from-dataset --dataset emoji --split heldout --num 12 --k 8")
                                       .out)["value"],
             j["value"]);
@@ -64,7 +62,7 @@ TEST(EvalCli, TrainContrastiveThenRPrecisionOfDatasetImages) {
   fs::create_directory_symlink(f / "unet_sd1", model / "unet");
   fs::create_directory_symlink(f / "vae", model / "vae");
   fs::create_directory_symlink(fs::path(dir.file("run/model/tokenizer")), model / "tokenizer");
-  r = genvis("-q eval r-precision --encoder " + dir.file("run/model") + " --model " + model.string() +
+  r = test::run_genvis("-q eval r-precision --encoder " + dir.file("run/model") + " --model " + model.string() +
              " --dataset emoji --split heldout --num 3 --k 8 --steps 2 --size 32 --seed 5");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto g = nlohmann::json::parse(r.out);
@@ -78,29 +76,29 @@ TEST(EvalCli, TrainContrastiveThenRPrecisionOfDatasetImages) {
 TEST(EvalCli, ClearErrors) {
   test::TempDir dir;
   // Usage errors: exit 2.
-  auto r = genvis("eval r-precision --encoder " + dir.file("enc") + " --split heldout");
+  auto r = test::run_genvis("eval r-precision --encoder " + dir.file("enc") + " --split heldout");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--model is required"), std::string::npos) << r.err;
-  r = genvis("eval r-precision --encoder " + dir.file("enc") + " --images-from-dataset --split all");
+  r = test::run_genvis("eval r-precision --encoder " + dir.file("enc") + " --images-from-dataset --split all");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--split"), std::string::npos) << r.err;
-  r = genvis("eval r-precision --encoder " + dir.file("enc") + " --images-from-dataset --k 1");
+  r = test::run_genvis("eval r-precision --encoder " + dir.file("enc") + " --images-from-dataset --k 1");
   EXPECT_EQ(r.exit_code, 2);
-  r = genvis("eval r-precision --images-from-dataset");
+  r = test::run_genvis("eval r-precision --images-from-dataset");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--encoder"), std::string::npos) << r.err;
-  r = genvis("eval r-precision --encoder " + dir.file("enc") + " --model x --size 30");
+  r = test::run_genvis("eval r-precision --encoder " + dir.file("enc") + " --model x --size 30");
   EXPECT_EQ(r.exit_code, 2);
-  r = genvis("eval sideways");
+  r = test::run_genvis("eval sideways");
   EXPECT_EQ(r.exit_code, 2);
   // A missing encoder folder cannot be loaded: exit 3, naming it.
-  r = genvis("eval r-precision --encoder " + dir.file("enc") + " --images-from-dataset");
+  r = test::run_genvis("eval r-precision --encoder " + dir.file("enc") + " --images-from-dataset");
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_NE(r.err.find(dir.file("enc")), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;  // one line
   // A bad recipe: every problem in one usage error.
   test::write_bytes(dir.file("bad.json"), R"({"dataset": {"name": "shapes"}, "colour": 1})");
-  r = genvis("train contrastive --config " + dir.file("bad.json") + " --out " + dir.file("run"));
+  r = test::run_genvis("train contrastive --config " + dir.file("bad.json") + " --out " + dir.file("run"));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("unknown key config.colour"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("missing key dataset.resolution"), std::string::npos) << r.err;

@@ -14,8 +14,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-test::CommandResult genvis(const std::string& args) { return test::run_command(std::string(GENVIS_CLI) + " " + args); }
-
 bool have_shipped_models() {
   const fs::path m = fs::path(GENVIS_SOURCE_DIR) / "models";
   return fs::exists(m / "genvis-contrastive-emoji" / "model.safetensors") &&
@@ -30,7 +28,7 @@ TEST(EvalReportCli, DefaultModelDatasetImagesFolderAndTable) {
   const std::string common = " --reference-num 60 --k 10 --cache-dir " + dir.file("cache");
 
   // 1. The split's own images: the real-data row.
-  auto r = genvis("-q eval --images-from-dataset --dataset emoji --num 24 --resolution 32 --out " + dir.file("real") + common);
+  auto r = test::run_genvis("-q eval --images-from-dataset --dataset emoji --num 24 --resolution 32 --out " + dir.file("real") + common);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto real = read_result(dir.file("real/result.json"));
   const auto& m = real["metrics"];
@@ -44,14 +42,14 @@ TEST(EvalReportCli, DefaultModelDatasetImagesFolderAndTable) {
   EXPECT_TRUE(fs::exists(dir.file("real/result.md")));
   EXPECT_TRUE(fs::exists(dir.file("real/samples.png")));
   // Run again: the reference features come from the cache and the numbers are identical.
-  r = genvis("-q eval --images-from-dataset --dataset emoji --num 24 --resolution 32 --out " + dir.file("real2") + common);
+  r = test::run_genvis("-q eval --images-from-dataset --dataset emoji --num 24 --resolution 32 --out " + dir.file("real2") + common);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto again = read_result(dir.file("real2/result.json"));
   EXPECT_TRUE(again["extractors"]["genvis-contrastive-emoji"]["cached"] == true);
   EXPECT_EQ(again["metrics"], real["metrics"]);
 
   // 2. The built-in model, batched generation from the same captions.
-  r = genvis("-q eval --model default --dataset emoji --num 12 --batch 5 --steps 4 --out " + dir.file("gen") + common);
+  r = test::run_genvis("-q eval --model default --dataset emoji --num 12 --batch 5 --steps 4 --out " + dir.file("gen") + common);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto gen = read_result(dir.file("gen/result.json"));
   EXPECT_EQ(gen["name"], "genvis-emoji-32");
@@ -73,7 +71,7 @@ TEST(EvalReportCli, DefaultModelDatasetImagesFolderAndTable) {
     io::write_png(dir.file("pngs/" + std::to_string(i) + ".png"), s.image);
     test::write_bytes(dir.file("pngs/" + std::to_string(i) + ".txt"), s.caption);
   }
-  r = genvis("-q eval --images " + dir.file("pngs") + " --reference emoji --out " + dir.file("folder") + common);
+  r = test::run_genvis("-q eval --images " + dir.file("pngs") + " --reference emoji --out " + dir.file("folder") + common);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto folder = read_result(dir.file("folder/result.json"));
   EXPECT_EQ(folder["num"], 6);
@@ -81,7 +79,7 @@ TEST(EvalReportCli, DefaultModelDatasetImagesFolderAndTable) {
   EXPECT_TRUE(folder["metrics"].contains("clip_score[genvis-contrastive-emoji]"));
 
   // 4. One table of all three.
-  r = genvis("eval table " + dir.file("real/result.json") + " " + dir.file("gen/result.json") + " " +
+  r = test::run_genvis("eval table " + dir.file("real/result.json") + " " + dir.file("gen/result.json") + " " +
              dir.file("folder/result.json") + " -o " + dir.file("table.md"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string table = test::read_bytes(dir.file("table.md"));
@@ -92,32 +90,32 @@ TEST(EvalReportCli, DefaultModelDatasetImagesFolderAndTable) {
 
 TEST(EvalReportCli, ClearErrors) {
   test::TempDir dir;
-  auto r = genvis("eval");
+  auto r = test::run_genvis("eval");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--model"), std::string::npos) << r.err;
-  r = genvis("eval --model a --images b");
+  r = test::run_genvis("eval --model a --images b");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("exclude"), std::string::npos) << r.err;
   // A dataset with neither a shipped judge nor a pixel scorer.
   fs::create_directories(dir.file("photos"));
-  r = genvis("eval --images-from-dataset --dataset folder --path " + dir.file("photos") + " --num 4");
+  r = test::run_genvis("eval --images-from-dataset --dataset folder --path " + dir.file("photos") + " --num 4");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("no judge for dataset 'folder'"), std::string::npos) << r.err;
   // shapes needs none: its pixel scorer judges, and no feature metric is invented.
-  r = genvis("-q eval --images-from-dataset --dataset shapes --num 4 --resolution 32 --no-cache --out " +
+  r = test::run_genvis("-q eval --images-from-dataset --dataset shapes --num 4 --resolution 32 --no-cache --out " +
              dir.file("shapes"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto shapes = read_result(dir.file("shapes/result.json"));
   EXPECT_GT(shapes["metrics"]["shapes_colour_accuracy"].get<double>(), 0.9) << shapes.dump();
   EXPECT_FALSE(shapes["metrics"].contains("FID[genvis-contrastive-emoji]")) << shapes.dump();
-  r = genvis("eval --images-from-dataset --dataset emoji --batch 0");
+  r = test::run_genvis("eval --images-from-dataset --dataset emoji --batch 0");
   EXPECT_EQ(r.exit_code, 2);
-  r = genvis("eval --images-from-dataset --dataset shapes --inception " + dir.file("missing.pth"));
+  r = test::run_genvis("eval --images-from-dataset --dataset shapes --inception " + dir.file("missing.pth"));
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_NE(r.err.find("pt_inception-2015-12-05"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;  // one line
   test::write_bytes(dir.file("bad.json"), "{}");
-  r = genvis("eval table " + dir.file("bad.json"));
+  r = test::run_genvis("eval table " + dir.file("bad.json"));
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_NE(r.err.find("not a genvis eval result"), std::string::npos) << r.err;
 }

@@ -12,8 +12,6 @@ namespace {
 using test::run_command;
 using test::shell_quote;
 
-test::CommandResult genvis(const std::string& args) { return run_command(std::string(GENVIS_CLI) + " " + args); }
-
 io::GenerationParameters parameters() {
   io::GenerationParameters p;
   p.prompt = "a fox in snow";
@@ -31,13 +29,13 @@ TEST(VideoInfoCli, ShowsSizeFramesFpsCodecAndParameters) {
   for (const auto& [name, codec] : std::vector<std::pair<std::string, std::string>>{
            {"clip.mp4", "h264 (mp4)"}, {"clip.webp", "vp8l (webp)"}, {"frames/", "png (frames)"}}) {
     io::write_video(dir.file(name), video, 16, parameters());
-    auto r = genvis("info " + shell_quote(dir.file(name)));
+    auto r = test::run_genvis("info " + shell_quote(dir.file(name)));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("video: 48x32, 8 frame(s), 16 fps, " + codec), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("prompt: a fox in snow"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("seed: 7"), std::string::npos) << r.out;
 
-    r = genvis("info --json " + shell_quote(dir.file(name)));
+    r = test::run_genvis("info --json " + shell_quote(dir.file(name)));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["kind"], "video");
@@ -51,14 +49,14 @@ TEST(VideoInfoCli, ShowsSizeFramesFpsCodecAndParameters) {
 TEST(VideoInfoCli, BadVideosAndFpsAreOneLineErrors) {
   test::TempDir dir;
   test::write_bytes(dir.file("cut.webp"), std::string("RIFF\x40\0\0\0WEBPVP8X", 16));
-  auto r = genvis("info " + shell_quote(dir.file("cut.webp")));
+  auto r = test::run_genvis("info " + shell_quote(dir.file("cut.webp")));
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("cut.webp"), std::string::npos) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 
   // Checked before any model is loaded.
   for (const char* fps : {"0", "-3", "nan", "2000"}) {
-    r = genvis(std::string("generate -p x --fps ") + fps);
+    r = test::run_genvis(std::string("generate -p x --fps ") + fps);
     EXPECT_EQ(r.exit_code, 2) << fps << ": " << r.err;
     EXPECT_NE(r.err.find("--fps"), std::string::npos) << r.err;
   }

@@ -16,7 +16,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-std::string cli() { return std::string(GENVIS_BINARY_DIR) + "/genvis"; }
+std::string genvis_binary() { return std::string(GENVIS_BINARY_DIR) + "/genvis"; }
 
 constexpr const char* kTinyConfig = R"({
   "seed": 2, "fps": 6,
@@ -34,17 +34,17 @@ constexpr const char* kTinyConfig = R"({
 })";
 
 TEST(VideoModelCli, TrainGenerateContinueAndEvaluate) {
-  if (!fs::exists(cli())) GTEST_SKIP() << "the genvis binary is not built";
+  if (!fs::exists(genvis_binary())) GTEST_SKIP() << "the genvis binary is not built";
   test::TempDir dir;
   std::ofstream(dir.file("tiny.json")) << kTinyConfig;
   const std::string q = " --quiet ";
-  auto r = test::run_command(cli() + q + "train video --config " + dir.file("tiny.json") + " --out " + dir.file("run"));
+  auto r = test::run_command(genvis_binary() + q + "train video --config " + dir.file("tiny.json") + " --out " + dir.file("run"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string model = dir.file("run/model");
   ASSERT_TRUE(fs::exists(model + "/model_index.json"));
 
   // Text to video: the model's default size and frame count, at its frame rate.
-  r = test::run_command(cli() + q + "generate --model " + model + " -p 'a red square moving to the right' --steps 2 -o " +
+  r = test::run_command(genvis_binary() + q + "generate --model " + model + " -p 'a red square moving to the right' --steps 2 -o " +
                         dir.file("a.webp"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const io::Video a = io::read_video(dir.file("a.webp"));
@@ -53,23 +53,23 @@ TEST(VideoModelCli, TrainGenerateContinueAndEvaluate) {
 
   // Image to video from a PNG, and a continuation of the clip just made.
   io::write_png(dir.file("first.png"), io::Image::blank(16, 16, 3, 8, 200));
-  r = test::run_command(cli() + q + "generate --model " + model + " -p 'a blue circle growing' --steps 2 --frames 9 " +
+  r = test::run_command(genvis_binary() + q + "generate --model " + model + " -p 'a blue circle growing' --steps 2 --frames 9 " +
                         "--init-image " + dir.file("first.png") + " -o " + dir.file("b.webp"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(io::read_video(dir.file("b.webp")).frames.size(1), 9);
-  r = test::run_command(cli() + q + "generate --model " + model + " -p 'a red square moving to the right' --steps 2 " +
+  r = test::run_command(genvis_binary() + q + "generate --model " + model + " -p 'a red square moving to the right' --steps 2 " +
                         "--frames 9 --init-video " + dir.file("a.webp") + " --extras '{\"keep_frames\": 5}' -o " +
                         dir.file("c.webp"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(io::read_video(dir.file("c.webp")).frames.size(1), 9);
   // keep_frames that is not whole latent frames: one line, usage exit code.
-  r = test::run_command(cli() + q + "generate --model " + model + " -p x --steps 2 --frames 9 --init-video " +
+  r = test::run_command(genvis_binary() + q + "generate --model " + model + " -p x --steps 2 --frames 9 --init-video " +
                         dir.file("a.webp") + " --extras '{\"keep_frames\": 3}' -o " + dir.file("d.webp"));
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("keep_frames must be 1 + 4k"), std::string::npos) << r.err;
 
   // Evaluation on shapes-video (with the shipped video encoder: FVD against 40 real clips).
-  r = test::run_command(cli() + q + "eval --model " + model +
+  r = test::run_command(genvis_binary() + q + "eval --model " + model +
                         " --dataset shapes-video --num 4 --steps 2 --batch 2 --reference-num 40 --out " + dir.file("eval"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json result = json::parse(std::ifstream(dir.file("eval/result.json")));
@@ -84,9 +84,9 @@ TEST(VideoModelCli, TrainGenerateContinueAndEvaluate) {
 }
 
 TEST(VideoModelCli, VideoRequestWithoutModelNamesTheDefaultVideoModel) {
-  if (!fs::exists(cli())) GTEST_SKIP() << "the genvis binary is not built";
+  if (!fs::exists(genvis_binary())) GTEST_SKIP() << "the genvis binary is not built";
   test::TempDir dir;
-  const auto r = test::run_command("GENVIS_DEFAULT_VIDEO_MODEL=" + dir.file("none") + " " + cli() +
+  const auto r = test::run_command("GENVIS_DEFAULT_VIDEO_MODEL=" + dir.file("none") + " " + genvis_binary() +
                                    " --quiet generate -p 'a star' --frames 9 -o " + dir.file("x.webp"));
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("GENVIS_DEFAULT_VIDEO_MODEL"), std::string::npos) << r.err;

@@ -15,7 +15,7 @@
 namespace genvis::data {
 namespace {
 
-#define REQUIRE_PACKAGES()                                                                        \
+#define REQUIRE_EMOJI_VIDEO_PACKAGES()                                                                        \
   if (!std::filesystem::exists(kDefaultEmojiTestFile) || !std::filesystem::exists(kDefaultEmojiFont)) \
   GTEST_SKIP() << "needs the Debian packages unicode-data and fonts-noto-color-emoji"
 
@@ -44,7 +44,7 @@ TEST(EmojiVideo, BadOptionsAreUsageErrors) {
 }
 
 TEST(EmojiVideo, HeldOutSubjectMotionPairsStayOutOfTraining) {
-  REQUIRE_PACKAGES();
+  REQUIRE_EMOJI_VIDEO_PACKAGES();
   const size_t n = 600;
   EmojiVideo train({.resolution = 16, .num_frames = 2, .size = n});
   EmojiVideo held({.resolution = 16, .num_frames = 2, .split = Split::HeldOut, .size = n});
@@ -80,7 +80,7 @@ TEST(EmojiVideo, HeldOutSubjectMotionPairsStayOutOfTraining) {
 }
 
 TEST(EmojiVideo, MotionsAreVisibleInThePixels) {
-  REQUIRE_PACKAGES();
+  REQUIRE_EMOJI_VIDEO_PACKAGES();
   const int res = 48, frames = 5;
   EmojiVideo clips({.resolution = res, .num_frames = frames, .split = Split::All, .size = 300, .seed = 2});
   std::set<std::string> seen;

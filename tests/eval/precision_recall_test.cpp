@@ -13,11 +13,11 @@
 namespace genvis::eval {
 namespace {
 
-const auto kF64 = at::TensorOptions().dtype(at::kDouble);
+const auto kDoubleOptions = at::TensorOptions().dtype(at::kDouble);
 
 at::Tensor column(std::vector<double> values) {
   const auto n = static_cast<int64_t>(values.size());
-  return torch::tensor(values, kF64).reshape({n, 1});
+  return torch::tensor(values, kDoubleOptions).reshape({n, 1});
 }
 
 // The definition, directly: every distance from the full [N,M,D] difference tensor; radii by
@@ -63,7 +63,7 @@ TEST(PrecisionRecall, OneDimensionalCaseByHand) {
 }
 
 TEST(PrecisionRecall, IdenticalSetsAreOneAndDistantSetsZero) {
-  const at::Tensor x = Rng(1).randn({300, 8}, kF64);
+  const at::Tensor x = Rng(1).randn({300, 8}, kDoubleOptions);
   const PrecisionRecallResult same = precision_recall(x, x);
   EXPECT_EQ(same.precision, 1.0);
   EXPECT_EQ(same.recall, 1.0);
@@ -80,18 +80,18 @@ TEST(PrecisionRecall, GeneratorCoveringOneOfTwoModes) {
   // first mode only. Every fake row is realistic (precision ~1), half of the real rows are
   // never reached (recall <= 0.5, ~0.5).
   const int64_t n = 500, d = 4;
-  at::Tensor offset = torch::zeros({1, d}, kF64);
+  at::Tensor offset = torch::zeros({1, d}, kDoubleOptions);
   offset[0][0] = 10.0;
-  const at::Tensor real = at::cat({Rng(2).randn({n, d}, kF64) - offset, Rng(3).randn({n, d}, kF64) + offset});
-  const at::Tensor fake = Rng(4).randn({n, d}, kF64) - offset;
+  const at::Tensor real = at::cat({Rng(2).randn({n, d}, kDoubleOptions) - offset, Rng(3).randn({n, d}, kDoubleOptions) + offset});
+  const at::Tensor fake = Rng(4).randn({n, d}, kDoubleOptions) - offset;
   const PrecisionRecallResult r = precision_recall(real, fake);
   EXPECT_GT(r.precision, 0.9);
   EXPECT_LE(r.recall, 0.5);
   EXPECT_GT(r.recall, 0.45);
   // And the mirror image: a generator covering both modes with half its rows in a third place
   // has precision ~0.5 and recall ~1.
-  const at::Tensor wide = at::cat({Rng(5).randn({n / 2, d}, kF64) - offset, Rng(6).randn({n / 2, d}, kF64) + offset,
-                                   Rng(7).randn({n, d}, kF64) + 3.0 * offset});
+  const at::Tensor wide = at::cat({Rng(5).randn({n / 2, d}, kDoubleOptions) - offset, Rng(6).randn({n / 2, d}, kDoubleOptions) + offset,
+                                   Rng(7).randn({n, d}, kDoubleOptions) + 3.0 * offset});
   const PrecisionRecallResult w = precision_recall(real, wide);
   EXPECT_LE(w.precision, 0.5);
   EXPECT_GT(w.precision, 0.45);
@@ -99,7 +99,7 @@ TEST(PrecisionRecall, GeneratorCoveringOneOfTwoModes) {
 }
 
 TEST(PrecisionRecall, BlockwiseEqualsDirect) {
-  const at::Tensor real = Rng(8).randn({37, 5}, kF64), fake = Rng(9).randn({29, 5}, kF64) * 1.3 + 0.4;
+  const at::Tensor real = Rng(8).randn({37, 5}, kDoubleOptions), fake = Rng(9).randn({29, 5}, kDoubleOptions) * 1.3 + 0.4;
   // A non-trivial case: at k = 1 precision 12/29 and recall 23/37.
   EXPECT_NEAR(fraction_inside(real, fake, 1), 12.0 / 29.0, 1e-12);
   EXPECT_NEAR(fraction_inside(fake, real, 1), 23.0 / 37.0, 1e-12);
@@ -114,7 +114,7 @@ TEST(PrecisionRecall, BlockwiseEqualsDirect) {
 }
 
 TEST(PrecisionRecall, BadInputsAreUsageErrors) {
-  const at::Tensor real = Rng(10).randn({5, 3}, kF64), fake = Rng(11).randn({8, 3}, kF64);
+  const at::Tensor real = Rng(10).randn({5, 3}, kDoubleOptions), fake = Rng(11).randn({8, 3}, kDoubleOptions);
   EXPECT_THROW(precision_recall(real, fake.narrow(1, 0, 2)), UsageError);  // D differs
   EXPECT_THROW(precision_recall(real, fake, {.k = 5}), UsageError);        // k >= N real
   EXPECT_NO_THROW(precision_recall(real, fake, {.k = 4}));

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "support/test_support.h"
+#include "support/torch_checkpoint_writer.h"
 
 #include <cmath>
 #include <cstring>
@@ -15,16 +16,11 @@ using std::string_literals::operator""s;
 
 // ---- Raw pickle bytes -----------------------------------------------------------------------
 
-std::string le(uint64_t v, int n) {
-  std::string out;
-  for (int i = 0; i < n; ++i) out += static_cast<char>((v >> (8 * i)) & 0xFF);
-  return out;
-}
-std::string str(std::string_view s) { return "X" + le(s.size(), 4) + std::string(s); }
+using test::global;
+using test::le;
+using test::str;
 std::string short_str(std::string_view s) { return "\x8c" + le(s.size(), 1) + std::string(s); }
-std::string global(std::string_view module, std::string_view name) {
-  return "c" + std::string(module) + "\n" + std::string(name) + "\n";
-}
+// The smallest integer opcode for v (BININT1, BININT, LONG1), unlike the writer's fixed LONG1.
 std::string integer(int64_t v) {
   if (v >= 0 && v < 256) return "K" + le(static_cast<uint64_t>(v), 1);
   if (v >= INT32_MIN && v <= INT32_MAX) return "J" + le(static_cast<uint32_t>(v), 4);

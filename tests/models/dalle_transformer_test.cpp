@@ -13,7 +13,7 @@ namespace {
 
 using json = nlohmann::json;
 
-DalleConfig tiny(std::vector<std::string> attention = {}) {
+DalleConfig tiny_dalle(std::vector<std::string> attention = {}) {
   DalleConfig c;
   c.text_vocab_size = 11, c.text_len = 3, c.image_vocab_size = 7, c.image_rows = 4, c.image_cols = 5;
   c.hidden_size = 16, c.num_heads = 2, c.num_layers = static_cast<int64_t>(std::max<size_t>(attention.size(), 4));
@@ -25,7 +25,7 @@ const DalleAttention kKinds[] = {DalleAttention::Full, DalleAttention::Row, Dall
                                  DalleAttention::Conv};
 
 TEST(DalleConfig, PaperPatternAndValidation) {
-  DalleConfig c = tiny();
+  DalleConfig c = tiny_dalle();
   c.num_layers = 8;
   // Row everywhere except column where (i - 2) % 4 == 0 and conv in the last layer.
   const std::vector<std::string> expected = {"row", "row", "column", "row", "row", "row", "column", "conv"};
@@ -108,7 +108,7 @@ TEST(DalleAttention, BlockwiseEqualsDenseMaskedAttention) {
 
 TEST(DalleTransformer, KVCacheEqualsRecomputation) {
   torch::manual_seed(1);
-  const DalleConfig c = tiny({"row", "column", "full", "conv"});
+  const DalleConfig c = tiny_dalle({"row", "column", "full", "conv"});
   DalleTransformer model(c);
   model->eval();
   torch::NoGradGuard no_grad;
@@ -132,7 +132,7 @@ TEST(DalleTransformer, KVCacheEqualsRecomputation) {
 
 TEST(DalleTransformer, LossFallsAndWeighsTextAndImage) {
   torch::manual_seed(2);
-  const DalleConfig c = tiny();
+  const DalleConfig c = tiny_dalle();
   DalleTransformer model(c);
   const at::Tensor text = dalle_text_ids({{1, 2}, {3}, {4, 5, 6}, {7}}, c);
   const at::Tensor image = torch::randint(c.image_vocab_size, {4, c.image_len()}, at::kLong);

@@ -17,7 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-json tiny_config_json() {
+json tiny_damsm_json() {
   return json::parse(R"({
     "embedding_dim": 8,
     "text_config": {"word_embedding_dim": 6, "max_length": 5, "dropout": 0.0},
@@ -26,7 +26,7 @@ json tiny_config_json() {
   })");
 }
 
-std::string make_tokenizer(const test::TempDir& dir) {
+std::string make_damsm_tokenizer(const test::TempDir& dir) {
   const std::vector<std::string> captions = {"a red circle", "a blue square", "a green star", "a red square",
                                              "grinning face", "woman firefighter: dark skin tone"};
   const std::string folder = dir.file("tok");
@@ -141,11 +141,11 @@ TEST(DamsmLoss, MatchingLossIsBothSoftmaxesAtTheDiagonal) {
 }
 
 TEST(DamsmConfig, RoundTripsAndReportsEveryProblem) {
-  const DamsmConfig c = DamsmConfig::from_json(tiny_config_json(), "tiny");
+  const DamsmConfig c = DamsmConfig::from_json(tiny_damsm_json(), "tiny");
   EXPECT_EQ(c.embedding_dim, 8);
   EXPECT_EQ(c.vision_config.region_side(), 8);
   EXPECT_EQ(DamsmConfig::from_json(c.to_json(), "again").to_json(), c.to_json());
-  json j = tiny_config_json();
+  json j = tiny_damsm_json();
   j["colour"] = 1;
   j["embedding_dim"] = 7;
   j["vision_config"]["region_level"] = 3;
@@ -163,7 +163,7 @@ TEST(DamsmConfig, RoundTripsAndReportsEveryProblem) {
 TEST(DamsmEncoder, TextFeaturesIgnoreThePaddingAndImageFeaturesHaveTheRegionGrid) {
   test::TempDir dir;
   torch::manual_seed(3);
-  DamsmEncoder enc(DamsmConfig::from_json(tiny_config_json(), "tiny"), make_tokenizer(dir));
+  DamsmEncoder enc(DamsmConfig::from_json(tiny_damsm_json(), "tiny"), make_damsm_tokenizer(dir));
   const DamsmTokens tokens = enc.tokenize({"red", "grinning face woman firefighter dark skin tone", ""});
   EXPECT_EQ(tokens.ids.size(1), 5);                      // cut to max_length
   EXPECT_EQ(tokens.lengths[1].item<int64_t>(), 5);
@@ -191,7 +191,7 @@ TEST(DamsmEncoder, TextFeaturesIgnoreThePaddingAndImageFeaturesHaveTheRegionGrid
 TEST(DamsmEncoder, FolderRoundTripAndLoadErrors) {
   test::TempDir dir;
   torch::manual_seed(4);
-  DamsmEncoder enc(DamsmConfig::from_json(tiny_config_json(), "tiny"), make_tokenizer(dir));
+  DamsmEncoder enc(DamsmConfig::from_json(tiny_damsm_json(), "tiny"), make_damsm_tokenizer(dir));
   const std::string folder = dir.file("damsm");
   enc.save(folder);
   DamsmEncoder back = DamsmEncoder::load(folder);

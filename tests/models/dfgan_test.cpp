@@ -17,7 +17,7 @@ namespace {
 
 using json = nlohmann::json;
 
-DFGANConfig tiny() { return DFGANConfig::from_json(json{{"image_size", 8}, {"ngf", 2}, {"ndf", 2}, {"z_dim", 4}, {"cond_dim", 3}}); }
+DFGANConfig tiny_dfgan() { return DFGANConfig::from_json(json{{"image_size", 8}, {"ngf", 2}, {"ndf", 2}, {"z_dim", 4}, {"cond_dim", 3}}); }
 
 TEST(DFGANConfig, BlockChannelsFollowTheOfficialCode) {
   // 64 px, nf 32: channels 32 * min(2^i, 8) for i < log2(64) - 1 = 5 -> 32, 64, 128, 256, 256.
@@ -40,7 +40,7 @@ TEST(DFGANConfig, BlockChannelsFollowTheOfficialCode) {
 
 TEST(DFGAN, ShapesKeyNamesAndIdentityAffinesAtInit) {
   torch::manual_seed(0);
-  const DFGANConfig c = tiny();
+  const DFGANConfig c = tiny_dfgan();
   DFGANGenerator g(c);
   DFGANDiscriminator d(c);
   const at::Tensor z = torch::randn({2, 4}), s = torch::randn({2, 3});
@@ -86,7 +86,7 @@ at::Tensor logits(DFGANDiscriminator& d, const at::Tensor& x, const at::Tensor& 
 
 TEST(DFGANLoss, GradientPenaltyMatchesFiniteDifferences) {
   torch::manual_seed(1);
-  const DFGANConfig c = tiny();
+  const DFGANConfig c = tiny_dfgan();
   DFGANDiscriminator d(c);
   d->to(at::kDouble);
   {
@@ -163,7 +163,7 @@ TEST(DFGANLoss, GradientPenaltyMatchesFiniteDifferences) {
 
 TEST(DFGAN, AFewDiscriminatorThenGeneratorStepsLowerTheirLosses) {
   torch::manual_seed(2);
-  const DFGANConfig c = tiny();
+  const DFGANConfig c = tiny_dfgan();
   DFGANGenerator g(c);
   DFGANDiscriminator d(c);
   const at::Tensor real = torch::rand({8, 3, 8, 8}) * 2 - 1, s = torch::randn({8, 3}), z = torch::randn({8, 4});

@@ -14,7 +14,7 @@ namespace {
 
 using json = nlohmann::json;
 
-json tiny_config_json() {
+json tiny_umt5_json() {
   return json{{"architectures", {"UMT5EncoderModel"}},
               {"model_type", "umt5"},
               {"vocab_size", 40},
@@ -35,7 +35,7 @@ json tiny_config_json() {
 
 UMT5EncoderModel tiny_model(uint64_t seed = 0) {
   torch::manual_seed(seed);
-  UMT5EncoderModel m(UMT5Config::from_json(tiny_config_json()));
+  UMT5EncoderModel m(UMT5Config::from_json(tiny_umt5_json()));
   torch::NoGradGuard no_grad;
   for (auto& p : m->parameters()) p.normal_(0, 0.5);
   m->eval();
@@ -46,10 +46,10 @@ using test::expect_contains;
 using test::load_error;
 
 TEST(UMT5Config, ReadsTransformersKeysAndReportsEveryProblem) {
-  const UMT5Config c = UMT5Config::from_json(tiny_config_json(), "config.json");
+  const UMT5Config c = UMT5Config::from_json(tiny_umt5_json(), "config.json");
   EXPECT_EQ(c.inner_dim(), 6);
   EXPECT_EQ(c.dense_act_fn(), "gelu_new");
-  json j = tiny_config_json();
+  json j = tiny_umt5_json();
   j["d_modle"] = 8;
   j["num_heads"] = "two";
   j["feed_forward_proj"] = "relu";
@@ -57,7 +57,7 @@ TEST(UMT5Config, ReadsTransformersKeysAndReportsEveryProblem) {
   expect_contains(load_error([&] { UMT5Config::from_json(j, "config.json"); }),
                   {"config.json", "4 problem(s)", "unknown key d_modle", "num_heads has the wrong type",
                    "unsupported feed_forward_proj \"relu\"", "relative_attention_max_distance 4"});
-  j = tiny_config_json();
+  j = tiny_umt5_json();
   j["model_type"] = "t5";
   expect_contains(load_error([&] { UMT5Config::from_json(j, "config.json"); }), {"model_type \"t5\" is not umt5"});
   test::TempDir dir;
@@ -170,7 +170,7 @@ TEST(UMT5Encoder, LoadsAComponentFolderInF32) {
   torch::NoGradGuard no_grad;
   UMT5EncoderModel m = tiny_model(3);
   test::TempDir dir;
-  test::write_bytes(dir.file("config.json"), tiny_config_json().dump());
+  test::write_bytes(dir.file("config.json"), tiny_umt5_json().dump());
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   for (const auto& p : m->named_parameters()) tensors.emplace_back(p.key(), p.value().detach().to(torch::kHalf));
   io::save_safetensors(dir.file("model.safetensors"), tensors);

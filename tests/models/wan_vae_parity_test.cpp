@@ -15,11 +15,11 @@ namespace {
 constexpr const char* kCase = "wan21_vae";
 
 // The case's component folder (where config.json is) and io.safetensors, from the manifest.
-struct CaseFiles {
+struct WanVaeCaseFiles {
   std::string folder, io;
 };
-CaseFiles case_files() {
-  CaseFiles f;
+WanVaeCaseFiles case_files() {
+  WanVaeCaseFiles f;
   const nlohmann::json c = test::fixture_case(kCase);  // bound first: a temporary's .at() would dangle
   for (const auto& file : c.at("files")) {
     const std::string path = test::fixtures_dir() + "/" + file.get<std::string>();
@@ -36,7 +36,7 @@ void expect_output(const at::Tensor& got, io::WeightReader& io, const std::strin
 
 TEST(WanVAEParity, EncodeAndDecode) {
   GENVIS_REQUIRE_FIXTURES();
-  const CaseFiles f = case_files();
+  const WanVaeCaseFiles f = case_files();
   auto vae = load_autoencoder_kl_wan(f.folder, at::kFloat);
   const auto io = io::open_weights(f.io);
   const at::Tensor video = io->load("video", at::kFloat), z = io->load("z", at::kFloat);
@@ -51,7 +51,7 @@ TEST(WanVAEParity, EncodeAndDecode) {
 // Everything after frame 0 in one chunk: the same numbers within the same tolerance.
 TEST(WanVAEParity, LargerChunks) {
   GENVIS_REQUIRE_FIXTURES();
-  const CaseFiles f = case_files();
+  const WanVaeCaseFiles f = case_files();
   auto vae = load_autoencoder_kl_wan(f.folder, at::kFloat);
   const auto io = io::open_weights(f.io);
   const at::Tensor video = io->load("video", at::kFloat), z = io->load("z", at::kFloat);

@@ -12,7 +12,7 @@
 namespace genvis::pipelines {
 namespace {
 
-StableDiffusion tiny_model() { return test::tiny_sd1_model(); }
+StableDiffusion tiny_inpaint_model() { return test::tiny_sd1_model(); }
 
 // 32x24 pixels -> 4x3 latents. The image is smooth so its latents are well defined.
 GenerateOptions inpaint_options() {
@@ -37,7 +37,7 @@ at::Tensor image_latents(StableDiffusion& model, const at::Tensor& image, const 
 
 TEST(Inpaint, KeptRegionLandsOnTheImageLatentsAndTheMaskedRegionIsRepainted) {
   GENVIS_REQUIRE_FIXTURES();
-  StableDiffusion model = tiny_model();
+  StableDiffusion model = tiny_inpaint_model();
   GenerateOptions o = inpaint_options();
   o.mask.narrow(3, 0, 16).fill_(1.0);  // repaint the left half = latent columns 0 and 1
   const GenerateResult r = generate(model, o);
@@ -50,7 +50,7 @@ TEST(Inpaint, KeptRegionLandsOnTheImageLatentsAndTheMaskedRegionIsRepainted) {
 
 TEST(Inpaint, FullMaskAtFullStrengthIsTxt2Img) {
   GENVIS_REQUIRE_FIXTURES();
-  StableDiffusion model = tiny_model();
+  StableDiffusion model = tiny_inpaint_model();
   GenerateOptions o = inpaint_options();
   o.mask.fill_(1.0);
   const GenerateResult inpainted = generate(model, o);
@@ -64,7 +64,7 @@ TEST(Inpaint, FullMaskAtFullStrengthIsTxt2Img) {
 
 TEST(Inpaint, NineChannelUnetGetsMaskAndMaskedImageLatents) {
   GENVIS_REQUIRE_FIXTURES();
-  StableDiffusion model = tiny_model();
+  StableDiffusion model = tiny_inpaint_model();
   models::UNet2DConditionConfig config = model.unet->config;
   config.in_channels = 9;
   torch::manual_seed(0);
@@ -103,7 +103,7 @@ TEST(Inpaint, NineChannelUnetGetsMaskAndMaskedImageLatents) {
 
 TEST(Inpaint, BadMasksAreRefused) {
   GENVIS_REQUIRE_FIXTURES();
-  StableDiffusion model = tiny_model();
+  StableDiffusion model = tiny_inpaint_model();
   GenerateOptions o = inpaint_options();
   o.init_image = at::Tensor();
   EXPECT_THROW(o.validate(), UsageError);  // mask without an image

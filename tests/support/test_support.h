@@ -35,6 +35,10 @@ struct CommandResult {
 };
 // Runs a shell command line, capturing stdout and stderr.
 CommandResult run_command(const std::string& command_line);
+#ifdef GENVIS_CLI
+// The genvis command (the build's binary) with these arguments.
+inline CommandResult run_genvis(const std::string& args) { return run_command(std::string(GENVIS_CLI) + " " + args); }
+#endif
 // Single-quotes a string for a shell command line.
 std::string shell_quote(const std::string& s);
 

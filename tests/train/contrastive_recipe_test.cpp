@@ -15,7 +15,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-json tiny_recipe() {
+json tiny_contrastive_recipe() {
   return json::parse(R"({
     "seed": 1,
     "dataset": {"name": "shapes", "resolution": 16, "size": 96},
@@ -37,7 +37,7 @@ using test::mean_of;
 
 TEST(ContrastiveRecipe, TrainsSavesEvaluatesAndSkipsWhenDone) {
   test::TempDir dir;
-  const auto config = ContrastiveRecipeConfig::from_json(tiny_recipe());
+  const auto config = ContrastiveRecipeConfig::from_json(tiny_contrastive_recipe());
   const auto r = run_contrastive_recipe(config, {.out_dir = dir.path()});
   ASSERT_FALSE(r.interrupted);
   EXPECT_EQ(r.ran, (std::vector<std::string>{"tokenizer", "data", "train", "save", "eval"}));
@@ -71,7 +71,7 @@ TEST(ContrastiveRecipe, TrainsSavesEvaluatesAndSkipsWhenDone) {
 
 TEST(ContrastiveRecipe, UnfinishedTrainingNeedsResume) {
   test::TempDir dir;
-  json j = tiny_recipe();
+  json j = tiny_contrastive_recipe();
   j["train"]["steps"] = 4;
   j["train"]["checkpoint_every"] = 2;
   j["eval"]["num"] = 0;
@@ -89,7 +89,7 @@ TEST(ContrastiveRecipe, UnfinishedTrainingNeedsResume) {
 }
 
 TEST(ContrastiveRecipeConfig, ListsEveryBadKeyAtOnce) {
-  json j = tiny_recipe();
+  json j = tiny_contrastive_recipe();
   j["colour"] = "blue";
   j.erase("batch_size");
   j["augment"]["rotate"] = 10;

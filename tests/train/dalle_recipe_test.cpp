@@ -18,7 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-json tiny_recipe(int64_t steps) {
+json tiny_dalle_recipe(int64_t steps) {
   json j = json::parse(R"({
     "seed": 2,
     "dataset": {"name": "shapes", "resolution": 16, "size": 40},
@@ -39,7 +39,7 @@ json tiny_recipe(int64_t steps) {
 
 TEST(DalleRecipe, TrainsExportsGeneratesAndResumesExactly) {
   test::TempDir dir;
-  const auto r = run_dalle_recipe(DalleRecipeConfig::from_json(tiny_recipe(4)), {.out_dir = dir.path()});
+  const auto r = run_dalle_recipe(DalleRecipeConfig::from_json(tiny_dalle_recipe(4)), {.out_dir = dir.path()});
   ASSERT_FALSE(r.interrupted);
   EXPECT_EQ(r.ran, (std::vector<std::string>{"tokenizer", "dvae", "codes", "train", "export"}));
   EXPECT_TRUE(fs::exists(fs::path(dir.path()) / "dvae" / "reconstruction.json"));
@@ -65,15 +65,15 @@ TEST(DalleRecipe, TrainsExportsGeneratesAndResumesExactly) {
     EXPECT_NE(cli.err.find(std::string(flag).substr(0, std::string(flag).find(' '))), std::string::npos) << cli.err;
     EXPECT_EQ(cli.err.find("extras"), std::string::npos) << cli.err;
   }
-  EXPECT_TRUE(run_dalle_recipe(DalleRecipeConfig::from_json(tiny_recipe(4)), {.out_dir = dir.path()}).ran.empty());
+  EXPECT_TRUE(run_dalle_recipe(DalleRecipeConfig::from_json(tiny_dalle_recipe(4)), {.out_dir = dir.path()}).ran.empty());
 
   // 3 steps, then resumed to 4, equal 4 straight (the dVAE and codes are reused).
   test::TempDir split;
-  run_dalle_recipe(DalleRecipeConfig::from_json(tiny_recipe(3)), {.out_dir = split.path()});
+  run_dalle_recipe(DalleRecipeConfig::from_json(tiny_dalle_recipe(3)), {.out_dir = split.path()});
   fs::remove_all(fs::path(split.path()) / "model");
-  EXPECT_THROW(run_dalle_recipe(DalleRecipeConfig::from_json(tiny_recipe(4)), {.out_dir = split.path()}), UsageError);
+  EXPECT_THROW(run_dalle_recipe(DalleRecipeConfig::from_json(tiny_dalle_recipe(4)), {.out_dir = split.path()}), UsageError);
   const auto resumed =
-      run_dalle_recipe(DalleRecipeConfig::from_json(tiny_recipe(4)), {.out_dir = split.path(), .resume = true});
+      run_dalle_recipe(DalleRecipeConfig::from_json(tiny_dalle_recipe(4)), {.out_dir = split.path(), .resume = true});
   EXPECT_EQ(resumed.ran, (std::vector<std::string>{"train", "export"}));
   const auto weights = [](const std::string& model) {
     return test::flat_weights(fs::path(model) / "transformer" / "model.safetensors");
@@ -82,7 +82,7 @@ TEST(DalleRecipe, TrainsExportsGeneratesAndResumesExactly) {
 }
 
 TEST(DalleRecipe, ConfigErrorsAtOnce) {
-  json j = tiny_recipe(4);
+  json j = tiny_dalle_recipe(4);
   j["transformer"]["model"]["image_vocab_size"] = 7;
   j["transformer"]["caption_dropout"] = 1.5;
   j["dvae"]["loss"] = {{"reconstruction", "l2"}};
@@ -95,13 +95,13 @@ TEST(DalleRecipe, ConfigErrorsAtOnce) {
     for (const char* part : {"bad.json", "caption_dropout", "reconstruction", "unknown key colour"})
       EXPECT_NE(m.find(part), std::string::npos) << part << " in " << m;
   }
-  json k = tiny_recipe(4);
+  json k = tiny_dalle_recipe(4);
   k["transformer"]["model"]["image_vocab_size"] = 7;
   EXPECT_THROW(DalleRecipeConfig::from_json(k), UsageError);
-  json g = tiny_recipe(4);
+  json g = tiny_dalle_recipe(4);
   g["dvae"] = "/nonexistent/dvae";
   EXPECT_THROW(DalleRecipeConfig::from_json(g), UsageError);
-  json h = tiny_recipe(4);
+  json h = tiny_dalle_recipe(4);
   h["transformer"]["model"]["hidden_size"] = 15;
   EXPECT_THROW(DalleRecipeConfig::from_json(h), UsageError);
 }

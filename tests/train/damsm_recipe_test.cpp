@@ -17,7 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-json tiny_recipe() {
+json tiny_damsm_recipe() {
   return json::parse(R"({
     "seed": 3,
     "dataset": {"name": "shapes", "resolution": 16, "size": 300},
@@ -36,7 +36,7 @@ using test::mean_of;
 
 TEST(DamsmRecipe, TrainsSavesEvaluatesAndSkipsWhenDone) {
   test::TempDir dir;
-  const auto config = DamsmRecipeConfig::from_json(tiny_recipe());
+  const auto config = DamsmRecipeConfig::from_json(tiny_damsm_recipe());
   const auto r = run_damsm_recipe(config, {.out_dir = dir.path()});
   EXPECT_FALSE(r.interrupted);
   // The loss falls: the mean of the last 10 steps well under the first 10's.
@@ -61,7 +61,7 @@ TEST(DamsmRecipe, TrainsSavesEvaluatesAndSkipsWhenDone) {
 }
 
 TEST(DamsmRecipeConfig, ListsEveryBadKeyAtOnceAndParsesTheShippedConfig) {
-  json j = tiny_recipe();
+  json j = tiny_damsm_recipe();
   j["colour"] = 1;
   j["model"]["vision_config"]["image_size"] = 32;      // derived from dataset.resolution
   j["model"]["text_config"]["vocab_size"] = 700;       // derived from the tokenizer

@@ -17,7 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-json tiny_recipe(int64_t steps) {
+json tiny_dfgan_recipe(int64_t steps) {
   json j = json::parse(R"({
     "seed": 5,
     "dataset": {"name": "shapes", "resolution": 16, "size": 200},
@@ -39,7 +39,7 @@ json tiny_recipe(int64_t steps) {
 
 TEST(DFGANRecipe, TrainsValidatesExportsAndLoadsThroughTheRegistry) {
   test::TempDir dir;
-  const auto r = run_dfgan_recipe(DFGANRecipeConfig::from_json(tiny_recipe(4)), {.out_dir = dir.path()});
+  const auto r = run_dfgan_recipe(DFGANRecipeConfig::from_json(tiny_dfgan_recipe(4)), {.out_dir = dir.path()});
   ASSERT_FALSE(r.interrupted);
   EXPECT_EQ(r.ran, (std::vector<std::string>{"damsm", "data", "train", "export"}));
   EXPECT_TRUE(fs::exists(fs::path(dir.path()) / "damsm" / "model" / "model.safetensors"));
@@ -78,18 +78,18 @@ TEST(DFGANRecipe, TrainsValidatesExportsAndLoadsThroughTheRegistry) {
   req.width = 32;
   EXPECT_THROW(p->generate(req), UsageError);
   // Done: a second run skips every stage.
-  EXPECT_TRUE(run_dfgan_recipe(DFGANRecipeConfig::from_json(tiny_recipe(4)), {.out_dir = dir.path()}).ran.empty());
+  EXPECT_TRUE(run_dfgan_recipe(DFGANRecipeConfig::from_json(tiny_dfgan_recipe(4)), {.out_dir = dir.path()}).ran.empty());
 }
 
 TEST(DFGANRecipe, ResumesExactlyWithTwoOptimisers) {
   test::TempDir straight, split;
-  const auto a = run_dfgan_recipe(DFGANRecipeConfig::from_json(tiny_recipe(6)), {.out_dir = straight.path()});
+  const auto a = run_dfgan_recipe(DFGANRecipeConfig::from_json(tiny_dfgan_recipe(6)), {.out_dir = straight.path()});
   // 3 steps, then (the export removed, as if stopped there) 3 more from the checkpoint.
-  const auto b1 = run_dfgan_recipe(DFGANRecipeConfig::from_json(tiny_recipe(3)), {.out_dir = split.path()});
+  const auto b1 = run_dfgan_recipe(DFGANRecipeConfig::from_json(tiny_dfgan_recipe(3)), {.out_dir = split.path()});
   fs::remove_all(b1.model_dir);
-  EXPECT_THROW(run_dfgan_recipe(DFGANRecipeConfig::from_json(tiny_recipe(6)), {.out_dir = split.path()}), UsageError);
+  EXPECT_THROW(run_dfgan_recipe(DFGANRecipeConfig::from_json(tiny_dfgan_recipe(6)), {.out_dir = split.path()}), UsageError);
   const auto b2 =
-      run_dfgan_recipe(DFGANRecipeConfig::from_json(tiny_recipe(6)), {.out_dir = split.path(), .resume = true});
+      run_dfgan_recipe(DFGANRecipeConfig::from_json(tiny_dfgan_recipe(6)), {.out_dir = split.path(), .resume = true});
   const auto weights = [](const std::string& model) {
     return test::flat_weights(fs::path(model) / "generator" / "model.safetensors");
   };
@@ -97,7 +97,7 @@ TEST(DFGANRecipe, ResumesExactlyWithTwoOptimisers) {
 }
 
 TEST(DFGANRecipeConfig, ListsEveryBadKeyAtOnceAndParsesTheShippedConfig) {
-  json j = tiny_recipe(4);
+  json j = tiny_dfgan_recipe(4);
   j["colour"] = 1;
   j["model"]["image_size"] = 32;
   j["model"]["cond_dim"] = 8;

@@ -17,7 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-json tiny_recipe(int64_t steps) {
+json tiny_dvae_recipe(int64_t steps) {
   json j = json::parse(R"({
     "seed": 3,
     "dataset": {"name": "shapes", "resolution": 16, "size": 60},
@@ -33,7 +33,7 @@ json tiny_recipe(int64_t steps) {
 
 TEST(DVAERecipe, TrainsReportsExportsAndResumesExactly) {
   test::TempDir dir;
-  const auto r = run_dvae_recipe(DVAERecipeConfig::from_json(tiny_recipe(4)), {.out_dir = dir.path()});
+  const auto r = run_dvae_recipe(DVAERecipeConfig::from_json(tiny_dvae_recipe(4)), {.out_dir = dir.path()});
   ASSERT_FALSE(r.interrupted);
   EXPECT_EQ(r.ran, (std::vector<std::string>{"data", "train", "export", "report"}));
   // Validation at steps 2 and 4 with the schedules' values.
@@ -53,19 +53,19 @@ TEST(DVAERecipe, TrainsReportsExportsAndResumesExactly) {
   EXPECT_EQ(json::parse(std::ifstream(fs::path(dir.path()) / "reconstruction.json")), r.report);
   EXPECT_FALSE(fs::is_empty(fs::path(dir.path()) / "samples"));
   // A second run skips everything.
-  const auto again = run_dvae_recipe(DVAERecipeConfig::from_json(tiny_recipe(4)), {.out_dir = dir.path()});
+  const auto again = run_dvae_recipe(DVAERecipeConfig::from_json(tiny_dvae_recipe(4)), {.out_dir = dir.path()});
   EXPECT_TRUE(again.ran.empty());
   EXPECT_EQ(again.report, r.report);
 
   // 4 steps straight equal 3 steps, then resume to 4 (a constant learning rate: the schedule's
   // length is train.steps).
   test::TempDir split;
-  run_dvae_recipe(DVAERecipeConfig::from_json(tiny_recipe(3)), {.out_dir = split.path()});
+  run_dvae_recipe(DVAERecipeConfig::from_json(tiny_dvae_recipe(3)), {.out_dir = split.path()});
   fs::remove_all(fs::path(split.path()) / "model");
   fs::remove(fs::path(split.path()) / "reconstruction.json");
-  EXPECT_THROW(run_dvae_recipe(DVAERecipeConfig::from_json(tiny_recipe(4)), {.out_dir = split.path()}), UsageError);
+  EXPECT_THROW(run_dvae_recipe(DVAERecipeConfig::from_json(tiny_dvae_recipe(4)), {.out_dir = split.path()}), UsageError);
   const auto resumed =
-      run_dvae_recipe(DVAERecipeConfig::from_json(tiny_recipe(4)), {.out_dir = split.path(), .resume = true});
+      run_dvae_recipe(DVAERecipeConfig::from_json(tiny_dvae_recipe(4)), {.out_dir = split.path(), .resume = true});
   const auto weights = [](const std::string& model) {
     return test::flat_weights(fs::path(model) / "model.safetensors");
   };
@@ -73,7 +73,7 @@ TEST(DVAERecipe, TrainsReportsExportsAndResumesExactly) {
 }
 
 TEST(DVAERecipe, ConfigErrorsAtOnce) {
-  json j = tiny_recipe(4);
+  json j = tiny_dvae_recipe(4);
   j["loss"]["reconstruction"] = "l1";
   j["batch_size"] = 0;
   j["loss"]["foreground_weight"] = -1;
@@ -87,10 +87,10 @@ TEST(DVAERecipe, ConfigErrorsAtOnce) {
     for (const char* part : {"bad.json", "reconstruction", "batch_size", "foreground_weight", "unknown key colour"})
       EXPECT_NE(m.find(part), std::string::npos) << part << " in " << m;
   }
-  json k = tiny_recipe(4);
+  json k = tiny_dvae_recipe(4);
   k["model"]["image_size"] = 32;
   EXPECT_THROW(DVAERecipeConfig::from_json(k), UsageError);
-  json g = tiny_recipe(4);
+  json g = tiny_dvae_recipe(4);
   g["model"]["num_groups"] = 9;
   EXPECT_THROW(DVAERecipeConfig::from_json(g), UsageError);
 }

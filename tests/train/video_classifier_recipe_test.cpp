@@ -23,7 +23,7 @@ using json = nlohmann::json;
 using test::losses;
 using test::mean_of;
 
-json tiny_recipe() {
+json tiny_video_classifier_recipe() {
   return json::parse(R"({
     "seed": 3,
     "dataset": {"name": "shapes-video", "resolution": 16, "size": 192},
@@ -54,7 +54,7 @@ at::Tensor clips_of(const std::string& split, int64_t n, int frames, int side, s
 
 TEST(VideoClassifierRecipe, TrainsSavesEvaluatesAndSkipsWhenDone) {
   test::TempDir dir;
-  const auto config = VideoClassifierRecipeConfig::from_json(tiny_recipe());
+  const auto config = VideoClassifierRecipeConfig::from_json(tiny_video_classifier_recipe());
   const auto r = run_video_classifier_recipe(config, {.out_dir = dir.path()});
   ASSERT_FALSE(r.interrupted);
   EXPECT_EQ(r.ran, (std::vector<std::string>{"data", "train", "save", "eval"}));
@@ -109,7 +109,7 @@ TEST(VideoClassifierRecipe, TrainsSavesEvaluatesAndSkipsWhenDone) {
 
 TEST(VideoClassifierRecipe, ResumedTrainingEqualsUninterruptedOne) {
   test::TempDir dir;
-  json j = tiny_recipe();
+  json j = tiny_video_classifier_recipe();
   j["dataset"]["size"] = 64;
   j["train"]["steps"] = 6;
   j["train"]["checkpoint_every"] = 3;
@@ -140,7 +140,7 @@ TEST(VideoClassifierRecipe, ResumedTrainingEqualsUninterruptedOne) {
 
 TEST(VideoClassifierRecipe, HeadKeyMissingFromTheClipsIsNamed) {
   test::TempDir dir;
-  json j = tiny_recipe();
+  json j = tiny_video_classifier_recipe();
   j["dataset"]["size"] = 8;
   j["heads"][1]["key"] = "/frames/0/objects/0/texture";
   try {
@@ -152,7 +152,7 @@ TEST(VideoClassifierRecipe, HeadKeyMissingFromTheClipsIsNamed) {
 }
 
 TEST(VideoClassifierRecipeConfig, ListsEveryBadKeyAtOnce) {
-  json j = tiny_recipe();
+  json j = tiny_video_classifier_recipe();
   j["colour"] = "blue";
   j.erase("batch_size");
   j["frames"] = 0;
@@ -171,10 +171,10 @@ TEST(VideoClassifierRecipeConfig, ListsEveryBadKeyAtOnce) {
                              "model.image_size is set by the recipe", "eval.split", "stepz"})
       EXPECT_NE(what.find(part), std::string::npos) << part << " not in: " << what;
   }
-  json image = tiny_recipe();
+  json image = tiny_video_classifier_recipe();
   image["dataset"]["name"] = "shapes";
   EXPECT_THROW(VideoClassifierRecipeConfig::from_json(image), UsageError);
-  json bad_model = tiny_recipe();
+  json bad_model = tiny_video_classifier_recipe();
   bad_model["model"]["norm_num_groups"] = 3;
   EXPECT_THROW(VideoClassifierRecipeConfig::from_json(bad_model), UsageError);
 }

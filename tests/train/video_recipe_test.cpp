@@ -26,7 +26,7 @@ using json = nlohmann::json;
 using test::losses;
 using test::mean_of;
 
-json tiny_recipe() {
+json tiny_video_recipe() {
   return json::parse(R"({
     "seed": 5,
     "dataset": {"name": "shapes-video", "resolution": 16, "size": 48},
@@ -53,7 +53,7 @@ class VideoRecipeRun : public ::testing::Test {
 protected:
   static void SetUpTestSuite() {
     dir_ = std::make_unique<test::TempDir>();
-    result_ = run_video_recipe(VideoRecipeConfig::from_json(tiny_recipe()), {.out_dir = dir_->path()});
+    result_ = run_video_recipe(VideoRecipeConfig::from_json(tiny_video_recipe()), {.out_dir = dir_->path()});
   }
   static void TearDownTestSuite() { dir_.reset(); }
   static fs::path out() { return dir_->path(); }
@@ -98,7 +98,7 @@ TEST_F(VideoRecipeRun, TrainsEveryStageAndLossesFall) {
   EXPECT_TRUE(fs::exists(out() / "vae" / "reconstruction.png"));
 
   // A rerun skips every finished stage.
-  const auto again = run_video_recipe(VideoRecipeConfig::from_json(tiny_recipe()), {.out_dir = out().string()});
+  const auto again = run_video_recipe(VideoRecipeConfig::from_json(tiny_video_recipe()), {.out_dir = out().string()});
   EXPECT_TRUE(again.ran.empty());
   EXPECT_EQ(again.skipped, (std::vector<std::string>{"tokenizer", "vae", "dit", "export"}));
 }
@@ -216,7 +216,7 @@ TEST_F(VideoRecipeRun, BadRequestsAreRefusedNamingTheField) {
 // uninterrupted run, bit for bit (constant learning rate: the schedule's length changes).
 TEST(VideoRecipe, ResumedStageMatchesAnUninterruptedRun) {
   test::TempDir whole, split;
-  json j = tiny_recipe();
+  json j = tiny_video_recipe();
   j["vae"]["train"]["steps"] = 3;
   j["dit"]["train"] = {{"steps", 6}, {"lr", 1e-3}, {"min_lr", 1e-3}, {"ema_decay", 0.5}, {"checkpoint_every", 3},
                        {"log_every", 1000}};
@@ -235,7 +235,7 @@ TEST(VideoRecipe, ResumedStageMatchesAnUninterruptedRun) {
 }
 
 TEST(VideoRecipeConfig, ListsEveryBadKeyAtOnce) {
-  json j = tiny_recipe();
+  json j = tiny_video_recipe();
   j["colour"] = 1;
   j["buckets"][0]["frames"] = 8;
   j["buckets"][1]["width"] = 20;
@@ -255,7 +255,7 @@ TEST(VideoRecipeConfig, ListsEveryBadKeyAtOnce) {
                              "vae.foreground_weight"})
       EXPECT_NE(m.find(part), std::string::npos) << part << " not in: " << m;
   }
-  json image = tiny_recipe();
+  json image = tiny_video_recipe();
   image["dataset"]["name"] = "shapes";
   EXPECT_THROW(VideoRecipeConfig::from_json(image), UsageError);
 }

@@ -7,7 +7,6 @@ namespace genvis::models {
 namespace {
 
 using json = nlohmann::json;
-constexpr size_t kMaxConfigBytes = 1 << 20;
 
 bool power_of_two(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
 
@@ -64,7 +63,7 @@ AttnGANConfig AttnGANConfig::from_json(const json& j, const std::string& source)
 }
 
 AttnGANConfig AttnGANConfig::from_file(const std::string& path) {
-  return from_json(config::read_file(path, kMaxConfigBytes), path);
+  return from_json(config::read_file(path, config::kMaxModelConfigBytes), path);
 }
 
 json AttnGANConfig::to_json() const {

@@ -1,6 +1,7 @@
 #include "models/autoencoder_kl/tiled.h"
 
 #include "core/error.h"
+#include "core/shape.h"
 
 #include <algorithm>
 #include <cmath>
@@ -16,7 +17,6 @@ std::string format_number(double v) {
   return buf;
 }
 
-std::string shape_of(const at::Tensor& t) { return c10::str(t.sizes()); }
 
 void check_input(const at::Tensor& x, int64_t channels, const char* what, const char* function) {
   if (!x.defined() || x.dim() != 4 || x.size(1) != channels)

@@ -2,6 +2,7 @@
 
 #include "core/config_reader.h"
 #include "core/error.h"
+#include "core/shape.h"
 #include "io/weights.h"
 #include "models/autoencoder_kl/tiled.h"
 #include "models/autoencoder_kl_wan/wan_vae_original_keys.h"
@@ -22,7 +23,6 @@ namespace {
 // whole number of stride-2 steps per chunk).
 constexpr int64_t kEncodeChunkMultiple = 4;
 
-std::string shape_of(const at::Tensor& t) { return t.defined() ? c10::str(t.sizes()) : "an undefined tensor"; }
 
 // PyTorch's default Conv initialisation bound, 1/sqrt(fan_in), for weights and biases.
 at::Tensor uniform_init(at::IntArrayRef shape, int64_t fan_in) {

@@ -10,7 +10,6 @@ namespace genvis::models {
 namespace {
 
 using json = nlohmann::json;
-constexpr size_t kMaxConfigBytes = 1 << 20;
 
 }  // namespace
 
@@ -71,7 +70,7 @@ ImageClassifierConfig ImageClassifierConfig::from_json(const json& j, const std:
 }
 
 ImageClassifierConfig ImageClassifierConfig::from_file(const std::string& path) {
-  return from_json(config::read_file(path, kMaxConfigBytes), path);
+  return from_json(config::read_file(path, config::kMaxModelConfigBytes), path);
 }
 
 json ImageClassifierConfig::to_json() const {

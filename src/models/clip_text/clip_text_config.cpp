@@ -10,12 +10,6 @@
 #include <sstream>
 
 namespace genvis::models {
-namespace {
-
-constexpr size_t kMaxConfigBytes = 1 << 20;
-
-}  // namespace
-
 bool CLIPTextConfig::has_projection() const {
   return std::find(architectures.begin(), architectures.end(), "CLIPTextModelWithProjection") != architectures.end();
 }
@@ -85,7 +79,7 @@ CLIPTextConfig CLIPTextConfig::from_json(const nlohmann::json& json, const std::
 }
 
 CLIPTextConfig CLIPTextConfig::from_file(const std::string& path) {
-  return from_json(config::read_file(path, kMaxConfigBytes), path);
+  return from_json(config::read_file(path, config::kMaxModelConfigBytes), path);
 }
 
 }  // namespace genvis::models

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/text.h"
 
 #include <array>
 #include <map>
@@ -28,7 +29,6 @@ constexpr const char* kOpenCLIPBlock = "transformer.resblocks.";
 constexpr const char* kHFLayer = "text_model.encoder.layers.";
 constexpr std::array<const char*, 3> kQKV{"q_proj", "k_proj", "v_proj"};
 
-bool starts_with(const std::string& s, const std::string& prefix) { return s.compare(0, prefix.size(), prefix) == 0; }
 
 // "N.rest" after `prefix` -> {N, rest}; nullopt when the name is not of that form.
 std::optional<std::pair<int64_t, std::string>> split_layer(const std::string& name, const std::string& prefix) {

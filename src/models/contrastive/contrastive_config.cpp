@@ -10,7 +10,6 @@ namespace genvis::models {
 namespace {
 
 using json = nlohmann::json;
-constexpr size_t kMaxConfigBytes = 1 << 20;
 
 json text_config_json(const CLIPTextConfig& c) {
   return {{"vocab_size", c.vocab_size},
@@ -108,7 +107,7 @@ ContrastiveConfig ContrastiveConfig::from_json(const json& j, const std::string&
 }
 
 ContrastiveConfig ContrastiveConfig::from_file(const std::string& path) {
-  return from_json(config::read_file(path, kMaxConfigBytes), path);
+  return from_json(config::read_file(path, config::kMaxModelConfigBytes), path);
 }
 
 json ContrastiveConfig::to_json() const {

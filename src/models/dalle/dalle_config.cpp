@@ -7,7 +7,6 @@ namespace genvis::models {
 namespace {
 
 using json = nlohmann::json;
-constexpr size_t kMaxConfigBytes = 1 << 20;
 
 void in_range(std::vector<std::string>& problems, const char* name, int64_t v, int64_t lo, int64_t hi) {
   if (v < lo || v > hi)
@@ -53,7 +52,7 @@ DVAEConfig DVAEConfig::from_json(const json& j, const std::string& source) {
 }
 
 DVAEConfig DVAEConfig::from_file(const std::string& path) {
-  return from_json(config::read_file(path, kMaxConfigBytes), path);
+  return from_json(config::read_file(path, config::kMaxModelConfigBytes), path);
 }
 
 json DVAEConfig::to_json() const {
@@ -137,7 +136,7 @@ DalleConfig DalleConfig::from_json(const json& j, const std::string& source) {
 }
 
 DalleConfig DalleConfig::from_file(const std::string& path) {
-  return from_json(config::read_file(path, kMaxConfigBytes), path);
+  return from_json(config::read_file(path, config::kMaxModelConfigBytes), path);
 }
 
 json DalleConfig::to_json() const {

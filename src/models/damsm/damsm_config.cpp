@@ -7,7 +7,6 @@ namespace genvis::models {
 namespace {
 
 using json = nlohmann::json;
-constexpr size_t kMaxConfigBytes = 1 << 20;
 
 // The object at root[key] (absent: nothing to read); a problem when it is not an object.
 const json* sub_object(const json& root, const char* key, std::vector<std::string>& problems) {
@@ -84,7 +83,7 @@ DamsmConfig DamsmConfig::from_json(const json& j, const std::string& source) {
 }
 
 DamsmConfig DamsmConfig::from_file(const std::string& path) {
-  return from_json(config::read_file(path, kMaxConfigBytes), path);
+  return from_json(config::read_file(path, config::kMaxModelConfigBytes), path);
 }
 
 json DamsmConfig::to_json() const {

@@ -9,7 +9,6 @@ namespace genvis::models {
 namespace {
 
 using json = nlohmann::json;
-constexpr size_t kMaxConfigBytes = 1 << 20;
 
 // nf * min(2^i, 8) for i in [0, log2(image_size) - 1): the official get_*_in_out_chs.
 std::vector<int64_t> level_channels(int64_t nf, int64_t image_size) {
@@ -75,7 +74,7 @@ DFGANConfig DFGANConfig::from_json(const json& j, const std::string& source) {
 }
 
 DFGANConfig DFGANConfig::from_file(const std::string& path) {
-  return from_json(config::read_file(path, kMaxConfigBytes), path);
+  return from_json(config::read_file(path, config::kMaxModelConfigBytes), path);
 }
 
 json DFGANConfig::to_json() const {

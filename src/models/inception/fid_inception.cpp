@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/text.h"
 #include "io/weights.h"
 #include "nn/state_dict.h"
 
@@ -15,10 +16,6 @@ namespace {
 // padding).
 at::Tensor avg_pool_3x3_exclude_pad(const at::Tensor& x) {
   return at::avg_pool2d(x, {3, 3}, {1, 1}, {1, 1}, /*ceil_mode=*/false, /*count_include_pad=*/false);
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 bool is_classifier_key(const std::string& name) { return name.rfind("fc.", 0) == 0; }

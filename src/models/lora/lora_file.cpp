@@ -1,6 +1,7 @@
 #include "models/lora/lora_file.h"
 
 #include "core/error.h"
+#include "core/text.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
 #include "models/single_file/ldm_export_keys.h"
@@ -28,10 +29,6 @@ std::string underscored(std::string s) {
 std::string kohya_ldm_unet_name(const std::string& module, const UNet2DConditionConfig& config) {
   const std::string ldm = unet_key_to_ldm(module + ".weight", config);
   return "lora_unet_" + underscored(ldm.substr(0, ldm.size() - std::string(".weight").size()));
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // A Linear or Conv2d weight of a component, by module path.

@@ -1,6 +1,7 @@
 #include "models/single_file/ldm_export_keys.h"
 
 #include "core/error.h"
+#include "core/text.h"
 
 #include <array>
 #include <regex>
@@ -8,11 +9,6 @@
 
 namespace genvis::models {
 namespace {
-
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
-bool ends_with(const std::string& s, const std::string& p) {
-  return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
-}
 
 [[noreturn]] void no_ldm_name(const std::string& name, const char* component) {
   throw LoadError("", name, std::string("no original (LDM) name for this ") + component + " tensor");

@@ -19,7 +19,6 @@
 namespace genvis::models {
 namespace {
 
-constexpr size_t kMaxConfigBytes = 1 << 20;
 constexpr const char* kGatedPrefix = "gated-";
 
 torch::nn::Linear linear(int64_t in, int64_t out) {
@@ -121,7 +120,7 @@ UMT5Config UMT5Config::from_json(const nlohmann::json& json, const std::string& 
 }
 
 UMT5Config UMT5Config::from_file(const std::string& path) {
-  return from_json(config::read_file(path, kMaxConfigBytes), path);
+  return from_json(config::read_file(path, config::kMaxModelConfigBytes), path);
 }
 
 // ---------------------------------------------------------------- modules

@@ -1,3 +1,4 @@
+#include "core/text.h"
 #include "models/unet2d_condition/ldm_keys.h"
 
 #include <map>
@@ -16,7 +17,6 @@ std::string resnet_leaf(const std::string& rest) {
   return rest;
 }
 
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 
 }  // namespace
 

@@ -15,7 +15,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-constexpr size_t kMaxConfigBytes = 1 << 20;
 constexpr int64_t kChunk = 64;
 
 // One level: `layers` x (Conv3d 3x3x3 -> GroupNorm -> SiLU), registered as convs.M / norms.M.
@@ -112,7 +111,7 @@ VideoClassifierConfig VideoClassifierConfig::from_json(const json& j, const std:
 }
 
 VideoClassifierConfig VideoClassifierConfig::from_file(const std::string& path) {
-  return from_json(config::read_file(path, kMaxConfigBytes), path);
+  return from_json(config::read_file(path, config::kMaxModelConfigBytes), path);
 }
 
 json VideoClassifierConfig::to_json() const {

@@ -1,4 +1,5 @@
 #include "models/wan/wan_transformer.h"
+#include "core/shape.h"
 #include "models/wan/spacetime_patches.h"
 
 #include "core/config_reader.h"
@@ -15,12 +16,6 @@
 #include <torch/nn/modules/dropout.h>
 
 namespace genvis::models {
-namespace {
-
-std::string shape_of(const at::Tensor& t) { return c10::str(t.sizes()); }
-
-}  // namespace
-
 // ---- config ----
 
 std::vector<std::string> WanTransformer3DConfig::validate() const {

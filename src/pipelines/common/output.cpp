@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/text.h"
 #include "io/image.h"
 #include "io/image_tensor.h"
 #include "io/video.h"
@@ -29,15 +30,10 @@ struct VideoWriters {
   std::map<std::string, VideoWriter> by_extension;
 };
 
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // The key a path's writer is registered under: its extension in lower case; "" for a folder.
 std::string extension_of(const std::string& path) {
   if (!path.empty() && path.back() == '/') return "";
-  return lower(std::filesystem::path(path).extension().string());
+  return ascii_lower(std::filesystem::path(path).extension().string());
 }
 
 VideoWriters& video_writers() {
@@ -57,7 +53,7 @@ std::string output_path(const std::string& path, int64_t i, int64_t n) {
 void register_video_writer(const std::string& extension, VideoWriter writer) {
   auto& w = video_writers();
   std::lock_guard lock(w.mutex);
-  w.by_extension[lower(extension)] = std::move(writer);
+  w.by_extension[ascii_lower(extension)] = std::move(writer);
 }
 
 std::string encode_sample_png(const at::Tensor& image, const io::GenerationParameters* parameters) {
