@@ -1,6 +1,7 @@
 #include "requests.h"
 
 #include "core/error.h"
+#include "core/text.h"
 #include "io/image.h"
 #include "io/image_tensor.h"
 #include "pipelines/adapters.h"
@@ -24,8 +25,7 @@ at::Tensor decode_image(const std::string& bytes, const std::string& field, cons
 namespace {
 
 std::string canonical_schedule(const std::string& given, const std::string& field) {
-  std::string lower;
-  for (const char c : given) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string lower = ascii_lower(given);
   if (lower == "automatic" || lower.empty()) return "";
   try {
     const auto spacing = schedulers::schedule_spacing(given);

@@ -1,9 +1,9 @@
 #include "data/emoji.h"
 
-#include "core/text.h"
 #include "io/utf8.h"
 
 #include "core/error.h"
+#include "core/text.h"
 
 #include <ft2build.h>
 #include FT_FREETYPE_H

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/hash.h"
+#include "core/text.h"
 #include "io/image.h"
 #include "io/infotext.h"
 #include "io/video.h"
@@ -133,8 +134,7 @@ ojson inspect_video(const std::string& path) {
 
 bool holds_png(const fs::path& dir) {
   for (const auto& e : fs::directory_iterator(dir)) {
-    std::string ext = e.path().extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const std::string ext = ascii_lower(e.path().extension().string());
     if (ext == ".png" && e.is_regular_file()) return true;
   }
   return false;

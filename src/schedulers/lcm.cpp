@@ -22,9 +22,8 @@ at::Tensor sample_lcm(const VPDenoiser& denoise, at::Tensor x, const DiscreteSch
     const float c_out = scaled / std::sqrt(scaled * scaled + 0.25f);
     const at::Tensor denoised = p.x0 * c_out + x * c_skip;
     if (i + 1 < n) {
-      if (!noise) throw UsageError("sample_lcm: a noise source is required");
       const float a_prev = schedule.alpha_at(schedule.prev_timesteps[i]);
-      const at::Tensor z = noise(x.sizes()).to(x.device(), x.scalar_type());
+      const at::Tensor z = draw_noise(noise, x, "sample_lcm");
       x = denoised * std::sqrt(a_prev) + z * std::sqrt(1.0f - a_prev);
     } else {
       x = denoised;

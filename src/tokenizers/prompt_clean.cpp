@@ -1,5 +1,6 @@
 #include "tokenizers/prompt_clean.h"
 
+#include "core/text.h"
 #include "tokenizers/unicode_text.h"
 
 #include <unicode/uchar.h>
@@ -236,8 +237,7 @@ U32 ftfy_unescape_html(const U32& s) {
             i = k + 1;
             continue;
           }
-          std::string lower = name;
-          std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+          const std::string lower = ascii_lower(name);
           std::string upper = name;
           std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
           if (name == upper) {

@@ -231,7 +231,7 @@ void cache_latents(models::AutoencoderKLImpl& vae, const LDMRecipeConfig& c, con
   }
   recipe::write_json(vae_dir / "config.json", vae_config);  // the factor the diffusion stage trains with
   recipe::write_json(out / "latents.json", {{"captions", captions}, {"scaling_factor", scaling_factor},
-                                    {"resolution", c.dataset.resolution}, {"flipped", false}});
+                                            {"resolution", c.dataset.resolution}, {"flipped", false}});
   io::save_safetensors((out / "latents.safetensors").string(), {{"mean", mean}, {"logvar", logvar}},
                        {{"format", "pt"}});
   log_info("vae: " + std::to_string(n) + " latents " + std::to_string(mean.size(1)) + "x" +
