@@ -190,7 +190,8 @@ void cache_latents(models::AutoencoderKLWanImpl& vae, const VideoRecipeConfig& c
       std::vector<size_t> idx;
       for (size_t i = start; i < std::min(n, start + 32); ++i) idx.push_back(i);
       data::VideoBatch clips = loader.clips(b, idx);
-      const models::LatentDistribution q = vae.encode(clips.videos);
+      const models::LatentDistribution q =
+          vae.encode(clips.videos, models::WanVAEChunking::whole_clip(clips.videos.size(2)));
       m.push_back(q.mean);
       lv.push_back(q.logvar);
       if (b == 0)
@@ -237,6 +238,31 @@ void cache_latents(models::AutoencoderKLWanImpl& vae, const VideoRecipeConfig& c
   check_reconstruction(vae, loader, out);
 }
 
+// Stage 2 with vae.from: the given folder's VAE, checked against the recipe's VAE config (every
+// key the recipe derives, latents statistics aside: they are measured again), copied into
+// model/vae. Errors name the folder and the first differing key.
+void adopt_vae(const VideoRecipeConfig& c, const DerivedConfigs& d, const fs::path& model_vae) {
+  const fs::path from = c.vae_from;
+  const fs::path weights = from / "diffusion_pytorch_model.safetensors";
+  for (const fs::path& f : {from / "config.json", weights})
+    if (!fs::is_regular_file(f)) throw UsageError("vae.from: " + f.string() + " not found");
+  const json theirs = recipe::read_config_file((from / "config.json").string());
+  if (!theirs.is_object()) throw UsageError("vae.from: " + (from / "config.json").string() + " is not a JSON object");
+  for (const auto& [key, value] : d.vae.items()) {
+    if (key == "latents_mean" || key == "latents_std" || key == "_diffusers_version") continue;
+    if (!theirs.contains(key))
+      throw UsageError("vae.from: " + (from / "config.json").string() + " has no " + key + " (vae.config: " + value.dump() + ")");
+    if (theirs[key] != value)
+      throw UsageError("vae.from: " + (from / "config.json").string() + " has " + key + " " + theirs[key].dump() +
+                       ", vae.config " + value.dump());
+  }
+  models::load_autoencoder_kl_wan(from.string());  // the weights load into this config (LoadError if not)
+  fs::create_directories(model_vae);
+  fs::copy_file(weights, model_vae / weights.filename(), fs::copy_options::overwrite_existing);
+  recipe::write_json(model_vae / "config.json", d.vae);  // the marker the stage check reads: last
+  log_info("vae: copied from " + from.string() + " (vae.from)");
+}
+
 // Stage 2. Returns false when interrupted.
 bool train_vae(const VideoRecipeConfig& c, const DerivedConfigs& d, const fs::path& out, const VideoRecipeOptions& o) {
   torch::manual_seed(c.seed);
@@ -254,10 +280,12 @@ bool train_vae(const VideoRecipeConfig& c, const DerivedConfigs& d, const fs::pa
   const int64_t accum = c.vae_train.grad_accum;
   const auto outcome = trainer.run([&](int64_t step, int64_t micro, Rng& rng) {
     const at::Tensor x = loader.batch(step * accum + micro).videos;
-    const models::LatentDistribution q = models::LatentDistribution::from_moments(vae->encode_moments_with_grad(x));
+    const auto chunks = models::WanVAEChunking::whole_clip(x.size(2));
+    const models::LatentDistribution q =
+        models::LatentDistribution::from_moments(vae->encode_moments_with_grad(x, chunks));
     const at::Tensor z = q.sample(rng.randn(q.mean.sizes()));
     const at::Tensor kl = q.kl_to_standard_normal();
-    return foreground_weighted_mse(vae->decode_with_grad(z), x, c.vae_foreground_weight) + c.kl_weight * kl;
+    return foreground_weighted_mse(vae->decode_with_grad(z, chunks), x, c.vae_foreground_weight) + c.kl_weight * kl;
   });
   if (outcome == Trainer::Outcome::Interrupted) return false;
   trainer.apply_ema();
@@ -511,8 +539,10 @@ VideoRecipeConfig VideoRecipeConfig::from_json(const json& j, const std::string&
       }
   }
   const json vae = section("vae");
-  if (check_keys(vae, "vae", {"config", "batch_size", "train"}, {"kl_weight", "init_logvar", "foreground_weight"},
+  if (check_keys(vae, "vae", {"config", "batch_size", "train"}, {"kl_weight", "init_logvar", "foreground_weight", "from"},
                  problems)) {
+    read(vae, "vae", "from", c.vae_from, problems);
+    if (vae.contains("from") && c.vae_from.empty()) problems.push_back("vae.from must name a VAE folder");
     read(vae, "vae", "foreground_weight", c.vae_foreground_weight, problems);
     if (!(c.vae_foreground_weight >= 0 && c.vae_foreground_weight <= 1000))
       problems.push_back("vae.foreground_weight must be in [0, 1000]");
@@ -640,8 +670,12 @@ VideoRecipeResult run_video_recipe(const VideoRecipeConfig& config, const VideoR
   if (!problems.empty()) throw UsageError(problems.front());
 
   // 2 vae (+ latents)
-  const bool have_vae = fs::exists(model / "vae" / "config.json") &&
-                        fs::exists(model / "vae" / "diffusion_pytorch_model.safetensors");
+  bool have_vae = fs::exists(model / "vae" / "config.json") &&
+                  fs::exists(model / "vae" / "diffusion_pytorch_model.safetensors");
+  if (!have_vae && !config.vae_from.empty()) {
+    adopt_vae(config, d, model / "vae");
+    have_vae = true;
+  }
   const bool have_latents = have_vae && fs::exists(out / "latents.json");
   done("vae", have_latents);
   if (!have_latents && have_vae) {

@@ -18,6 +18,8 @@
 //                [N, z, F', h, w]) + <out>/latents.json (captions, buckets), and the per-channel
 //                latents_mean / latents_std of posterior samples (over the set and every bucket)
 //                written into model/vae/config.json, as Wan's VAE carries them.   Trainer folder <out>/vae/.
+//                With vae.from, that folder's VAE is copied in (checked against vae.config) and
+//                only the latent cache is computed.
 //   3 dit        WanTransformer3DModel (our config; adaLN-zero: the modulation tables, time_proj
 //                and proj_out start at zero, so every block starts as the identity) + CLIPTextModel,
 //                one optimiser. Per step: the bucket and clip indices of VideoLoader (one size per
@@ -56,6 +58,10 @@ struct VideoRecipeConfig {
   double kl_weight = 1e-6;
   double vae_foreground_weight = 0.0;  // vae.foreground_weight
   std::optional<double> vae_init_logvar;
+  // vae.from: a VAE folder trained before (config.json + diffusion_pytorch_model.safetensors,
+  // e.g. another run's model/vae) used instead of training one; its config must match vae.config.
+  // The latent cache is still computed. For transformer-only runs on one latent space (scaling).
+  std::string vae_from;
   int64_t vae_batch_size = 0, dit_batch_size = 0;
   double caption_dropout = 0.1;
   double frame_condition = 0.5;  // probability that a training sample has given first frames; 0: text only

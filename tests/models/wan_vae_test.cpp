@@ -199,6 +199,17 @@ TEST(WanVAE, ChunkSizesGiveTheSameResult) {
   expect_near(vae->decode_unclamped(z, {.decode_frames = 3}), decoded, 1e-5, "decode, one chunk after frame 0");
   expect_near(vae->decode_unclamped(z, {.decode_frames = 2}), decoded, 1e-5, "decode, chunks of 2");
   EXPECT_TRUE(at::equal(vae->decode(z), decoded.clamp(-1, 1)));
+  // whole_clip: frame 0, then everything else in one call, for any clip length.
+  const WanVAEChunking whole = WanVAEChunking::whole_clip(video.size(2));
+  EXPECT_EQ(whole.encode_frames, 12);
+  expect_near(vae->encode_moments(video, whole), chunked, 1e-5, "encode, whole_clip");
+  expect_near(vae->decode_unclamped(z, whole), decoded, 1e-5, "decode, whole_clip");
+  for (const int64_t frames : {1, 2, 5, 6}) {
+    const WanVAEChunking c = WanVAEChunking::whole_clip(frames);
+    EXPECT_EQ(c.encode_frames % 4, 0) << frames << " frames";
+    EXPECT_GE(c.encode_frames, std::max<int64_t>(frames - 1, 1)) << frames << " frames";
+    EXPECT_GE(c.decode_frames, 1) << frames << " frames";
+  }
 }
 
 // The upsamplers' nearest x2 runs in the input's dtype; WanUpsample goes through float. Nearest

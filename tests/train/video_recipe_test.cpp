@@ -212,6 +212,49 @@ TEST_F(VideoRecipeRun, BadRequestsAreRefusedNamingTheField) {
   EXPECT_NE(message(r).find("leaves nothing to generate"), std::string::npos) << message(r);
 }
 
+// vae.from: another run's VAE is copied in and only the latent cache is computed (the same latents
+// as that run's); a VAE of another config, or a folder without one, is refused naming it.
+TEST_F(VideoRecipeRun, VaeFromReusesAnotherRunsVae) {
+  ASSERT_FALSE(result_.interrupted);
+  const std::string from = (out() / "model" / "vae").string();
+  test::TempDir dir;
+  json j = tiny_video_recipe();
+  j["vae"]["from"] = from;
+  j["dit"]["train"]["steps"] = 2;
+  const auto r = run_video_recipe(VideoRecipeConfig::from_json(j), {.out_dir = dir.path()});
+  ASSERT_FALSE(r.interrupted);
+  EXPECT_EQ(r.ran, (std::vector<std::string>{"tokenizer", "vae", "dit", "export"}));
+  EXPECT_FALSE(fs::exists(fs::path(dir.path()) / "vae" / "metrics.jsonl")) << "the VAE was trained again";
+  const auto a = io::open_weights(from + "/diffusion_pytorch_model.safetensors");
+  const auto b = io::open_weights(dir.file("model/vae/diffusion_pytorch_model.safetensors"));
+  ASSERT_EQ(a->tensors().size(), b->tensors().size());
+  for (const auto& t : a->tensors()) EXPECT_TRUE(at::equal(a->load(t.name), b->load(t.name))) << t.name;
+  for (const char* bucket : {"latents/bucket-0.safetensors", "latents/bucket-1.safetensors"}) {
+    const at::Tensor ours = io::open_weights(dir.file(bucket))->load("mean");
+    const at::Tensor theirs = io::open_weights((out() / bucket).string())->load("mean");
+    EXPECT_TRUE(at::allclose(ours, theirs, 1e-5, 1e-6)) << bucket;
+  }
+  EXPECT_TRUE(fs::exists(fs::path(dir.path()) / "model" / "model_index.json"));
+
+  const auto refused = [](const json& config, const std::string& expected) {
+    test::TempDir elsewhere;
+    try {
+      run_video_recipe(VideoRecipeConfig::from_json(config), {.out_dir = elsewhere.path()});
+      ADD_FAILURE() << "accepted, expected: " << expected;
+    } catch (const UsageError& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("vae.from"), std::string::npos) << m;
+      EXPECT_NE(m.find(expected), std::string::npos) << m;
+    }
+  };
+  json other = j;
+  other["vae"]["config"]["z_dim"] = 8;
+  refused(other, "z_dim");
+  other = j;
+  other["vae"]["from"] = from + "/missing";
+  refused(other, "not found");
+}
+
 // Stopping the transformer stage after its checkpoint and resuming gives the weights of one
 // uninterrupted run, bit for bit (constant learning rate: the schedule's length changes).
 TEST(VideoRecipe, ResumedStageMatchesAnUninterruptedRun) {
@@ -244,6 +287,7 @@ TEST(VideoRecipeConfig, ListsEveryBadKeyAtOnce) {
   j["dit"]["frame_condition"] = 2;
   j["dit"]["timesteps"] = {{"density", "cosine"}};
   j["vae"]["foreground_weight"] = -1;
+  j["vae"]["from"] = "";
   try {
     VideoRecipeConfig::from_json(j, "video.json");
     FAIL() << "accepted";
@@ -252,7 +296,7 @@ TEST(VideoRecipeConfig, ListsEveryBadKeyAtOnce) {
     EXPECT_NE(m.find("video.json"), std::string::npos) << m;
     for (const char* part : {"colour", "buckets[0].frames 8 must be 1 + 4k", "buckets[1]: height and width must be multiples of 8",
                              "latents_mean is measured by the recipe", "image_dim", "dit.frame_condition", "dit.timesteps.density",
-                             "vae.foreground_weight"})
+                             "vae.foreground_weight", "vae.from must name a VAE folder"})
       EXPECT_NE(m.find(part), std::string::npos) << part << " not in: " << m;
   }
   json image = tiny_video_recipe();

@@ -79,6 +79,14 @@ struct AutoencoderKLWanConfig {
 struct WanVAEChunking {
   int64_t encode_frames = 4;  // video frames per encoder call: a positive multiple of 4
   int64_t decode_frames = 1;  // latent frames per decoder call: positive
+
+  // The fewest calls for a clip of `frames` video frames: frame 0, then the rest in one call each
+  // way. Same numbers as the defaults; memory grows with the clip (what training on short clips
+  // wants: 1.15x faster per VAE training step of configs/video-shapes.json, docs/performance.md).
+  static WanVAEChunking whole_clip(int64_t frames) {
+    const int64_t rest = frames > 1 ? frames - 1 : 1;
+    return {.encode_frames = (rest + 3) / 4 * 4, .decode_frames = rest};
+  }
 };
 
 // The frames each causal convolution (and temporal resampler) keeps between chunks of one
