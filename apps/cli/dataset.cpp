@@ -63,9 +63,7 @@ void run_video_dataset(const Options& o, bool info, bool exporter) {
   std::vector<std::string> captions;
   for (int64_t i = o.start; i < end; ++i) {
     data::VideoSample c = clips->get(static_cast<size_t>(i));
-    io::GridOptions tight;
-    tight.padding = 1;
-    strips.push_back(io::make_grid(c.frames, static_cast<int>(c.frames.size()), {}, tight));
+    strips.push_back(io::frame_strip(c.frames));
     captions.push_back(std::move(c.caption));
   }
   io::GridOptions grid;

@@ -219,8 +219,8 @@ Command add_generate_command(CLI::App& app) {
   cmd->add_option("--vae-tile-size", o->vae_tile_size, "Tile size in pixels for --vae-tiling (0 = the VAE's "
                                                        "sample_size, e.g. 512 for SD 1.x)");
   cmd->add_option("-o,--output", o->output, "Output PNG (batches: NAME-0.png, NAME-1.png, ...); videos: .mp4 (H.264), "
-                                            ".webp (animated) or a folder of PNG frames (DIR/ or a name without "
-                                            "extension)")->capture_default_str();
+                                            ".webp (animated), .png (a frame strip: the frames left to right) or a "
+                                            "folder of PNG frames (DIR/ or a name without extension)")->capture_default_str();
   cmd->add_option("--fps", o->fps,
                   "Frames per second of a video output (0 < fps <= 1000; default: the model's own, e.g. 16 for Wan "
                   "2.1, 8 for genvis-shapes-video)");

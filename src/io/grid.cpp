@@ -292,4 +292,11 @@ Image make_grid(const std::vector<Image>& images, int columns, const std::vector
   return sheet;
 }
 
+Image frame_strip(const std::vector<Image>& frames, int padding) {
+  if (frames.empty()) throw UsageError("frame_strip: no frames");
+  GridOptions options;
+  options.padding = padding;
+  return make_grid(frames, static_cast<int>(frames.size()), {}, options);
+}
+
 }  // namespace genvis::io

@@ -40,4 +40,9 @@ struct GridOptions {
 Image make_grid(const std::vector<Image>& images, int columns = 0, const std::vector<std::string>& captions = {},
                 const GridOptions& options = {});
 
+// A clip's frames left to right in one image, `padding` px apart on white (a frame strip: what
+// `genvis dataset preview`, the video recipe's sample sheets and a video written as .png show).
+// UsageError for no frames.
+Image frame_strip(const std::vector<Image>& frames, int padding = 1);
+
 }  // namespace genvis::io

@@ -120,12 +120,10 @@ struct LatentCache {
 // Frame strips of clips [B,3,T,H,W] in [-1,1]: one image per clip, frames left to right.
 std::vector<io::Image> frame_strips(const at::Tensor& videos) {
   std::vector<io::Image> strips;
-  io::GridOptions tight;
-  tight.padding = 1;
   for (int64_t i = 0; i < videos.size(0); ++i) {
     std::vector<io::Image> frames;
     for (int64_t t = 0; t < videos.size(2); ++t) frames.push_back(io::tensor_to_image(videos[i].select(1, t)));
-    strips.push_back(io::make_grid(frames, static_cast<int>(frames.size()), {}, tight));
+    strips.push_back(io::frame_strip(frames));
   }
   return strips;
 }

@@ -1,6 +1,7 @@
 // The video writers built into pipelines' output: .mp4, .webp and frame folders from
-// io/video.h, with batches numbered like images.
+// io/video.h and .png frame strips, with batches numbered like images.
 #include "core/error.h"
+#include "io/image.h"
 #include "io/video.h"
 #include "pipelines/common/output.h"
 #include "support/test_support.h"
@@ -45,6 +46,33 @@ TEST(VideoOutput, BuiltInWritersCarryEachSamplesParameters) {
   EXPECT_TRUE(fs::is_directory(dir.file("clips-1")));
   EXPECT_TRUE(fs::exists(dir.file("clipdir-1/frame-0004.png")));
   EXPECT_TRUE(fs::exists(dir.file("clip-1.WEBP")));
+}
+
+// .png: one frame strip per clip, the frames left to right 1 px apart, with the parameters chunk.
+TEST(VideoOutput, PngWritesAFrameStrip) {
+  test::TempDir dir;
+  const Result r = video_batch(2);
+  const auto files = write_result(r, {.path = dir.file("strip.png"), .fps = 8});
+  ASSERT_EQ(files.size(), 2u);
+  const int64_t frames = r.samples.size(2), h = r.samples.size(3), w = r.samples.size(4);
+  for (size_t i = 0; i < 2; ++i) {
+    const io::Image strip = io::read_png(files[i]).to_8bit().with_channels(3);
+    EXPECT_EQ(strip.width, static_cast<int>(frames * w + frames + 1)) << files[i];
+    EXPECT_EQ(strip.height, static_cast<int>(h + 2)) << files[i];
+    // Frame t's top-left pixel sits at (1 + t * (w + 1), 1).
+    for (int64_t t = 0; t < frames; ++t) {
+      const at::Tensor frame = r.samples[static_cast<int64_t>(i)].select(1, t);
+      for (int c = 0; c < 3; ++c) {
+        const double expected = frame[c][0][0].item<double>() * 255;
+        const double got = strip.at(static_cast<int>(1 + t * (w + 1)), 1, c);
+        EXPECT_NEAR(got, expected, 1.0) << "clip " << i << " frame " << t << " channel " << c;
+      }
+    }
+    const auto text = io::read_png_text(files[i]);
+    ASSERT_EQ(text.size(), 1u) << files[i];
+    EXPECT_NE(text[0].second.find("clip " + std::to_string(i)), std::string::npos) << text[0].second;
+    EXPECT_NE(text[0].second.find("Seed: " + std::to_string(100 + i)), std::string::npos) << text[0].second;
+  }
 }
 
 TEST(VideoOutput, UnknownExtensionsAndBadFpsAreUsageErrors) {

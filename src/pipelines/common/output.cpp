@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/text.h"
+#include "io/grid.h"
 #include "io/image.h"
 #include "io/image_tensor.h"
 #include "io/video.h"
@@ -16,6 +17,13 @@ namespace genvis::pipelines {
 
 namespace {
 
+// video [3,T,H,W] in [0,1] -> one PNG of its frames left to right, with the parameters chunk.
+std::string encode_frame_strip_png(const at::Tensor& video, const io::GenerationParameters& parameters) {
+  std::vector<io::Image> frames;
+  for (int64_t t = 0; t < video.size(1); ++t) frames.push_back(io::tensor_to_image(video.select(1, t) * 2 - 1));
+  return io::encode_png(io::frame_strip(frames), {{io::kInfotextKey, io::format_infotext(parameters)}});
+}
+
 // The formats io/video.h writes are built in: .mp4, .webp, and "" for a frames folder (a path
 // ending in '/' or without extension).
 struct VideoWriters {
@@ -25,6 +33,10 @@ struct VideoWriters {
       io::write_video(path, video, fps, parameters);
     };
     for (const char* extension : {".mp4", ".webp", ""}) by_extension[extension] = io_writer;
+    by_extension[".png"] = [](const std::string& path, const at::Tensor& video, double,
+                              const io::GenerationParameters& parameters) {
+      write_file_atomic(path, encode_frame_strip_png(video, parameters));
+    };
   }
   std::mutex mutex;
   std::map<std::string, VideoWriter> by_extension;

@@ -1,7 +1,8 @@
 // One writer for every family's results: images as PNG with an AUTOMATIC1111 `parameters`
 // chunk; videos through the writer registered for their extension: built in are io/video.h's
 // .mp4 (H.264), .webp (animated WebP) and frames folders (a path ending in '/' or without
-// extension, registered as ""), each carrying the parameters in its metadata.
+// extension, registered as ""), and .png, a frame strip (the frames left to right in one image,
+// 1 px apart), each carrying the parameters in its metadata.
 //
 //   std::vector<std::string> files = write_result(result, {.path = "out.png"});   // out-0.png, out-1.png for a batch
 #pragma once
