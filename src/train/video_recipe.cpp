@@ -110,13 +110,6 @@ std::string bucket_name(const data::VideoBucket& b) {
 
 // ---- stage 2: the VAE and the latent cache ------------------------------------------------
 
-struct LatentCache {
-  std::vector<at::Tensor> mean, logvar;  // per bucket [N, z, F', h, w]
-  std::vector<std::string> captions;
-  std::vector<json> meta;
-  at::Tensor latents_mean, latents_std;  // [1, z, 1, 1, 1]
-};
-
 // Frame strips of clips [B,3,T,H,W] in [-1,1]: one image per clip, frames left to right.
 std::vector<io::Image> frame_strips(const at::Tensor& videos) {
   std::vector<io::Image> strips;
@@ -126,6 +119,20 @@ std::vector<io::Image> frame_strips(const at::Tensor& videos) {
     strips.push_back(io::frame_strip(frames));
   }
   return strips;
+}
+
+// Which latent positions encode object pixels (foreground_weights' test on each frame): frame 0
+// alone is latent frame 0, then every `tf` frames one latent frame, every sf x sf pixels one
+// position; foreground where any of its pixels is. videos [B,3,T,H,W] -> [B,1,T',H/sf,W/sf] u8.
+at::Tensor latent_foreground(const at::Tensor& videos, int64_t tf, int64_t sf) {
+  const at::Tensor px = (foreground_weights(videos, 1.0) > 1.5).to(at::kFloat);  // [B,1,T,H,W]
+  at::Tensor t = px.narrow(2, 0, 1);
+  if (px.size(2) > 1) {
+    const at::Tensor rest = px.narrow(2, 1, px.size(2) - 1);
+    const auto n = rest.sizes();
+    t = at::cat({t, rest.reshape({n[0], 1, n[2] / tf, tf, n[3], n[4]}).amax(3)}, 2);
+  }
+  return at::max_pool3d(t, {1, sf, sf}, {1, sf, sf}).to(at::kByte);
 }
 
 void check_reconstruction(models::AutoencoderKLWanImpl& vae, const data::VideoLoader& loader, const fs::path& out) {
@@ -182,8 +189,9 @@ void cache_latents(models::AutoencoderKLWanImpl& vae, const VideoRecipeConfig& c
   std::vector<at::Tensor> means, logvars;
   std::vector<std::string> captions;
   std::vector<json> meta;
+  const int64_t tf = vae.config.temporal_factor(), sf = vae.config.spatial_factor();
   for (size_t b = 0; b < c.buckets.size(); ++b) {
-    std::vector<at::Tensor> m, lv;
+    std::vector<at::Tensor> m, lv, fg;
     for (size_t start = 0; start < n; start += 32) {
       std::vector<size_t> idx;
       for (size_t i = start; i < std::min(n, start + 32); ++i) idx.push_back(i);
@@ -192,6 +200,7 @@ void cache_latents(models::AutoencoderKLWanImpl& vae, const VideoRecipeConfig& c
           vae.encode(clips.videos, models::WanVAEChunking::whole_clip(clips.videos.size(2)));
       m.push_back(q.mean);
       lv.push_back(q.logvar);
+      fg.push_back(latent_foreground(clips.videos, tf, sf));
       if (b == 0)
         for (size_t k = 0; k < idx.size(); ++k) {
           captions.push_back(clips.captions[k]);
@@ -202,7 +211,8 @@ void cache_latents(models::AutoencoderKLWanImpl& vae, const VideoRecipeConfig& c
     logvars.push_back(at::cat(lv));
     fs::create_directories(out / "latents");
     io::save_safetensors((out / "latents" / ("bucket-" + std::to_string(b) + ".safetensors")).string(),
-                         {{"mean", means.back()}, {"logvar", logvars.back()}}, {{"format", "pt"}});
+                         {{"mean", means.back()}, {"logvar", logvars.back()}, {"foreground", at::cat(fg)}},
+                         {{"format", "pt"}});
     log_info("vae: latents of " + std::to_string(n) + " clips at " + bucket_name(c.buckets[b]) + ": " +
              c10::str(means.back().sizes()));
   }
@@ -317,6 +327,7 @@ void zero_init_modulation(models::WanTransformer3DModelImpl& dit) {
 
 struct DitData {
   std::vector<at::Tensor> mean, logvar;  // per bucket
+  std::vector<at::Tensor> foreground;     // per bucket, [N,1,F',h,w] float; empty without dit.foreground_weight
   std::vector<std::string> captions;
   std::vector<json> meta;
   at::Tensor ids, empty_ids;  // [N, 77], [77]
@@ -338,6 +349,12 @@ DitData load_dit_data(const VideoRecipeConfig& c, const tokenizers::CLIPTokenize
     const auto reader = io::open_weights((out / "latents" / ("bucket-" + std::to_string(b) + ".safetensors")).string());
     data.mean.push_back(reader->load("mean", at::kFloat));
     data.logvar.push_back(reader->load("logvar", at::kFloat));
+    if (c.dit_foreground_weight > 0) {
+      if (!reader->contains("foreground"))
+        throw UsageError((out / "latents").string() + " was cached without object masks, which dit.foreground_weight "
+                         "needs; remove latents/ and latents.json to re-encode");
+      data.foreground.push_back(reader->load("foreground").to(at::kFloat));
+    }
     if (data.mean.back().size(0) != static_cast<int64_t>(data.captions.size()))
       throw LoadError((out / "latents.json").string(), "caption count differs from the latents'");
   }
@@ -359,7 +376,7 @@ DitData load_dit_data(const VideoRecipeConfig& c, const tokenizers::CLIPTokenize
 // The flow-matching loss of one batch: `bucket` and `index` pick the cached latents, `rng` draws
 // the posterior sample, the noise, sigma, the caption dropout and the given frames.
 at::Tensor dit_loss(const VideoRecipeConfig& c, const DitData& data, VideoModels& both, size_t bucket,
-                    const std::vector<size_t>& index, Rng& rng) {
+                    const std::vector<size_t>& index, Rng& rng, bool weight_objects = true) {
   const auto B = static_cast<int64_t>(index.size());
   std::vector<int64_t> idx64(index.begin(), index.end());
   const at::Tensor idx = at::tensor(idx64, at::kLong);
@@ -385,6 +402,8 @@ at::Tensor dit_loss(const VideoRecipeConfig& c, const DitData& data, VideoModels
     input = at::cat({xt, pipelines::video_frame_condition(x0, keep, data.temporal_factor)}, 1);
     weight = (at::arange(frames, at::kLong).view({1, frames}) >= keep.view({B, 1})).to(at::kFloat).view({B, 1, frames, 1, 1});
   }
+  if (weight_objects && !data.foreground.empty())
+    weight = weight * (1 + c.dit_foreground_weight * data.foreground[bucket].index_select(0, idx));
   const at::Tensor out = both->transformer->forward(input, sigma * 1000, context).to(at::kFloat);
   const at::Tensor w = weight.expand_as(target);
   return ((out - target).pow(2) * w).sum() / w.sum().clamp_min(1);
@@ -408,7 +427,7 @@ void validate_dit(const VideoRecipeConfig& c, const DitData& data, VideoModels& 
     Rng rng(1000000000 + i);
     std::vector<size_t> index;
     for (int64_t k = 0; k < c.dit_batch_size; ++k) index.push_back(static_cast<size_t>(rng.randint(0, static_cast<int64_t>(n))));
-    total += dit_loss(c, data, both, i % c.buckets.size(), index, rng).item<double>();
+    total += dit_loss(c, data, both, i % c.buckets.size(), index, rng, /*weight_objects=*/false).item<double>();
   }
   const double val_loss = total / 4;
 
@@ -450,6 +469,7 @@ bool train_dit(const VideoRecipeConfig& c, const DerivedConfigs& d, const tokeni
                          {"text_encoder", d.text_encoder},
                          {"frame_condition", c.frame_condition},
                          {"caption_dropout", c.caption_dropout}};
+  if (c.dit_foreground_weight > 0) trainer.extra_state["foreground_weight"] = c.dit_foreground_weight;
   trainer.resume_if_allowed(o.resume, "stage dit");
   const data::VideoLoader loader = make_loader(c, c.dit_batch_size, c.seed + 1);
   const int64_t accum = c.dit_train.grad_accum;
@@ -559,8 +579,11 @@ VideoRecipeConfig VideoRecipeConfig::from_json(const json& j, const std::string&
   const json te = section("text_encoder");
   if (check_keys(te, "text_encoder", {"config"}, {}, problems)) read(te, "text_encoder", "config", c.text_encoder_config, problems);
   const json dit = section("dit");
-  if (check_keys(dit, "dit", {"batch_size", "train"}, {"caption_dropout", "frame_condition", "timesteps", "flow_shift"},
-                 problems)) {
+  if (check_keys(dit, "dit", {"batch_size", "train"},
+                 {"caption_dropout", "frame_condition", "timesteps", "flow_shift", "foreground_weight"}, problems)) {
+    read(dit, "dit", "foreground_weight", c.dit_foreground_weight, problems);
+    if (!(c.dit_foreground_weight >= 0 && c.dit_foreground_weight <= 1000))
+      problems.push_back("dit.foreground_weight must be in [0, 1000]");
     read(dit, "dit", "batch_size", c.dit_batch_size, problems);
     read(dit, "dit", "caption_dropout", c.caption_dropout, problems);
     read(dit, "dit", "frame_condition", c.frame_condition, problems);

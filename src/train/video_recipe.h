@@ -15,7 +15,8 @@
 //                the objects, train/foreground_weights.h), z sampled with the step Rng, batches from the
 //                buckets (data::VideoLoader). Then the latent cache: every clip encoded at every
 //                bucket's size, <out>/latents/bucket-<i>.safetensors ("mean", "logvar"
-//                [N, z, F', h, w]) + <out>/latents.json (captions, buckets), and the per-channel
+//                [N, z, F', h, w], "foreground" [N, 1, F', h, w] u8: 1 where a latent position
+//                encodes an object pixel) + <out>/latents.json (captions, buckets), and the per-channel
 //                latents_mean / latents_std of posterior samples (over the set and every bucket)
 //                written into model/vae/config.json, as Wan's VAE carries them.   Trainer folder <out>/vae/.
 //                With vae.from, that folder's VAE is copied in (checked against vae.config) and
@@ -30,6 +31,8 @@
 //                with that probability a sample keeps its first k latent frames (k uniform in
 //                1..F'-1) as given: the transformer sees mask + those frames' latents
 //                (pipelines::video_frame_condition) and the loss covers the other frames only.
+//                dit.foreground_weight w > 0: latent positions over object pixels (the cache's
+//                "foreground" masks) weigh 1 + w (the validation loss stays unweighted).
 //                EMA weights are exported.                                Trainer folder <out>/dit/.
 //                Validation (validate_every and at the end): the loss on 4 fixed batches, and 8
 //                captions sampled through the pipeline (20 UniPC steps, CFG 4) as frame strips
@@ -64,6 +67,9 @@ struct VideoRecipeConfig {
   std::string vae_from;
   int64_t vae_batch_size = 0, dit_batch_size = 0;
   double caption_dropout = 0.1;
+  // dit.foreground_weight: latent positions that encode object pixels (the VAE's foreground test,
+  // cached with the latents) count 1 + w times in the flow-matching loss; 0: plain MSE.
+  double dit_foreground_weight = 0.0;
   double frame_condition = 0.5;  // probability that a training sample has given first frames; 0: text only
   schedulers::FlowSigmaDensity timesteps;  // dit.timesteps {"density", "mean", "std", "shift"}
   double flow_shift = 3.0;  // dit.flow_shift: the exported sampler's shift

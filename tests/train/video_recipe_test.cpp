@@ -42,7 +42,7 @@ json tiny_video_recipe() {
                                "ffn_dim": 64, "freq_dim": 32, "num_layers": 2}},
     "text_encoder": {"config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
                                 "num_attention_heads": 2}},
-    "dit": {"batch_size": 8, "caption_dropout": 0.1, "frame_condition": 0.5,
+    "dit": {"batch_size": 8, "caption_dropout": 0.1, "frame_condition": 0.5, "foreground_weight": 4,
             "train": {"steps": 80, "lr": 3e-3, "warmup_steps": 10, "ema_decay": 0.5, "checkpoint_every": 1000,
                       "log_every": 1000}}
   })");
@@ -79,6 +79,13 @@ TEST_F(VideoRecipeRun, TrainsEveryStageAndLossesFall) {
   EXPECT_EQ(b0->load("mean").sizes(), at::IntArrayRef({48, 4, 3, 4, 4}));   // 9 frames -> 3, 16 px -> 4
   const auto b1 = io::open_weights((out() / "latents" / "bucket-1.safetensors").string());
   EXPECT_EQ(b1->load("mean").sizes(), at::IntArrayRef({48, 4, 2, 4, 6}));   // 5 frames -> 2, 24 px -> 6
+  // The object masks at the latent grid: some positions, far from all (one small object per clip).
+  const at::Tensor fg = b0->load("foreground");
+  EXPECT_EQ(fg.scalar_type(), at::kByte);
+  EXPECT_EQ(fg.sizes(), at::IntArrayRef({48, 1, 3, 4, 4}));
+  const double fg_share = fg.to(at::kFloat).mean().item<double>();
+  EXPECT_GT(fg_share, 0.01);
+  EXPECT_LT(fg_share, 0.6);
   const auto vae_config = models::AutoencoderKLWanConfig::from_file((out() / "model" / "vae" / "config.json").string());
   ASSERT_EQ(vae_config.latents_mean.size(), 4u);
   ASSERT_EQ(vae_config.latents_std.size(), 4u);
@@ -288,6 +295,7 @@ TEST(VideoRecipeConfig, ListsEveryBadKeyAtOnce) {
   j["dit"]["timesteps"] = {{"density", "cosine"}};
   j["vae"]["foreground_weight"] = -1;
   j["vae"]["from"] = "";
+  j["dit"]["foreground_weight"] = 2000;
   try {
     VideoRecipeConfig::from_json(j, "video.json");
     FAIL() << "accepted";
@@ -296,7 +304,7 @@ TEST(VideoRecipeConfig, ListsEveryBadKeyAtOnce) {
     EXPECT_NE(m.find("video.json"), std::string::npos) << m;
     for (const char* part : {"colour", "buckets[0].frames 8 must be 1 + 4k", "buckets[1]: height and width must be multiples of 8",
                              "latents_mean is measured by the recipe", "image_dim", "dit.frame_condition", "dit.timesteps.density",
-                             "vae.foreground_weight", "vae.from must name a VAE folder"})
+                             "vae.foreground_weight", "vae.from must name a VAE folder", "dit.foreground_weight"})
       EXPECT_NE(m.find(part), std::string::npos) << part << " not in: " << m;
   }
   json image = tiny_video_recipe();
