@@ -13,6 +13,10 @@
 
 namespace genvis::train {
 
+// x [B,C,H,W] or [B,C,T,H,W] (data: no gradient is taken) -> the foreground test as 0/1 floats
+// with one channel.
+at::Tensor foreground_mask(const at::Tensor& x);
+
 // x [B,C,H,W] or [B,C,T,H,W] (data: no gradient is taken) -> weights with one channel.
 at::Tensor foreground_weights(const at::Tensor& x, double weight);
 

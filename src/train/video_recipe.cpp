@@ -121,11 +121,11 @@ std::vector<io::Image> frame_strips(const at::Tensor& videos) {
   return strips;
 }
 
-// Which latent positions encode object pixels (foreground_weights' test on each frame): frame 0
+// Which latent positions encode object pixels (foreground_mask on each frame): frame 0
 // alone is latent frame 0, then every `tf` frames one latent frame, every sf x sf pixels one
 // position; foreground where any of its pixels is. videos [B,3,T,H,W] -> [B,1,T',H/sf,W/sf] u8.
 at::Tensor latent_foreground(const at::Tensor& videos, int64_t tf, int64_t sf) {
-  const at::Tensor px = (foreground_weights(videos, 1.0) > 1.5).to(at::kFloat);  // [B,1,T,H,W]
+  const at::Tensor px = foreground_mask(videos);  // [B,1,T,H,W]
   at::Tensor t = px.narrow(2, 0, 1);
   if (px.size(2) > 1) {
     const at::Tensor rest = px.narrow(2, 1, px.size(2) - 1);
