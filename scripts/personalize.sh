@@ -51,10 +51,14 @@ section() {
   for r in "${ROWS[@]}"; do [[ -f "$OUT/$r/samples.png" ]] && echo "- $r: ![$r](../$OUT/$r/samples.png)"; done
   return 0
 }
+# Replaces the Personalisation section in place (up to the next "## " heading), or appends it;
+# the sections after it are kept.
 rewrite_section() {
   local tmp; tmp=$(mktemp)
-  sed '/^## Personalisation/,$d' docs/results.md > "$tmp"
+  awk '/^## Personalisation/ { exit } { print }' docs/results.md > "$tmp"
   section >> "$tmp"
+  echo >> "$tmp"
+  awk '/^## Personalisation/ { inside = 1; next } inside && /^## / { inside = 0; after = 1 } after' docs/results.md >> "$tmp"
   mv "$tmp" docs/results.md
   echo "wrote docs/results.md"
 }
