@@ -7,7 +7,7 @@
 namespace genvis::train {
 
 at::Tensor foreground_mask(const at::Tensor& x) {
-  if (x.dim() != 4 && x.dim() != 5) throw UsageError("foreground_weights: x must be [B,C,H,W] or [B,C,T,H,W]");
+  if (x.dim() != 4 && x.dim() != 5) throw UsageError("foreground_mask: x must be [B,C,H,W] or [B,C,T,H,W]");
   const at::Tensor target = x.detach();
   const int64_t spatial = x.dim() - 2;  // H and W are the last two dims; flatten them
   at::Tensor background = std::get<0>(target.flatten(spatial).median(spatial));  // [B,C(,T)]
