@@ -314,7 +314,7 @@ TEST(VideoRecipeConfig, ListsEveryBadKeyAtOnce) {
 
 TEST(VideoRecipeConfig, ShippedConfigsParse) {
   for (const char* name : {"video-shapes-quick.json", "video-shapes.json", "experiments/video-vae-2x.json",
-                           "experiments/video-scaling-s.json", "experiments/video-scaling-m.json",
+                           "experiments/video-scaling-s.json", "experiments/video-scaling-m.json", "experiments/video-scaling-l.json",
                            "experiments/video-shapes-dit-fg20.json"}) {
     const std::string path = std::string(GENVIS_SOURCE_DIR) + "/configs/" + name;
     EXPECT_NO_THROW(VideoRecipeConfig::from_file(path)) << path;
