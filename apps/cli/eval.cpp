@@ -44,7 +44,7 @@ Command add_eval_command(CLI::App& app) {
   struct Options {
     std::string model, images, dataset = "emoji", path, split = "train", reference_split, out, sampler = "euler";
     std::string encoder, classifier, inception, damsm, cache_dir, device = "auto", dtype = "auto", name, extras;
-    int64_t num = 200, reference_num = 2000, steps = 20, size = 0, resolution = 0, batch = 16, k = 100, frames = 0;
+    int64_t num = 200, reference_num = 2000, steps = 20, size = 0, resolution = 0, batch = 16, k = 100, frames = 0, width = 0, height = 0;
     double cfg_scale = 7.0;
     uint64_t seed = 0;
     bool from_dataset = false, no_cache = false;
@@ -75,6 +75,11 @@ Command add_eval_command(CLI::App& app) {
   cmd->add_option("--frames", o->frames,
                   "Video datasets (shapes-video, emoji-video): frames per clip (0 = the model's native count)")
       ->capture_default_str();
+  cmd->add_option("--width", o->width,
+                  "Video datasets: generated clip width for a non-square size (0 = --size); scored inside the square "
+                  "scene the clip is cut from, as the training buckets cut it")
+      ->capture_default_str();
+  cmd->add_option("--height", o->height, "Video datasets: generated clip height (0 = --size)")->capture_default_str();
   cmd->add_option("--batch", o->batch, "Images per denoising batch")->capture_default_str();
   cmd->add_option("--extras", o->extras,
                   "Family settings for every generation request, a JSON object as genvis generate's --extras "
@@ -126,6 +131,8 @@ Command add_eval_command(CLI::App& app) {
     run.k = o->k;
     run.steps = o->steps;
     run.size = o->size;
+    run.width = o->width;
+    run.height = o->height;
     run.batch = o->batch;
     run.cfg_scale = o->cfg_scale;
     run.sampler = o->sampler;

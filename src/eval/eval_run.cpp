@@ -88,6 +88,8 @@ void check(const EvalRun& o, data::Split split, data::Split ref_split) {
   if (o.num < 0 || o.reference_num < 0) throw UsageError("'num' and 'reference_num' must be >= 0");
   if (o.batch < 1 || o.batch > 64) throw UsageError("'batch' must be 1..64");
   if (o.size < 0 || o.size % 8 != 0) throw UsageError("'size' must be a multiple of 8 (0 = the model's native size)");
+  if ((o.width || o.height) && !data::is_video_dataset(o.dataset))
+    throw UsageError("'width' and 'height' are for video datasets; images are generated at 'size' x 'size'");
   if (o.resolution < 0) throw UsageError("'resolution' must be >= 0");
   if (o.k < 2) throw UsageError("'k' must be >= 2");
   if (o.dataset == "folder" && o.path.empty()) throw UsageError("the folder dataset needs 'path'");
@@ -226,6 +228,9 @@ EvalReport run_video_evaluation(const EvalRun& o, data::Split split) {
   if (!o.images.empty()) throw UsageError("'images': a video dataset is scored from a model or its own clips");
   if (o.num < 0) throw UsageError("'num' must be >= 0");
   if (o.batch < 1 || o.batch > 64) throw UsageError("'batch' must be 1..64");
+  if (o.size < 0 || o.size % 8 != 0) throw UsageError("'size' must be a multiple of 8 (0 = the model's native size)");
+  if (o.width < 0 || o.width % 8 != 0 || o.height < 0 || o.height % 8 != 0)
+    throw UsageError("'width' and 'height' must be multiples of 8 (0 = 'size')");
   std::unique_ptr<pipelines::Pipeline> model;
   int64_t side = o.size, frames = o.frames;
   ojson source, generation = nullptr;
@@ -242,6 +247,14 @@ EvalReport run_video_evaluation(const EvalRun& o, data::Split split) {
   }
   if (side == 0) side = data::native_resolution(o.dataset);
   if (frames == 0) frames = 9;
+  // A non-square clip is scored inside the square scene it is cut from (centre_crop /
+  // pad_to_square): the dataset renders at the larger side, as the training loader does.
+  const int64_t width = o.width ? o.width : side, height = o.height ? o.height : side;
+  const bool square = width == height;
+  side = std::max(width, height);
+  const auto framed = [&](const at::Tensor& real_clips) {
+    return square ? real_clips : pad_to_square(centre_crop(real_clips, height, width));
+  };
   // The video encoder (FVD[...] and its heads), loaded before minutes of generation.
   const std::string encoder_dir = o.classifier.empty() ? default_video_encoder(o.dataset) : o.classifier;
   std::optional<models::VideoClassifier> encoder;
@@ -260,18 +273,24 @@ EvalReport run_video_evaluation(const EvalRun& o, data::Split split) {
     set.captions.push_back(c.caption);
     set.metas.push_back(c.meta);
   }
-  const at::Tensor real = dataset_clips(*clips, indices);
+  const at::Tensor real = framed(dataset_clips(*clips, indices));
   if (o.images_from_dataset) {
     set.images = real;
     name = o.dataset + " " + data::split_name(split) + " clips";
     source = {{"images", "dataset"}};
   } else {
     pipelines::Request request = sampling_request(*model, o, generation);
-    request.width = request.height = side;
+    request.width = width;
+    request.height = height;
     request.num_frames = frames;
     request.seed = o.seed;
-    set.images = pipelines::generate_each(*model, set.captions, request, o.batch, "generating");
-    generation["size"] = side;
+    set.images = pad_to_square(pipelines::generate_each(*model, set.captions, request, o.batch, "generating"));
+    if (square) {
+      generation["size"] = side;
+    } else {
+      generation["width"] = width;
+      generation["height"] = height;
+    }
     generation["frames"] = frames;
     generation["seed"] = o.seed;
   }
@@ -291,7 +310,7 @@ EvalReport run_video_evaluation(const EvalRun& o, data::Split split) {
     for (size_t i = 0; i < m; ++i) {
       chunk.push_back(i);
       if (chunk.size() == 256 || i + 1 == m) {
-        features.push_back(encoder->run(dataset_clips(*ref_clips, chunk)).features);
+        features.push_back(encoder->run(framed(dataset_clips(*ref_clips, chunk))).features);
         chunk.clear();
       }
     }

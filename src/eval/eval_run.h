@@ -41,6 +41,7 @@ struct EvalRun {
   // Generation (model only).
   int64_t steps = 20, size = 0, batch = 16;  // size 0 = the model's native size
   int64_t frames = 0;                        // video datasets: frames per clip (0 = the model's native count)
+  int64_t width = 0, height = 0;             // video datasets: a non-square clip size (0 = size)
   double cfg_scale = 7.0;
   std::string sampler = "euler";
   nlohmann::json extras = nlohmann::json::object();  // family settings for every request (generate's --extras)

@@ -180,6 +180,26 @@ nlohmann::ordered_json shapes_video_metrics(const at::Tensor& videos, const std:
   return out;
 }
 
+at::Tensor centre_crop(const at::Tensor& videos, int64_t height, int64_t width) {
+  if (videos.dim() != 5 || videos.size(1) != 3) throw UsageError("centre_crop: clips must be [N,3,T,H,W]");
+  const int64_t h = videos.size(3), w = videos.size(4);
+  if (height < 1 || width < 1 || height > h || width > w)
+    throw UsageError("centre_crop: a " + std::to_string(height) + "x" + std::to_string(width) + " window does not fit clips of " +
+                     std::to_string(h) + "x" + std::to_string(w));
+  return videos.narrow(3, (h - height) / 2, height).narrow(4, (w - width) / 2, width);
+}
+
+at::Tensor pad_to_square(const at::Tensor& videos) {
+  if (videos.dim() != 5 || videos.size(1) != 3) throw UsageError("pad_to_square: clips must be [N,3,T,H,W]");
+  const int64_t h = videos.size(3), w = videos.size(4), side = std::max(h, w);
+  if (h == w) return videos;
+  const at::Tensor border = at::cat({videos.select(3, 0), videos.select(3, h - 1), videos.select(4, 0), videos.select(4, w - 1)}, 3);
+  const at::Tensor fill = std::get<0>(border.median(3));  // [N,3,T]
+  at::Tensor out = fill.unsqueeze(-1).unsqueeze(-1).expand({videos.size(0), 3, videos.size(2), side, side}).contiguous();
+  out.narrow(3, (side - h) / 2, h).narrow(4, (side - w) / 2, w).copy_(videos);
+  return out;
+}
+
 double mean_frame_change(const at::Tensor& videos) {
   if (videos.dim() != 5 || videos.size(2) < 2) throw UsageError("mean_frame_change: clips must be [N,3,T,H,W], T >= 2");
   const at::Tensor v = videos.to(at::kFloat);

@@ -63,6 +63,18 @@ double tracked_rotation(const std::vector<io::Image>& frames, int max_step = 30)
 //   shapes_video_first_frame_colour_shape_accuracy, clips.
 nlohmann::ordered_json shapes_video_metrics(const at::Tensor& videos, const std::vector<nlohmann::json>& metas);
 
+// Non-square clips against the square scene they were cut from. The video loader renders a
+// bucket of height x width at side = max(height, width) and keeps the centred height x width
+// window (top = (side - height) / 2, left = (side - width) / 2); these two undo and redo that so
+// the pixel scorer and the video encoder, which work on the square scene, can score such clips:
+//   centre_crop(videos [N,3,T,S,S], h, w)  -> [N,3,T,h,w], the loader's window
+//   pad_to_square(videos [N,3,T,h,w])     -> [N,3,T,S,S], S = max(h, w), the clip in that window
+//                                            and every other pixel the median of the frame's border
+//                                            (the background, per channel)
+// UsageError for a window larger than the clip or a tensor that is not [N,3,T,H,W].
+at::Tensor centre_crop(const at::Tensor& videos, int64_t height, int64_t width);
+at::Tensor pad_to_square(const at::Tensor& videos);
+
 // Temporal change: the mean absolute difference between consecutive frames ([N,3,T,H,W] in
 // [0,1]), over every pixel, pair and clip. Compared between generated and real clips it says
 // whether a model's clips flicker (higher) or stand still (lower).

@@ -41,6 +41,14 @@ TEST(EvalRun, BadSettingsNameTheirFields) {
   bad.split = "all";
   EXPECT_NE(usage_error(bad).find("'split'"), std::string::npos) << usage_error(bad);
   bad.split = "train";
+  bad.width = 48;  // a non-square size is for clips
+  EXPECT_NE(usage_error(bad).find("'width' and 'height' are for video datasets"), std::string::npos) << usage_error(bad);
+  bad.width = 0;
+  EvalRun clip;
+  clip.images_from_dataset = true;
+  clip.dataset = "shapes-video";
+  clip.height = 20;
+  EXPECT_NE(usage_error(clip).find("'width' and 'height' must be multiples of 8"), std::string::npos) << usage_error(clip);
   bad.dataset = "folder";  // no shipped judge, no pixel scorer
   bad.path = "photos";
   EXPECT_NE(usage_error(bad).find("no judge for dataset 'folder'"), std::string::npos) << usage_error(bad);

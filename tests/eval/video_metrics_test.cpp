@@ -56,6 +56,29 @@ TEST(ShapesVideoMetrics, BackwardsAndFrozenClipsFail) {
   EXPECT_GT(mean_frame_change(c.videos), 0.0);
 }
 
+TEST(ShapesVideoMetrics, NonSquareClipsAreScoredInTheirSquareScene) {
+  // The loader's 32x48 bucket: rendered at 48, the centred 32 rows kept. Put back into the
+  // square (background around it), the real clips still score as motion and colour+shape.
+  const Clips c = real_clips(60, 9, 48);
+  const at::Tensor wide = centre_crop(c.videos, 32, 48);
+  ASSERT_EQ(wide.sizes(), (std::vector<int64_t>{60, 3, 9, 32, 48}));
+  EXPECT_TRUE(wide.equal(c.videos.narrow(3, 8, 32)));
+  const at::Tensor square = pad_to_square(wide);
+  ASSERT_EQ(square.sizes(), c.videos.sizes());
+  EXPECT_TRUE(square.narrow(3, 8, 32).equal(wide));
+  // Outside the window: one colour per frame and channel, the frame's background.
+  const at::Tensor top = square.narrow(3, 0, 8);
+  EXPECT_TRUE(top.amax({3, 4}).equal(top.amin({3, 4})));
+  const auto m = shapes_video_metrics(square, c.metas);
+  EXPECT_GE(m["shapes_video_motion_accuracy"].get<double>(), 0.8) << m.dump();
+  EXPECT_GE(m["shapes_video_colour_shape_accuracy"].get<double>(), 0.8) << m.dump();
+  // Tall clips too, and a square clip is its own square.
+  EXPECT_EQ(pad_to_square(centre_crop(c.videos, 48, 16)).sizes(), c.videos.sizes());
+  EXPECT_TRUE(pad_to_square(c.videos).equal(c.videos));
+  EXPECT_THROW(centre_crop(c.videos, 56, 48), UsageError);
+  EXPECT_THROW(pad_to_square(c.videos[0]), UsageError);
+}
+
 TEST(ShapesVideoMetrics, RotationSenseIsMeasured) {
   const Clips c = real_clips(80, 9, 32);
   int seen = 0;
