@@ -12,6 +12,7 @@
 // the last --recompute-tokens tokens (the rest given) and its tokens/s stands for the whole image.
 #include "core/rng.h"
 #include "core/threads.h"
+#include "args.h"
 #include "measure.h"
 #include "models/dalle/dalle_transformer.h"
 #include "models/dalle/dvae.h"
@@ -38,34 +39,19 @@ struct Options {
   int threads = 0;
 };
 
-[[noreturn]] void usage(const std::string& why) {
-  std::fprintf(stderr, "bench_dalle: %s\nusage: bench_dalle [--config FILE] [--batch N] [--runs N] [--threads N] [--recompute-tokens N]\n",
-               why.c_str());
-  std::exit(2);
-}
+constexpr const char* kUsage = "[--config FILE] [--batch N] [--runs N] [--threads N] [--recompute-tokens N]";
+[[noreturn]] void usage(const std::string& why) { bench::usage_exit("bench_dalle", kUsage, why); }
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (i + 1 >= argc) usage(a + " needs a value");
-    const std::string v = argv[++i];
-    int64_t n = 0;
-    if (a != "--config") {
-      try {
-        size_t used = 0;
-        n = std::stoll(v, &used);
-        if (used != v.size() || n < 0) throw std::invalid_argument(v);
-      } catch (const std::exception&) {
-        usage(a + " needs a non-negative integer, got '" + v + "'");
-      }
-    }
-    if (a == "--config") o.config = v;
-    else if (a == "--batch") o.batch = n;
-    else if (a == "--runs") o.runs = n;
-    else if (a == "--threads") o.threads = static_cast<int>(n);
-    else if (a == "--recompute-tokens") o.recompute_tokens = n;
-    else usage("unknown option " + a);
+  bench::Args args(argc, argv, "bench_dalle", kUsage);
+  while (args.next()) {
+    if (args.is("--config")) o.config = args.text();
+    else if (args.is("--batch")) o.batch = args.count();
+    else if (args.is("--runs")) o.runs = args.count();
+    else if (args.is("--threads")) o.threads = static_cast<int>(args.count());
+    else if (args.is("--recompute-tokens")) o.recompute_tokens = args.count();
+    else args.unknown();
   }
   if (o.batch < 1 || o.runs < 1 || o.recompute_tokens < 1) usage("--batch, --runs and --recompute-tokens must be >= 1");
   return o;

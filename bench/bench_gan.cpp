@@ -13,6 +13,7 @@
 // --runs after one warm-up, images/s; `gan_over_diffusion` divides images/s.
 #include "core/rng.h"
 #include "core/threads.h"
+#include "args.h"
 #include "measure.h"
 #include "models/attngan/attngan_model.h"
 #include "models/damsm/damsm_model.h"
@@ -42,40 +43,20 @@ struct Options {
   int threads = 0;
 };
 
-[[noreturn]] void usage(const std::string& why) {
-  std::fprintf(stderr,
-               "bench_gan: %s\nusage: bench_gan [--batch N] [--runs N] [--threads N] [--diffusion DIR] "
-               "[--dfgan CONFIG] [--attngan CONFIG]\n",
-               why.c_str());
-  std::exit(2);
-}
+constexpr const char* kUsage = "[--batch N] [--runs N] [--threads N] [--diffusion DIR] [--dfgan CONFIG] [--attngan CONFIG]";
+[[noreturn]] void usage(const std::string& why) { bench::usage_exit("bench_gan", kUsage, why); }
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    const auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(a + " needs a value");
-      return argv[++i];
-    };
-    const auto number = [&]() -> int64_t {
-      const std::string v = value();
-      try {
-        size_t used = 0;
-        const int64_t n = std::stoll(v, &used);
-        if (used != v.size() || n < 0) throw std::invalid_argument(v);
-        return n;
-      } catch (const std::exception&) {
-        usage(a + " needs a non-negative integer, got '" + v + "'");
-      }
-    };
-    if (a == "--batch") o.batch = number();
-    else if (a == "--runs") o.runs = number();
-    else if (a == "--threads") o.threads = static_cast<int>(number());
-    else if (a == "--diffusion") o.diffusion = value();
-    else if (a == "--dfgan") o.dfgan = value();
-    else if (a == "--attngan") o.attngan = value();
-    else usage("unknown option " + a);
+  bench::Args args(argc, argv, "bench_gan", kUsage);
+  while (args.next()) {
+    if (args.is("--batch")) o.batch = args.count();
+    else if (args.is("--runs")) o.runs = args.count();
+    else if (args.is("--threads")) o.threads = static_cast<int>(args.count());
+    else if (args.is("--diffusion")) o.diffusion = args.text();
+    else if (args.is("--dfgan")) o.dfgan = args.text();
+    else if (args.is("--attngan")) o.attngan = args.text();
+    else args.unknown();
   }
   if (o.batch < 2 || o.runs < 1) usage("--batch must be >= 2 and --runs >= 1");
   return o;

@@ -11,7 +11,9 @@
 // weights, batch 2 = instance + class image, 77x768 context) at PX pixels, with LoRA rank 4 on
 // the attention blocks (base frozen) or the full UNet with AdamW: the peak RSS of the step (the
 // weights included) and its time. The text encoder and VAE (0.83 GB in f32) are not built.
+#include "args.h"
 #include "core/threads.h"
+#include "measure.h"
 #include "models/unet2d_condition/unet2d_condition.h"
 #include "nn/lora.h"
 #include "train/optim.h"
@@ -35,11 +37,8 @@ using namespace genvis;
 
 namespace {
 
-double peak_rss_mib() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) / 1024.0;
-}
+using bench::process_peak_rss_mb;
+using bench::status_mb;
 
 json run(train::PersonalizeConfig c, const fs::path& out, int64_t steps) {
   c.train.steps = steps;
@@ -52,15 +51,9 @@ json run(train::PersonalizeConfig c, const fs::path& out, int64_t steps) {
   const size_t skip = std::min<size_t>(5, seconds.size() - 1);
   const double per_step = (seconds.back() - seconds[skip - 1]) / static_cast<double>(seconds.size() - skip);
   return {{"seconds_per_step", per_step}, {"steps_per_second", 1.0 / per_step}, {"steps", steps},
-          {"output", r.output}, {"peak_rss_mib", peak_rss_mib()}};
+          {"output", r.output}, {"peak_rss_mib", process_peak_rss_mb()}};
 }
 
-double status_mib(const char* key) {
-  std::ifstream in("/proc/self/status");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind(key, 0) == 0) return std::stod(line.substr(std::strlen(key))) / 1024.0;
-  return -1;
-}
 
 json sd15_memory(int64_t size, const std::string& method) {
   models::UNet2DConditionConfig config;  // the defaults are SD1.5's but for the context width
@@ -87,7 +80,7 @@ json sd15_memory(int64_t size, const std::string& method) {
   }
   for (const auto& [n, p] : params) trainable += p.numel();
   train::AdamW optimizer(params, {});
-  const double weights_mib = status_mib("VmRSS:");
+  const double weights_mib = status_mb("VmRSS:");
   std::ofstream("/proc/self/clear_refs") << "5";  // reset the peak to the current RSS
   const auto t0 = std::chrono::steady_clock::now();
   const at::Tensor x = torch::randn({2, 4, size / 8, size / 8}), context = torch::randn({2, 77, 768});
@@ -97,7 +90,7 @@ json sd15_memory(int64_t size, const std::string& method) {
   optimizer.step(1e-4);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return {{"method", method}, {"size", size}, {"batch", 2}, {"trainable_params", trainable},
-          {"rss_before_step_mib", weights_mib}, {"peak_rss_step_mib", status_mib("VmHWM:")}, {"seconds", seconds}};
+          {"rss_before_step_mib", weights_mib}, {"peak_rss_step_mib", status_mb("VmHWM:")}, {"seconds", seconds}};
 }
 
 }  // namespace
@@ -107,22 +100,17 @@ int main(int argc, char** argv) {
   int threads = 0;
   std::string method = "lora";
   std::string model = std::string(GENVIS_BENCH_SOURCE_DIR) + "/models/genvis-emoji-32";
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (i + 1 >= argc) {
-      std::cerr << "usage: bench_personalize [--steps N] [--threads N] [--model DIR] [--sd15-memory PX [--method lora|full]]\n";
-      return 2;
-    }
-    if (a == "--steps") steps = std::stoll(argv[++i]);
-    else if (a == "--threads") threads = std::stoi(argv[++i]);
-    else if (a == "--model") model = argv[++i];
-    else if (a == "--sd15-memory") sd15 = std::stoll(argv[++i]);
-    else if (a == "--method") method = argv[++i];
-    else {
-      std::cerr << "unknown option " << a << "\n";
-      return 2;
-    }
+  bench::Args args(argc, argv, "bench_personalize", "[--steps N] [--threads N] [--model DIR] [--sd15-memory PX [--method lora|full]]");
+  while (args.next()) {
+    if (args.is("--steps")) steps = args.count();
+    else if (args.is("--threads")) threads = static_cast<int>(args.count());
+    else if (args.is("--model")) model = args.text();
+    else if (args.is("--sd15-memory")) sd15 = args.count();
+    else if (args.is("--method")) method = args.text();
+    else args.unknown();
   }
+  if (method != "lora" && method != "full") args.fail("--method takes lora or full, got " + method);
+  if (steps < 1) args.fail("--steps must be >= 1");
   if (threads > 0) set_num_threads(threads);
   if (sd15 > 0) {
     std::cout << json{{"benchmark", "personalize-sd15-memory"}, {"threads", num_threads()},

@@ -8,6 +8,8 @@
 //                        file-backed page cache (reclaimable), anonymous memory stays small
 //   peak_rss_mb          ru_maxrss of the whole run (counts mapped file pages too)
 // Usage: bench_safetensors [--mb 1024] [--dir /tmp] [--keep]
+#include "args.h"
+#include "measure.h"
 #include "io/safetensors.h"
 
 #include <chrono>
@@ -21,7 +23,8 @@
 
 namespace {
 
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+using genvis::bench::now_s;
+using genvis::bench::status_mb;
 
 void evict(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY);
@@ -31,13 +34,6 @@ void evict(const std::string& path) {
   ::close(fd);
 }
 
-double status_mb(const char* key) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(key, 0) == 0) return std::stod(line.substr(std::strlen(key))) / 1024.0;
-  return -1;
-}
 
 double cat_throughput(const std::string& path, uint64_t size) {
   evict(path);
@@ -71,16 +67,14 @@ int main(int argc, char** argv) {
   int64_t mb = 1024;
   std::string dir = "/tmp";
   bool keep = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--mb" && i + 1 < argc) mb = std::stoll(argv[++i]);
-    else if (a == "--dir" && i + 1 < argc) dir = argv[++i];
-    else if (a == "--keep") keep = true;
-    else {
-      std::fprintf(stderr, "usage: bench_safetensors [--mb N] [--dir DIR] [--keep]\n");
-      return 2;
-    }
+  genvis::bench::Args args(argc, argv, "bench_safetensors", "[--mb N] [--dir DIR] [--keep]");
+  while (args.next()) {
+    if (args.is("--mb")) mb = args.count();
+    else if (args.is("--dir")) dir = args.text();
+    else if (args.is("--keep")) keep = true;
+    else args.unknown();
   }
+  if (mb < 1) args.fail("--mb must be >= 1");
   at::set_num_threads(1);
   const double anon_baseline = status_mb("RssAnon:");
   const std::string path = dir + "/genvis-bench-" + std::to_string(::getpid()) + ".safetensors";
@@ -114,8 +108,6 @@ int main(int argc, char** argv) {
   const ReadResult cold = full_read(path, size);
   const ReadResult warm = full_read(path, size);
 
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
   if (!keep) std::remove(path.c_str());
 
   nlohmann::ordered_json j;
@@ -131,7 +123,7 @@ int main(int argc, char** argv) {
   j["rss_anon_baseline_mb"] = anon_baseline;
   j["rss_anon_mb"] = cold.rss_anon_mb;
   j["rss_file_mb"] = cold.rss_file_mb;
-  j["peak_rss_mb"] = ru.ru_maxrss / 1024.0;
+  j["peak_rss_mb"] = genvis::bench::process_peak_rss_mb();
   j["checksum"] = cold.checksum + first_value;
   std::printf("%s\n", j.dump(2).c_str());
   return 0;

@@ -37,6 +37,7 @@
 #include "models/unet2d_condition/unet2d_condition.h"
 #include "nn/attention.h"
 #include "nn/memory_format.h"
+#include "args.h"
 #include "flops.h"
 #include "measure.h"
 
@@ -74,42 +75,25 @@ struct Options {
   std::string child;  // "", "gemm", or a dtype
 };
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
-[[noreturn]] void usage(const std::string& why) {
-  std::fprintf(stderr,
-               "bench_sd: %s\nusage: bench_sd [--size 256,512] [--dtype f32,bf16] [--steps N] [--threads N] "
-               "[--only unet|vae|text] [--device cpu|cuda] [--memory-format auto|nchw|cl] [--profile]\n",
-               why.c_str());
-  std::exit(2);
-}
+constexpr const char* kUsage =
+    "[--size 256,512] [--dtype f32,bf16] [--steps N] [--threads N] [--only unet|vae|text] [--device cpu|cuda] "
+    "[--memory-format auto|nchw|cl] [--profile]";
+[[noreturn]] void usage(const std::string& why) { usage_exit("bench_sd", kUsage, why); }
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    const auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--size") {
-      o.sizes.clear();
-      for (const auto& s : split(value())) o.sizes.push_back(std::stoll(s));
-    } else if (a == "--dtype") o.dtypes = split(value());
-    else if (a == "--steps") o.steps = std::stoi(value());
-    else if (a == "--threads") o.threads = std::stoi(value());
-    else if (a == "--only") o.only = value();
-    else if (a == "--device") o.device = value(), o.device_given = true;
-    else if (a == "--memory-format") o.memory_format = value();
-    else if (a == "--profile") o.profile = true;
-    else if (a == "--child") o.child = value();
-    else usage("unknown argument " + a);
+  Args args(argc, argv, "bench_sd", kUsage);
+  while (args.next()) {
+    if (args.is("--size")) o.sizes = args.counts();
+    else if (args.is("--dtype")) o.dtypes = args.list();
+    else if (args.is("--steps")) o.steps = static_cast<int>(args.count());
+    else if (args.is("--threads")) o.threads = static_cast<int>(args.count());
+    else if (args.is("--only")) o.only = args.text();
+    else if (args.is("--device")) o.device = args.text(), o.device_given = true;
+    else if (args.is("--memory-format")) o.memory_format = args.text();
+    else if (args.is("--profile")) o.profile = true;
+    else if (args.is("--child")) o.child = args.text();
+    else args.unknown();
   }
   for (const auto& d : o.dtypes)
     if (d != "f32" && d != "bf16" && d != "f16") usage("unknown dtype " + d);

@@ -4,6 +4,7 @@
 // after a warm-up, halfway and at the end (flat memory: no growth across requests).
 //
 //   build/bench/bench_serve [--clients 8] [--requests 50] [--steps 4] [--route a1111|openai]
+#include "args.h"
 #include "measure.h"
 #include "pipelines/shipped_models.h"
 #include "server.h"
@@ -20,21 +21,16 @@ using nlohmann::json;
 int main(int argc, char** argv) {
   int64_t clients = 8, requests = 50, steps = 4;
   std::string route = "a1111";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--clients") clients = std::stoll(v);
-    else if (k == "--requests") requests = std::stoll(v);
-    else if (k == "--steps") steps = std::stoll(v);
-    else if (k == "--route") route = v;
-    else {
-      std::cerr << "usage: bench_serve [--clients N] [--requests N] [--steps N] [--route a1111|openai]\n";
-      return 2;
-    }
+  bench::Args args(argc, argv, "bench_serve", "[--clients N] [--requests N] [--steps N] [--route a1111|openai]");
+  while (args.next()) {
+    if (args.is("--clients")) clients = args.count();
+    else if (args.is("--requests")) requests = args.count();
+    else if (args.is("--steps")) steps = args.count();
+    else if (args.is("--route")) route = args.text();
+    else args.unknown();
   }
-  if (clients < 1 || requests < 1 || steps < 1 || (route != "a1111" && route != "openai")) {
-    std::cerr << "bench_serve: --clients, --requests and --steps must be positive; --route a1111 or openai\n";
-    return 2;
-  }
+  if (clients < 1 || requests < 1 || steps < 1) args.fail("--clients, --requests and --steps must be >= 1");
+  if (route != "a1111" && route != "openai") args.fail("--route takes a1111 or openai, got " + route);
   server::ServerOptions o;
   o.port = 0;
   o.model.source.model = pipelines::find_default_model();

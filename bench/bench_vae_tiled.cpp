@@ -7,7 +7,9 @@
 //            rss_after_load_mb (weights in memory), peak_rss_mb (ru_maxrss of the case's process)
 // Usage: bench_vae_tiled [--size 2048] [--tile 0] [--overlap 0.25] [--untiled-size 512]
 //                        [--dtype f32|bf16] [--threads 0] [--encode]
+#include "args.h"
 #include "core/threads.h"
+#include "measure.h"
 #include "models/autoencoder_kl/tiled.h"
 
 #include <chrono>
@@ -34,15 +36,8 @@ struct Options {
   std::string run_case;  // child: "decode_tiled", "decode_untiled" or "encode_tiled"
 };
 
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-double status_mb(const char* key) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(key, 0) == 0) return std::stod(line.substr(std::strlen(key))) / 1024.0;
-  return -1;
-}
+using genvis::bench::now_s;
+using genvis::bench::status_mb;
 
 AutoencoderKL sd_vae(at::ScalarType dtype) {
   AutoencoderKLConfig c;
@@ -89,8 +84,6 @@ int run_case(const Options& o) {
     seconds = now_s() - t0;
     checksum = image.to(at::kFloat).mean().item<double>();
   }
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
 
   nlohmann::ordered_json j;
   j["mode"] = o.run_case;
@@ -102,7 +95,7 @@ int run_case(const Options& o) {
   j["threads"] = at::get_num_threads();
   j["seconds"] = seconds;
   j["rss_after_load_mb"] = rss_after_load;
-  j["peak_rss_mb"] = ru.ru_maxrss / 1024.0;
+  j["peak_rss_mb"] = genvis::bench::process_peak_rss_mb();
   j["checksum"] = checksum;
   std::printf("%s\n", j.dump().c_str());
   return 0;
@@ -134,27 +127,22 @@ nlohmann::ordered_json run_child(const Options& o, const std::string& which) {
 
 int main(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    const bool has_value = i + 1 < argc;
-    if (a == "--size" && has_value) o.size = std::stoll(argv[++i]);
-    else if (a == "--tile" && has_value) o.tile = std::stoll(argv[++i]);
-    else if (a == "--overlap" && has_value) o.overlap = std::stod(argv[++i]);
-    else if (a == "--untiled-size" && has_value) o.untiled_size = std::stoll(argv[++i]);
-    else if (a == "--dtype" && has_value) o.dtype = argv[++i];
-    else if (a == "--threads" && has_value) o.threads = std::stoi(argv[++i]);
-    else if (a == "--encode") o.encode = true;
-    else if (a == "--case" && has_value) o.run_case = argv[++i];
-    else {
-      std::fprintf(stderr, "usage: bench_vae_tiled [--size 2048] [--tile 0] [--overlap 0.25] [--untiled-size 512] "
-                           "[--dtype f32|bf16] [--threads 0] [--encode]\n");
-      return 2;
-    }
+  genvis::bench::Args args(argc, argv, "bench_vae_tiled",
+                           "[--size 2048] [--tile 0] [--overlap 0.25] [--untiled-size 512] [--dtype f32|bf16] "
+                           "[--threads 0] [--encode]");
+  while (args.next()) {
+    if (args.is("--size")) o.size = args.count();
+    else if (args.is("--tile")) o.tile = args.count();
+    else if (args.is("--overlap")) o.overlap = args.real();
+    else if (args.is("--untiled-size")) o.untiled_size = args.count();
+    else if (args.is("--dtype")) o.dtype = args.text();
+    else if (args.is("--threads")) o.threads = static_cast<int>(args.count());
+    else if (args.is("--encode")) o.encode = true;
+    else if (args.is("--case")) o.run_case = args.text();
+    else args.unknown();
   }
-  if (o.dtype != "f32" && o.dtype != "bf16") {
-    std::fprintf(stderr, "bench_vae_tiled: --dtype must be f32 or bf16\n");
-    return 2;
-  }
+  if (o.dtype != "f32" && o.dtype != "bf16") args.fail("--dtype must be f32 or bf16");
+  if (o.size < 8 || o.overlap < 0 || o.overlap >= 1) args.fail("--size must be >= 8 and --overlap in [0, 1)");
   if (!o.run_case.empty()) return run_case(o);
 
   nlohmann::ordered_json j;

@@ -14,6 +14,7 @@
 //           measured in this run (best 2048^3 product).
 // generate  The model as saved: one clip of --frames at --size, --steps UniPC steps with CFG
 //           (the pipeline's default guidance), batch 1; median of --runs after a warm-up.
+#include "args.h"
 #include "flops.h"
 #include "measure.h"
 
@@ -50,52 +51,26 @@ struct Options {
   std::string only;  // "", "train" or "generate"
 };
 
-[[noreturn]] void usage(const std::string& why) {
-  std::fprintf(stderr,
-               "bench_video: %s\nusage: bench_video [--model DIR] [--batch N] [--frames N] [--size PX] "
-               "[--train-steps N] [--steps N] [--runs N] [--threads N] [--dtype f32,bf16] "
-               "[--only train|generate]\n",
-               why.c_str());
-  std::exit(2);
-}
+constexpr const char* kUsage =
+    "[--model DIR] [--batch N] [--frames N] [--size PX] [--train-steps N] [--steps N] [--runs N] [--threads N] "
+    "[--dtype f32,bf16] [--only train|generate]";
+[[noreturn]] void usage(const std::string& why) { bench::usage_exit("bench_video", kUsage, why); }
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    const auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(a + " needs a value");
-      return argv[++i];
-    };
-    const auto number = [&]() -> int64_t {
-      const std::string v = value();
-      try {
-        size_t used = 0;
-        const int64_t n = std::stoll(v, &used);
-        if (used != v.size() || n < 0) throw std::invalid_argument(v);
-        return n;
-      } catch (const std::exception&) {
-        usage(a + " needs a non-negative integer, got '" + v + "'");
-      }
-    };
-    if (a == "--model") o.model = value();
-    else if (a == "--batch") o.batch = number();
-    else if (a == "--frames") o.frames = number();
-    else if (a == "--size") o.size = number();
-    else if (a == "--train-steps") o.train_steps = number();
-    else if (a == "--steps") o.steps = number();
-    else if (a == "--runs") o.runs = number();
-    else if (a == "--threads") o.threads = static_cast<int>(number());
-    else if (a == "--only") o.only = value();
-    else if (a == "--dtype") {
-      o.dtypes.clear();
-      const std::string v = value();
-      for (size_t p = 0; p <= v.size();) {
-        const size_t q = std::min(v.find(',', p), v.size());
-        o.dtypes.push_back(v.substr(p, q - p));
-        p = q + 1;
-      }
-    } else usage("unknown option " + a);
+  bench::Args args(argc, argv, "bench_video", kUsage);
+  while (args.next()) {
+    if (args.is("--model")) o.model = args.text();
+    else if (args.is("--batch")) o.batch = args.count();
+    else if (args.is("--frames")) o.frames = args.count();
+    else if (args.is("--size")) o.size = args.count();
+    else if (args.is("--train-steps")) o.train_steps = args.count();
+    else if (args.is("--steps")) o.steps = args.count();
+    else if (args.is("--runs")) o.runs = args.count();
+    else if (args.is("--threads")) o.threads = static_cast<int>(args.count());
+    else if (args.is("--only")) o.only = args.text();
+    else if (args.is("--dtype")) o.dtypes = args.list();
+    else args.unknown();
   }
   if (!o.only.empty() && o.only != "train" && o.only != "generate") usage("--only takes train or generate");
   for (const auto& d : o.dtypes)

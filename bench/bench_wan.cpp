@@ -52,6 +52,7 @@
 // (flop_walk_params == model_matrix_params).
 #include "core/threads.h"
 #include "core/torch_compat.h"
+#include "args.h"
 #include "flops.h"
 #include "measure.h"
 #include "models/autoencoder_kl_wan/autoencoder_kl_wan.h"
@@ -99,14 +100,11 @@ struct Options {
   int64_t decode_chunk = 1;  // vae-flat child: latent frames per decoder call
 };
 
-[[noreturn]] void usage(const std::string& why) {
-  std::fprintf(stderr,
-               "bench_wan: %s\nusage: bench_wan [--size WxHxT[,...]]... [--component transformer|vae|attention|all] "
-               "[--dtype bf16|f32] [--vae-dtype bf16|f32] [--threads N] [--steps N] [--repeats N] [--warmup auto|N] "
-               "[--layers N] [--flat-size WxH] [--flat-frames 5,9,17,33] [--no-encode] [--profile] [--quick]\n",
-               why.c_str());
-  std::exit(2);
-}
+constexpr const char* kUsage =
+    "[--size WxHxT[,...]]... [--component transformer|vae|attention|all] [--dtype bf16|f32] [--vae-dtype bf16|f32] "
+    "[--threads N] [--steps N] [--repeats N] [--warmup auto|N] [--layers N] [--flat-size WxH] "
+    "[--flat-frames 5,9,17,33] [--no-encode] [--profile] [--quick]";
+[[noreturn]] void usage(const std::string& why) { bench::usage_exit("bench_wan", kUsage, why); }
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
@@ -117,13 +115,9 @@ std::vector<std::string> split(const std::string& s, char sep) {
 }
 
 int64_t to_int(const std::string& v, const std::string& what) {
-  try {
-    size_t used = 0;
-    const int64_t n = std::stoll(v, &used);
-    if (used == v.size()) return n;
-  } catch (const std::exception&) {
-  }
-  usage(what + " needs an integer, got '" + v + "'");
+  const auto n = bench::parse_integer(v, INT64_MIN);
+  if (!n) usage(what + " needs an integer, got '" + v + "'");
+  return *n;
 }
 
 Size parse_size(const std::string& s, bool with_frames) {
@@ -139,37 +133,34 @@ Size parse_size(const std::string& s, bool with_frames) {
 Options parse(int argc, char** argv) {
   Options o;
   bool sizes_given = false, flat_given = false, layers_given = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    const auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--size") {
+  bench::Args args(argc, argv, "bench_wan", kUsage);
+  while (args.next()) {
+    const std::string& a = args.name();
+    if (args.is("--size")) {
       if (!sizes_given) o.sizes.clear();
       sizes_given = true;
-      for (const auto& s : split(value(), ',')) o.sizes.push_back(parse_size(s, true));
-    } else if (a == "--component") o.component = value();
-    else if (a == "--dtype") o.dtype = value();
-    else if (a == "--vae-dtype") o.vae_dtype = value();
-    else if (a == "--threads") o.threads = static_cast<int>(to_int(value(), a));
-    else if (a == "--steps") o.steps = static_cast<int>(to_int(value(), a));
-    else if (a == "--repeats") o.repeats = static_cast<int>(to_int(value(), a));
-    else if (a == "--warmup") {
-      const std::string v = value();
+      for (const auto& s : split(args.text(), ',')) o.sizes.push_back(parse_size(s, true));
+    } else if (args.is("--component")) o.component = args.text();
+    else if (args.is("--dtype")) o.dtype = args.text();
+    else if (args.is("--vae-dtype")) o.vae_dtype = args.text();
+    else if (args.is("--threads")) o.threads = static_cast<int>(args.count());
+    else if (args.is("--steps")) o.steps = static_cast<int>(args.count());
+    else if (args.is("--repeats")) o.repeats = static_cast<int>(args.count());
+    else if (args.is("--warmup")) {
+      const std::string v = args.text();
       o.warmup = v == "auto" ? -1 : static_cast<int>(to_int(v, a));
-    } else if (a == "--layers") o.layers = to_int(value(), a), layers_given = true;
-    else if (a == "--flat-size") o.flat = parse_size(value(), false);
-    else if (a == "--flat-frames") {
+    } else if (args.is("--layers")) o.layers = args.count(), layers_given = true;
+    else if (args.is("--flat-size")) o.flat = parse_size(args.text(), false);
+    else if (args.is("--flat-frames")) {
       flat_given = true;
       o.flat_frames.clear();
-      for (const auto& f : split(value(), ',')) o.flat_frames.push_back(to_int(f, a));
-    } else if (a == "--no-encode") o.encode = false;
-    else if (a == "--profile") o.profile = true;
-    else if (a == "--quick") o.quick = true;
-    else if (a == "--child") o.child = value();
-    else if (a == "--decode-chunk") o.decode_chunk = to_int(value(), a);
-    else usage("unknown argument " + a);
+      for (const auto& f : split(args.text(), ',')) o.flat_frames.push_back(to_int(f, a));
+    } else if (args.is("--no-encode")) o.encode = false;
+    else if (args.is("--profile")) o.profile = true;
+    else if (args.is("--quick")) o.quick = true;
+    else if (args.is("--child")) o.child = args.text();
+    else if (args.is("--decode-chunk")) o.decode_chunk = args.count();
+    else args.unknown();
   }
   if (o.quick) {  // a smoke check (~30 s, mostly oneDNN's first calls): a 2-layer transformer on
                   // 64x64x5 (32 tokens), the full VAE on tiny frames, no warm-ups
