@@ -14,6 +14,7 @@ FLAGS=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
 
 declare -A SOURCES=(
   [safetensors_header_fuzz]="src/io/safetensors_header.cpp src/io/dtype.cpp"
+  [gguf_header_fuzz]="src/io/gguf_format.cpp src/io/dtype.cpp"
   [unpickler_fuzz]="src/io/pickle.cpp src/io/dtype.cpp src/core/file.cpp"
   [png_text_fuzz]="src/io/png.cpp src/io/infotext.cpp src/core/file.cpp"
   [exif_fuzz]="src/io/exif.cpp"
@@ -22,7 +23,7 @@ declare -A SOURCES=(
 declare -A LIBS=([png_text_fuzz]="-lpng" [server_request_fuzz]="-lpng -lcrypto")
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors_header_fuzz unpickler_fuzz png_text_fuzz exif_fuzz server_request_fuzz)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors_header_fuzz gguf_header_fuzz unpickler_fuzz png_text_fuzz exif_fuzz server_request_fuzz)
 
 status=0
 for t in "${targets[@]}"; do

@@ -39,7 +39,7 @@ done < <(sed -nE 's/^ *[0-9]+\/[0-9]+ Test +#[0-9]+: ([^ ]+) [ .]*(\**)([A-Za-z]
 if [ "$ctest_status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 
 if [ "${FUZZ_SECONDS:-20}" != "0" ]; then
-  for target in safetensors_header_fuzz unpickler_fuzz png_text_fuzz exif_fuzz server_request_fuzz; do
+  for target in safetensors_header_fuzz gguf_header_fuzz unpickler_fuzz png_text_fuzz exif_fuzz server_request_fuzz; do
     if scripts/fuzz.sh "${FUZZ_SECONDS:-20}" "$target"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
   done
 fi

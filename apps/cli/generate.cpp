@@ -153,7 +153,7 @@ Command add_generate_command(CLI::App& app) {
                                                  "img2img with --init-image; inpainting with --mask)");
   cmd->add_option("--model", o->source.model, "Model folder (model_index.json names its pipeline class; or a Wan 2.1 "
                                              "release folder, config.json WanModel), an original SD1/SD2/SDXL "
-                                             "single-file checkpoint (.safetensors, .ckpt), or a Wan 2.1 transformer "
+                                             "single-file checkpoint (.safetensors, .ckpt, .gguf), or a Wan 2.1 transformer "
                                              "file (original/ComfyUI layout). Default: the "
                                              "built-in " + std::string(kDefaultModelName) +
                                              " when no components (--unet, --vae, --text-encoder) are given; with "

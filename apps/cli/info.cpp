@@ -38,7 +38,7 @@ Command add_info_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "info", "Describe weight files, model folders, PNG images or videos: tensors, dtypes, parameter count, detected "
               "layout, family and pipeline class; for a PNG or a video, its size and generation parameters");
-  cmd->add_option("paths", opts->paths, "Weight file (.safetensors, .ckpt/.pt/.pth/.bin, .safetensors.index.json), "
+  cmd->add_option("paths", opts->paths, "Weight file (.safetensors, .gguf, .ckpt/.pt/.pth/.bin, .safetensors.index.json), "
                                         "diffusers folder, PNG, video (.mp4, .webm, .gif, .webp) or folder of PNG frames");
   cmd->add_flag("--tensors", opts->inspect.list_tensors, "List every tensor's name, dtype and shape");
   cmd->add_flag("--hash", opts->inspect.hash, "Compute the SHA-256 and the A1111 model hash (reads the whole file)");

@@ -12,7 +12,7 @@ namespace genvis::io {
 ConvertResult convert_to_safetensors(const std::string& in, const std::string& out, const ConvertOptions& options) {
   namespace fs = std::filesystem;
   if (out.size() < 12 || out.compare(out.size() - 12, 12, ".safetensors") != 0)
-    throw UsageError("output '" + out + "' must end in .safetensors");
+    throw UsageError("output '" + out + "' must end in .safetensors (or .gguf)");
   std::error_code ec;
   if (fs::exists(out, ec) && fs::equivalent(in, out, ec)) throw UsageError("output '" + out + "' is the input file");
   if (fs::exists(out) && !options.overwrite) throw UsageError("output '" + out + "' exists (use --force to replace it)");

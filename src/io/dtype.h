@@ -29,8 +29,11 @@ struct TensorInfo {
   std::string name;
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
-  uint64_t nbytes = 0;
-  std::string file;  // the file holding it (shards: each its own)
+  uint64_t nbytes = 0;  // bytes as stored
+  std::string file;     // the file holding it (shards: each its own)
+  // GGUF: the stored ggml type ("Q4_K", "F16"); `dtype` is then what loading gives (block types
+  // are dequantised to F32). Empty for every other format.
+  std::string storage;
 };
 
 }  // namespace genvis::io

@@ -4,6 +4,7 @@
 #include "core/file.h"
 #include "core/text.h"
 #include "core/torch_compat.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
 #include "io/torch_checkpoint.h"
 
@@ -86,10 +87,11 @@ std::unique_ptr<WeightReader> open_weights(const std::string& path) {
   const std::string head = read_prefix(path, 32);
   const auto* bytes = reinterpret_cast<const uint8_t*>(head.data());
   if (is_zip_file(bytes, head.size()) || is_legacy_torch_file(bytes, head.size())) return open_torch_checkpoint(path);
+  if (head.size() >= 4 && head.compare(0, 4, "GGUF") == 0) return GgufReader::open(path);
   if (!head.empty() && head[0] == '{')
     throw LoadError(path, "is a JSON file, not weights (sharded checkpoints are opened through their .index.json)");
   if (!ends_with(path, ".safetensors") && head.size() >= 9 && head[8] != '{')
-    throw LoadError(path, "unrecognised weight file format (expected safetensors, a PyTorch .ckpt/.pt/.pth/.bin "
+    throw LoadError(path, "unrecognised weight file format (expected safetensors, GGUF, a PyTorch .ckpt/.pt/.pth/.bin "
                           "checkpoint, or a .safetensors.index.json)");
   return SafetensorsReader::open(path);
 }

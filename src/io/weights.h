@@ -5,8 +5,9 @@
 //   at::Tensor x = w->load("model.diffusion_model.out.2.weight", at::kFloat);
 //
 // Formats: safetensors (mmap, zero-copy where possible), sharded safetensors
-// (*.safetensors.index.json), PyTorch zip checkpoints (.ckpt/.pt/.pth/.bin) through a restricted
-// unpickler, and the legacy (pre-1.6) PyTorch format. The format is detected from the content,
+// (*.safetensors.index.json), GGUF (io/gguf.h: quantised tensors dequantised on load), PyTorch
+// zip checkpoints (.ckpt/.pt/.pth/.bin) through a restricted unpickler, and the legacy (pre-1.6)
+// PyTorch format. The format is detected from the content,
 // not the extension.
 #pragma once
 #include "io/dtype.h"
@@ -29,7 +30,7 @@ public:
   // safetensors __metadata__; for pickled checkpoints, the plain top-level values (e.g.
   // "global_step" of a Lightning checkpoint) rendered as text.
   virtual const std::map<std::string, std::string>& metadata() const = 0;
-  // "safetensors", "safetensors-sharded", "pytorch-zip", "pytorch-legacy".
+  // "safetensors", "safetensors-sharded", "gguf", "pytorch-zip", "pytorch-legacy".
   virtual std::string format() const = 0;
   virtual const std::string& path() const = 0;
 

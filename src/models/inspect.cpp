@@ -34,7 +34,7 @@ bool is_png(const std::string& path) {
 }
 
 bool is_weight_file_name(const std::string& name) {
-  for (const char* ext : {".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".index.json"})
+  for (const char* ext : {".safetensors", ".gguf", ".ckpt", ".pt", ".pth", ".bin", ".index.json"})
     if (name.size() > std::strlen(ext) && name.compare(name.size() - std::strlen(ext), std::strlen(ext), ext) == 0)
       return true;
   return false;
@@ -51,7 +51,7 @@ ojson inspect_weights(const std::string& path, const InspectOptions& options) {
   j["parameter_count"] = reader->parameter_count();
   j["total_bytes"] = reader->total_bytes();
   std::map<std::string, size_t> dtypes;
-  for (const auto& t : tensors) ++dtypes[io::dtype_name(t.dtype)];
+  for (const auto& t : tensors) ++dtypes[t.storage.empty() ? io::dtype_name(t.dtype) : t.storage];
   j["dtypes"] = dtypes;
 
   const LayoutGuess g = detect_layout(tensors, reader->metadata(), reader->format());
@@ -69,7 +69,11 @@ ojson inspect_weights(const std::string& path, const InspectOptions& options) {
   }
   if (options.list_tensors) {
     ojson list = ojson::array();
-    for (const auto& t : tensors) list.push_back({{"name", t.name}, {"dtype", io::dtype_name(t.dtype)}, {"shape", t.shape}});
+    for (const auto& t : tensors) {
+      ojson row = {{"name", t.name}, {"dtype", io::dtype_name(t.dtype)}, {"shape", t.shape}};
+      if (!t.storage.empty()) row["storage"] = t.storage;  // GGUF: the block type loads as dtype
+      list.push_back(std::move(row));
+    }
     j["tensors"] = std::move(list);
   }
   return j;
@@ -280,7 +284,8 @@ void format_weights(const ojson& j, std::ostringstream& out, const std::string& 
     out << indent << "  sha256:     " << text_of(j["sha256"]) << " (model hash " << text_of(j["model_hash"]) << ")\n";
   if (j.contains("tensors"))
     for (const auto& t : j["tensors"])
-      out << indent << "    " << text_of(t["name"]) << "  " << text_of(t["dtype"]) << " " << t["shape"].dump() << "\n";
+      out << indent << "    " << text_of(t["name"]) << "  " << text_of(t.contains("storage") ? t["storage"] : t["dtype"]) << " "
+          << t["shape"].dump() << "\n";
 }
 
 void format_any(const ojson& j, std::ostringstream& out, const std::string& indent) {

@@ -5,6 +5,7 @@
 // fixtures' io files within the manifest tolerances.
 #include "core/error.h"
 #include "core/file.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
 #include "models/autoencoder_kl/ldm_keys.h"
@@ -234,6 +235,37 @@ TEST(SingleFile, SD1LoadReproducesTheComponentFixtures) {
   check_vae(m.vae);
   torch::NoGradGuard no_grad;
   check_clip(m.text_encoder(input_ids("clip_l")), "clip_l");
+}
+
+// stable-diffusion.cpp's GGUF checkpoints keep the original key names: the fixture written as an
+// F16 GGUF loads to the same models (bit for bit: the weights are F16 values), and as Q8_0 to a
+// UNet whose output stays close to the F16 one.
+TEST(SingleFile, SD1FromGgufReproducesTheComponentFixtures) {
+  GENVIS_REQUIRE_FIXTURES();
+  test::TempDir dir;
+  auto source = io::open_weights(sd1_file());
+  const std::string f16 = dir.file("sd1-f16.gguf"), q8 = dir.file("sd1-q8_0.gguf");
+  io::write_gguf(f16, *source, {.type = io::GgmlType::F16});
+  io::write_gguf(q8, *source, {.type = io::GgmlType::Q8_0, .min_elements = 256});
+  SingleFileModel m = load_single_file(f16, {{"text_encoder", kTinyClipHeads}}, at::kFloat, at::Device(at::kCPU));
+  EXPECT_EQ(m.family, "sd1");
+  check_unet(m.unet, "unet_sd1");
+  check_vae(m.vae);
+  torch::NoGradGuard no_grad;
+  check_clip(m.text_encoder(input_ids("clip_l")), "clip_l");
+
+  auto q8_reader = io::open_weights(q8);
+  size_t quantised = 0;
+  for (const auto& t : q8_reader->tensors()) quantised += t.storage == "Q8_0";
+  EXPECT_GT(quantised, 50u);
+  SingleFileModel q = load_single_file(q8, {{"text_encoder", kTinyClipHeads}}, at::kFloat, at::Device(at::kCPU));
+  auto io = open_io("unet_sd1");
+  const at::Tensor x = io->load("sample", at::kFloat), t = io->load("timestep", at::kFloat);
+  const at::Tensor c = io->load("encoder_hidden_states", at::kFloat);
+  const at::Tensor ref = m.unet->forward(x, t, c, std::nullopt), out = q.unet->forward(x, t, c, std::nullopt);
+  const double rel = ((out - ref).norm() / ref.norm()).item<double>();
+  EXPECT_LT(rel, 0.02) << "Q8_0 UNet against F16";
+  EXPECT_GT(rel, 0.0) << "Q8_0 should not be bit-identical to F16";
 }
 
 TEST(SingleFile, InpaintingUNetHasNineInputChannels) {

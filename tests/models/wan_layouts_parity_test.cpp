@@ -5,6 +5,7 @@
 // files can be) is checked against the diffusers-layout model with its weights rounded to BF16
 // the same way. Broken files get one LoadError line naming the file and the tensor.
 #include "core/error.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
 #include "models/autoencoder_kl_wan/autoencoder_kl_wan.h"
 #include "models/clip_vision/clip_vision_model.h"
@@ -137,6 +138,30 @@ void check_comfyui_transformer(const std::string& case_name) {
 
 TEST(WanLayoutsParity, TransformerComfyUIFile) { check_comfyui_transformer("wan21_transformer"); }
 TEST(WanLayoutsParity, ImageToVideoTransformerComfyUIFile) { check_comfyui_transformer("wan21_i2v_transformer"); }
+
+// ComfyUI-GGUF's Wan files (city96's wan2.1-*-Q8_0.gguf): the original names, bare; the 5-D
+// patch embedding stored 4-D with its shape in comfy.gguf.orig_shape. F16 keeps the fixture's
+// values (parity as the safetensors file); Q8_0 stays close to it.
+TEST(WanLayoutsParity, TransformerComfyUIGgufFile) {
+  GENVIS_REQUIRE_FIXTURES();
+  const std::string case_name = "wan21_transformer";
+  test::TempDir dir;
+  const nlohmann::json overrides = {{"num_attention_heads", fixture_heads(case_name)}};
+  const std::string st = dir.file("wan.safetensors");
+  io::save_safetensors(st, test::wan_transformer_in_release_layout(case_name, at::kHalf));
+  auto source = io::open_weights(st);
+  const std::string f16 = dir.file("wan2.1-F16.gguf"), q8 = dir.file("wan2.1-Q8_0.gguf");
+  io::write_gguf(f16, *source, {.type = io::GgmlType::F16});
+  io::write_gguf(q8, *source, {.type = io::GgmlType::Q8_0, .min_elements = 256});
+  EXPECT_EQ(io::open_weights(f16)->metadata().count("comfy.gguf.orig_shape.patch_embedding.weight"), 1u);
+  auto dit = load_wan_transformer(f16, at::kFloat, overrides);
+  expect_transformer_output(dit, case_name, "ComfyUI-GGUF F16 file");
+  auto quantised = load_wan_transformer(q8, at::kFloat, overrides);
+  const at::Tensor ref = run_transformer(dit, case_name), out = run_transformer(quantised, case_name);
+  const double rel = ((out - ref).norm() / ref.norm()).item<double>();
+  EXPECT_GT(rel, 0.0);
+  EXPECT_LT(rel, 0.02) << "Q8_0 Wan transformer against F16";
+}
 
 TEST(WanLayoutsParity, TransformerFilesThatDoNotFit) {
   GENVIS_REQUIRE_FIXTURES();

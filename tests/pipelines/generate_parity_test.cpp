@@ -85,6 +85,20 @@ TEST(GenerateParity, Txt2ImgFromTheSingleFileThroughTheCli) {
                         dir.file("model_config.json"));
 }
 
+// The same file written as GGUF by `genvis convert` (F16, the fixture's own precision, so the
+// parity holds exactly as for the safetensors file): the stable-diffusion.cpp layout.
+TEST(GenerateParity, Txt2ImgFromAGgufWrittenByConvert) {
+  GENVIS_REQUIRE_FIXTURES();
+  test::TempDir dir;
+  {
+    std::ofstream(dir.file("model_config.json")) << R"({"text_encoder": {"num_attention_heads": 2}})";
+  }
+  const auto r = test::run_command(std::string(GENVIS_BINARY_DIR) + "/genvis convert " + test::fixtures_dir() +
+                                   "/single_file/sd1_tiny_ldm.safetensors " + dir.file("sd1.gguf"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  expect_txt2img_parity("--model " + dir.file("sd1.gguf") + " --model-config " + dir.file("model_config.json"));
+}
+
 TEST(GenerateParity, Img2ImgWithRecordedNoise) {
   GENVIS_REQUIRE_FIXTURES();
   const auto c = manifest_case("e2e_img2img");
