@@ -163,7 +163,10 @@ Command add_generate_command(CLI::App& app) {
                   "Single files: JSON file merged onto the configs read off the shapes, e.g. "
                   "{\"unet\": {\"attention_head_dim\": 8}}; Wan: components transformer, vae, text_encoder, "
                   "image_encoder, also as JSON text");
-  cmd->add_option("--unet", o->source.unet, "UNet component folder (overrides the model's)");
+  cmd->add_option("--unet", o->source.unet,
+                  "UNet component folder (overrides the model's), or a UNet file in the original names (ComfyUI's "
+                  "diffusion_models/*.safetensors, ComfyUI-GGUF's *.gguf; config read off the shapes, --model-config "
+                  "'{\"unet\": {...}}' for what they do not tell)");
   cmd->add_option("--vae", o->source.vae, "VAE component folder (overrides the model's); Wan: also Wan2.1_VAE.pth or "
                                           "ComfyUI's wan_2.1_vae.safetensors");
   cmd->add_option("--text-encoder", o->source.text_encoder, "CLIP text encoder folder (overrides the model's); Wan: "

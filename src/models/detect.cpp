@@ -249,6 +249,25 @@ bool detect_single_file(const Names& n, LayoutGuess& g) {
   return true;
 }
 
+// A UNet alone in the original names, bare (ComfyUI's diffusion_models files, ComfyUI-GGUF).
+bool detect_ldm_unet(const Names& n, LayoutGuess& g) {
+  const auto* conv_in = n.get("input_blocks.0.0.weight");
+  if (!conv_in || !n.has("out.2.weight")) return false;
+  g.layout = "ldm-unet";
+  g.class_name = "UNet2DConditionModel";
+  if (n.has("label_emb.0.0.weight")) {
+    g.family = "sdxl";
+  } else if (const auto* proj = n.find("input_blocks.", ".proj_in.weight")) {
+    g.family = proj->shape.size() == 2 ? "sd2" : "sd1";
+  }
+  if (const auto* to_k = n.find("input_blocks.", ".attn2.to_k.weight"))
+    g.details.push_back("cross-attention dim " + std::to_string(dim(to_k, 1)));
+  g.details.push_back("model channels " + std::to_string(dim(conv_in, 0)));
+  describe_unet_input(conv_in, g);
+  g.details.push_back("load with --unet FILE beside a model's text encoder and VAE");
+  return true;
+}
+
 bool detect_lora(const Names& n, const std::map<std::string, std::string>& metadata, LayoutGuess& g) {
   const bool kohya = n.any_prefix("lora_unet_") || n.any_prefix("lora_te_") || n.any_prefix("lora_te1_") ||
                      n.any_prefix("lora_te2_");
@@ -313,7 +332,7 @@ LayoutGuess detect_layout(const std::vector<io::TensorInfo>& tensors, const std:
     g.pipeline = g.class_name;
     return g;
   }
-  if (detect_lora(n, metadata, g) || detect_diffusers_unet(n, g) || detect_diffusers_vae(n, g) ||
+  if (detect_lora(n, metadata, g) || detect_diffusers_unet(n, g) || detect_ldm_unet(n, g) || detect_diffusers_vae(n, g) ||
       detect_clip_text(n, g) || detect_wan_transformer(n, g) || detect_wan_original_transformer(tensors, n, g) ||
       detect_wan_original_vae(tensors, n, format, g) || detect_umt5(tensors, n, g) || detect_clip_vision(tensors, n, g) ||
       detect_embedding(n, g))

@@ -13,7 +13,8 @@ namespace genvis::models {
 struct LayoutGuess {
   // "diffusers-unet", "diffusers-vae", "diffusers-wan-transformer", "diffusers-wan-vae",
   // "transformers-clip-text", "sd-single-file", "kohya-lora", "diffusers-lora",
-  // "a1111-embedding", "diffusers-embedding"; Wan 2.1 components in their published layouts:
+  // "a1111-embedding", "diffusers-embedding", "ldm-unet" (a UNet alone in the original names);
+  // Wan 2.1 components in their published layouts:
   // "wan-original-transformer" (the release's original names; ComfyUI's repackaged files have
   // them too), "comfyui-wan-transformer" (the same under model.diffusion_model.),
   // "wan-original-vae" (Wan2.1_VAE.pth), "comfyui-wan-vae" (the same names in safetensors),

@@ -68,13 +68,16 @@ StableDiffusion load_stable_diffusion(const ModelSource& source) {
   bool sdxl_folder = false;
   StableDiffusion m;
   std::optional<models::SingleFileModel> single;
+  // --unet may name a UNet file in the original names (ComfyUI's, ComfyUI-GGUF's): its config is
+  // read off the shapes like a single file's, and --model-config's "unet" applies to it.
+  const bool unet_file = !source.unet.empty() && !is_directory(source.unet) && file_exists(source.unet);
+  nlohmann::json overrides = nlohmann::json::object();
+  if (!source.model_config.empty()) overrides = config::read_file(source.model_config);
   if (!source.model.empty() && !is_directory(source.model)) {
     if (!file_exists(source.model)) throw LoadError(source.model, "no such model file or folder");
-    nlohmann::json overrides = nlohmann::json::object();
-    if (!source.model_config.empty()) overrides = config::read_file(source.model_config);
     single = models::load_single_file(source.model, overrides, source.dtype, source.device);
-  } else if (!source.model_config.empty()) {
-    throw UsageError("--model-config applies to single-file checkpoints; a diffusers folder has its own configs");
+  } else if (!source.model_config.empty() && !unet_file) {
+    throw UsageError("--model-config applies to single-file checkpoints and UNet files; a diffusers folder has its own configs");
   }
   if (!source.model.empty() && !single) {
     const std::string index = (fs::path(source.model) / "model_index.json").string();
@@ -116,7 +119,14 @@ StableDiffusion load_stable_diffusion(const ModelSource& source) {
     m.text_encoder_2 = models::load_clip_text_model_with_projection(te2, te_options);
   else if (single)
     m.text_encoder_2 = single->text_encoder_2;
-  m.unet = unet.empty() ? single->unet : models::load_unet2d_condition(unet, source.dtype);
+  if (unet.empty()) {
+    m.unet = single->unet;
+  } else if (unet_file) {
+    if (!overrides.is_object()) throw UsageError("--model-config must hold a JSON object");
+    m.unet = models::load_ldm_unet_file(unet, overrides.value("unet", nlohmann::json::object()), source.dtype);
+  } else {
+    m.unet = models::load_unet2d_condition(unet, source.dtype);
+  }
   // f16 VAEs usually ask to run in f32 (force_upcast): load those straight to f32, no second copy.
   m.vae = vae.empty() ? single->vae
                       : models::load_autoencoder_kl(vae, source.dtype == at::kHalf ? at::kFloat : source.dtype);

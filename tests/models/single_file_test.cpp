@@ -10,6 +10,7 @@
 #include "io/weights.h"
 #include "models/autoencoder_kl/ldm_keys.h"
 #include "models/clip_text/clip_text_loader.h"
+#include "models/detect.h"
 #include "models/single_file/ldm_export_keys.h"
 #include "models/single_file/single_file.h"
 #include "models/unet2d_condition/ldm_keys.h"
@@ -266,6 +267,53 @@ TEST(SingleFile, SD1FromGgufReproducesTheComponentFixtures) {
   const double rel = ((out - ref).norm() / ref.norm()).item<double>();
   EXPECT_LT(rel, 0.02) << "Q8_0 UNet against F16";
   EXPECT_GT(rel, 0.0) << "Q8_0 should not be bit-identical to F16";
+}
+
+// A UNet alone in the original names, as ComfyUI (bare names) and ComfyUI-GGUF store it: the
+// config read off the shapes, the weights from either prefix, GGUF Q8_0 close to F16.
+TEST(SingleFile, LdmUNetFileAlone) {
+  GENVIS_REQUIRE_FIXTURES();
+  test::TempDir dir;
+  auto source = io::open_weights(sd1_file());
+  std::vector<std::pair<std::string, at::Tensor>> bare, prefixed;
+  for (const auto& t : source->tensors()) {
+    if (t.name.rfind(kLdmUNetPrefix, 0) != 0) continue;
+    bare.emplace_back(t.name.substr(std::string(kLdmUNetPrefix).size()), source->load(t.name).clone());
+    prefixed.emplace_back(t.name, bare.back().second);
+  }
+  io::save_safetensors(dir.file("unet.safetensors"), bare);
+  io::save_safetensors(dir.file("unet-prefixed.safetensors"), prefixed);
+  auto bare_reader = io::open_weights(dir.file("unet.safetensors"));
+  io::write_gguf(dir.file("unet-Q8_0.gguf"), *bare_reader, {.type = io::GgmlType::Q8_0, .min_elements = 256});
+
+  const LayoutGuess g = detect_layout(bare_reader->tensors());
+  EXPECT_EQ(g.layout, "ldm-unet");
+  EXPECT_EQ(g.family, "sd1");
+  const LdmUNetFile f = infer_ldm_unet_file(dir.file("unet.safetensors"), bare_reader->tensors());
+  EXPECT_EQ(f.family, "sd1");
+  EXPECT_EQ(f.prefix, "");
+  expect_config_matches(f.config, read_json(fixture("unet_sd1/config.json")), "ldm unet file");
+  EXPECT_TRUE(std::any_of(f.assumptions.begin(), f.assumptions.end(),
+                          [](const std::string& a) { return a.rfind("unet.attention_head_dim", 0) == 0; }));
+  const json heads = {{"attention_head_dim", read_json(fixture("unet_sd1/config.json"))["attention_head_dim"]}};
+  auto unet = load_ldm_unet_file(dir.file("unet.safetensors"), heads);
+  check_unet(unet, "unet_sd1");
+  auto from_prefixed = load_ldm_unet_file(dir.file("unet-prefixed.safetensors"), heads);
+  check_unet(from_prefixed, "unet_sd1");
+  EXPECT_EQ(infer_ldm_unet_file("x", io::open_weights(dir.file("unet-prefixed.safetensors"))->tensors()).prefix, kLdmUNetPrefix);
+
+  auto q8 = load_ldm_unet_file(dir.file("unet-Q8_0.gguf"), heads);
+  torch::NoGradGuard no_grad;
+  auto io = open_io("unet_sd1");
+  const at::Tensor x = io->load("sample", at::kFloat), t = io->load("timestep", at::kFloat);
+  const at::Tensor c = io->load("encoder_hidden_states", at::kFloat);
+  const at::Tensor ref = unet->forward(x, t, c, std::nullopt), out = q8->forward(x, t, c, std::nullopt);
+  const double rel = ((out - ref).norm() / ref.norm()).item<double>();
+  EXPECT_GT(rel, 0.0);
+  EXPECT_LT(rel, 0.02) << "Q8_0 UNet file against F16";
+  // A file that is no LDM UNet says so, naming the file.
+  test::expect_contains(test::load_error([&] { load_ldm_unet_file(fixture("vae/diffusion_pytorch_model.safetensors")); }),
+                        {"vae/diffusion_pytorch_model.safetensors", "not a UNet in the original (LDM) names"});
 }
 
 TEST(SingleFile, InpaintingUNetHasNineInputChannels) {

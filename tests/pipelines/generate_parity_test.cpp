@@ -2,6 +2,7 @@
 // clip_l + unet_sd1 + vae models, Euler, CFG 7.5. txt2img runs through the genvis binary exactly
 // as a user would; img2img through the library with the fixture's recorded noises.
 #include "core/error.h"
+#include "core/file.h"
 #include "io/safetensors.h"
 #include "pipelines/stable_diffusion.h"
 #include "support/test_support.h"
@@ -97,6 +98,29 @@ TEST(GenerateParity, Txt2ImgFromAGgufWrittenByConvert) {
                                    "/single_file/sd1_tiny_ldm.safetensors " + dir.file("sd1.gguf"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   expect_txt2img_parity("--model " + dir.file("sd1.gguf") + " --model-config " + dir.file("model_config.json"));
+}
+
+// ComfyUI-GGUF's way: the UNet alone as a GGUF in the original names (--unet FILE), the text
+// encoder and VAE from elsewhere; its config is read off the shapes plus the tiny heads.
+TEST(GenerateParity, Txt2ImgWithAGgufUNetFile) {
+  GENVIS_REQUIRE_FIXTURES();
+  test::TempDir dir;
+  auto single = io::open_weights(test::fixtures_dir() + "/single_file/sd1_tiny_ldm.safetensors");
+  std::vector<std::pair<std::string, at::Tensor>> unet;
+  const std::string prefix = "model.diffusion_model.";
+  for (const auto& t : single->tensors())
+    if (t.name.rfind(prefix, 0) == 0) unet.emplace_back(t.name.substr(prefix.size()), single->load(t.name).clone());
+  io::save_safetensors(dir.file("unet.safetensors"), unet);
+  const auto r = test::run_command(std::string(GENVIS_BINARY_DIR) + "/genvis convert " + dir.file("unet.safetensors") + " " +
+                                   dir.file("unet-F16.gguf"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto heads = nlohmann::json::parse(read_text_file(test::fixtures_dir() + "/unet_sd1/config.json", 1 << 20))["attention_head_dim"];
+  {
+    std::ofstream(dir.file("model_config.json")) << nlohmann::json{{"unet", {{"attention_head_dim", heads}}}}.dump();
+  }
+  const std::string f = test::fixtures_dir();
+  expect_txt2img_parity("--text-encoder " + f + "/clip_l --unet " + dir.file("unet-F16.gguf") + " --vae " + f +
+                        "/vae --model-config " + dir.file("model_config.json"));
 }
 
 TEST(GenerateParity, Img2ImgWithRecordedNoise) {

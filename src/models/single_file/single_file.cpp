@@ -515,6 +515,54 @@ SingleFileConfigs infer_single_file_configs(const std::vector<io::TensorInfo>& t
   return c;
 }
 
+LdmUNetFile infer_ldm_unet_file(const std::string& path, const std::vector<io::TensorInfo>& tensors, const json& overrides) {
+  LdmUNetFile f;
+  const Tensors given(tensors);
+  if (given.has(std::string(kLdmUNetPrefix) + "input_blocks.0.0.weight")) f.prefix = kLdmUNetPrefix;
+  else if (!given.has("input_blocks.0.0.weight"))
+    throw LoadError(path, "not a UNet in the original (LDM) names: no input_blocks.0.0.weight or " + std::string(kLdmUNetPrefix) +
+                              "input_blocks.0.0.weight (a diffusers UNet is a folder with config.json)");
+  // Inference reads the names under the checkpoint prefix.
+  std::vector<io::TensorInfo> named;
+  for (const auto& t : tensors) {
+    if (t.name.rfind(f.prefix, 0) != 0) continue;
+    named.push_back(t);
+    named.back().name = kLdmUNetPrefix + t.name.substr(f.prefix.size());
+  }
+  const Tensors t(named);
+  const std::string p = kLdmUNetPrefix;
+  f.family = "sd1";
+  if (t.has(p + "label_emb.0.0.weight")) {
+    f.family = "sdxl";
+  } else {
+    for (const auto& info : named)
+      if (info.name.rfind(p + "input_blocks.", 0) == 0 && info.name.size() > 15 &&
+          info.name.compare(info.name.size() - 15, 15, ".proj_in.weight") == 0) {
+        f.family = info.shape.size() == 2 ? "sd2" : "sd1";
+        break;
+      }
+  }
+  std::vector<Assumption> assumed;
+  try {
+    f.config = infer_unet(t, f.family, /*pooled_dim=*/0, assumed);
+  } catch (const LoadError& e) {
+    throw LoadError(path, e.what());
+  }
+  if (!overrides.is_null() && !overrides.is_object()) throw UsageError("the UNet overrides must be a JSON object");
+  if (overrides.is_object()) {
+    f.config.merge_patch(overrides);
+    std::erase_if(assumed, [&](const Assumption& a) { return overrides.contains(a.key); });
+  }
+  for (const auto& a : assumed) f.assumptions.push_back(a.component + "." + a.key + " = " + a.value.dump() + ": " + a.reason);
+  UNet2DConditionConfig::from_json(f.config, path + " (UNet config read off the shapes)");
+  return f;
+}
+
+UNet2DConditionModel load_ldm_unet_file(const std::string& path, const json& overrides, at::ScalarType dtype) {
+  const LdmUNetFile f = infer_ldm_unet_file(path, io::open_weights(path)->tensors(), overrides);
+  return load_unet2d_condition_single_file(path, UNet2DConditionConfig::from_json(f.config, path), dtype, f.prefix);
+}
+
 SingleFileModel load_single_file(const std::string& path, const json& overrides, at::ScalarType dtype, at::Device device) {
   auto reader = io::open_weights(path);
   SingleFileModel m;

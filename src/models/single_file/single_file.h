@@ -60,4 +60,20 @@ struct SingleFileModel {
 SingleFileModel load_single_file(const std::string& path, const nlohmann::json& overrides = nlohmann::json::object(),
                                  at::ScalarType dtype = at::kFloat, at::Device device = at::Device(at::kCPU));
 
+// A UNet alone in the original LDM names: ComfyUI's diffusion_models/*.safetensors and
+// ComfyUI-GGUF's *.gguf for SD1/SD2/SDXL (bare names), or the model.diffusion_model.* part of a
+// checkpoint without the rest. The family comes from the UNet's own tensors (label_emb: SDXL; a
+// linear proj_in: SD2; else SD1), the config is read off the shapes as for a whole checkpoint,
+// `overrides` (a UNet config object) merged onto it. LoadError naming the file when it is not such
+// a UNet.
+struct LdmUNetFile {
+  std::string family, prefix;  // prefix: "" or "model.diffusion_model."
+  nlohmann::json config;
+  std::vector<std::string> assumptions;
+};
+LdmUNetFile infer_ldm_unet_file(const std::string& path, const std::vector<io::TensorInfo>& tensors,
+                                const nlohmann::json& overrides = nlohmann::json::object());
+UNet2DConditionModel load_ldm_unet_file(const std::string& path, const nlohmann::json& overrides = nlohmann::json::object(),
+                                        at::ScalarType dtype = at::kFloat);
+
 }  // namespace genvis::models

@@ -329,12 +329,12 @@ UNet2DConditionModel load_unet2d_condition(const std::string& folder, at::Scalar
 }
 
 UNet2DConditionModel load_unet2d_condition_single_file(const std::string& path, const UNet2DConditionConfig& config,
-                                                       at::ScalarType dtype) {
+                                                       at::ScalarType dtype, const std::string& prefix) {
   UNet2DConditionModel unet(config);
   auto reader = io::open_weights(path);
   nn::LoadOptions o;
   o.dtype = dtype;
-  o.prefix = kLdmUNetPrefix;
+  o.prefix = prefix;
   o.key_map = [&config](const std::string& name) { return unet_key_from_ldm(name, config); };
   o.squeeze_singleton_dims = true;  // proj_in/proj_out stored as 1x1 convs where diffusers uses Linear
   nn::load_state_dict(*unet, *reader, o);

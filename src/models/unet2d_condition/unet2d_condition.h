@@ -112,8 +112,10 @@ TORCH_MODULE(UNet2DConditionModel);
 
 // A diffusers component folder: config.json + diffusion_pytorch_model.safetensors (or .bin).
 UNet2DConditionModel load_unet2d_condition(const std::string& folder, at::ScalarType dtype = at::kFloat);
-// The model.diffusion_model.* tensors of an original single-file SD checkpoint, for a given config.
+// The model.diffusion_model.* tensors of an original single-file SD checkpoint, for a given config
+// (`prefix` "": a UNet alone in the original names, as ComfyUI stores them).
 UNet2DConditionModel load_unet2d_condition_single_file(const std::string& path, const UNet2DConditionConfig& config,
-                                                       at::ScalarType dtype = at::kFloat);
+                                                       at::ScalarType dtype = at::kFloat,
+                                                       const std::string& prefix = "model.diffusion_model.");
 
 }  // namespace genvis::models
