@@ -2,6 +2,7 @@
 //
 //   bench_ldm [--model models/genvis-emoji-32] [--batch 32] [--train-steps 6] [--dtype f32,bf16]
 //             [--size 64] [--steps 20] [--runs 3] [--threads 0] [--only train|generate] [--profile PREFIX]
+//             [--cache-interval 1,2,3]
 //
 // train     The model's UNet + CLIP text encoder, built from its config.json files with fresh
 //           random weights, trained as `genvis train ldm` trains them (joint; batch --batch, 77
@@ -12,12 +13,16 @@
 //           machine's GEMM peak of the same dtype (measured here: best of 2048^3 products).
 // generate  The model as shipped (weights loaded through the pipeline): one --size image,
 //           --steps Euler steps, CFG 7, batch 1; median of --runs after a warm-up, split into
-//           model load, text encoding + sampling + VAE decode (total).
+//           model load, text encoding + sampling + VAE decode (total). With --cache-interval, one
+//           row per DeepCache interval (1 = off): its time, speed-up and the PSNR of its image
+//           against the uncached one (same seed; a batch of 4 prompts' images, [0, 1] scale).
 #include "args.h"
 #include "flops.h"
 #include "measure.h"
 
 #include "core/rng.h"
+
+#include <cmath>
 #include "core/threads.h"
 #include "core/torch_compat.h"
 #include "models/clip_text/clip_text_model.h"
@@ -50,11 +55,12 @@ struct Options {
   std::vector<std::string> dtypes = {"f32", "bf16"};
   std::string only;
   std::string profile;  // chrome trace of the last training step of each dtype (libtorch 1.x)
+  std::vector<int64_t> cache_intervals = {1};
 };
 
 constexpr const char* kUsage =
     "[--model DIR] [--batch N] [--train-steps N] [--dtype f32,bf16] [--size PX] [--steps N] [--runs N] [--threads N] "
-    "[--only train|generate] [--profile TRACE.json]";
+    "[--only train|generate] [--profile TRACE.json] [--cache-interval 1,2,3]";
 [[noreturn]] void usage(const std::string& why) { bench::usage_exit("bench_ldm", kUsage, why); }
 
 Options parse(int argc, char** argv) {
@@ -71,6 +77,7 @@ Options parse(int argc, char** argv) {
     else if (args.is("--only")) o.only = args.text();
     else if (args.is("--profile")) o.profile = args.text();
     else if (args.is("--dtype")) o.dtypes = args.list();
+    else if (args.is("--cache-interval")) o.cache_intervals = args.counts();
     else args.unknown();
   }
   for (const auto& d : o.dtypes)
@@ -168,18 +175,45 @@ json bench_generate(const Options& o) {
   g.cfg_scale = 7;
   g.seed = 1;
   g.validate();
-  std::vector<double> times;
-  for (int64_t r = 0; r <= o.runs; ++r) {
-    const double s0 = now_s();
-    const auto out = pipelines::generate(sd, g);
-    (void)out.images.sum().item<float>();
-    if (r > 0) times.push_back(now_s() - s0);
+  json rows = json::array();
+  at::Tensor reference;  // interval 1's images
+  double base_s = 0;
+  for (const int64_t interval : o.cache_intervals) {
+    if (interval < 1) usage("--cache-interval values must be >= 1");
+    g.cache_interval = interval;
+    std::vector<double> times;
+    for (int64_t r = 0; r <= o.runs; ++r) {
+      const double s0 = now_s();
+      const auto out = pipelines::generate(sd, g);
+      (void)out.images.sum().item<float>();
+      if (r > 0) times.push_back(now_s() - s0);
+    }
+    const double total = median(times);
+    json row = {{"cache_interval", interval}, {"generate_s", total}, {"runs_s", times}};
+    if (o.cache_intervals.size() > 1) {
+      pipelines::GenerateOptions q = g;
+      q.prompts = {"a red apple", "grinning face", "a blue car", "a cat"};
+      q.batch = 4;
+      const at::Tensor images = pipelines::generate(sd, q).images.to(at::kFloat);
+      if (interval == 1) {
+        reference = images;
+        base_s = total;
+      } else if (reference.defined()) {
+        const double mse = (images - reference).pow(2).mean().item<double>();
+        row["psnr_db_vs_off"] = 10 * std::log10(1.0 / std::max(mse, 1e-20));
+        row["speedup_vs_off"] = base_s / total;
+      }
+    }
+    std::fprintf(stderr, "bench_ldm: generate %lldx%lld, %lld steps, cache interval %lld: %.3f s\n",
+                 static_cast<long long>(o.size), static_cast<long long>(o.size), static_cast<long long>(o.steps),
+                 static_cast<long long>(interval), total);
+    rows.push_back(row);
   }
-  const double total = median(times);
-  std::fprintf(stderr, "bench_ldm: generate %lldx%lld, %lld steps: %.3f s\n", static_cast<long long>(o.size),
-               static_cast<long long>(o.size), static_cast<long long>(o.steps), total);
-  return {{"model", o.model}, {"size", o.size}, {"steps", o.steps}, {"sampler", g.sampler}, {"cfg_scale", g.cfg_scale},
-          {"load_s", load_s}, {"generate_s", total}, {"runs_s", times}};
+  json report = {{"model", o.model}, {"size", o.size}, {"steps", o.steps}, {"sampler", g.sampler},
+                 {"cfg_scale", g.cfg_scale}, {"load_s", load_s}, {"generate_s", rows[0]["generate_s"]},
+                 {"runs_s", rows[0]["runs_s"]}};
+  if (o.cache_intervals.size() > 1) report["cache"] = rows;
+  return report;
 }
 
 }  // namespace

@@ -313,6 +313,14 @@ json run_dtype(const Options& o, const Device& dev) {
       s["unet"]["finite"] = out.isfinite().all().item<bool>();
       std::fprintf(stderr, "bench_sd: %s %ld unet step %.2f s\n", o.child.c_str(), size, tm.median_s);
       if (o.profile) s["unet"]["profile"] = profile([&] { unet->forward(x, t, ctx); });
+      // DeepCache's cached pass (conv_in, the first down block and the last up block on the kept
+      // deep features): its time against the full step bounds what an interval can save.
+      genvis::models::UNetDeepCache cache;
+      unet->forward(x, t, ctx, std::nullopt, cache, true);
+      const Timing shallow = time_phase(dev, o.steps, [&] { out = unet->forward(x, t, ctx, std::nullopt, cache, false); });
+      s["unet"]["deepcache_cached_pass"] = timing_json(shallow);
+      s["unet"]["deepcache_cached_over_full"] = shallow.median_s / tm.median_s;
+      std::fprintf(stderr, "bench_sd: %s %ld unet DeepCache cached pass %.2f s\n", o.child.c_str(), size, shallow.median_s);
     }
     if (want_vae) {
       at::manual_seed(0);

@@ -45,6 +45,8 @@ Command add_eval_command(CLI::App& app) {
     std::string model, images, dataset = "emoji", path, split = "train", reference_split, out, sampler = "euler";
     std::string encoder, classifier, inception, damsm, cache_dir, device = "auto", dtype = "auto", name, extras;
     int64_t num = 200, reference_num = 2000, steps = 20, size = 0, resolution = 0, batch = 16, k = 100, frames = 0, width = 0, height = 0;
+    int64_t cache_interval = 1;
+    double cache_threshold = 0;
     double cfg_scale = 7.0;
     uint64_t seed = 0;
     bool from_dataset = false, no_cache = false;
@@ -80,6 +82,10 @@ Command add_eval_command(CLI::App& app) {
                   "scene the clip is cut from, as the training buckets cut it")
       ->capture_default_str();
   cmd->add_option("--height", o->height, "Video datasets: generated clip height (0 = --size)")->capture_default_str();
+  cmd->add_option("--cache-interval", o->cache_interval, "Step caching for UNet models, as genvis generate (1: off)")
+      ->capture_default_str();
+  cmd->add_option("--cache-threshold", o->cache_threshold, "Step caching for transformer models, as genvis generate (0: off)")
+      ->capture_default_str();
   cmd->add_option("--batch", o->batch, "Images per denoising batch")->capture_default_str();
   cmd->add_option("--extras", o->extras,
                   "Family settings for every generation request, a JSON object as genvis generate's --extras "
@@ -133,6 +139,8 @@ Command add_eval_command(CLI::App& app) {
     run.size = o->size;
     run.width = o->width;
     run.height = o->height;
+    run.cache_interval = o->cache_interval;
+    run.cache_threshold = o->cache_threshold;
     run.batch = o->batch;
     run.cfg_scale = o->cfg_scale;
     run.sampler = o->sampler;

@@ -241,6 +241,14 @@ Command add_generate_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--embeddings-dir", q.embeddings_dir, "Folder of textual-inversion embeddings (A1111 .safetensors/.pt, "
                                                         "diffusers learned_embeds); each is used by its name in prompts");
+  cmd->add_option("--cache-interval", q.cache_interval,
+                  "Step caching for UNet models (DeepCache): the whole UNet at every N-th network evaluation and only "
+                  "its outermost blocks in between (1: off; docs/performance.md measures speed and quality)")
+      ->capture_default_str();
+  cmd->add_option("--cache-threshold", q.cache_threshold,
+                  "Step caching for transformer video models (first-block cache): the other blocks' cached residual is "
+                  "reused while the first block's output changes by less than this (0: off)")
+      ->capture_default_str();
   cmd->add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "auto, f32, bf16 or f16")->capture_default_str();
 

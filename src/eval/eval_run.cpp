@@ -132,6 +132,10 @@ pipelines::Request sampling_request(const pipelines::Pipeline& model, const Eval
     request.extras = o.extras;  // the family refuses a non-object or an unknown key, naming it
     generation["extras"] = ojson::parse(o.extras.dump());
   }
+  request.cache_interval = o.cache_interval;  // the family refuses what it cannot do, naming it
+  request.cache_threshold = o.cache_threshold;
+  if (o.cache_interval != 1) generation["cache_interval"] = o.cache_interval;
+  if (o.cache_threshold != 0) generation["cache_threshold"] = o.cache_threshold;
   return request;
 }
 

@@ -42,6 +42,8 @@ struct EvalRun {
   int64_t steps = 20, size = 0, batch = 16;  // size 0 = the model's native size
   int64_t frames = 0;                        // video datasets: frames per clip (0 = the model's native count)
   int64_t width = 0, height = 0;             // video datasets: a non-square clip size (0 = size)
+  int64_t cache_interval = 1;                // step caching (pipelines::Request::cache_interval; 1 = off)
+  double cache_threshold = 0;                // step caching (pipelines::Request::cache_threshold; 0 = off)
   double cfg_scale = 7.0;
   std::string sampler = "euler";
   nlohmann::json extras = nlohmann::json::object();  // family settings for every request (generate's --extras)

@@ -80,6 +80,10 @@ Request complete_request(const PipelineInfo& info, const Request& request) {
   if (!can.inpainting && r.mask.defined()) unsupported("mask", "inpainting");
   if (!can.adapters && (!r.adapters.empty() || !r.lora_dir.empty())) unsupported("adapters", "LoRA adapters");
   if (!can.embeddings && !r.embeddings_dir.empty()) unsupported("embeddings_dir", "textual-inversion embeddings");
+  if (!can.cache_interval && r.cache_interval != 1)
+    unsupported("cache_interval", "interval step caching" + std::string(can.cache_threshold ? " (it takes 'cache_threshold')" : ""));
+  if (!can.cache_threshold && r.cache_threshold != 0)
+    unsupported("cache_threshold", "threshold step caching" + std::string(can.cache_interval ? " (it takes 'cache_interval')" : ""));
   if (!r.extras.is_object()) {
     refuse("extras", "must be a JSON object");
   } else if (!info.open_extras) {
@@ -107,6 +111,8 @@ Request complete_request(const PipelineInfo& info, const Request& request) {
     refuse("mask", "must be a single-channel image tensor [1,1,H,W] (got " + shape_of(r.mask) + ")");
   if (r.strength && !(*r.strength > 0 && *r.strength <= 1)) refuse("strength", "must be in (0, 1]");
   if (r.num_frames && *r.num_frames < 1) refuse("num_frames", "must be >= 1");
+  if (r.cache_interval < 1 || r.cache_interval > 100) refuse("cache_interval", "must be 1..100 (1: off)");
+  if (!(r.cache_threshold >= 0 && r.cache_threshold <= 1)) refuse("cache_threshold", "must be in [0, 1] (0: off)");
   if (r.lora_mode != "merge" && r.lora_mode != "on-the-fly") refuse("lora_mode", "must be merge or on-the-fly");
   if (!r.sampler.empty() && !info.samplers.empty() &&
       std::find(info.samplers.begin(), info.samplers.end(), r.sampler) == info.samplers.end())

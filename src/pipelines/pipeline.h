@@ -76,6 +76,14 @@ struct Request {
   // Exact-reproduction inputs: replace the seeded initial noise (before any sigma scaling) and
   // the noise that samples the VAE posterior of init images.
   at::Tensor init_noise, posterior_noise;
+  // Step caching, off by default (families without it refuse a setting): reuse of deep features
+  // across adjacent sampling steps. UNet families: the whole network at every `cache_interval`-th
+  // network evaluation and only its outermost blocks in between (DeepCache). Transformer
+  // families: when the first block's output changed by less than `cache_threshold` (relative
+  // mean absolute change) since the last full pass, the other blocks' cached residual is reused
+  // (first-block cache).
+  int64_t cache_interval = 1;
+  double cache_threshold = 0;
 };
 
 struct Result {
@@ -125,6 +133,7 @@ struct PipelineInfo {
     bool negative_prompt = false, guidance = false, steps = false, sampler = false, schedule = false;
     bool adapters = false, embeddings = false;
     bool inpainting_only = false;  // a dedicated inpainting model: needs init_image and mask
+    bool cache_interval = false, cache_threshold = false;  // step caching (Request::cache_*)
   } supports;
   PipelineDefaults defaults;
   std::vector<std::string> samplers;   // names accepted in Request::sampler

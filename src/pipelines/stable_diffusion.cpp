@@ -373,13 +373,16 @@ GenerateResult generate(StableDiffusion& model, const GenerateOptions& o, const 
 
   // 4. Denoise loop with classifier-free guidance.
   const double g = o.cfg_scale;
+  models::UNetDeepCache deep_cache;
+  int64_t evaluations = 0;
   schedulers::Network network = [&](const at::Tensor& model_input, double t) {
     return classifier_free_guidance(model_input, g, [&](const at::Tensor& doubled) {
       at::Tensor in = doubled;
       if (masked_image_latents.defined())
         in = at::cat({in, at::cat({latent_mask, latent_mask}), at::cat({masked_image_latents, masked_image_latents})}, 1);
       const at::Tensor timestep = at::full({in.size(0)}, t, at::TensorOptions().dtype(at::kFloat).device(model.device));
-      return model.unet->forward(in, timestep, context, added);
+      if (o.cache_interval <= 1) return model.unet->forward(in, timestep, context, added);
+      return model.unet->forward(in, timestep, context, added, deep_cache, evaluations++ % o.cache_interval == 0);
     });
   };
   const schedulers::NoiseSource noise_source = [&](at::IntArrayRef s) { return sampler_rng.randn(s, opts); };

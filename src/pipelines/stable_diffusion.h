@@ -85,6 +85,9 @@ struct GenerateOptions {
   // img2img/inpainting: replaces the seeded noise that samples the VAE posterior (of the init
   // image and of the masked image): [batch,4,H/8,W/8].
   at::Tensor posterior_noise;
+  // Step caching: 1 runs the whole UNet at every evaluation; N > 1 runs it at every N-th
+  // evaluation and only its outermost blocks in between (DeepCache, models::UNetDeepCache).
+  int64_t cache_interval = 1;
   // Called after each denoising step (step index, total).
   std::function<void(int64_t, int64_t)> on_step;
 

@@ -41,6 +41,7 @@ StableDiffusionPipeline::StableDiffusionPipeline(StableDiffusion model, std::str
   s.inpainting_only = model_.is_inpainting();
   s.negative_prompt = s.guidance = s.steps = s.sampler = s.schedule = true;
   s.adapters = s.embeddings = true;
+  s.cache_interval = true;
   i.defaults = {.steps = 20, .guidance = 7.0, .sampler = "euler", .schedule = "default", .strength = 0.75};
   for (const auto& info : schedulers::samplers())
     if (info.space != schedulers::SamplerSpace::Flow) i.samplers.push_back(info.name);
@@ -78,6 +79,7 @@ GenerateOptions StableDiffusionPipeline::options_for(const Request& r,
   if (r.strength) g.strength = *r.strength;
   g.init_noise = r.init_noise;
   g.posterior_noise = r.posterior_noise;
+  g.cache_interval = r.cache_interval;
   const auto& x = r.extras;
   const auto integer = [&](const char* key, auto& out) {
     if (!x.contains(key)) return;
@@ -147,6 +149,7 @@ Result StableDiffusionPipeline::run(const Request& r, const Callbacks& callbacks
   }
   if (g.init_image.defined()) p.extra.emplace_back("Denoising strength", std::to_string(g.strength));
   if (g.clip_skip > 0) p.extra.emplace_back("Clip skip", std::to_string(g.clip_skip));
+  if (g.cache_interval > 1) p.extra.emplace_back("DeepCache interval", std::to_string(g.cache_interval));
   p.extra.emplace_back("Version", std::string("genvis ") + GENVIS_VERSION);
   for (int64_t i = 0; i < g.batch; ++i) {
     p.seed = g.seed + static_cast<uint64_t>(i);

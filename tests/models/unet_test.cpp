@@ -112,6 +112,32 @@ TEST(UNet2DConditionModel, SDXLNeedsAddedConditions) {
   EXPECT_EQ(out.sizes(), (std::vector<int64_t>{1, 4, 8, 8}));
 }
 
+// DeepCache: a refreshing pass is the plain forward; a cached pass on the same inputs gives the
+// same output (the skipped part would have computed what is cached); on other inputs it runs only
+// the outer blocks and differs; a cache of another batch or size is refreshed, not misused.
+TEST(UNet2DConditionModel, DeepCachePasses) {
+  torch::manual_seed(3);
+  torch::NoGradGuard no_grad;
+  UNet2DConditionModel unet(tiny_config());
+  unet->eval();
+  const int64_t ctx_dim = tiny_config().cross_attention_dim.front();
+  const at::Tensor x = torch::randn({2, 4, 16, 16}), ctx = torch::randn({2, 5, ctx_dim});
+  const at::Tensor t1 = torch::tensor({500.f}), t2 = torch::tensor({480.f});
+  const at::Tensor plain1 = unet->forward(x, t1, ctx), plain2 = unet->forward(x + 0.1, t2, ctx);
+  UNetDeepCache cache;
+  EXPECT_TRUE(unet->forward(x, t1, ctx, std::nullopt, cache, /*refresh=*/true).equal(plain1));
+  EXPECT_TRUE(unet->forward(x, t1, ctx, std::nullopt, cache, false).equal(plain1));
+  const at::Tensor cached2 = unet->forward(x + 0.1, t2, ctx, std::nullopt, cache, false);
+  EXPECT_FALSE(cached2.equal(plain2));
+  EXPECT_LT((cached2 - plain2).abs().max().item<double>(), (plain2 - plain1).abs().max().item<double>() * 10);
+  EXPECT_EQ(cache.full, 1);
+  EXPECT_EQ(cache.shallow, 2);
+  // Another batch size: refreshed.
+  const at::Tensor one = unet->forward(x.narrow(0, 0, 1), t1, ctx.narrow(0, 0, 1), std::nullopt, cache, false);
+  EXPECT_TRUE(at::allclose(one, plain1.narrow(0, 0, 1), 1e-5, 1e-5));
+  EXPECT_EQ(cache.full, 2);
+}
+
 TEST(UNetLdmKeys, MapsOriginalNames) {
   auto c = tiny_config();
   c.layers_per_block = {2};

@@ -78,5 +78,35 @@ TEST(WanTransformer, BatchSamplesAreIndependent) {
   EXPECT_FALSE(at::allclose(both.slice(0, 0, 1), both.slice(0, 1, 2)));
 }
 
+// First-block cache: off (threshold 0) it is the plain forward; the first call is a full pass; a
+// call whose first block changed by less than the threshold reuses the other blocks' residual
+// (the same output on the same inputs), one that changed more runs everything again.
+TEST(WanTransformer, FirstBlockCache) {
+  torch::manual_seed(2);
+  torch::NoGradGuard no_grad;
+  auto j = tiny();
+  j["num_layers"] = 3;
+  WanTransformer3DModel dit(WanTransformer3DConfig::from_json(j));
+  const at::Tensor x = torch::randn({1, 16, 2, 4, 4}), text = torch::randn({1, 6, 8});
+  const at::Tensor t1 = torch::tensor({900.f}), t2 = torch::tensor({880.f});
+  const at::Tensor plain1 = dit->forward(x, t1, text), plain2 = dit->forward(x * 0.98f, t2, text);
+  WanBlockCache off;
+  EXPECT_TRUE(dit->forward(x, t1, text, {}, &off).equal(plain1));
+  EXPECT_EQ(off.full + off.cached, 0);
+  WanBlockCache cache{0.5};
+  EXPECT_TRUE(at::allclose(dit->forward(x, t1, text, {}, &cache), plain1, 1e-5, 1e-5));
+  EXPECT_TRUE(at::allclose(dit->forward(x, t1, text, {}, &cache), plain1, 1e-5, 1e-5));
+  EXPECT_EQ(cache.full, 1);
+  EXPECT_EQ(cache.cached, 1);
+  const at::Tensor reused = dit->forward(x * 0.98f, t2, text, {}, &cache);
+  EXPECT_EQ(cache.cached, 2);
+  EXPECT_FALSE(at::allclose(reused, plain2, 1e-5, 1e-5));
+  WanBlockCache strict{1e-9};
+  dit->forward(x, t1, text, {}, &strict);
+  EXPECT_TRUE(at::allclose(dit->forward(x * 0.98f, t2, text, {}, &strict), plain2, 1e-5, 1e-5));
+  EXPECT_EQ(strict.full, 2);
+  EXPECT_EQ(strict.cached, 0);
+}
+
 }  // namespace
 }  // namespace genvis::models

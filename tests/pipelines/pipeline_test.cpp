@@ -244,5 +244,37 @@ TEST(StableDiffusionPipeline, RefusesWhatItCannotDoByField) {
   }
 }
 
+// DeepCache through a request: interval 1 is the plain run, a larger interval runs and stays near
+// it (the fixture UNet has two levels: the cached pass skips half its blocks), is written into
+// the parameters, and a threshold (the transformers' cache) is refused by name.
+TEST(StableDiffusionPipeline, DeepCacheInterval) {
+  GENVIS_REQUIRE_FIXTURES();
+  std::unique_ptr<Pipeline> pipeline = load_pipeline(test::tiny_sd1_source());
+  EXPECT_TRUE(pipeline->info().supports.cache_interval);
+  EXPECT_FALSE(pipeline->info().supports.cache_threshold);
+  Request r;
+  r.prompt = "a red apple";
+  r.steps = 8;
+  r.width = 32;
+  r.height = 24;
+  r.seed = 5;
+  const Result plain = pipeline->generate(r);
+  r.cache_interval = 1;
+  EXPECT_TRUE(at::equal(pipeline->generate(r).samples, plain.samples));
+  r.cache_interval = 3;
+  const Result cached = pipeline->generate(r);
+  EXPECT_FALSE(at::equal(cached.samples, plain.samples));
+  const double mse = (cached.samples - plain.samples).pow(2).mean().item<double>();
+  EXPECT_GT(10 * std::log10(1.0 / mse), 15.0) << "PSNR of DeepCache interval 3 against the plain run";
+  bool written = false;
+  for (const auto& [k, v] : cached.parameters[0].extra) written |= k == "DeepCache interval" && v == "3";
+  EXPECT_TRUE(written);
+  r.cache_interval = 0;
+  test::expect_contains(test::usage_error([&] { pipeline->generate(r); }), {"'cache_interval'", "1..100"});
+  r.cache_interval = 1;
+  r.cache_threshold = 0.1;
+  test::expect_contains(test::usage_error([&] { pipeline->generate(r); }), {"'cache_threshold'", "does not support"});
+}
+
 }  // namespace
 }  // namespace genvis::pipelines

@@ -77,7 +77,17 @@ std::string load_error(F&& f) {
   }
   return "";
 }
-// EXPECTs a LoadError message (non-empty) containing every part.
+// The message of the UsageError `f` throws, or "" when it throws none.
+template <typename F>
+std::string usage_error(F&& f) {
+  try {
+    f();
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return "";
+}
+// EXPECTs an error message (non-empty) containing every part.
 void expect_contains(const std::string& what, std::initializer_list<const char*> parts);
 
 }  // namespace genvis::test

@@ -136,7 +136,19 @@ TEST_F(VideoRecipeRun, ExportedFolderGeneratesThroughTheRegistry) {
   const auto two = p->generate(r);
   r.batch = 1;
   r.seed = 8;
-  EXPECT_TRUE(at::allclose(p->generate(r).samples[0], two.samples[1], 1e-5, 1e-5));
+  const auto one = p->generate(r);
+  EXPECT_TRUE(at::allclose(one.samples[0], two.samples[1], 1e-5, 1e-5));
+  // The first-block cache: a threshold no step meets is the plain run; a loose one reuses the
+  // cached blocks and changes the clip; the UNet's interval is refused by name.
+  r.cache_threshold = 1e-9;
+  EXPECT_TRUE(at::allclose(p->generate(r).samples, one.samples, 1e-5, 1e-5));
+  r.cache_threshold = 0.9;
+  const auto cached = p->generate(r);
+  EXPECT_FALSE(at::allclose(cached.samples, one.samples, 1e-5, 1e-5));
+  EXPECT_TRUE(at::isfinite(cached.samples).all().item<bool>());
+  r.cache_threshold = 0;
+  r.cache_interval = 2;
+  EXPECT_THROW(p->generate(r), UsageError);
 }
 
 // The given frame comes back as the VAE's reconstruction of it, whatever the transformer does:

@@ -277,6 +277,20 @@ UNet2DConditionModelImpl::UNet2DConditionModelImpl(const UNet2DConditionConfig& 
 at::Tensor UNet2DConditionModelImpl::forward(const at::Tensor& sample_in, const at::Tensor& timestep,
                                              const at::Tensor& encoder_hidden_states,
                                              const std::optional<UNetAddedConditions>& added_cond) {
+  return run(sample_in, timestep, encoder_hidden_states, added_cond, nullptr, true);
+}
+
+at::Tensor UNet2DConditionModelImpl::forward(const at::Tensor& sample_in, const at::Tensor& timestep,
+                                             const at::Tensor& encoder_hidden_states,
+                                             const std::optional<UNetAddedConditions>& added_cond, UNetDeepCache& cache,
+                                             bool refresh) {
+  return run(sample_in, timestep, encoder_hidden_states, added_cond, &cache, refresh);
+}
+
+at::Tensor UNet2DConditionModelImpl::run(const at::Tensor& sample_in, const at::Tensor& timestep,
+                                         const at::Tensor& encoder_hidden_states,
+                                         const std::optional<UNetAddedConditions>& added_cond, UNetDeepCache* cache,
+                                         bool refresh) {
   const int64_t batch = sample_in.size(0);
   if (sample_in.dim() != 4 || sample_in.size(1) != config.in_channels)
     throw UsageError("UNet2DConditionModel: sample must be [B," + std::to_string(config.in_channels) + ",H,W], got " +
@@ -305,13 +319,28 @@ at::Tensor UNet2DConditionModelImpl::forward(const at::Tensor& sample_in, const 
 
   // 3. down
   std::vector<at::Tensor> skips{h};
+  const bool shallow = cache && !refresh && cache->deep.defined() && down_list.size() > 1 &&
+                       cache->deep.size(0) == batch && cache->deep.size(2) == h.size(2) && cache->deep.size(3) == h.size(3);
+  if (shallow) {
+    // DeepCache: the first down block's skips feed the last up block; everything deeper is the
+    // cached input of that block. Its downsampled output would only feed the skipped part.
+    h = down_list.front()(h, emb, encoder_hidden_states, skips);
+    const size_t needed = up_list.back()->resnet_list.size();
+    if (skips.size() > needed) skips.resize(needed);
+    ++cache->shallow;
+    return conv_out(nn::group_norm_silu(conv_norm_out, up_list.back()(cache->deep, emb, encoder_hidden_states, skips)));
+  }
   for (auto& b : down_list) h = b(h, emb, encoder_hidden_states, skips);
 
   // 4. mid
   if (mid_block) h = mid_block(h, emb, encoder_hidden_states);
 
   // 5. up
-  for (auto& b : up_list) h = b(h, emb, encoder_hidden_states, skips);
+  for (size_t i = 0; i < up_list.size(); ++i) {
+    if (cache && i + 1 == up_list.size()) cache->deep = h;
+    h = up_list[i](h, emb, encoder_hidden_states, skips);
+  }
+  if (cache) ++cache->full;
 
   // 6. post-process
   return conv_out(nn::group_norm_silu(conv_norm_out, h));

@@ -84,6 +84,15 @@ struct UNet2DConditionConfig {
   int64_t time_embed_dim() const { return time_embedding_dim.value_or(block_out_channels.at(0) * 4); }
 };
 
+// DeepCache (Ma, Fang and Wang, 2023): adjacent sampling steps change the deep features of a
+// UNet little. A refreshing pass runs the whole network and keeps the input of the last up block;
+// a cached pass runs only conv_in, the first down block and the last up block on that kept input
+// (the rest of the network is skipped). With the same inputs both passes give the same output.
+struct UNetDeepCache {
+  at::Tensor deep;                // the last up block's input at the last refresh
+  int64_t full = 0, shallow = 0;  // passes of each kind so far
+};
+
 // SDXL added conditioning (addition_embed_type "text_time").
 struct UNetAddedConditions {
   at::Tensor text_embeds;  // [B,projection_dim]
@@ -98,6 +107,10 @@ public:
   // encoder_hidden_states [B,T,cross_attention_dim] -> [B,out,h,w].
   at::Tensor forward(const at::Tensor& sample, const at::Tensor& timestep, const at::Tensor& encoder_hidden_states,
                      const std::optional<UNetAddedConditions>& added_cond = std::nullopt);
+  // The same through a DeepCache: `refresh` (or an empty cache, or one of another shape) runs the
+  // whole network and refills the cache; otherwise the shallow pass on the cached features.
+  at::Tensor forward(const at::Tensor& sample, const at::Tensor& timestep, const at::Tensor& encoder_hidden_states,
+                     const std::optional<UNetAddedConditions>& added_cond, UNetDeepCache& cache, bool refresh);
 
   UNet2DConditionConfig config;
   torch::nn::Conv2d conv_in{nullptr}, conv_out{nullptr};
@@ -107,6 +120,10 @@ public:
   std::vector<UNetUpBlock> up_list;
   UNetMidBlock mid_block{nullptr};
   torch::nn::GroupNorm conv_norm_out{nullptr};
+
+private:
+  at::Tensor run(const at::Tensor& sample, const at::Tensor& timestep, const at::Tensor& encoder_hidden_states,
+                 const std::optional<UNetAddedConditions>& added_cond, UNetDeepCache* cache, bool refresh);
 };
 TORCH_MODULE(UNet2DConditionModel);
 

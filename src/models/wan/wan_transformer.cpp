@@ -244,7 +244,8 @@ std::pair<at::Tensor, at::Tensor> WanTransformer3DModelImpl::rotary(int64_t fram
 }
 
 at::Tensor WanTransformer3DModelImpl::forward(const at::Tensor& hidden_states, const at::Tensor& timestep,
-                                              const at::Tensor& encoder_hidden_states, const at::Tensor& image) {
+                                              const at::Tensor& encoder_hidden_states, const at::Tensor& image,
+                                              WanBlockCache* cache) {
   const auto& c = config;
   const auto& p = c.patch_size;
   if (hidden_states.dim() != 5 || hidden_states.size(1) != c.in_channels)
@@ -284,9 +285,33 @@ at::Tensor WanTransformer3DModelImpl::forward(const at::Tensor& hidden_states, c
   const at::Tensor context = ce.text_embedder->forward(encoder_hidden_states.to(dtype));
   const at::Tensor image_context = image.defined() ? ce.image_embedder->forward(image.to(dtype)) : at::Tensor();
 
-  // 3. Blocks.
-  for (const auto& block : *blocks)
-    x = block->as<WanTransformerBlock>()->forward(x, context, image_context, modulation, rope_cos, rope_sin);
+  // 3. Blocks (through the first-block cache when there is one).
+  const auto run_block = [&](size_t i, const at::Tensor& in) {
+    return blocks[i]->as<WanTransformerBlock>()->forward(in, context, image_context, modulation, rope_cos, rope_sin);
+  };
+  if (cache && cache->threshold > 0 && blocks->size() > 1) {
+    const at::Tensor first = run_block(0, x);
+    const at::Tensor residual = first - x;
+    const bool same_shape = cache->first_residual.defined() && cache->first_residual.sizes() == residual.sizes();
+    double change = 1;
+    if (same_shape) {
+      const at::Tensor ref = cache->first_residual.to(at::kFloat);
+      change = ((residual.to(at::kFloat) - ref).abs().mean() / ref.abs().mean().clamp_min(1e-12)).item<double>();
+    }
+    if (same_shape && change < cache->threshold) {
+      x = first + cache->rest_residual;
+      ++cache->cached;
+    } else {
+      at::Tensor h = first;
+      for (size_t i = 1; i < blocks->size(); ++i) h = run_block(i, h);
+      cache->first_residual = residual;
+      cache->rest_residual = h - first;
+      x = h;
+      ++cache->full;
+    }
+  } else {
+    for (size_t i = 0; i < blocks->size(); ++i) x = run_block(i, x);
+  }
 
   // 4. Output modulation, projection, unpatchify.
   const auto sc = (scale_shift_table.to(at::kFloat) + temb.to(at::kFloat).unsqueeze(1)).chunk(2, 1);  // shift, scale

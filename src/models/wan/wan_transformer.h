@@ -136,6 +136,17 @@ struct WanConditionEmbedderImpl : torch::nn::Module {
 };
 TORCH_MODULE(WanConditionEmbedder);
 
+// First-block cache (the FBCache of ParaAttention, with TeaCache's idea of a cheap indicator):
+// across adjacent sampling steps, when the first block's residual has changed by less than
+// `threshold` (mean |r - r_full| / mean |r_full|, r_full the residual at the last full pass), the
+// other blocks are skipped and their residual at the last full pass is added instead. One cache per
+// sequence of calls with the same conditioning (Wan's cond and uncond passes each keep their own).
+struct WanBlockCache {
+  double threshold = 0;
+  at::Tensor first_residual, rest_residual;  // at the last full pass
+  int64_t full = 0, cached = 0;               // passes of each kind so far
+};
+
 class WanTransformer3DModelImpl : public torch::nn::Module {
 public:
   explicit WanTransformer3DModelImpl(const WanTransformer3DConfig& config);
@@ -143,7 +154,8 @@ public:
   // (float or integer); encoder_hidden_states [B,L,text_dim]; image [B,I,image_dim] for I2V.
   // -> [B,out_channels,F,H,W]. UsageError for wrong shapes or a missing/unexpected image.
   at::Tensor forward(const at::Tensor& hidden_states, const at::Tensor& timestep,
-                     const at::Tensor& encoder_hidden_states, const at::Tensor& image = {});
+                     const at::Tensor& encoder_hidden_states, const at::Tensor& image = {},
+                     WanBlockCache* cache = nullptr);
 
   // The rotary tables (cos, sin) [F'H'W', head_dim/2] float64 for a latent of F x H x W.
   std::pair<at::Tensor, at::Tensor> rotary(int64_t frames, int64_t height, int64_t width) const;

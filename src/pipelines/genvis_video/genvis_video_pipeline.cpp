@@ -124,6 +124,7 @@ GenvisVideoPipeline::GenvisVideoPipeline(GenvisVideoModel model) : model_(std::m
   s.video = true;
   s.video_to_video = true;
   s.negative_prompt = s.guidance = s.steps = s.sampler = true;
+  s.cache_threshold = true;
   info_.defaults = {.steps = 30, .guidance = 4.0, .sampler = "unipc", .schedule = "default", .strength = 0.75};
   info_.samplers = {"unipc", "flow_euler"};
   info_.extras = {"keep_frames", "flow_shift"};
@@ -226,11 +227,13 @@ Result GenvisVideoPipeline::run(const Request& r, const Callbacks& callbacks) {
   // 4. Denoise: one transformer call per step for the conditional and unconditional rows.
   auto dit = model_.transformer;
   const double guidance = *r.guidance;
+  models::WanBlockCache block_cache{r.cache_threshold};  // one batched call per step: one cache
   const schedulers::Network network = [&](const at::Tensor& x, double t) {
     at::Tensor input = conditioned ? at::cat({x, condition.to(x.scalar_type())}, 1) : x;
     if (cfg) input = at::cat({input, input});
     const at::Tensor timestep = at::full({input.size(0)}, t, at::kFloat).to(device);
-    const at::Tensor out = dit->forward(input.to(dtype), timestep, context).to(at::kFloat);
+    const at::Tensor out =
+        dit->forward(input.to(dtype), timestep, context, {}, r.cache_threshold > 0 ? &block_cache : nullptr).to(at::kFloat);
     if (!cfg) return out;
     const at::Tensor c = out.narrow(0, 0, batch), u = out.narrow(0, batch, batch);
     return u + (c - u) * guidance;
@@ -265,6 +268,7 @@ Result GenvisVideoPipeline::run(const Request& r, const Callbacks& callbacks) {
     p.model = model_.name;
     p.extra.push_back({"Frames", std::to_string(frames)});
     if (continuation) p.extra.push_back({"Kept frames", std::to_string(keep_frames)});
+    if (r.cache_threshold > 0) p.extra.push_back({"First-block cache threshold", std::to_string(r.cache_threshold)});
     if (r.init_video.defined() && !continuation) p.extra.push_back({"Denoising strength", std::to_string(*r.strength)});
     out.parameters.push_back(p);
   }

@@ -197,6 +197,7 @@ WanVideoPipeline::WanVideoPipeline(WanModel model, std::string class_name) : mod
   s.video = true;
   s.video_to_video = !i2v;
   s.negative_prompt = s.guidance = s.steps = s.sampler = true;
+  s.cache_threshold = true;
   // Wan's generate.py samples image-to-video in 40 steps; diffusers' pipelines default to 50.
   const int64_t steps = model_.release_schedule && i2v ? 40 : 50;
   info_.defaults = {.steps = steps, .guidance = 5.0, .sampler = "unipc", .schedule = "default", .strength = 0.75};
@@ -256,6 +257,7 @@ Result WanVideoPipeline::run(const Request& r, const Callbacks& callbacks) {
   in.sampler = r.sampler;
   in.steps = *r.steps;
   in.guidance = *r.guidance;
+  in.cache_threshold = r.cache_threshold;
   in.callbacks = callbacks;
   // 3. Latents: seeded unit noise (init_noise replaces it), I2V condition, or the init video's
   // latents noised to the first sigma that runs.
@@ -303,6 +305,7 @@ Result WanVideoPipeline::run(const Request& r, const Callbacks& callbacks) {
   p.model = model_.name;
   p.extra.push_back({"Frames", std::to_string(frames)});
   if (r.init_video.defined()) p.extra.push_back({"Denoising strength", std::to_string(*r.strength)});
+  if (r.cache_threshold > 0) p.extra.push_back({"First-block cache threshold", std::to_string(r.cache_threshold)});
   out.parameters.push_back(p);
   return out;
 }

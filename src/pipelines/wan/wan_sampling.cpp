@@ -49,13 +49,17 @@ at::Tensor wan_denoise(const WanDenoiseInputs& in) {
   DiffusionPlan plan = plan_diffusion(in.scheduler, in.sampler, "default", in.steps);
   if (in.strength) plan.skip_for_strength(*in.strength);
   auto dit = in.transformer;
+  // The conditional and unconditional passes each keep their own first-block cache.
+  models::WanBlockCache cond_cache{in.cache_threshold}, uncond_cache{in.cache_threshold};
+  const bool caching = in.cache_threshold > 0;
   const schedulers::Network network = [&](const at::Tensor& x, double t) {
     torch::NoGradGuard no_grad;
     const at::Tensor model_input = in.condition.defined() ? at::cat({x, in.condition.to(x.scalar_type())}, 1) : x;
     const at::Tensor timestep = at::full({1}, t, at::kFloat);
-    const at::Tensor cond = dit->forward(model_input, timestep, in.cond, in.image_embeds);
+    const at::Tensor cond = dit->forward(model_input, timestep, in.cond, in.image_embeds, caching ? &cond_cache : nullptr);
     if (!cfg) return cond;
-    const at::Tensor uncond = dit->forward(model_input, timestep, in.uncond, in.image_embeds);
+    const at::Tensor uncond =
+        dit->forward(model_input, timestep, in.uncond, in.image_embeds, caching ? &uncond_cache : nullptr);
     return uncond + (cond - uncond) * in.guidance;  // diffusers: v_u + g * (v_c - v_u)
   };
   const schedulers::NoiseSource no_noise = [](at::IntArrayRef) -> at::Tensor {

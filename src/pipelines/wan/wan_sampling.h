@@ -36,6 +36,7 @@ struct WanDenoiseInputs {
   int64_t steps = 50;
   double guidance = 5.0;
   std::optional<double> strength;   // video-to-video: part of the schedule that runs
+  double cache_threshold = 0;       // first-block cache (models::WanBlockCache; 0: off)
   Callbacks callbacks;
   DiffusionLoopOptions options;
 };
