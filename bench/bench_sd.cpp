@@ -386,6 +386,7 @@ int main(int argc, char** argv) {
                  {"libtorch_default_threads", libtorch_default_threads},
                  {"hardware_concurrency", std::thread::hardware_concurrency()},
                  {"mkldnn", at::hasMKLDNN()},
+                 {"attention_kernel_bf16", genvis::nn::cpu_attention_kernel(at::kBFloat16)},
                  {"steps", o.steps},
                  {"load_average_start", load_average()}};
   const double t0 = now_s();

@@ -72,12 +72,14 @@ namespace flash {
 constexpr int64_t kRows = 32;       // queries per work item (a multiple of 4)
 constexpr int64_t kKeyBlock = 256;  // keys per online-softmax step (a multiple of 32)
 
-// Sizes, with d padded to pairs (dp), to 16-wide vectors (dv * 16) and keys to 32 (tp).
+// Sizes, with d padded to pairs (dp; to 32 for AMX tiles), to 16-wide vectors (dv * 16) and keys
+// to 32 (tp).
 struct Dims {
   int64_t b, n, t, heads, d, c, dp, dv, tp;
-  Dims(int64_t b_, int64_t n_, int64_t t_, int64_t heads_, int64_t d_)
-      : b(b_), n(n_), t(t_), heads(heads_), d(d_), c(heads_ * d_), dp((d_ + 1) / 2 * 2), dv((d_ + 15) / 16),
-        tp((t_ + 31) / 32 * 32) {}
+  bool amx;
+  Dims(int64_t b_, int64_t n_, int64_t t_, int64_t heads_, int64_t d_, bool amx_)
+      : b(b_), n(n_), t(t_), heads(heads_), d(d_), c(heads_ * d_), dp(amx_ ? (d_ + 31) / 32 * 32 : (d_ + 1) / 2 * 2),
+        dv((d_ + 15) / 16), tp((t_ + 31) / 32 * 32), amx(amx_) {}
   int64_t key_pack_size() const { return tp * dp; }        // per (batch, head)
   int64_t value_pack_size() const { return tp * dv * 16; }
 };
@@ -124,6 +126,71 @@ GENVIS_AVX512BF16 void pv_block(const uint16_t* p, int64_t ldp, int64_t pairs, c
   }
   _Pragma("GCC unroll 4") for (int r = 0; r < 4; ++r)
     _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v) _mm512_storeu_ps(o + r * ldo + v * 16, acc[r][v]);
+}
+
+// The same two products on AMX tiles (kRows = 32 queries as two tiles of 16 rows; tiles 0-3
+// accumulate a 2 x 2 block of 16 x 16 f32 results, 4-5 hold the left operand, 6-7 the right).
+static_assert(kRows == 32, "the AMX products take the queries as two tiles of 16 rows");
+// s[32][kb] = q[32][dp] . keys of the block, packed [kb/16][dp/2][16][2] (dp a multiple of 32).
+GENVIS_AMX_BF16 void amx_scores(const uint16_t* q, int64_t dp, const uint16_t* kp, float* s, int64_t kb) {
+  const int64_t pairs = dp / 2, qstride = dp * 2, sstride = kb * 4;
+  for (int64_t jt = 0; jt < kb / 16; jt += 2) {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    const uint16_t* k0 = kp + jt * pairs * 32;
+    const uint16_t* k1 = k0 + pairs * 32;
+    for (int64_t kk = 0; kk < dp / 32; ++kk) {
+      _tile_loadd(4, q + kk * 32, qstride);
+      _tile_loadd(5, q + 16 * dp + kk * 32, qstride);
+      _tile_loadd(6, k0 + kk * 16 * 32, 64);
+      _tile_loadd(7, k1 + kk * 16 * 32, 64);
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, s + jt * 16, sstride);
+    _tile_stored(1, s + jt * 16 + 16, sstride);
+    _tile_stored(2, s + 16 * kb + jt * 16, sstride);
+    _tile_stored(3, s + 16 * kb + jt * 16 + 16, sstride);
+  }
+}
+
+// o[32][dv*16] += p[32][kb] . values of the block, packed [kb/2][dv][16][2].
+GENVIS_AMX_BF16 void amx_values(const uint16_t* p, int64_t kb, const uint16_t* vp, int64_t dv, float* o, int64_t ldo) {
+  const int64_t pstride = kb * 2, vstride = dv * 64, ostride = ldo * 4;
+  for (int64_t v = 0; v < dv; v += 2) {
+    const bool two = v + 1 < dv;
+    float* o0 = o + v * 16;
+    float* o1 = o + 16 * ldo + v * 16;
+    _tile_loadd(0, o0, ostride);
+    _tile_loadd(2, o1, ostride);
+    if (two) {
+      _tile_loadd(1, o0 + 16, ostride);
+      _tile_loadd(3, o1 + 16, ostride);
+    }
+    for (int64_t kk = 0; kk < kb / 32; ++kk) {
+      _tile_loadd(4, p + kk * 32, pstride);
+      _tile_loadd(5, p + 16 * kb + kk * 32, pstride);
+      const uint16_t* vb = vp + (kk * 16 * dv + v) * 32;
+      _tile_loadd(6, vb, vstride);
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(2, 5, 6);
+      if (two) {
+        _tile_loadd(7, vb + 32, vstride);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(3, 5, 7);
+      }
+    }
+    _tile_stored(0, o0, ostride);
+    _tile_stored(2, o1, ostride);
+    if (two) {
+      _tile_stored(1, o0 + 16, ostride);
+      _tile_stored(3, o1 + 16, ostride);
+    }
+  }
 }
 
 // Keys of one (batch, head) as qk_block wants them, zero-padded: [tp/16][dp/2][16][2].
@@ -178,7 +245,8 @@ GENVIS_AVX512BF16 void attend_rows(const uint16_t* q, const uint16_t* kp, const 
   for (int64_t j0 = 0; j0 < s.tp; j0 += kKeyBlock) {
     const int64_t kb = std::min(kKeyBlock, s.tp - j0), valid = std::min(kb, s.t - j0), tiles = kb / 16;
     // 1. S = Q K^T for this block of keys
-    for (int64_t r0 = 0; r0 < kRows; r0 += 4) {
+    if (s.amx) amx_scores(w.q.data(), s.dp, kp + (j0 / 16) * (s.dp / 2) * 32, w.s.data(), kb);
+    for (int64_t r0 = 0; r0 < kRows && !s.amx; r0 += 4) {
       const uint16_t* qr = w.q.data() + r0 * s.dp;
       float* sr = w.s.data() + r0 * kb;
       int64_t v = 0;
@@ -230,7 +298,8 @@ GENVIS_AVX512BF16 void attend_rows(const uint16_t* q, const uint16_t* kp, const 
       }
     }
     // 3. O += P V
-    for (int64_t r0 = 0; r0 < kRows; r0 += 4) {
+    if (s.amx) amx_values(w.p.data(), kb, vp + (j0 / 2) * s.dv * 32, s.dv, w.o.data(), ldo);
+    for (int64_t r0 = 0; r0 < kRows && !s.amx; r0 += 4) {
       const uint16_t* pr = w.p.data() + r0 * kb;
       float* orow = w.o.data() + r0 * ldo;
       const uint16_t* vblk = vp + (j0 / 2) * s.dv * 32;
@@ -257,7 +326,7 @@ GENVIS_AVX512BF16 void attend_rows(const uint16_t* q, const uint16_t* kp, const 
 // along T (any strides, 0 included, elsewhere) or undefined.
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads, double scale,
                      const at::Tensor& bias) {
-  const Dims s(q.size(0), q.size(1), k.size(1), heads, q.size(2) / heads);
+  const Dims s(q.size(0), q.size(1), k.size(1), heads, q.size(2) / heads, cpu::amx_bf16_supported());
   Bias b;
   if (bias.defined()) b = {bias.data_ptr<float>(), bias.stride(0), bias.stride(1), bias.stride(2)};
   at::Tensor out = at::empty_like(q);
@@ -276,11 +345,13 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   const int64_t tiles = (s.n + kRows - 1) / kRows;
   cpu::parallel_for(bh * tiles, 1, [&](int64_t begin, int64_t end) {
     Scratch w(s);
+    if (s.amx) cpu::tile_config_16x64();  // tile state is per thread
     for (int64_t i = begin; i < end; ++i) {
       const int64_t head = i / tiles;
       attend_rows(qd, kpack.data() + head * s.key_pack_size(), vpack.data() + head * s.value_pack_size(), od, s,
                   head / s.heads, head % s.heads, (i % tiles) * kRows, static_cast<float>(scale), b, w);
     }
+    if (s.amx) cpu::tile_release();
   });
   return out;
 }
@@ -385,6 +456,14 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   }
   return merge_heads(
       scaled_dot_product_attention(split_heads(q, heads), split_heads(k, heads), split_heads(v, heads), s, bias));
+}
+
+const char* cpu_attention_kernel(at::ScalarType dtype) {
+  if (!at::hasMKLDNN()) return "reference";
+#if GENVIS_HAS_FLASH_BF16
+  if (dtype == at::kBFloat16 && cpu::avx512bf16_supported()) return cpu::amx_bf16_supported() ? "amx-bf16" : "avx512-bf16";
+#endif
+  return dtype == at::kFloat || dtype == at::kBFloat16 ? "onednn" : "reference";
 }
 
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

@@ -27,10 +27,16 @@ at::Tensor linear(const at::Tensor& x, const torch::nn::Linear& layer);
 // [B,T,H*D] -> [B,N,H*D]; scale default 1/sqrt(D); bias (optional) any float tensor that
 // broadcasts to [B,H,N,T], added to the scaled scores in f32 (T5's relative position bias
 // [1,H,N,T] plus a key padding mask [B,1,1,T] of large negatives). On the CPU (inference, f32/bf16):
-// bf16 on AVX-512 BF16 in one pass over the keys (nothing of size N x T stored), else blocks of
-// queries (scores [block,H,T] only) with oneDNN matmuls; otherwise scaled_dot_product_attention.
+// bf16 on AVX-512 BF16 in one pass over the keys (nothing of size N x T stored; its two products
+// on AMX tiles where the CPU has them), else blocks of queries (scores [block,H,T] only) with
+// oneDNN matmuls; otherwise scaled_dot_product_attention.
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                      std::optional<double> scale = std::nullopt, const at::Tensor& bias = {});
+
+// Which CPU kernel attention() uses for inference in `dtype` on this machine: "amx-bf16" (the
+// one-pass kernel on AMX tiles; GENVIS_NO_AMX=1 turns it off), "avx512-bf16", "onednn" or
+// "reference". For benchmark reports and test logs.
+const char* cpu_attention_kernel(at::ScalarType dtype);
 
 // q [B,H,N,D], k/v [B,H,T,D] -> [B,H,N,D]; the same computation on split heads. libtorch >= 2.1:
 // at::scaled_dot_product_attention (bias as its float attn_mask, in q's dtype).

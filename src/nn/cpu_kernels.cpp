@@ -6,7 +6,14 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <cstdlib>
+#include <string>
 #include <pthread.h>
+#if defined(__x86_64__) && defined(__linux__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace genvis::nn::cpu {
 namespace {
@@ -67,5 +74,25 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
   done.wait(lock, [&] { return pending == 0; });
   if (error) std::rethrow_exception(error);
 }
+
+#if GENVIS_HAS_AVX512_KERNELS
+bool amx_bf16_supported() {
+  static const bool ok = [] {
+#if defined(__linux__)
+    if (const char* off = std::getenv("GENVIS_NO_AMX"); off && *off && std::string(off) != "0") return false;
+    if (!avx512bf16_supported()) return false;
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+    const bool tile = (d >> 24) & 1u, bf16 = (d >> 22) & 1u;
+    if (!tile || !bf16) return false;
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+    return false;
+#endif
+  }();
+  return ok;
+}
+#endif
 
 }  // namespace genvis::nn::cpu

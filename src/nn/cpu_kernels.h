@@ -87,6 +87,30 @@ GENVIS_AVX512 inline void store(uint16_t* p, __m512 v, __mmask16 m) { store_bf16
 
 inline __mmask16 tail_mask(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
 
+// 3. AMX (Intel Sapphire Rapids and later): bf16 tile matrix products. A kernel carrying
+// GENVIS_AMX_BF16 runs only after amx_bf16_supported(), and each thread configures its tiles
+// (tile_config_16x64) before and releases them (_tile_release) after.
+#define GENVIS_AMX_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,amx-tile,amx-bf16")))
+
+// CPUID reports AMX-TILE and AMX-BF16, the kernel grants this process the tile state
+// (arch_prctl ARCH_REQ_XCOMP_PERM), and GENVIS_NO_AMX is not set in the environment (for
+// comparisons with the AVX-512 kernels). Decided once per process.
+bool amx_bf16_supported();
+
+// Loads a tile configuration with all 8 tiles of 16 rows x 64 bytes (palette 1).
+GENVIS_AMX_BF16 inline void tile_config_16x64() {
+  alignas(64) uint8_t config[64] = {};
+  config[0] = 1;  // palette
+  for (int t = 0; t < 8; ++t) {
+    config[16 + 2 * t] = 64;  // bytes per row (little-endian u16)
+    config[48 + t] = 16;      // rows
+  }
+  // (GCC 12's _tile_loadconfig tells the compiler it reads 8 bytes, so the stores above could be
+  // dropped as dead: the operand here is the whole 64-byte block.)
+  __asm__ volatile("ldtilecfg %0" : : "m"(*reinterpret_cast<const uint8_t(*)[64]>(config)));
+}
+GENVIS_AMX_BF16 inline void tile_release() { _tile_release(); }
+
 }  // namespace genvis::nn::cpu
 #else
 #define GENVIS_HAS_AVX512_KERNELS 0

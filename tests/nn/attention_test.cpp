@@ -55,7 +55,10 @@ TEST(Attention, Float32MatchesReference) { check(at::kFloat, 1e-5); }
 
 // Inputs are rounded to bf16 first, so the reference sees the same values; what remains is the
 // bf16 rounding of the probabilities and of the output.
-TEST(Attention, BFloat16MatchesReference) { check(at::kBFloat16, 2e-2); }
+TEST(Attention, BFloat16MatchesReference) {
+  std::printf("[          ] bf16 kernel on this CPU: %s\n", cpu_attention_kernel(at::kBFloat16));
+  check(at::kBFloat16, 2e-2);
+}
 
 // softmax(q k^T * scale + bias) v in float64.
 at::Tensor biased_reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads, double scale,
