@@ -63,7 +63,8 @@ std::string read_prefix(const std::string& path, size_t n) {
 std::string find_diffusers_weights(const std::string& folder, const std::string& what) {
   return find_weight_file(folder,
                           {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json",
-                           "diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.safetensors"},
+                           "diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.safetensors",
+                           "diffusion_pytorch_model.gguf"},
                           what);
 }
 

@@ -59,7 +59,8 @@ std::string find_weight_file(const std::string& folder, const std::vector<std::s
                              const std::string& what);
 
 // A diffusers component folder's weights: diffusion_pytorch_model.safetensors, its sharded index,
-// .bin or .fp16.safetensors, the first present (find_weight_file naming `what`).
+// .bin, .fp16.safetensors or .gguf (a component quantised by genvis convert), the first present
+// (find_weight_file naming `what`).
 std::string find_diffusers_weights(const std::string& folder, const std::string& what = "diffusers component");
 
 // Opens any supported weight file; throws LoadError naming the file and the problem.

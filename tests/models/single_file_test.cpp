@@ -17,6 +17,7 @@
 #include "support/test_support.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <set>
 #include <torch/torch.h>
 
@@ -314,6 +315,18 @@ TEST(SingleFile, LdmUNetFileAlone) {
   // A file that is no LDM UNet says so, naming the file.
   test::expect_contains(test::load_error([&] { load_ldm_unet_file(fixture("vae/diffusion_pytorch_model.safetensors")); }),
                         {"vae/diffusion_pytorch_model.safetensors", "not a UNet in the original (LDM) names"});
+}
+
+// A diffusers component folder may hold its weights as GGUF (genvis convert's output): the UNet
+// fixture's F16 weights written to diffusion_pytorch_model.gguf load to the same model.
+TEST(SingleFile, DiffusersFolderWithGgufWeights) {
+  GENVIS_REQUIRE_FIXTURES();
+  test::TempDir dir;
+  std::filesystem::copy_file(fixture("unet_sd1/config.json"), dir.file("config.json"));
+  auto source = io::open_weights(fixture("unet_sd1/diffusion_pytorch_model.safetensors"));
+  io::write_gguf(dir.file("diffusion_pytorch_model.gguf"), *source, {.type = io::GgmlType::F16});
+  auto unet = load_unet2d_condition(dir.path());
+  check_unet(unet, "unet_sd1");
 }
 
 TEST(SingleFile, InpaintingUNetHasNineInputChannels) {

@@ -165,7 +165,7 @@ nn::LoadReport load_clip_text_weights(torch::nn::Module& model, io::WeightReader
 
 std::string find_clip_text_weights(const std::string& folder) {
   return io::find_weight_file(
-      folder, {"model.safetensors", "model.safetensors.index.json", "model.fp16.safetensors", "pytorch_model.bin"},
+      folder, {"model.safetensors", "model.safetensors.index.json", "model.fp16.safetensors", "pytorch_model.bin", "model.gguf"},
       "CLIP text encoder");
 }
 
