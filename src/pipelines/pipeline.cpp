@@ -161,6 +161,7 @@ void precheck_request(const Request& request) {
   auto& s = any.supports;
   s.image_to_image = s.inpainting = s.video = s.video_to_video = true;
   s.negative_prompt = s.guidance = s.steps = s.sampler = s.schedule = s.adapters = s.embeddings = true;
+  s.cache_interval = s.cache_threshold = true;
   any.defaults = {.steps = 1, .guidance = 0, .sampler = "", .schedule = "", .strength = 0.75};
   any.open_extras = true;
   any.samplers = schedulers::sampler_names();

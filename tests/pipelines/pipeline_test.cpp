@@ -92,6 +92,14 @@ TEST(Request, PrecheckCatchesValuesBeforeAnyModelLoads) {
   r.sampler = "euler";
   r.extras = {{"anything", 1}};  // family-specific: checked after loading
   EXPECT_NO_THROW(precheck_request(r));
+  // Step caching: the values are checked now, whether the family has it after loading.
+  r.cache_interval = 3;
+  r.cache_threshold = 0.1;
+  EXPECT_NO_THROW(precheck_request(r));
+  r.cache_interval = 0;
+  const std::string m = test::usage_error([&] { precheck_request(r); });
+  EXPECT_NE(m.find("'cache_interval': must be 1..100"), std::string::npos) << m;
+  EXPECT_EQ(m.find("does not support"), std::string::npos) << m;
 }
 
 TEST(SeededNoise, SampleIIsSeedPlusIAtAnyRank) {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace genvis::test {
@@ -67,25 +68,23 @@ Tolerance fixture_tolerance(const std::string& case_name, const std::string& out
 void expect_close(const at::Tensor& actual, const at::Tensor& expected, const Tolerance& tolerance,
                   const std::string& what);
 
-// The message of the LoadError `f` throws, or "" when it throws none.
-template <typename F>
-std::string load_error(F&& f) {
+// The message of the error of type E that `f` throws, or "" when it throws none.
+template <typename E, typename F>
+std::string thrown(F&& f) {
   try {
     f();
-  } catch (const LoadError& e) {
+  } catch (const E& e) {
     return e.what();
   }
   return "";
 }
-// The message of the UsageError `f` throws, or "" when it throws none.
+template <typename F>
+std::string load_error(F&& f) {
+  return thrown<LoadError>(std::forward<F>(f));
+}
 template <typename F>
 std::string usage_error(F&& f) {
-  try {
-    f();
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  return "";
+  return thrown<UsageError>(std::forward<F>(f));
 }
 // EXPECTs an error message (non-empty) containing every part.
 void expect_contains(const std::string& what, std::initializer_list<const char*> parts);
