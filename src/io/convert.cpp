@@ -2,21 +2,16 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/text.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
 
-#include <filesystem>
 
 namespace genvis::io {
 
 ConvertResult convert_to_safetensors(const std::string& in, const std::string& out, const ConvertOptions& options) {
-  namespace fs = std::filesystem;
-  if (out.size() < 12 || out.compare(out.size() - 12, 12, ".safetensors") != 0)
-    throw UsageError("output '" + out + "' must end in .safetensors (or .gguf)");
-  std::error_code ec;
-  if (fs::exists(out, ec) && fs::equivalent(in, out, ec)) throw UsageError("output '" + out + "' is the input file");
-  if (fs::exists(out) && !options.overwrite) throw UsageError("output '" + out + "' exists (use --force to replace it)");
-  if (fs::is_directory(out)) throw UsageError("output '" + out + "' is a directory");
+  if (!ends_with(out, ".safetensors")) throw UsageError("output '" + out + "' must end in .safetensors (or .gguf)");
+  check_weight_output(in, out, options.overwrite);
 
   auto reader = open_weights(in);
   std::vector<TensorInfo> layout = reader->tensors();

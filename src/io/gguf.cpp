@@ -2,8 +2,6 @@
 
 #include "core/error.h"
 
-#include <cstring>
-#include <filesystem>
 
 namespace genvis::io {
 
@@ -91,18 +89,11 @@ at::Tensor GgufReader::load(const std::string& name) {
   if (it == index_.end()) throw LoadError(file_->path(), name, "no such tensor in the file");
   const GgufTensor& t = header_.tensors[it->second];
   const TensorInfo& info = infos_[it->second];
-  const auto options = at::TensorOptions().dtype(to_scalar_type(info.dtype)).device(at::kCPU);
+  const at::ScalarType type = to_scalar_type(info.dtype);
+  const auto options = at::TensorOptions().dtype(type).device(at::kCPU);
   uint8_t* data = file_->mutable_data() + header_.data_offset + t.offset;
   if (t.numel == 0) return at::empty(info.shape, options);
-  if (stored_plainly(t.type)) {
-    if (reinterpret_cast<uintptr_t>(data) % dtype_size(info.dtype) != 0) {
-      at::Tensor out = at::empty(info.shape, options);
-      std::memcpy(out.data_ptr(), data, t.nbytes);
-      return out;
-    }
-    auto keep_alive = file_;
-    return at::from_blob(data, info.shape, [keep_alive](void*) {}, options);
-  }
+  if (stored_plainly(t.type)) return mapped_tensor(file_, data, info.shape, type, t.nbytes);
   if (!ggml_is_dequantizable(t.type))
     throw LoadError(file_->path(), name,
                     "ggml type " + info.storage + " cannot be dequantised by genvis (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K "
@@ -113,14 +104,10 @@ at::Tensor GgufReader::load(const std::string& name) {
 }
 
 GgufWriteResult write_gguf(const std::string& path, WeightReader& reader, const GgufWriteOptions& options) {
-  namespace fs = std::filesystem;
   const GgmlType q = options.type;
   if (q != GgmlType::F32 && q != GgmlType::F16 && q != GgmlType::BF16 && q != GgmlType::Q8_0 && q != GgmlType::Q4_0)
     throw UsageError("GGUF output type " + ggml_type_name(static_cast<uint32_t>(q)) + ": genvis writes F32, F16, BF16, Q8_0 or Q4_0");
-  std::error_code ec;
-  if (fs::exists(path, ec) && fs::equivalent(reader.path(), path, ec)) throw UsageError("output '" + path + "' is the input file");
-  if (fs::exists(path, ec) && !options.overwrite) throw UsageError("output '" + path + "' exists (use --force to replace it)");
-  if (fs::is_directory(path, ec)) throw UsageError("output '" + path + "' is a directory");
+  check_weight_output(reader.path(), path, options.overwrite);
   const bool quantising = q == GgmlType::Q8_0 || q == GgmlType::Q4_0;
   const uint32_t block = ggml_block(static_cast<uint32_t>(q))->elements;
 
@@ -175,10 +162,8 @@ GgufWriteResult write_gguf(const std::string& path, WeightReader& reader, const 
     const GgufTensor& t = tensors[i];
     out.write(zeros, t.offset - written);  // alignment padding
     written = t.offset;
-    if (t.type == GgmlType::I64 || t.type == GgmlType::I32 || t.type == GgmlType::I16 || t.type == GgmlType::I8) {
-      const at::ScalarType st = t.type == GgmlType::I64 ? at::kLong : t.type == GgmlType::I32 ? at::kInt
-                                : t.type == GgmlType::I16 ? at::kShort : at::kChar;
-      const at::Tensor x = reader.load(t.name).to(st).contiguous();
+    if (!ggml_is_dequantizable(t.type)) {  // the integer types, stored as they load
+      const at::Tensor x = reader.load(t.name).to(to_scalar_type(loaded_dtype(t.type))).contiguous();
       out.write(x.data_ptr(), t.nbytes);
     } else {
       const at::Tensor x = reader.load(t.name, at::kFloat).contiguous();

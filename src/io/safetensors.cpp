@@ -38,22 +38,14 @@ const uint8_t* SafetensorsReader::raw_data(const std::string& name) const {
 at::Tensor SafetensorsReader::load(const std::string& name) {
   const SafetensorsEntry& e = entry(name);
   const at::ScalarType type = to_scalar_type(e.info.dtype);
-  const auto options = at::TensorOptions().dtype(type).device(at::kCPU);
   uint8_t* data = file_->mutable_data() + header_.data_offset + e.begin;
-  if (e.info.nbytes == 0) return at::empty(e.info.shape, options);
+  if (e.info.nbytes == 0) return at::empty(e.info.shape, at::TensorOptions().dtype(type));
   if (e.info.dtype == DType::BOOL) {
     // torch assumes bool bytes are 0 or 1; the file may hold anything.
     at::Tensor bytes = at::from_blob(data, e.info.shape, at::TensorOptions().dtype(at::kByte));
     return bytes.ne(0);
   }
-  const size_t elem = dtype_size(e.info.dtype);
-  if (reinterpret_cast<uintptr_t>(data) % elem != 0) {
-    at::Tensor out = at::empty(e.info.shape, options);
-    std::memcpy(out.data_ptr(), data, e.info.nbytes);
-    return out;
-  }
-  auto keep_alive = file_;
-  return at::from_blob(data, e.info.shape, [keep_alive](void*) {}, options);
+  return mapped_tensor(file_, data, e.info.shape, type, e.info.nbytes);
 }
 
 namespace {

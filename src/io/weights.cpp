@@ -8,7 +8,9 @@
 #include "io/safetensors.h"
 #include "io/torch_checkpoint.h"
 
+#include <cstring>
 #include <fcntl.h>
+#include <filesystem>
 #include <unistd.h>
 
 namespace genvis::io {
@@ -95,6 +97,26 @@ std::unique_ptr<WeightReader> open_weights(const std::string& path) {
     throw LoadError(path, "unrecognised weight file format (expected safetensors, GGUF, a PyTorch .ckpt/.pt/.pth/.bin "
                           "checkpoint, or a .safetensors.index.json)");
   return SafetensorsReader::open(path);
+}
+
+void check_weight_output(const std::string& input, const std::string& output, bool overwrite) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(output, ec) && fs::equivalent(input, output, ec)) throw UsageError("output '" + output + "' is the input file");
+  if (fs::exists(output, ec) && !overwrite) throw UsageError("output '" + output + "' exists (use --force to replace it)");
+  if (fs::is_directory(output, ec)) throw UsageError("output '" + output + "' is a directory");
+}
+
+at::Tensor mapped_tensor(const std::shared_ptr<MappedFile>& file, uint8_t* data, const std::vector<int64_t>& shape,
+                         at::ScalarType type, uint64_t nbytes) {
+  const auto options = at::TensorOptions().dtype(type).device(at::kCPU);
+  if (reinterpret_cast<uintptr_t>(data) % c10::elementSize(type) != 0) {
+    at::Tensor out = at::empty(shape, options);
+    std::memcpy(out.data_ptr(), data, nbytes);
+    return out;
+  }
+  auto keep_alive = file;
+  return at::from_blob(data, shape, [keep_alive](void*) {}, options);
 }
 
 at::ScalarType to_scalar_type(DType dtype) {

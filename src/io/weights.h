@@ -10,6 +10,7 @@
 // PyTorch format. The format is detected from the content,
 // not the extension.
 #pragma once
+#include "core/file.h"
 #include "io/dtype.h"
 
 #include <ATen/ATen.h>
@@ -65,6 +66,16 @@ std::string find_diffusers_weights(const std::string& folder, const std::string&
 
 // Opens any supported weight file; throws LoadError naming the file and the problem.
 std::unique_ptr<WeightReader> open_weights(const std::string& path);
+
+// What the writers (convert, GGUF) refuse before writing a byte: an output that is the input
+// file, a folder, or an existing file without `overwrite`. UsageError naming the output.
+void check_weight_output(const std::string& input, const std::string& output, bool overwrite);
+
+// `nbytes` bytes at `data` inside a file mapping as a CPU tensor of `shape` and `type`: a
+// zero-copy view that keeps the mapping alive when the address is aligned for the type, else a
+// copy. (The mapping is private copy-on-write: in-place changes never reach the file.)
+at::Tensor mapped_tensor(const std::shared_ptr<MappedFile>& file, uint8_t* data, const std::vector<int64_t>& shape,
+                         at::ScalarType type, uint64_t nbytes);
 
 // The libtorch type for a file dtype (throws LoadError for float8 on a libtorch without it).
 at::ScalarType to_scalar_type(DType dtype);
