@@ -4,6 +4,7 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/error.h"
+#include "core/text.h"
 #include "io/convert.h"
 #include "io/gguf.h"
 
@@ -29,7 +30,7 @@ Command add_convert_command(CLI::App& app) {
       ->check(CLI::IsMember({"q8_0", "q4_0"}));
   cmd->add_flag("-f,--force", opts->force, "Replace the output file if it exists");
   return {cmd, [opts] {
-    const bool gguf = opts->out.size() > 5 && opts->out.compare(opts->out.size() - 5, 5, ".gguf") == 0;
+    const bool gguf = ends_with(opts->out, ".gguf");
     if (!opts->quant.empty() && !gguf) throw UsageError("--quant " + opts->quant + " needs a .gguf output");
     if (!opts->quant.empty() && opts->dtype != "keep") throw UsageError("give --dtype or --quant, not both");
     std::unique_ptr<Progress> progress;

@@ -1,11 +1,13 @@
 #include "io/gguf_format.h"
 
 #include "core/error.h"
+#include "core/text.h"
 #include "io/dtype.h"
 #include "io/half.h"
 #include "io/utf8.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <unordered_set>
@@ -94,19 +96,6 @@ int64_t sign_extend(uint64_t v, int bytes) {
   return static_cast<int64_t>(v << shift) >> shift;
 }
 
-double bits_to_f32(uint64_t v) {
-  const auto u = static_cast<uint32_t>(v);
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-double bits_to_f64(uint64_t v) {
-  double d;
-  std::memcpy(&d, &v, 8);
-  return d;
-}
-
 nlohmann::json read_value(Cursor& c, GgufValueType type, const std::string& key, GgufValueType* element_type) {
   switch (type) {
     case GgufValueType::U8: return c.uint(1, "a u8 value");
@@ -118,11 +107,11 @@ nlohmann::json read_value(Cursor& c, GgufValueType type, const std::string& key,
     case GgufValueType::U64: return c.uint(8, "a u64 value");
     case GgufValueType::I64: return static_cast<int64_t>(c.uint(8, "an i64 value"));
     case GgufValueType::F32: {
-      const double f = bits_to_f32(c.uint(4, "an f32 value"));
+      const double f = std::bit_cast<float>(static_cast<uint32_t>(c.uint(4, "an f32 value")));
       return std::isfinite(f) ? nlohmann::json(f) : nlohmann::json(nullptr);  // JSON has no NaN/inf
     }
     case GgufValueType::F64: {
-      const double f = bits_to_f64(c.uint(8, "an f64 value"));
+      const double f = std::bit_cast<double>(c.uint(8, "an f64 value"));
       return std::isfinite(f) ? nlohmann::json(f) : nlohmann::json(nullptr);
     }
     case GgufValueType::BOOL: {
@@ -184,17 +173,11 @@ void write_value(std::string& out, GgufValueType type, GgufValueType element_typ
     case GgufValueType::I64: return integer(INT64_MIN, INT64_MAX, 8);
     case GgufValueType::F32: {
       if (!v.is_number() && !v.is_null()) bad("a number");
-      const float f = v.is_null() ? NAN : v.get<float>();
-      uint32_t u;
-      std::memcpy(&u, &f, 4);
-      return put_uint(out, u, 4);
+      return put_uint(out, std::bit_cast<uint32_t>(v.is_null() ? NAN : v.get<float>()), 4);
     }
     case GgufValueType::F64: {
       if (!v.is_number() && !v.is_null()) bad("a number");
-      const double d = v.is_null() ? NAN : v.get<double>();
-      uint64_t u;
-      std::memcpy(&u, &d, 8);
-      return put_uint(out, u, 8);
+      return put_uint(out, std::bit_cast<uint64_t>(v.is_null() ? double(NAN) : v.get<double>()), 8);
     }
     case GgufValueType::BOOL:
       if (!v.is_boolean()) bad("a bool");
@@ -216,41 +199,34 @@ void write_value(std::string& out, GgufValueType type, GgufValueType element_typ
 uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 // Block dequantisers (ggml's layouts, each block self-contained).
-float h(const uint8_t* p) { return half_to_float(static_cast<uint16_t>(p[0] | (p[1] << 8))); }
-
-void q4_0(const uint8_t* b, float* y) {  // half d | 16 bytes of nibbles: low = x[0..15], high = x[16..31]
-  const float d = h(b);
-  for (int j = 0; j < 16; ++j) {
-    y[j] = static_cast<float>((b[2 + j] & 0x0f) - 8) * d;
-    y[j + 16] = static_cast<float>((b[2 + j] >> 4) - 8) * d;
-  }
+uint16_t u16le(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+void put_u16le(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v & 0xff);
+  p[1] = static_cast<uint8_t>(v >> 8);
 }
-void q4_1(const uint8_t* b, float* y) {  // half d | half m | 16 bytes of nibbles
-  const float d = h(b), m = h(b + 2);
-  for (int j = 0; j < 16; ++j) {
-    y[j] = static_cast<float>(b[4 + j] & 0x0f) * d + m;
-    y[j + 16] = static_cast<float>(b[4 + j] >> 4) * d + m;
-  }
-}
+float h(const uint8_t* p) { return half_to_float(u16le(p)); }
 uint32_t u32le(const uint8_t* p) { return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24); }
-void q5_0(const uint8_t* b, float* y) {  // half d | u32 fifth bits | 16 bytes of nibbles
-  const float d = h(b);
-  const uint32_t qh = u32le(b + 2);
+
+// Q4_0 / Q4_1 (kFifth false) and Q5_0 / Q5_1 (true): half d | [half m: the _1 kinds] | [u32 fifth
+// bits: Q5] | 16 bytes of nibbles, low nibbles x[0..15], high x[16..31]; the fifth bit of x[j] is
+// bit j. x = (q - offset) d for the _0 kinds (offset 8 or 16), q d + m for the _1 kinds.
+template <bool kFifth, bool kMin>
+void q4_q5(const uint8_t* b, float* y) {
+  const float d = h(b), m = kMin ? h(b + 2) : 0.0f;
+  const uint8_t* p = b + (kMin ? 4 : 2);
+  const uint32_t qh = kFifth ? u32le(p) : 0;
+  const uint8_t* q = p + (kFifth ? 4 : 0);
+  constexpr int kOffset = kMin ? 0 : kFifth ? 16 : 8;
   for (int j = 0; j < 16; ++j) {
-    const int lo = (b[6 + j] & 0x0f) | static_cast<int>(((qh >> j) & 1u) << 4);
-    const int hi = (b[6 + j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
-    y[j] = static_cast<float>(lo - 16) * d;
-    y[j + 16] = static_cast<float>(hi - 16) * d;
-  }
-}
-void q5_1(const uint8_t* b, float* y) {  // half d | half m | u32 fifth bits | 16 bytes of nibbles
-  const float d = h(b), m = h(b + 2);
-  const uint32_t qh = u32le(b + 4);
-  for (int j = 0; j < 16; ++j) {
-    const int lo = (b[8 + j] & 0x0f) | static_cast<int>(((qh >> j) & 1u) << 4);
-    const int hi = (b[8 + j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
-    y[j] = static_cast<float>(lo) * d + m;
-    y[j + 16] = static_cast<float>(hi) * d + m;
+    const int lo = (q[j] & 0x0f) | static_cast<int>(((qh >> j) & 1u) << 4);
+    const int hi = (q[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
+    if constexpr (kMin) {
+      y[j] = static_cast<float>(lo) * d + m;
+      y[j + 16] = static_cast<float>(hi) * d + m;
+    } else {
+      y[j] = static_cast<float>(lo - kOffset) * d;
+      y[j + 16] = static_cast<float>(hi - kOffset) * d;
+    }
   }
 }
 void q8_0(const uint8_t* b, float* y) {  // half d | 32 int8
@@ -267,36 +243,24 @@ void scale_min_k4(int j, const uint8_t* q, int& scale, int& min) {
     min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
   }
 }
-void q4_k(const uint8_t* b, float* y) {  // half d | half dmin | 12 scale bytes | 128 bytes of nibbles
-  const float d = h(b), dmin = h(b + 2);
-  const uint8_t* scales = b + 4;
-  const uint8_t* q = b + 16;
-  for (int chunk = 0; chunk < 4; ++chunk) {  // 64 values: the low nibbles of 32 bytes, then the high
-    int s0, m0, s1, m1;
-    scale_min_k4(2 * chunk, scales, s0, m0);
-    scale_min_k4(2 * chunk + 1, scales, s1, m1);
-    const float d0 = d * static_cast<float>(s0), d1 = d * static_cast<float>(s1);
-    const float n0 = dmin * static_cast<float>(m0), n1 = dmin * static_cast<float>(m1);
-    for (int l = 0; l < 32; ++l) y[l] = d0 * static_cast<float>(q[l] & 0x0f) - n0;
-    for (int l = 0; l < 32; ++l) y[32 + l] = d1 * static_cast<float>(q[l] >> 4) - n1;
-    q += 32;
-    y += 64;
-  }
-}
-void q5_k(const uint8_t* b, float* y) {  // half d | half dmin | 12 scale bytes | 32 bytes fifth bits | 128 bytes nibbles
+// Q4_K (kFifth false) and Q5_K: half d | half dmin | 12 scale bytes | [32 bytes of fifth bits: Q5_K]
+// | 128 bytes of nibbles. Per chunk c of 64 values: the low nibbles of 32 bytes (sub-block 2c), then
+// the high ones (2c + 1); the fifth bits of chunk c are bits 2c and 2c + 1 of the 32 bytes.
+template <bool kFifth>
+void q4_q5_k(const uint8_t* b, float* y) {
   const float d = h(b), dmin = h(b + 2);
   const uint8_t* scales = b + 4;
   const uint8_t* qh = b + 16;
-  const uint8_t* q = b + 48;
+  const uint8_t* q = b + (kFifth ? 48 : 16);
+  const auto fifth = [&](int l, int bit) { return kFifth ? ((qh[l] >> bit) & 1) << 4 : 0; };
   for (int chunk = 0; chunk < 4; ++chunk) {
     int s0, m0, s1, m1;
     scale_min_k4(2 * chunk, scales, s0, m0);
     scale_min_k4(2 * chunk + 1, scales, s1, m1);
     const float d0 = d * static_cast<float>(s0), d1 = d * static_cast<float>(s1);
     const float n0 = dmin * static_cast<float>(m0), n1 = dmin * static_cast<float>(m1);
-    const int bit0 = 2 * chunk, bit1 = 2 * chunk + 1;
-    for (int l = 0; l < 32; ++l) y[l] = d0 * static_cast<float>((q[l] & 0x0f) + (((qh[l] >> bit0) & 1) << 4)) - n0;
-    for (int l = 0; l < 32; ++l) y[32 + l] = d1 * static_cast<float>((q[l] >> 4) + (((qh[l] >> bit1) & 1) << 4)) - n1;
+    for (int l = 0; l < 32; ++l) y[l] = d0 * static_cast<float>((q[l] & 0x0f) + fifth(l, 2 * chunk)) - n0;
+    for (int l = 0; l < 32; ++l) y[32 + l] = d1 * static_cast<float>((q[l] >> 4) + fifth(l, 2 * chunk + 1)) - n1;
     q += 32;
     y += 64;
   }
@@ -349,10 +313,9 @@ bool ggml_is_dequantizable(GgmlType type) {
 }
 
 std::optional<GgmlType> parse_ggml_type(const std::string& name) {
-  std::string upper = name;
-  for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  const std::string lower = ascii_lower(name);
   for (const auto& r : kTypes)
-    if (r.elements != 0 && upper == r.name) return static_cast<GgmlType>(r.id);
+    if (r.elements != 0 && lower == ascii_lower(r.name)) return static_cast<GgmlType>(r.id);
   return std::nullopt;
 }
 
@@ -377,14 +340,20 @@ GgufHeader parse_gguf_header(const uint8_t* data, uint64_t size, const std::stri
   if (n_kv > c.left() / 13) c.fail(std::to_string(n_kv) + " metadata entries do not fit in the file");
   if (n_tensors > c.left() / 33) c.fail(std::to_string(n_tensors) + " tensors do not fit in the file");
 
+  // A key or tensor name: 1..kMaxName bytes of UTF-8, not seen before among its kind.
+  const auto unique_name = [&](const char* what, const std::string& label, std::unordered_set<std::string>& seen,
+                               const char* repeated) {
+    std::string name = c.string(what);
+    if (name.empty() || name.size() > kMaxName) c.fail(label + " is empty or too long");
+    if (!utf8::is_valid(name)) c.fail(label + " is not valid UTF-8");
+    if (!seen.insert(name).second) throw LoadError(path, name, repeated);
+    return name;
+  };
   std::unordered_set<std::string> keys;
   h.metadata.reserve(static_cast<size_t>(n_kv));
   for (uint64_t i = 0; i < n_kv; ++i) {
     GgufKV kv;
-    kv.key = c.string("a metadata key");
-    if (kv.key.empty() || kv.key.size() > kMaxName) c.fail("metadata key " + std::to_string(i) + " is empty or too long");
-    if (!utf8::is_valid(kv.key)) c.fail("metadata key " + std::to_string(i) + " is not valid UTF-8");
-    if (!keys.insert(kv.key).second) throw LoadError(path, kv.key, "metadata key appears twice");
+    kv.key = unique_name("a metadata key", "metadata key " + std::to_string(i), keys, "metadata key appears twice");
     const uint32_t t = c.u32("a value type");
     if (!known_value_type(t)) throw LoadError(path, kv.key, "unknown value type " + std::to_string(t));
     kv.type = static_cast<GgufValueType>(t);
@@ -394,7 +363,7 @@ GgufHeader parse_gguf_header(const uint8_t* data, uint64_t size, const std::stri
   if (const GgufKV* a = h.find("general.alignment")) {
     if (a->type != GgufValueType::U32) throw LoadError(path, a->key, "must be a u32");
     const uint64_t v = a->value.get<uint64_t>();
-    if (v == 0 || (v & (v - 1)) != 0) throw LoadError(path, a->key, std::to_string(v) + " is not a power of two");
+    if (!std::has_single_bit(v)) throw LoadError(path, a->key, std::to_string(v) + " is not a power of two");
     h.alignment = v;
   }
 
@@ -402,10 +371,7 @@ GgufHeader parse_gguf_header(const uint8_t* data, uint64_t size, const std::stri
   h.tensors.reserve(static_cast<size_t>(n_tensors));
   for (uint64_t i = 0; i < n_tensors; ++i) {
     GgufTensor t;
-    t.name = c.string("a tensor name");
-    if (t.name.empty() || t.name.size() > kMaxName) c.fail("tensor " + std::to_string(i) + "'s name is empty or too long");
-    if (!utf8::is_valid(t.name)) c.fail("tensor " + std::to_string(i) + "'s name is not valid UTF-8");
-    if (!names.insert(t.name).second) throw LoadError(path, t.name, "tensor name appears twice");
+    t.name = unique_name("a tensor name", "tensor " + std::to_string(i) + "'s name", names, "tensor name appears twice");
     const uint32_t n_dims = c.u32("a tensor's dimension count");
     if (n_dims < 1 || n_dims > 4) throw LoadError(path, t.name, std::to_string(n_dims) + " dimensions (GGUF has 1 to 4)");
     for (uint32_t d = 0; d < n_dims; ++d) {
@@ -456,7 +422,7 @@ GgufHeader parse_gguf_header(const uint8_t* data, uint64_t size, const std::stri
 }
 
 std::string build_gguf_header(const std::vector<GgufKV>& metadata, std::vector<GgufTensor>& tensors, uint64_t alignment) {
-  if (alignment == 0 || (alignment & (alignment - 1)) != 0) throw UsageError("GGUF alignment must be a power of two");
+  if (!std::has_single_bit(alignment)) throw UsageError("GGUF alignment must be a power of two");
   std::string out;
   put_uint(out, kMagic, 4);
   put_uint(out, 3, 4);
@@ -509,22 +475,22 @@ void dequantize_ggml(GgmlType type, const uint8_t* src, uint64_t n, float* dst) 
       for (uint64_t i = 0; i < n; ++i) dst[i] = h(src + 2 * i);
       return;
     case GgmlType::BF16:
-      for (uint64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8)));
+      for (uint64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(u16le(src + 2 * i));
       return;
     case GgmlType::F64:
       for (uint64_t i = 0; i < n; ++i) {
-        double d;
-        std::memcpy(&d, src + 8 * i, 8);
-        dst[i] = static_cast<float>(d);
+        uint64_t bits;
+        std::memcpy(&bits, src + 8 * i, 8);  // (unaligned)
+        dst[i] = static_cast<float>(std::bit_cast<double>(bits));
       }
       return;
-    case GgmlType::Q4_0: kernel = q4_0; break;
-    case GgmlType::Q4_1: kernel = q4_1; break;
-    case GgmlType::Q5_0: kernel = q5_0; break;
-    case GgmlType::Q5_1: kernel = q5_1; break;
+    case GgmlType::Q4_0: kernel = q4_q5<false, false>; break;
+    case GgmlType::Q4_1: kernel = q4_q5<false, true>; break;
+    case GgmlType::Q5_0: kernel = q4_q5<true, false>; break;
+    case GgmlType::Q5_1: kernel = q4_q5<true, true>; break;
     case GgmlType::Q8_0: kernel = q8_0; break;
-    case GgmlType::Q4_K: kernel = q4_k; break;
-    case GgmlType::Q5_K: kernel = q5_k; break;
+    case GgmlType::Q4_K: kernel = q4_q5_k<false>; break;
+    case GgmlType::Q5_K: kernel = q4_q5_k<true>; break;
     case GgmlType::Q6_K: kernel = q6_k; break;
     default: break;
   }
@@ -538,22 +504,14 @@ std::vector<uint8_t> quantize_ggml(GgmlType type, const float* src, uint64_t n) 
   std::vector<uint8_t> out(n / block->elements * block->bytes);
   if (n == 0) return out;
   uint8_t* o = out.data();
-  const auto put_half = [](uint8_t* p, float f) {
-    const uint16_t v = float_to_half(f);
-    p[0] = static_cast<uint8_t>(v & 0xff);
-    p[1] = static_cast<uint8_t>(v >> 8);
-  };
+  const auto put_half = [](uint8_t* p, float f) { put_u16le(p, float_to_half(f)); };
   switch (type) {
     case GgmlType::F32: std::memcpy(o, src, n * 4); break;
     case GgmlType::F16:
       for (uint64_t i = 0; i < n; ++i) put_half(o + 2 * i, src[i]);
       break;
     case GgmlType::BF16:
-      for (uint64_t i = 0; i < n; ++i) {
-        const uint16_t v = float_to_bf16(src[i]);
-        o[2 * i] = static_cast<uint8_t>(v & 0xff);
-        o[2 * i + 1] = static_cast<uint8_t>(v >> 8);
-      }
+      for (uint64_t i = 0; i < n; ++i) put_u16le(o + 2 * i, float_to_bf16(src[i]));
       break;
     case GgmlType::Q8_0:
       for (uint64_t b = 0; b < n / 32; ++b, src += 32, o += 34) {
