@@ -4,6 +4,7 @@
 #include "io/weights.h"
 #include "models/autoencoder_kl/ldm_keys.h"
 #include "models/clip_text/clip_text_loader.h"
+#include "core/text.h"
 #include "models/detect.h"
 #include "models/unet2d_condition/ldm_keys.h"
 
@@ -517,31 +518,23 @@ SingleFileConfigs infer_single_file_configs(const std::vector<io::TensorInfo>& t
 
 LdmUNetFile infer_ldm_unet_file(const std::string& path, const std::vector<io::TensorInfo>& tensors, const json& overrides) {
   LdmUNetFile f;
-  const Tensors given(tensors);
-  if (given.has(std::string(kLdmUNetPrefix) + "input_blocks.0.0.weight")) f.prefix = kLdmUNetPrefix;
-  else if (!given.has("input_blocks.0.0.weight"))
-    throw LoadError(path, "not a UNet in the original (LDM) names: no input_blocks.0.0.weight or " + std::string(kLdmUNetPrefix) +
-                              "input_blocks.0.0.weight (a diffusers UNet is a folder with config.json)");
-  // Inference reads the names under the checkpoint prefix.
-  std::vector<io::TensorInfo> named;
+  if (Tensors(tensors).has(std::string(kLdmUNetPrefix) + "input_blocks.0.0.weight")) f.prefix = kLdmUNetPrefix;
+  // The UNet's tensors with bare names (what detect_layout's "ldm-unet" reads the family off) and
+  // under the checkpoint prefix (what infer_unet reads the config off).
+  std::vector<io::TensorInfo> bare, named;
   for (const auto& t : tensors) {
-    if (t.name.rfind(f.prefix, 0) != 0) continue;
+    if (!starts_with(t.name, f.prefix)) continue;
+    bare.push_back(t);
+    bare.back().name = t.name.substr(f.prefix.size());
     named.push_back(t);
-    named.back().name = kLdmUNetPrefix + t.name.substr(f.prefix.size());
+    named.back().name = kLdmUNetPrefix + bare.back().name;
   }
+  const LayoutGuess guess = detect_layout(bare);
+  if (guess.layout != "ldm-unet")
+    throw LoadError(path, "not a UNet in the original (LDM) names: no input_blocks.0.0.weight and out.2.weight, bare or under " +
+                              std::string(kLdmUNetPrefix) + " (a diffusers UNet is a folder with config.json)");
+  f.family = guess.family.empty() ? "sd1" : guess.family;  // no attention level: SD1's defaults
   const Tensors t(named);
-  const std::string p = kLdmUNetPrefix;
-  f.family = "sd1";
-  if (t.has(p + "label_emb.0.0.weight")) {
-    f.family = "sdxl";
-  } else {
-    for (const auto& info : named)
-      if (info.name.rfind(p + "input_blocks.", 0) == 0 && info.name.size() > 15 &&
-          info.name.compare(info.name.size() - 15, 15, ".proj_in.weight") == 0) {
-        f.family = info.shape.size() == 2 ? "sd2" : "sd1";
-        break;
-      }
-  }
   std::vector<Assumption> assumed;
   try {
     f.config = infer_unet(t, f.family, /*pooled_dim=*/0, assumed);
