@@ -78,6 +78,12 @@ J read_json_or_null(const fs::path& file) {
   }
 }
 
+// The generation settings both kinds of dataset share: batch and size.
+void check_generation(const EvalRun& o) {
+  if (o.batch < 1 || o.batch > 64) throw UsageError("'batch' must be 1..64");
+  if (o.size < 0 || o.size % 8 != 0) throw UsageError("'size' must be a multiple of 8 (0 = the model's native size)");
+}
+
 void check(const EvalRun& o, data::Split split, data::Split ref_split) {
   const int modes = !o.model.empty() + !o.images.empty() + o.images_from_dataset;
   if (modes != 1)
@@ -86,9 +92,8 @@ void check(const EvalRun& o, data::Split split, data::Split ref_split) {
   if (split == data::Split::All || ref_split == data::Split::All)
     throw UsageError("'split' and 'reference_split' must be train or heldout");
   if (o.num < 0 || o.reference_num < 0) throw UsageError("'num' and 'reference_num' must be >= 0");
-  if (o.batch < 1 || o.batch > 64) throw UsageError("'batch' must be 1..64");
-  if (o.size < 0 || o.size % 8 != 0) throw UsageError("'size' must be a multiple of 8 (0 = the model's native size)");
-  if ((o.width || o.height) && !data::is_video_dataset(o.dataset))
+  check_generation(o);
+  if (o.width || o.height)  // (video datasets do not come here)
     throw UsageError("'width' and 'height' are for video datasets; images are generated at 'size' x 'size'");
   if (o.resolution < 0) throw UsageError("'resolution' must be >= 0");
   if (o.k < 2) throw UsageError("'k' must be >= 2");
@@ -231,8 +236,7 @@ at::Tensor dataset_clips(const data::VideoDataset& clips, const std::vector<size
 EvalReport run_video_evaluation(const EvalRun& o, data::Split split) {
   if (!o.images.empty()) throw UsageError("'images': a video dataset is scored from a model or its own clips");
   if (o.num < 0) throw UsageError("'num' must be >= 0");
-  if (o.batch < 1 || o.batch > 64) throw UsageError("'batch' must be 1..64");
-  if (o.size < 0 || o.size % 8 != 0) throw UsageError("'size' must be a multiple of 8 (0 = the model's native size)");
+  check_generation(o);
   if (o.width < 0 || o.width % 8 != 0 || o.height < 0 || o.height % 8 != 0)
     throw UsageError("'width' and 'height' must be multiples of 8 (0 = 'size')");
   std::unique_ptr<pipelines::Pipeline> model;
