@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache
   libtorch-dev            # tensors, autograd, optimisers (1.13, CPU)
+  libgloo-dev             # distributed training: the headers of libtorch's c10d Gloo backend
   nlohmann-json3-dev      # configs and safetensors headers
   libcli11-dev            # command line
   libcpp-httplib-dev      # genvis serve: HTTP server (and the tests' client)

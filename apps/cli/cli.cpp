@@ -37,7 +37,14 @@ int fail(int code, const std::string& message) {
 
 namespace genvis::cli {
 
+namespace {
+std::vector<std::string> g_invocation;
+}
+
+const std::vector<std::string>& invocation() { return g_invocation; }
+
 int run(int argc, char** argv) {
+  g_invocation.assign(argv, argv + argc);
   CLI::App app{"genvis: text-to-image and text-to-video generation and training, in C++.", "genvis"};
   app.require_subcommand(0, 1);
   app.set_version_flag("--version", version_line());

@@ -2,6 +2,8 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
+#include <vector>
 
 namespace genvis::cli {
 
@@ -9,6 +11,10 @@ struct Command {
   CLI::App* app;              // the subcommand
   std::function<void()> run;  // runs it after parsing
 };
+
+// The command line this process was started with (argv of run()), for `train --nproc`, which
+// starts copies of it.
+const std::vector<std::string>& invocation();
 
 Command add_info_command(CLI::App& app);
 Command add_convert_command(CLI::App& app);

@@ -9,6 +9,7 @@
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
+#include "train/distributed.h"
 
 #include <algorithm>
 #include <atomic>
@@ -168,6 +169,11 @@ uint64_t step_seed(uint64_t seed, int64_t step) {
   return z ^ (z >> 31);
 }
 
+uint64_t micro_seed(uint64_t seed, int64_t step, int64_t micro) {
+  const uint64_t s = step_seed(seed, step);
+  return micro == 0 ? s : step_seed(s ^ 0x6a09e667f3bcc909ull, micro);
+}
+
 TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& source) {
   if (!j.is_object()) throw UsageError(source + ": expected a JSON object");
   TrainConfig c;
@@ -270,6 +276,7 @@ Trainer::Trainer(torch::nn::Module& model, TrainConfig config, std::string out_d
   groups_.emplace_back("model", named(model.named_parameters(/*recurse=*/true)), config_.group_config(), 1, LossFn{});
   for (const auto& [name, p] : groups_.front().params) all_params_.push_back(p);
   buffers_ = named(model.named_buffers(/*recurse=*/true));
+  check_world();
   fs::create_directories(fs::path(out_dir_) / "checkpoints");
 }
 
@@ -334,7 +341,17 @@ Trainer::Trainer(std::vector<Group> groups, std::vector<Turn> schedule, TrainCon
   for (auto* module : modules_)
     for (const auto& p : module->parameters(/*recurse=*/true))
       if (seen.insert(p.unsafeGetTensorImpl()).second) all_params_.push_back(p);
+  check_world();
   fs::create_directories(fs::path(out_dir_) / "checkpoints");
+}
+
+void Trainer::check_world() const {
+  const int64_t ranks = dist::world_size();
+  if (config_.grad_accum % ranks != 0)
+    throw UsageError("grad_accum " + std::to_string(config_.grad_accum) + " is not a multiple of the " +
+                     std::to_string(ranks) + " training processes: each process runs grad_accum / processes of every "
+                     "step's micro-batches; set grad_accum to a multiple of " + std::to_string(ranks) +
+                     " (dividing the batch size by as much keeps the global batch)");
 }
 
 Trainer::~Trainer() = default;
@@ -381,16 +398,19 @@ nlohmann::json Trainer::run_json() const {
 }
 
 std::string Trainer::latest_checkpoint() const {
-  const fs::path latest = fs::path(out_dir_) / "checkpoints" / "latest";
+  // Every rank reads rank 0's checkpoints (train/distributed.h).
+  const fs::path root = fs::path(dist::primary_path(out_dir_)) / "checkpoints";
+  const fs::path latest = root / "latest";
   if (!fs::exists(latest)) return "";
   std::string name = read_text_file(latest.string(), 4096);
   while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
   if (name.empty() || name.find('/') != std::string::npos)
     throw LoadError(latest.string(), "not a checkpoint name: '" + name + "'");
-  return (fs::path(out_dir_) / "checkpoints" / name).string();
+  return (root / name).string();
 }
 
 void Trainer::save_checkpoint() {
+  if (!dist::primary()) return;  // rank 0 writes for all
   const fs::path root = fs::path(out_dir_) / "checkpoints";
   const std::string name = step_dir_name(step_);
   const fs::path tmp = root / (name + ".tmp");
@@ -569,7 +589,7 @@ void Trainer::resume() {
   // The metrics log continues from the checkpoint: drop lines written after it.
   history_.clear();
   const fs::path log = fs::path(out_dir_) / "metrics.jsonl";
-  if (fs::exists(log)) {
+  if (dist::primary() && fs::exists(log)) {
     std::ifstream in(log);
     std::string line, kept;
     while (std::getline(in, line)) {
@@ -595,6 +615,7 @@ void Trainer::resume() {
 }
 
 void Trainer::write_metrics(const StepMetrics& m) {
+  if (!dist::primary()) return;
   nlohmann::json j;
   if (!grouped_) {
     j = {{"step", m.step}, {"loss", m.loss}, {"lr", m.lr}, {"grad_norm", m.grad_norm}, {"seconds", m.seconds}};
@@ -608,6 +629,7 @@ void Trainer::write_metrics(const StepMetrics& m) {
 }
 
 void Trainer::write_loss_plot() const {
+  if (!dist::primary()) return;
   if (!grouped_) {
     if (history_.size() >= 2) write_loss_curve_png((fs::path(out_dir_) / "loss.png").string(), history_);
     return;
@@ -669,23 +691,32 @@ Trainer::Outcome Trainer::run_steps(const ValidateFn& validate) {
   };
 
   set_mode(true);
+  // Data parallel: this process runs micro-batches [first_micro, first_micro + per_rank) of every
+  // step; the gradients and losses are summed over processes before each update, so every
+  // process takes the same update as one process running all grad_accum micro-batches would.
+  const int64_t per_rank = config_.grad_accum / dist::world_size();
+  const int64_t first_micro = dist::rank() * per_rank;
+  if (dist::active()) sync_replicas();
   Progress progress("training", config_.steps);
   progress.update(step_);
   const auto& first = groups_.front().params;
   const auto device = first.empty() ? at::kCPU : first.front().second.device().type();
   const auto start = std::chrono::steady_clock::now();
   while (step_ < config_.steps) {
-    Rng rng(step_seed(config_.seed, step_));
+    // One generator per micro-batch, shared by the step's turns in order.
+    std::vector<Rng> rngs;
+    for (int64_t k = 0; k < per_rank; ++k) rngs.emplace_back(micro_seed(config_.seed, step_, first_micro + k));
     StepMetrics m;
     for (auto& g : groups_) {
       if ((step_ + 1) % g.every != 0) continue;
       zero_grads(all_params_);
       double loss_sum = 0;
-      for (int64_t micro = 0; micro < config_.grad_accum; ++micro) {
+      for (int64_t k = 0; k < per_rank; ++k) {
+        const int64_t micro = first_micro + k;
         at::Tensor loss;
         {
           compat::AutocastGuard autocast(device, at::kBFloat16, config_.autocast == "bf16");
-          loss = g.loss(step_, micro, rng);
+          loss = g.loss(step_, micro, rngs[k]);
         }
         const std::string what = grouped_ ? "training loss of group '" + g.name + "'" : "training loss";
         if (!loss.defined() || loss.numel() != 1) throw RuntimeError(what + " must be a scalar tensor");
@@ -696,6 +727,7 @@ Trainer::Outcome Trainer::run_steps(const ValidateFn& validate) {
         (loss / static_cast<double>(config_.grad_accum)).backward();
         loss_sum += value;
       }
+      if (dist::active()) loss_sum = reduce_turn(g, loss_sum);
       GroupMetrics turn{g.name};
       turn.grad_norm = clip_grad_norm(g.params, g.config.grad_clip);
       turn.lr = learning_rate(g.config.lr_schedule(config_.steps), step_);
@@ -725,11 +757,19 @@ Trainer::Outcome Trainer::run_steps(const ValidateFn& validate) {
     }
     const bool last = step_ == config_.steps;
     if (config_.validate_every > 0 && step_ % config_.validate_every == 0 && !last) {
-      set_mode(false);
-      with_ema(step_);
-      set_mode(true);
+      if (dist::primary()) {
+        set_mode(false);
+        with_ema(step_);
+        set_mode(true);
+      }
+      dist::barrier("validation at step " + std::to_string(step_));
     }
     if (step_ % config_.checkpoint_every == 0 || last) save_checkpoint();
+    if (dist::active()) {  // a signal on any process stops all of them at the same step
+      const at::Tensor stop = at::full({1}, g_stop ? 1.0 : 0.0, at::kDouble);
+      dist::all_reduce_sum({stop}, "the stop flag at step " + std::to_string(step_));
+      g_stop = stop.item<double>() > 0;
+    }
     if (g_stop && !last) {
       progress.finish();
       save_checkpoint();
@@ -740,8 +780,65 @@ Trainer::Outcome Trainer::run_steps(const ValidateFn& validate) {
   }
   progress.finish();
   set_mode(false);
-  with_ema(step_);
+  if (dist::primary()) with_ema(step_);
   return Outcome::Finished;
+}
+
+void Trainer::sync_replicas() {
+  // The same run on every process: settings, parameter names and step, checked against rank 0's.
+  std::string identity = run_json().dump() + "|" + std::to_string(step_);
+  for (const auto& g : groups_)
+    for (const auto& [name, p] : g.params) identity += "|" + name + c10::str(p.sizes());
+  const auto hash = static_cast<int64_t>(std::hash<std::string>{}(identity) >> 1);
+  const at::Tensor theirs = at::tensor({hash, step_}, at::kLong);
+  dist::broadcast({theirs}, "checking the run against rank 0's");
+  const bool same = theirs[0].item<int64_t>() == hash && theirs[1].item<int64_t>() == step_;
+  const at::Tensor differing = at::full({1}, same ? 0.0 : 1.0, at::kDouble);
+  dist::all_reduce_sum({differing}, "checking the run against rank 0's");
+  if (differing.item<double>() > 0)
+    throw RuntimeError("distributed training: " + std::to_string(static_cast<int64_t>(differing.item<double>())) +
+                       " process(es) are not at rank 0's training stage (step " + std::to_string(step_) +
+                       " here, " + std::to_string(theirs[1].item<int64_t>()) +
+                       " on rank 0; another config, or a run folder that is not shared by every process)");
+  // Then rank 0's weights, buffers, EMA and optimiser moments everywhere (they agree already when
+  // the ranks initialised alike or resumed from the same checkpoint; this makes sure).
+  std::vector<at::Tensor> state;
+  for (auto& g : groups_) {
+    for (const auto& [name, p] : g.params) state.push_back(p);
+    if (g.ema)
+      for (const auto& [name, t] : g.ema->weights()) state.push_back(t);
+  }
+  for (const auto& [name, b] : buffers_) state.push_back(b);
+  std::vector<NamedTensors> moments;
+  for (auto& g : groups_) {
+    moments.push_back(g.optimizer.state());
+    for (const auto& [name, t] : moments.back()) state.push_back(t);
+  }
+  dist::broadcast(state, "copying rank 0's weights");
+  for (size_t k = 0; k < groups_.size(); ++k)
+    groups_[k].optimizer.load_state(moments[k], groups_[k].optimizer.steps_taken());
+}
+
+double Trainer::reduce_turn(GroupState& g, double loss_sum) {
+  // A parameter without a gradient here may have one on another process: reduce zeros for it and
+  // a flag saying where gradients exist, so that a parameter no process touched stays without.
+  std::vector<at::Tensor> grads;
+  at::Tensor flags = at::zeros({static_cast<int64_t>(g.params.size()) + 1}, at::kDouble);
+  auto f = flags.accessor<double, 1>();
+  for (size_t i = 0; i < g.params.size(); ++i) {
+    const at::Tensor& p = g.params[i].second;
+    f[i] = p.grad().defined() ? 1.0 : 0.0;
+    grads.push_back(p.grad().defined() ? p.grad() : at::zeros_like(p));
+  }
+  f[g.params.size()] = loss_sum;
+  grads.push_back(flags);
+  dist::all_reduce_sum(grads, "the gradient sum of step " + std::to_string(step_ + 1));
+  for (size_t i = 0; i < g.params.size(); ++i) {
+    at::Tensor p = g.params[i].second;
+    if (f[i] == 0) continue;
+    if (!p.grad().defined()) p.mutable_grad() = grads[i];
+  }
+  return f[g.params.size()];
 }
 
 std::vector<std::string> json_differences(const nlohmann::json& before, const nlohmann::json& after) {

@@ -36,8 +36,17 @@
 // group's loss over grad_accum micro-batches (each divided by grad_accum, then backward), clips
 // the group's own gradients, steps the group's own AdamW at its own lr(s) and updates its own
 // EMA. So a generator loss that backpropagates through the discriminator leaves the
-// discriminator untouched, and no turn sees another turn's gradients. The groups' losses share
-// the step's generator Rng(seed, s), in turn order.
+// discriminator untouched, and no turn sees another turn's gradients. Micro-batch m of step s
+// draws from its own generator Rng(micro_seed(seed, s, m)) (micro 0: Rng(step_seed(seed, s))),
+// shared by the step's turns in order.
+//
+// Data parallel (train/distributed.h): with W processes, each runs grad_accum / W of every step's
+// micro-batches (rank r: micro-batches r * grad_accum / W onwards, with their own generators), the
+// group's gradients and loss are summed over processes before clipping, and every process takes
+// the same update, which equals one process running all grad_accum micro-batches (up to the order
+// of float additions). grad_accum must be a multiple of W. Rank 0 alone writes checkpoints,
+// metrics and loss plots and runs validation (the others wait); every rank resumes from rank 0's
+// checkpoint, so a run resumes exactly at any W that divides grad_accum.
 //
 // Checkpoints: <out>/checkpoints/step-NNNNNNNN/{model,optimizer,ema}.safetensors + state.json,
 // written into a temporary folder and renamed into place, then <out>/checkpoints/latest is
@@ -108,6 +117,9 @@ struct TrainConfig {
 
 // A 64-bit seed for step `step` of a run seeded with `seed` (splitmix64 of both).
 uint64_t step_seed(uint64_t seed, int64_t step);
+// The seed of micro-batch `micro` of that step: step_seed(seed, step) for micro 0 (so a run without
+// accumulation draws as it always has), another splitmix64 stream for each further one.
+uint64_t micro_seed(uint64_t seed, int64_t step, int64_t micro);
 
 // One group's turn in a step of a grouped run.
 struct GroupMetrics {
@@ -124,7 +136,7 @@ struct StepMetrics {
 class Trainer {
 public:
   // loss for micro-batch `micro` of step `step`; the trainer divides by grad_accum and calls
-  // backward(). `rng` is the step's own generator (shared by its micro-batches and turns).
+  // backward(). `rng` is the micro-batch's own generator (shared by the step's turns).
   using LossFn = std::function<at::Tensor(int64_t step, int64_t micro, Rng& rng)>;
   // Called every validate_every steps and at the end (steps completed, EMA weights applied where
   // the run keeps an EMA; restored afterwards).
@@ -202,6 +214,9 @@ private:
   struct GroupState;
 
   Outcome run_steps(const ValidateFn& validate);
+  void check_world() const;  // grad_accum divides over the processes (train/distributed.h)
+  void sync_replicas();      // rank 0's state on every process, after checking they run alike
+  double reduce_turn(GroupState& g, double loss_sum);  // sums g's gradients and the loss over processes
   GroupState& group(const std::string& name);
   const GroupState& group(const std::string& name) const;
   nlohmann::json run_json() const;  // the settings a resumed run must share (state.json "config")

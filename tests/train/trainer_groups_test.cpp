@@ -160,13 +160,15 @@ TEST(TrainerGroups, TwoGroupsTakeTurnsAndTouchOnlyTheirOwnParameters) {
   AdamW g_opt(named(ref.gen->named_parameters()), {0.5, 0.9, 1e-8, 0.01});
   std::vector<double> d_losses, g_losses;
   for (int64_t s = 0; s < kSteps; ++s) {
-    Rng rng(step_seed(kSeed, s));
+    // One generator per micro-batch, shared by the turns in order.
+    std::vector<Rng> rngs;
+    for (int64_t micro = 0; micro < kGradAccum; ++micro) rngs.emplace_back(micro_seed(kSeed, s, micro));
     const auto turn = [&](AdamW& opt, const GroupConfig& c, at::Tensor (*fn)(Gan&, Rng&), std::vector<double>& losses) {
       d_opt.zero_grad();
       g_opt.zero_grad();
       double sum = 0;
       for (int64_t micro = 0; micro < kGradAccum; ++micro) {
-        const at::Tensor l = fn(ref, rng);
+        const at::Tensor l = fn(ref, rngs[micro]);
         sum += l.item<double>();
         (l / static_cast<double>(kGradAccum)).backward();
       }

@@ -1,0 +1,152 @@
+// Data-parallel training on one machine through the CLI: `--nproc 2` (two processes over
+// 127.0.0.1, c10d Gloo) produces the weights and losses of one process running the same global
+// batch; a killed rank makes the other exit with a clear error instead of hanging; bad
+// distributed settings are one error line.
+#include "support/test_support.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+namespace genvis {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// The contrastive recipe at toy size (seconds per run): two micro-batches per step, so that two
+// processes take one each.
+std::string write_config(const test::TempDir& dir, int64_t steps, int64_t grad_accum) {
+  const json c = json::parse(R"({
+    "seed": 3,
+    "dataset": {"name": "shapes", "resolution": 16, "size": 64},
+    "tokenizer": {"vocab_size": 600},
+    "model": {"projection_dim": 16,
+              "vision_config": {"block_out_channels": [16, 32], "layers_per_block": 1, "norm_num_groups": 8},
+              "text_config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                              "num_attention_heads": 2, "max_position_embeddings": 24}},
+    "batch_size": 8,
+    "eval": {"num": 8, "k": 4},
+    "train": {"lr": 3e-3, "warmup_steps": 2, "checkpoint_every": 4, "log_every": 1000}
+  })");
+  json with = c;
+  with["train"]["steps"] = steps;
+  with["train"]["grad_accum"] = grad_accum;
+  const std::string path = dir.file("contrastive-" + std::to_string(steps) + "-" + std::to_string(grad_accum) + ".json");
+  std::ofstream(path) << with.dump(2);
+  return path;
+}
+
+// Complete lines in a file (0 when it does not exist yet).
+size_t lines_in(const std::string& path) {
+  std::ifstream in(path);
+  size_t n = 0;
+  for (std::string line; std::getline(in, line);) n += !line.empty();
+  return n;
+}
+
+std::vector<std::string> weight_files(const std::string& model_dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(model_dir))
+    if (e.path().extension() == ".safetensors") out.push_back(fs::relative(e.path(), model_dir).string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(DistributedTraining, TwoProcessesMatchOneProcessWithTheSameGlobalBatch) {
+  test::TempDir dir;
+  const std::string config = write_config(dir, 8, 2);
+  const std::string one = dir.file("one"), two = dir.file("two");
+  const auto r1 = test::run_genvis("-q --threads 1 train contrastive --config " + config + " --out " + one);
+  ASSERT_EQ(r1.exit_code, 0) << r1.err;
+  const auto r2 = test::run_genvis("-q --threads 1 train contrastive --config " + config + " --out " + two + " --nproc 2");
+  ASSERT_EQ(r2.exit_code, 0) << r2.err;
+  EXPECT_NE(r2.out.find(two + "/model"), std::string::npos) << r2.out;  // printed once, by rank 0
+
+  // The same losses step by step (the mean over both processes' micro-batches) ...
+  const auto l1 = test::read_jsonl(one + "/train/metrics.jsonl"), l2 = test::read_jsonl(two + "/train/metrics.jsonl");
+  ASSERT_EQ(l1.size(), 8u);
+  ASSERT_EQ(l2.size(), l1.size());  // rank 0 alone logs
+  for (size_t i = 0; i < l1.size(); ++i) {
+    EXPECT_NEAR(l2[i]["loss"].get<double>(), l1[i]["loss"].get<double>(), 1e-4 * std::abs(l1[i]["loss"].get<double>()))
+        << "step " << i + 1;
+    EXPECT_NEAR(l2[i]["grad_norm"].get<double>(), l1[i]["grad_norm"].get<double>(),
+                1e-3 * l1[i]["grad_norm"].get<double>() + 1e-6)
+        << "step " << i + 1;
+  }
+  // ... and the same weights, up to the order of float additions.
+  const auto files = weight_files(one + "/model");
+  ASSERT_FALSE(files.empty());
+  ASSERT_EQ(weight_files(two + "/model"), files);
+  for (const auto& f : files) {
+    const at::Tensor a = test::flat_weights(one + "/model/" + f).to(at::kDouble);
+    const at::Tensor b = test::flat_weights(two + "/model/" + f).to(at::kDouble);
+    ASSERT_EQ(a.numel(), b.numel()) << f;
+    const double diff = (a - b).abs().max().item<double>();
+    const double scale = a.abs().max().item<double>();
+    EXPECT_LT(diff, 1e-3 * scale) << f << ": max |one - two| " << diff << " of max |w| " << scale;
+  }
+  // Rank 0 wrote the checkpoints; rank 1's working copy is gone.
+  EXPECT_TRUE(fs::exists(two + "/train/checkpoints/latest"));
+  EXPECT_FALSE(fs::exists(two + "/.ranks"));
+  EXPECT_EQ(r2.out, two + "/model\n");
+  EXPECT_NE(l1.front()["loss"], l1.back()["loss"]);  // training moved the weights
+}
+
+TEST(DistributedTraining, AWorldSizeThatDoesNotDivideTheAccumulationIsAUsageError) {
+  test::TempDir dir;
+  const std::string config = write_config(dir, 4, 1);
+  const auto r = test::run_genvis("-q --threads 1 train contrastive --config " + config + " --out " +
+                                  dir.file("run") + " --nproc 2");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("grad_accum 1 is not a multiple of the 2 training processes"), std::string::npos) << r.err;
+  // Broken torchrun variables: one line naming the variable.
+  const auto bad = test::run_command("WORLD_SIZE=2 RANK=5 " + std::string(GENVIS_CLI) + " train contrastive --config " +
+                                     config + " --out " + dir.file("bad"));
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("RANK='5'"), std::string::npos) << bad.err;
+}
+
+TEST(DistributedTraining, AKilledRankStopsTheOtherWithAClearError) {
+  test::TempDir dir;
+  const std::string config = write_config(dir, 100000, 2);
+  const std::string out = dir.file("run"), status = dir.file("status"), log = dir.file("log");
+  // Whatever happens below, no process of this run outlives the test.
+  struct KillAll {
+    std::string out;
+    ~KillAll() { test::run_command("pkill -9 -f -- '--out " + out + "'"); }
+  } kill_all{out};
+  // The launcher in the background; its exit status lands in a file.
+  const std::string line = "(GENVIS_DIST_TIMEOUT=120 " + std::string(GENVIS_CLI) +
+                           " --threads 1 train contrastive --config " + config + " --out " + out +
+                           " --nproc 2 >" + log + " 2>&1; echo $? >" + status + ") >/dev/null 2>&1 &";
+  ASSERT_EQ(std::system(line.c_str()), 0);
+  // Once rank 0 logs steps, both ranks are inside the training loop: kill -9 rank 1.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (lines_in(out + "/train/metrics.jsonl") < 3 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_GE(lines_in(out + "/train/metrics.jsonl"), 3u) << test::read_bytes(log);
+  // The rank 1 process is the one whose environment says RANK=1 under this run's --out.
+  const auto killed = test::run_command("for p in $(pgrep -f -- '--out " + out + "'); do "
+                                        "if tr '\\0' '\\n' </proc/$p/environ 2>/dev/null | grep -qx RANK=1; then "
+                                        "kill -9 $p && echo $p; fi; done");
+  ASSERT_FALSE(killed.out.empty()) << "no rank 1 process found";
+  const auto killed_at = std::chrono::steady_clock::now();
+  while (!fs::exists(status) || test::read_bytes(status).empty()) {
+    ASSERT_LT(std::chrono::steady_clock::now() - killed_at, std::chrono::seconds(60))
+        << "rank 0 still runs a minute after rank 1 died:\n"
+        << test::read_bytes(log);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(std::stoi(test::read_bytes(status)), 0);
+  const std::string text = test::read_bytes(log);
+  EXPECT_NE(text.find("rank 1 of 2 was killed by signal 9"), std::string::npos) << text;
+  EXPECT_NE(text.find("distributed training:"), std::string::npos) << text;  // rank 0's own error
+  EXPECT_NE(text.find("failed on rank 0 of 2"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace genvis
