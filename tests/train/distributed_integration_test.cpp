@@ -19,7 +19,7 @@ using json = nlohmann::json;
 
 // The contrastive recipe at toy size (seconds per run): two micro-batches per step, so that two
 // processes take one each.
-std::string write_config(const test::TempDir& dir, int64_t steps, int64_t grad_accum) {
+std::string write_config(const test::TempDir& dir, int64_t steps, int64_t grad_accum, bool constant_lr = false) {
   const json c = json::parse(R"({
     "seed": 3,
     "dataset": {"name": "shapes", "resolution": 16, "size": 64},
@@ -35,7 +35,12 @@ std::string write_config(const test::TempDir& dir, int64_t steps, int64_t grad_a
   json with = c;
   with["train"]["steps"] = steps;
   with["train"]["grad_accum"] = grad_accum;
-  const std::string path = dir.file("contrastive-" + std::to_string(steps) + "-" + std::to_string(grad_accum) + ".json");
+  if (constant_lr) {  // the same learning rate whatever the run's length
+    with["train"]["warmup_steps"] = 0;
+    with["train"]["min_lr"] = with["train"]["lr"];
+  }
+  const std::string path = dir.file("contrastive-" + std::to_string(steps) + "-" + std::to_string(grad_accum) +
+                                    (constant_lr ? "-constant" : "") + ".json");
   std::ofstream(path) << with.dump(2);
   return path;
 }
@@ -94,6 +99,51 @@ TEST(DistributedTraining, TwoProcessesMatchOneProcessWithTheSameGlobalBatch) {
   EXPECT_FALSE(fs::exists(two + "/.ranks"));
   EXPECT_EQ(r2.out, two + "/model\n");
   EXPECT_NE(l1.front()["loss"], l1.back()["loss"]);  // training moved the weights
+}
+
+TEST(DistributedTraining, ARunInterruptedInTwoProcessesResumesExactlyInOne) {
+  test::TempDir dir;
+  const std::string out = dir.file("run"), log = dir.file("log"), status = dir.file("status");
+  struct KillAll {
+    std::string out;
+    ~KillAll() { test::run_command("pkill -9 -f -- '--out " + out + "'"); }
+  } kill_all{out};
+  // Two processes until a SIGINT to the launcher, which passes it on: both stop at one step and
+  // rank 0 writes the checkpoint.
+  const std::string line = "(" + std::string(GENVIS_CLI) + " --threads 1 train contrastive --config " +
+                           write_config(dir, 100000, 2, true) + " --out " + out + " --nproc 2 >" + log +
+                           " 2>&1; echo $? >" + status + ") >/dev/null 2>&1 &";
+  ASSERT_EQ(std::system(line.c_str()), 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (lines_in(out + "/train/metrics.jsonl") < 5 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_GE(lines_in(out + "/train/metrics.jsonl"), 5u) << test::read_bytes(log);
+  test::run_command("for p in $(pgrep -f -- '--out " + out + " --nproc 2'); do kill -INT $p; done");
+  while (!fs::exists(status) || test::read_bytes(status).empty()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << test::read_bytes(log);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const std::string text = test::read_bytes(log);
+  ASSERT_NE(text.find("interrupted: checkpoint written at step"), std::string::npos) << text;
+  std::string latest = test::read_bytes(out + "/train/checkpoints/latest");
+  latest = latest.substr(0, latest.find('\n'));
+  const int64_t k = std::stoll(latest.substr(std::string("step-").size()));
+  ASSERT_GE(k, 5);
+
+  // One process finishes the run to k + 3 steps; another does all k + 3 steps alone.
+  const std::string finish = write_config(dir, k + 3, 2, true);
+  const auto resumed = test::run_genvis("-q --threads 1 train contrastive --config " + finish + " --out " + out + " --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const auto straight = test::run_genvis("-q --threads 1 train contrastive --config " + finish + " --out " + dir.file("straight"));
+  ASSERT_EQ(straight.exit_code, 0) << straight.err;
+  const auto files = weight_files(out + "/model");
+  ASSERT_FALSE(files.empty());
+  for (const auto& f : files) {
+    const at::Tensor a = test::flat_weights(out + "/model/" + f).to(at::kDouble);
+    const at::Tensor b = test::flat_weights(dir.file("straight") + "/model/" + f).to(at::kDouble);
+    ASSERT_EQ(a.numel(), b.numel()) << f;
+    EXPECT_LT((a - b).abs().max().item<double>(), 1e-3 * b.abs().max().item<double>()) << f;
+  }
 }
 
 TEST(DistributedTraining, AWorldSizeThatDoesNotDivideTheAccumulationIsAUsageError) {
