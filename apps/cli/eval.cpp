@@ -1,8 +1,10 @@
 #include "commands.h"
 #include "default_model.h"
 #include "flag_names.h"
+#include "launch.h"
 
 #include "core/device.h"
+#include "core/distributed.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
@@ -50,6 +52,7 @@ Command add_eval_command(CLI::App& app) {
     double cfg_scale = 7.0;
     uint64_t seed = 0;
     bool from_dataset = false, no_cache = false;
+    int nproc = 1;
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
@@ -110,6 +113,7 @@ Command add_eval_command(CLI::App& app) {
   cmd->add_flag("--no-cache", o->no_cache, "Recompute the reference features and do not store them");
   cmd->add_option("--device", o->device, "auto, cpu, cuda or cuda:N (generation)")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "auto, f32, bf16 or f16 (generation)")->capture_default_str();
+  add_nproc_option(cmd, o->nproc, "Generate");
 
   const Command rp = add_r_precision_command(cmd);
   const Command table = add_table_command(cmd);
@@ -119,6 +123,14 @@ Command add_eval_command(CLI::App& app) {
     if (rp.app->parsed()) return rp.run();
     if (personalization.app->parsed()) return personalization.run();
     if (table.app->parsed()) return table.run();
+
+    if (o->nproc > 1) return launch_local(o->nproc);
+    // A rank of a distributed evaluation generates its share of the batches (eval/eval_run.h);
+    // rank 0 writes and prints the result.
+    const bool primary = join_from_env();
+    struct Leave {
+      ~Leave() { dist::finalize(); }
+    } leave;
 
     eval::EvalRun run;
     const bool video = data::is_video_dataset(o->dataset);
@@ -166,6 +178,7 @@ Command add_eval_command(CLI::App& app) {
     } catch (const UsageError& e) {
       throw UsageError(with_flag_names(e.what(), cmd, {{"images_from_dataset", "--images-from-dataset"}}));
     }
+    if (!primary) return;
     const std::string out = o->out.empty() ? eval::default_evaluation_folder(report) : o->out;
     eval::write_evaluation(report, out);
     std::cout << report.result.dump(2) << "\n";

@@ -1,5 +1,6 @@
 #include "eval/eval_run.h"
 
+#include "core/distributed.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/hash.h"
@@ -28,6 +29,40 @@ namespace {
 
 namespace fs = std::filesystem;
 using ojson = nlohmann::ordered_json;
+
+// pipelines::generate_each over the processes of a distributed evaluation (core/distributed.h):
+// rank r generates the batches k with k % processes == r, each with the seed generate_each gives
+// batch k, and the images are summed into one tensor on every rank, so that every rank holds
+// exactly what one process would have generated (and scores it alike; rank 0 writes).
+at::Tensor generate_shared(pipelines::Pipeline& model, const std::vector<std::string>& captions,
+                           pipelines::Request request, int64_t batch) {
+  if (!dist::active()) return pipelines::generate_each(model, captions, request, batch, "generating");
+  const auto n = static_cast<int64_t>(captions.size());
+  const int64_t ranks = dist::world_size(), rank = dist::rank();
+  const uint64_t seed = request.seed;
+  std::vector<std::pair<int64_t, at::Tensor>> mine;
+  for (int64_t b = 0, k = 0; b < n; b += batch, ++k) {
+    if (k % ranks != rank) continue;
+    const std::vector<std::string> part(captions.begin() + b, captions.begin() + std::min(n, b + batch));
+    request.seed = seed + static_cast<uint64_t>(b);
+    mine.emplace_back(b, pipelines::generate_each(model, part, request, batch, "generating"));
+  }
+  // Rank 0 always has batch 0: its shape for everyone.
+  at::Tensor shape = at::zeros({8}, at::kLong);
+  if (rank == 0) {
+    const auto sizes = mine.front().second.sizes();
+    shape[0] = static_cast<int64_t>(sizes.size());
+    for (size_t i = 0; i < sizes.size(); ++i) shape[static_cast<int64_t>(i) + 1] = sizes[i];
+  }
+  dist::broadcast({shape}, "the shape of the generated images");
+  std::vector<int64_t> sizes;
+  for (int64_t i = 0; i < shape[0].item<int64_t>(); ++i) sizes.push_back(shape[i + 1].item<int64_t>());
+  sizes[0] = n;
+  at::Tensor all = at::zeros(sizes, at::kFloat);
+  for (const auto& [b, images] : mine) all.narrow(0, b, images.size(0)).copy_(images);
+  dist::all_reduce_sum({all}, "gathering the generated images");
+  return all;
+}
 
 // Parameters of every weights file in a diffusers folder (or one file).
 int64_t count_parameters(const std::string& model) {
@@ -292,7 +327,7 @@ EvalReport run_video_evaluation(const EvalRun& o, data::Split split) {
     request.height = height;
     request.num_frames = frames;
     request.seed = o.seed;
-    set.images = pad_to_square(pipelines::generate_each(*model, set.captions, request, o.batch, "generating"));
+    set.images = pad_to_square(generate_shared(*model, set.captions, request, o.batch));
     if (square) {
       generation["size"] = side;
     } else {

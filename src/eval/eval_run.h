@@ -8,6 +8,11 @@
 // FVD[<encoder>] against reference_num real clips of the reference split and the encoder heads'
 // accuracies (eval/video_metrics.h).
 //
+// In a distributed run (core/distributed.h active: `genvis eval --nproc N` or torchrun's
+// variables) each process generates its share of the batches (batch k on rank k % N, with the seed
+// one process gives it) and every process ends with all of them, so the report equals one
+// process's; the caller writes it once (rank 0).
+//
 //   EvalRun run;
 //   run.model = "models/genvis-emoji-32";  run.dataset = "emoji";  run.split = "heldout";
 //   EvalReport report = run_evaluation(run);        // report.result: result.json's object

@@ -9,7 +9,7 @@
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
-#include "train/distributed.h"
+#include "core/distributed.h"
 
 #include <algorithm>
 #include <atomic>
@@ -398,7 +398,7 @@ nlohmann::json Trainer::run_json() const {
 }
 
 std::string Trainer::latest_checkpoint() const {
-  // Every rank reads rank 0's checkpoints (train/distributed.h).
+  // Every rank reads rank 0's checkpoints (core/distributed.h).
   const fs::path root = fs::path(dist::primary_path(out_dir_)) / "checkpoints";
   const fs::path latest = root / "latest";
   if (!fs::exists(latest)) return "";

@@ -40,7 +40,7 @@
 // draws from its own generator Rng(micro_seed(seed, s, m)) (micro 0: Rng(step_seed(seed, s))),
 // shared by the step's turns in order.
 //
-// Data parallel (train/distributed.h): with W processes, each runs grad_accum / W of every step's
+// Data parallel (core/distributed.h): with W processes, each runs grad_accum / W of every step's
 // micro-batches (rank r: micro-batches r * grad_accum / W onwards, with their own generators), the
 // group's gradients and loss are summed over processes before clipping, and every process takes
 // the same update, which equals one process running all grad_accum micro-batches (up to the order
@@ -214,7 +214,7 @@ private:
   struct GroupState;
 
   Outcome run_steps(const ValidateFn& validate);
-  void check_world() const;  // grad_accum divides over the processes (train/distributed.h)
+  void check_world() const;  // grad_accum divides over the processes (core/distributed.h)
   void sync_replicas();      // rank 0's state on every process, after checking they run alike
   double reduce_turn(GroupState& g, double loss_sum);  // sums g's gradients and the loss over processes
   GroupState& group(const std::string& name);

@@ -1,7 +1,8 @@
-// Data-parallel training on one machine through the CLI: `--nproc 2` (two processes over
-// 127.0.0.1, c10d Gloo) produces the weights and losses of one process running the same global
-// batch; a killed rank makes the other exit with a clear error instead of hanging; bad
-// distributed settings are one error line.
+// Data-parallel training and evaluation on one machine through the CLI: `--nproc 2` (two
+// processes over 127.0.0.1, c10d Gloo) produces the weights and losses of one process running the
+// same global batch, resumes in one process, and evaluates to one process's numbers; a killed rank
+// makes the other exit with a clear error instead of hanging; bad distributed settings are one
+// error line.
 #include "support/test_support.h"
 
 #include <algorithm>
@@ -144,6 +145,27 @@ TEST(DistributedTraining, ARunInterruptedInTwoProcessesResumesExactlyInOne) {
     ASSERT_EQ(a.numel(), b.numel()) << f;
     EXPECT_LT((a - b).abs().max().item<double>(), 1e-3 * b.abs().max().item<double>()) << f;
   }
+}
+
+TEST(DistributedEvaluation, TwoProcessesShareTheGenerationAndReportOneProcessNumbers) {
+  const fs::path model = fs::path(GENVIS_SOURCE_DIR) / "models" / "genvis-shapes-32";
+  if (!fs::exists(model / "model_index.json")) GTEST_SKIP() << "models/genvis-shapes-32 absent";
+  test::TempDir dir;
+  // 5 batches of 2: rank 0 generates batches 0, 2, 4 and rank 1 batches 1, 3.
+  const std::string common = " eval --model " + model.string() +
+                             " --dataset shapes --num 10 --batch 2 --steps 3 --reference-num 20 --cache-dir " +
+                             dir.file("cache");
+  const auto one = test::run_genvis("-q --threads 1" + common + " --out " + dir.file("one"));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const auto two = test::run_genvis("-q --threads 1" + common + " --out " + dir.file("two") + " --nproc 2");
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  const json a = json::parse(test::read_bytes(dir.file("one/result.json")));
+  const json b = json::parse(test::read_bytes(dir.file("two/result.json")));
+  ASSERT_FALSE(a["metrics"].empty());
+  EXPECT_EQ(b["metrics"], a["metrics"]);  // the same images, so the same scores
+  EXPECT_EQ(b["num"], 10);
+  EXPECT_EQ(test::read_bytes(dir.file("two/samples.png")), test::read_bytes(dir.file("one/samples.png")));
+  EXPECT_EQ(json::parse(two.out)["metrics"], a["metrics"]);  // printed once, by rank 0
 }
 
 TEST(DistributedTraining, AWorldSizeThatDoesNotDivideTheAccumulationIsAUsageError) {

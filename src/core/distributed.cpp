@@ -1,4 +1,4 @@
-#include "train/distributed.h"
+#include "core/distributed.h"
 
 #include "core/error.h"
 
@@ -13,7 +13,7 @@
 
 namespace fs = std::filesystem;
 
-namespace genvis::train::dist {
+namespace genvis::dist {
 namespace {
 
 struct World {
@@ -255,4 +255,4 @@ std::string primary_path(const std::string& path) {
   return (fs::path(w->primary_root) / rel).lexically_normal().string();
 }
 
-}  // namespace genvis::train::dist
+}  // namespace genvis::dist

@@ -30,7 +30,7 @@
 #include <string>
 #include <vector>
 
-namespace genvis::train::dist {
+namespace genvis::dist {
 
 struct Settings {
   int rank = 0, world_size = 1, local_rank = 0;
@@ -69,4 +69,4 @@ std::string rank_folder(const std::string& out);
 // read from there); `path` itself on rank 0, when not active, or outside the rank folder.
 std::string primary_path(const std::string& path);
 
-}  // namespace genvis::train::dist
+}  // namespace genvis::dist
