@@ -176,16 +176,20 @@ int world_size() { return world() ? world()->settings.world_size : 1; }
 bool primary() { return rank() == 0; }
 double timeout_seconds() { return g_world ? g_world->settings.timeout_seconds : 0; }
 
-void all_reduce_sum(const std::vector<at::Tensor>& tensors, const std::string& what) {
+namespace {
+
+// Runs `op` on every bucket of `tensors` at once (Gloo's worker threads take them in order), waits
+// for all, and copies the results back into the tensors.
+template <typename Op>
+void over_buckets(const std::vector<at::Tensor>& tensors, const std::string& what, Op op) {
   World* w = world();
   if (!w || tensors.empty()) return;
   std::vector<Bucket> buckets = buckets_of(tensors);
   try {
-    // Every bucket in flight at once; Gloo's worker threads reduce them in order.
     std::vector<c10::intrusive_ptr<c10d::Work>> works;
     for (auto& b : buckets) {
       std::vector<at::Tensor> one{b.flat};
-      works.push_back(w->group->allreduce(one, c10d::AllreduceOptions{}));
+      works.push_back(op(*w->group, one));
     }
     for (auto& work : works) work->wait();
   } catch (const std::exception& e) {
@@ -194,23 +198,20 @@ void all_reduce_sum(const std::vector<at::Tensor>& tensors, const std::string& w
   scatter_back(buckets);
 }
 
+}  // namespace
+
+void all_reduce_sum(const std::vector<at::Tensor>& tensors, const std::string& what) {
+  over_buckets(tensors, what, [](c10d::ProcessGroupGloo& group, std::vector<at::Tensor>& one) {
+    return group.allreduce(one, c10d::AllreduceOptions{});
+  });
+}
+
 void broadcast(const std::vector<at::Tensor>& tensors, const std::string& what, int root) {
-  World* w = world();
-  if (!w || tensors.empty()) return;
-  std::vector<Bucket> buckets = buckets_of(tensors);
-  try {
-    std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    for (auto& b : buckets) {
-      std::vector<at::Tensor> one{b.flat};
-      c10d::BroadcastOptions options;
-      options.rootRank = root;
-      works.push_back(w->group->broadcast(one, options));
-    }
-    for (auto& work : works) work->wait();
-  } catch (const std::exception& e) {
-    fail(what, e);
-  }
-  scatter_back(buckets);
+  over_buckets(tensors, what, [root](c10d::ProcessGroupGloo& group, std::vector<at::Tensor>& one) {
+    c10d::BroadcastOptions options;
+    options.rootRank = root;
+    return group.broadcast(one, options);
+  });
 }
 
 void barrier(const std::string& what) {
