@@ -62,6 +62,21 @@ std::vector<std::string> weight_files(const std::string& model_dir) {
   return out;
 }
 
+// Every weights file of two exported models equal up to float summation order.
+void expect_same_weights(const std::string& one, const std::string& two) {
+  const auto files = weight_files(one);
+  ASSERT_FALSE(files.empty()) << one;
+  ASSERT_EQ(weight_files(two), files);
+  for (const auto& f : files) {
+    const at::Tensor a = test::flat_weights(one + "/" + f).to(at::kDouble);
+    const at::Tensor b = test::flat_weights(two + "/" + f).to(at::kDouble);
+    ASSERT_EQ(a.numel(), b.numel()) << f;
+    const double diff = (a - b).abs().max().item<double>();
+    const double scale = a.abs().max().item<double>();
+    EXPECT_LT(diff, 1e-3 * scale) << f << ": max |one - two| " << diff << " of max |w| " << scale;
+  }
+}
+
 TEST(DistributedTraining, TwoProcessesMatchOneProcessWithTheSameGlobalBatch) {
   test::TempDir dir;
   const std::string config = write_config(dir, 8, 2);
@@ -84,22 +99,43 @@ TEST(DistributedTraining, TwoProcessesMatchOneProcessWithTheSameGlobalBatch) {
         << "step " << i + 1;
   }
   // ... and the same weights, up to the order of float additions.
-  const auto files = weight_files(one + "/model");
-  ASSERT_FALSE(files.empty());
-  ASSERT_EQ(weight_files(two + "/model"), files);
-  for (const auto& f : files) {
-    const at::Tensor a = test::flat_weights(one + "/model/" + f).to(at::kDouble);
-    const at::Tensor b = test::flat_weights(two + "/model/" + f).to(at::kDouble);
-    ASSERT_EQ(a.numel(), b.numel()) << f;
-    const double diff = (a - b).abs().max().item<double>();
-    const double scale = a.abs().max().item<double>();
-    EXPECT_LT(diff, 1e-3 * scale) << f << ": max |one - two| " << diff << " of max |w| " << scale;
-  }
+  expect_same_weights(one + "/model", two + "/model");
   // Rank 0 wrote the checkpoints; rank 1's working copy is gone.
   EXPECT_TRUE(fs::exists(two + "/train/checkpoints/latest"));
   EXPECT_FALSE(fs::exists(two + "/.ranks"));
   EXPECT_EQ(r2.out, two + "/model\n");
   EXPECT_NE(l1.front()["loss"], l1.back()["loss"]);  // training moved the weights
+}
+
+TEST(DistributedTraining, AGANsAlternatingTurnsAndEMAMatchOneProcess) {
+  // DF-GAN at toy size: a DAMSM stage, then discriminator and generator turns (the matching-aware
+  // gradient penalty differentiates twice) with an EMA of the generator; both stages split their
+  // two micro-batches over the processes.
+  test::TempDir dir;
+  const json c = json::parse(R"({
+    "seed": 5,
+    "dataset": {"name": "shapes", "resolution": 16, "size": 64},
+    "tokenizer": {"vocab_size": 600},
+    "damsm": {"model": {"embedding_dim": 16, "text_config": {"word_embedding_dim": 12, "max_length": 8, "dropout": 0.0},
+                        "vision_config": {"block_out_channels": [8, 16, 16], "norm_num_groups": 4, "region_level": 1}},
+              "batch_size": 8, "eval": {"num": 0},
+              "train": {"steps": 4, "grad_accum": 2, "lr": 0.003, "checkpoint_every": 100, "log_every": 100}},
+    "model": {"ngf": 4, "ndf": 4, "z_dim": 8},
+    "batch_size": 4,
+    "generator": {"lr": 0.0002, "min_lr": 0.0002, "ema_decay": 0.9},
+    "discriminator": {"lr": 0.0004, "min_lr": 0.0004},
+    "samples": 2,
+    "train": {"steps": 5, "grad_accum": 2, "checkpoint_every": 100, "validate_every": 3, "log_every": 1}
+  })");
+  const std::string config = dir.file("dfgan.json");
+  std::ofstream(config) << c.dump(2);
+  const std::string one = dir.file("one"), two = dir.file("two");
+  const auto r1 = test::run_genvis("-q --threads 1 train dfgan --config " + config + " --out " + one);
+  ASSERT_EQ(r1.exit_code, 0) << r1.err;
+  const auto r2 = test::run_genvis("-q --threads 1 train dfgan --config " + config + " --out " + two + " --nproc 2");
+  ASSERT_EQ(r2.exit_code, 0) << r2.err;
+  expect_same_weights(one + "/model", two + "/model");
+  expect_same_weights(one + "/damsm/model", two + "/damsm/model");
 }
 
 TEST(DistributedTraining, ARunInterruptedInTwoProcessesResumesExactlyInOne) {
@@ -137,14 +173,7 @@ TEST(DistributedTraining, ARunInterruptedInTwoProcessesResumesExactlyInOne) {
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   const auto straight = test::run_genvis("-q --threads 1 train contrastive --config " + finish + " --out " + dir.file("straight"));
   ASSERT_EQ(straight.exit_code, 0) << straight.err;
-  const auto files = weight_files(out + "/model");
-  ASSERT_FALSE(files.empty());
-  for (const auto& f : files) {
-    const at::Tensor a = test::flat_weights(out + "/model/" + f).to(at::kDouble);
-    const at::Tensor b = test::flat_weights(dir.file("straight") + "/model/" + f).to(at::kDouble);
-    ASSERT_EQ(a.numel(), b.numel()) << f;
-    EXPECT_LT((a - b).abs().max().item<double>(), 1e-3 * b.abs().max().item<double>()) << f;
-  }
+  expect_same_weights(dir.file("straight") + "/model", out + "/model");
 }
 
 TEST(DistributedEvaluation, TwoProcessesShareTheGenerationAndReportOneProcessNumbers) {
