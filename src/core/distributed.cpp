@@ -206,6 +206,27 @@ void all_reduce_sum(const std::vector<at::Tensor>& tensors, const std::string& w
   });
 }
 
+std::function<void()> all_reduce_sum_async(const at::Tensor& flat, const std::string& what) {
+  World* w = world();
+  if (!w) return [] {};
+  if (!flat.is_contiguous() || flat.device().type() != at::kCPU)
+    throw UsageError("distributed: an asynchronous sum takes a contiguous CPU tensor");
+  c10::intrusive_ptr<c10d::Work> work;
+  try {
+    std::vector<at::Tensor> one{flat};
+    work = w->group->allreduce(one, c10d::AllreduceOptions{});
+  } catch (const std::exception& e) {
+    fail(what, e);
+  }
+  return [work, what] {
+    try {
+      work->wait();
+    } catch (const std::exception& e) {
+      fail(what, e);
+    }
+  };
+}
+
 void broadcast(const std::vector<at::Tensor>& tensors, const std::string& what, int root) {
   over_buckets(tensors, what, [root](c10d::ProcessGroupGloo& group, std::vector<at::Tensor>& one) {
     c10d::BroadcastOptions options;

@@ -26,6 +26,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -58,6 +59,10 @@ double timeout_seconds();
 // Sums each tensor over all processes in place (floating tensors on any device; reduced in
 // buckets of at most 16 MB on the CPU). Every process passes the same shapes in the same order.
 void all_reduce_sum(const std::vector<at::Tensor>& tensors, const std::string& what);
+// Starts summing one contiguous CPU tensor over all processes in place and returns at once; the
+// returned function waits for the sum (RuntimeError as all_reduce_sum). Every process starts the
+// same sums in the same order. Not active: the function does nothing.
+std::function<void()> all_reduce_sum_async(const at::Tensor& flat, const std::string& what);
 // Copies root's tensors into every other process's (same shapes in the same order).
 void broadcast(const std::vector<at::Tensor>& tensors, const std::string& what, int root = 0);
 // Waits for every process.

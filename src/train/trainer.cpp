@@ -9,6 +9,7 @@
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
+#include "train/grad_sync.h"
 #include "core/distributed.h"
 
 #include <algorithm>
@@ -696,7 +697,12 @@ Trainer::Outcome Trainer::run_steps(const ValidateFn& validate) {
   // process takes the same update as one process running all grad_accum micro-batches would.
   const int64_t per_rank = config_.grad_accum / dist::world_size();
   const int64_t first_micro = dist::rank() * per_rank;
-  if (dist::active()) sync_replicas();
+  // Each group's gradient sum, overlapped with its last local backward (train/grad_sync.h).
+  std::vector<std::unique_ptr<GradientSync>> syncs;
+  if (dist::active()) {
+    sync_replicas();
+    for (const auto& g : groups_) syncs.push_back(std::make_unique<GradientSync>(g.params));
+  }
   Progress progress("training", config_.steps);
   progress.update(step_);
   const auto& first = groups_.front().params;
@@ -707,7 +713,8 @@ Trainer::Outcome Trainer::run_steps(const ValidateFn& validate) {
     std::vector<Rng> rngs;
     for (int64_t k = 0; k < per_rank; ++k) rngs.emplace_back(micro_seed(config_.seed, step_, first_micro + k));
     StepMetrics m;
-    for (auto& g : groups_) {
+    for (size_t gi = 0; gi < groups_.size(); ++gi) {
+      auto& g = groups_[gi];
       if ((step_ + 1) % g.every != 0) continue;
       zero_grads(all_params_);
       double loss_sum = 0;
@@ -724,10 +731,12 @@ Trainer::Outcome Trainer::run_steps(const ValidateFn& validate) {
         if (!std::isfinite(value))
           throw RuntimeError(what + " is " + std::to_string(value) + " at step " + std::to_string(step_) +
                              " (lower lr, check the data; the last checkpoint is intact)");
+        if (!syncs.empty() && k == per_rank - 1) syncs[gi]->arm();
         (loss / static_cast<double>(config_.grad_accum)).backward();
         loss_sum += value;
       }
-      if (dist::active()) loss_sum = reduce_turn(g, loss_sum);
+      if (!syncs.empty())
+        loss_sum = syncs[gi]->finish(loss_sum, "the gradient sum of step " + std::to_string(step_ + 1));
       GroupMetrics turn{g.name};
       turn.grad_norm = clip_grad_norm(g.params, g.config.grad_clip);
       turn.lr = learning_rate(g.config.lr_schedule(config_.steps), step_);
@@ -819,27 +828,6 @@ void Trainer::sync_replicas() {
     groups_[k].optimizer.load_state(moments[k], groups_[k].optimizer.steps_taken());
 }
 
-double Trainer::reduce_turn(GroupState& g, double loss_sum) {
-  // A parameter without a gradient here may have one on another process: reduce zeros for it and
-  // a flag saying where gradients exist, so that a parameter no process touched stays without.
-  std::vector<at::Tensor> grads;
-  at::Tensor flags = at::zeros({static_cast<int64_t>(g.params.size()) + 1}, at::kDouble);
-  auto f = flags.accessor<double, 1>();
-  for (size_t i = 0; i < g.params.size(); ++i) {
-    const at::Tensor& p = g.params[i].second;
-    f[i] = p.grad().defined() ? 1.0 : 0.0;
-    grads.push_back(p.grad().defined() ? p.grad() : at::zeros_like(p));
-  }
-  f[g.params.size()] = loss_sum;
-  grads.push_back(flags);
-  dist::all_reduce_sum(grads, "the gradient sum of step " + std::to_string(step_ + 1));
-  for (size_t i = 0; i < g.params.size(); ++i) {
-    at::Tensor p = g.params[i].second;
-    if (f[i] == 0) continue;
-    if (!p.grad().defined()) p.mutable_grad() = grads[i];
-  }
-  return f[g.params.size()];
-}
 
 std::vector<std::string> json_differences(const nlohmann::json& before, const nlohmann::json& after) {
   std::vector<std::string> out;

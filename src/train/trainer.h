@@ -216,7 +216,6 @@ private:
   Outcome run_steps(const ValidateFn& validate);
   void check_world() const;  // grad_accum divides over the processes (core/distributed.h)
   void sync_replicas();      // rank 0's state on every process, after checking they run alike
-  double reduce_turn(GroupState& g, double loss_sum);  // sums g's gradients and the loss over processes
   GroupState& group(const std::string& name);
   const GroupState& group(const std::string& name) const;
   nlohmann::json run_json() const;  // the settings a resumed run must share (state.json "config")
