@@ -23,6 +23,7 @@ PACKAGES=(
   dataset-fashion-mnist   # datasets: Fashion-MNIST
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
   clang libclang-rt-14-dev  # libFuzzer targets
+  procps                  # tests: pgrep/pkill find and stop the processes of a distributed run
 )
 
 missing=()
