@@ -7,9 +7,16 @@
 #include <mutex>
 
 // c10d's Gloo backend is declared only under USE_C10D_GLOO (src/CMakeLists.txt sets it for this
-// file). Debian's libtorch 1.13 and the CUDA libtorch 2.x builds both ship the backend.
+// file), and its header includes Gloo's own (Debian: libgloo-dev). Debian's libtorch 1.13 and the
+// CUDA libtorch 2.x builds both ship the backend; without Gloo's headers this file still builds,
+// and a world of more than one process is refused with a message saying what to install.
+#if __has_include(<gloo/algorithm.h>) && !defined(GENVIS_NO_GLOO)
+#define GENVIS_HAVE_GLOO 1
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#else
+#define GENVIS_HAVE_GLOO 0
+#endif
 
 namespace fs = std::filesystem;
 
@@ -18,8 +25,10 @@ namespace {
 
 struct World {
   Settings settings;
+#if GENVIS_HAVE_GLOO
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+#endif
   std::string primary_root, rank_root;  // rank_folder(): rank 0's folder and this rank's
 };
 
@@ -28,12 +37,12 @@ std::unique_ptr<World> g_world;
 
 World* world() { return g_world && g_world->settings.world_size > 1 ? g_world.get() : nullptr; }
 
-std::string message_of(const std::exception& e) {
+[[maybe_unused]] std::string message_of(const std::exception& e) {
   if (const auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
   return e.what();
 }
 
-[[noreturn]] void fail(const std::string& what, const std::exception& e) {
+[[maybe_unused]] [[noreturn]] void fail(const std::string& what, const std::exception& e) {
   const World* w = world();
   throw RuntimeError("distributed training: " + what + " failed on rank " + std::to_string(w ? w->settings.rank : 0) +
                      " of " + std::to_string(w ? w->settings.world_size : 1) + ": " + message_of(e) +
@@ -62,7 +71,7 @@ struct Bucket {
   std::vector<at::Tensor> tensors;
   at::Tensor flat;  // CPU, contiguous
 };
-std::vector<Bucket> buckets_of(const std::vector<at::Tensor>& tensors) {
+[[maybe_unused]] std::vector<Bucket> buckets_of(const std::vector<at::Tensor>& tensors) {
   std::vector<Bucket> out;
   int64_t bytes = 0;
   for (const auto& t : tensors) {
@@ -82,7 +91,7 @@ std::vector<Bucket> buckets_of(const std::vector<at::Tensor>& tensors) {
   }
   return out;
 }
-void scatter_back(const std::vector<Bucket>& buckets) {
+[[maybe_unused]] void scatter_back(const std::vector<Bucket>& buckets) {
   at::NoGradGuard no_grad;
   for (const auto& bucket : buckets) {
     int64_t offset = 0;
@@ -137,6 +146,11 @@ void init(const Settings& settings) {
                      std::to_string(settings.world_size));
   auto w = std::make_unique<World>();
   w->settings = settings;
+#if !GENVIS_HAVE_GLOO
+  if (settings.world_size > 1)
+    throw UsageError("distributed: this genvis was built without Gloo's headers (Debian: libgloo-dev), so it cannot "
+                     "join " + std::to_string(settings.world_size) + " processes; rebuild with them");
+#else
   if (settings.world_size > 1) {
     const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(settings.timeout_seconds * 1000));
     try {
@@ -162,6 +176,7 @@ void init(const Settings& settings) {
                          std::to_string(settings.master_port) + ": " + message_of(e));
     }
   }
+#endif
   g_world = std::move(w);
 }
 
@@ -176,6 +191,7 @@ int world_size() { return world() ? world()->settings.world_size : 1; }
 bool primary() { return rank() == 0; }
 double timeout_seconds() { return g_world ? g_world->settings.timeout_seconds : 0; }
 
+#if GENVIS_HAVE_GLOO
 namespace {
 
 // Runs `op` on every bucket of `tensors` at once (Gloo's worker threads take them in order), waits
@@ -244,6 +260,14 @@ void barrier(const std::string& what) {
     fail(what, e);
   }
 }
+
+#else
+// Without Gloo no world has more than one process: the collectives have nothing to do.
+void all_reduce_sum(const std::vector<at::Tensor>&, const std::string&) {}
+std::function<void()> all_reduce_sum_async(const at::Tensor&, const std::string&) { return [] {}; }
+void broadcast(const std::vector<at::Tensor>&, const std::string&, int) {}
+void barrier(const std::string&) {}
+#endif
 
 std::string rank_folder(const std::string& out) {
   World* w = world();
