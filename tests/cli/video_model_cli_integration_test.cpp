@@ -1,7 +1,8 @@
 // genvis's own video model through the binary: `genvis train video` on a toy config, then the
 // exported folder generates a clip (at the model's frame rate), an image-to-video clip from a PNG
-// and a continuation of a video file, `genvis eval` scores clips of shapes-video, and without a
-// model a video request names the missing default video model in one line.
+// and a continuation of a video file, `genvis eval` scores clips of shapes-video, the shipped
+// default video model answers a video request without --model, and without one a video request
+// names the missing default video model in one line.
 #include "io/image.h"
 #include "io/video.h"
 #include "support/test_support.h"
@@ -81,6 +82,21 @@ TEST(VideoModelCli, TrainGenerateContinueAndEvaluate) {
   EXPECT_GT(result["metrics"]["FVD[genvis-shapes-video-encoder]"].get<double>(), 0.0);
   EXPECT_EQ(result["reference"]["num"], 40);
   EXPECT_TRUE(fs::exists(dir.file("eval/samples.png")));
+}
+
+TEST(VideoModelCli, TheShippedVideoModelAnswersAVideoRequestWithoutModel) {
+  if (!fs::exists(genvis_binary())) GTEST_SKIP() << "the genvis binary is not built";
+  const fs::path shipped = fs::path(GENVIS_SOURCE_DIR) / "models" / "genvis-shapes-video";
+  if (!fs::exists(shipped / "model_index.json")) GTEST_SKIP() << shipped << " holds no finished model";
+  test::TempDir dir;
+  // The README's command, with fewer steps: a frame strip of 9 frames from the built-in model.
+  const auto r = test::run_command(genvis_binary() + " --quiet generate -p 'a red star moving to the left' --frames 9 "
+                                   "--steps 4 --seed 1 -o " + dir.file("star.png"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const io::Image strip = io::read_png(dir.file("star.png"));
+  // Nine of the model's native 32 px frames side by side, a 1 px white line around each.
+  EXPECT_EQ(strip.height, 32 + 2);
+  EXPECT_EQ(strip.width, 9 * (32 + 1) + 1);
 }
 
 TEST(VideoModelCli, VideoRequestWithoutModelNamesTheDefaultVideoModel) {
