@@ -189,7 +189,6 @@ bool active() { return world() != nullptr; }
 int rank() { return world() ? world()->settings.rank : 0; }
 int world_size() { return world() ? world()->settings.world_size : 1; }
 bool primary() { return rank() == 0; }
-double timeout_seconds() { return g_world ? g_world->settings.timeout_seconds : 0; }
 
 #if GENVIS_HAVE_GLOO
 namespace {

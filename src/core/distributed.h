@@ -54,7 +54,6 @@ bool active();       // init() was called and the world has more than one proces
 int rank();          // 0 when not active
 int world_size();    // 1 when not active
 bool primary();      // rank 0, or not active
-double timeout_seconds();
 
 // Sums each tensor over all processes in place (floating tensors on any device; reduced in
 // buckets of at most 16 MB on the CPU). Every process passes the same shapes in the same order.

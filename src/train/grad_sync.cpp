@@ -9,6 +9,13 @@ namespace genvis::train {
 
 namespace {
 constexpr unsigned kNoHook = UINT_MAX;
+
+// A gradient as the buckets hold it: flat, f32, on the CPU.
+at::Tensor flat_f32(const at::Tensor& t) { return t.detach().reshape(-1).to(at::kCPU, at::kFloat); }
+}  // namespace
+
+at::Tensor GradientSync::slot(size_t k) const {
+  return flat_[bucket_of_[k]].narrow(0, offset_[k], params_[k].second.numel());
 }
 
 GradientSync::GradientSync(NamedTensors params, int64_t bucket_bytes)
@@ -70,17 +77,17 @@ void GradientSync::on_gradient(size_t k, const at::Tensor& grad) {
   torch::NoGradGuard no_grad;
   const at::Tensor& p = params_[k].second;
   const size_t b = bucket_of_[k];
-  at::Tensor slot = flat_[b].narrow(0, offset_[k], p.numel());
-  const at::Tensor g = grad.detach().reshape(-1).to(at::kCPU, at::kFloat);
+  at::Tensor into = slot(k);
+  const at::Tensor g = flat_f32(grad);
   if (have_[k]) {  // a second gradient for the same tensor in one backward
-    slot.add_(g);
+    into.add_(g);
     return;
   }
   // The final gradient: what earlier micro-batches accumulated plus this one.
   if (p.grad().defined())
-    slot.copy_(p.grad().detach().reshape(-1).to(at::kCPU, at::kFloat)).add_(g);
+    into.copy_(flat_f32(p.grad())).add_(g);
   else
-    slot.copy_(g);
+    into.copy_(g);
   have_[k] = 1;
   if (!ordered_) ready_order_.push_back(k);
   if (--missing_[b] == 0) start_ready_buckets();
@@ -107,11 +114,10 @@ double GradientSync::finish(double local_loss, const std::string& what) {
     const at::Tensor& p = params_[k].second;
     f[k] = have_[k] || p.grad().defined() ? 1.0 : 0.0;
     if (have_[k]) continue;
-    at::Tensor slot = flat_[bucket_of_[k]].narrow(0, offset_[k], p.numel());
     if (p.grad().defined())
-      slot.copy_(p.grad().detach().reshape(-1).to(at::kCPU, at::kFloat));
+      slot(k).copy_(flat_f32(p.grad()));
     else
-      slot.zero_();
+      slot(k).zero_();
   }
   f[n] = local_loss;
   for (size_t b = waits_.size(); b < buckets_.size(); ++b) waits_.push_back(dist::all_reduce_sum_async(flat_[b], what));
@@ -121,7 +127,7 @@ double GradientSync::finish(double local_loss, const std::string& what) {
   for (size_t k = 0; k < n; ++k) {
     if (f[k] == 0) continue;
     at::Tensor p = params_[k].second;
-    const at::Tensor sum = flat_[bucket_of_[k]].narrow(0, offset_[k], p.numel()).view(p.sizes());
+    const at::Tensor sum = slot(k).view(p.sizes());
     if (p.grad().defined())
       p.mutable_grad().copy_(sum);
     else

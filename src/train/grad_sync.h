@@ -43,6 +43,7 @@ private:
   void on_gradient(size_t param, const at::Tensor& grad);
   void start_ready_buckets();
   void build_buckets(const std::vector<size_t>& order);
+  at::Tensor slot(size_t param) const;  // the parameter's place in its bucket's flat buffer
   void reorder(const std::string& what);
 
   NamedTensors params_;

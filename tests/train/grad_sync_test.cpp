@@ -75,9 +75,11 @@ TEST(GradientSync, AnUnarmedBackwardAndAGoneSyncLeaveGradientsAlone) {
   for (auto* net : {&plain, &synced}) net->zero_grad();
   micro_loss(plain, 1).backward();
   micro_loss(synced, 1).backward();
-  for (const auto& item : plain.named_parameters())
-    if (item.value().grad().defined())
+  for (const auto& item : plain.named_parameters()) {
+    if (item.value().grad().defined()) {
       EXPECT_TRUE(at::equal(synced.named_parameters()[item.key()].grad(), item.value().grad())) << item.key();
+    }
+  }
 }
 
 }  // namespace
