@@ -1,8 +1,10 @@
 // Stable Diffusion 1.5 inference benchmark with random weights (no model file needed).
 //
-//   bench_sd [--size 256,512] [--dtype f32,bf16] [--steps 3] [--threads 0] [--only unet|vae|text]
+//   bench_sd [--size 256,512] [--dtype f32,bf16,int8] [--steps 3] [--threads 0] [--only unet|vae|text]
 //            [--device cpu|cuda] [--memory-format auto|nchw|cl] [--profile]
-// Without --device it measures the CPU, and CUDA too when torch::cuda::is_available().
+// Without --device it measures the CPU, and CUDA too when torch::cuda::is_available(). "int8" is
+// the bf16 models with `--quant int8` applied to the UNet and text encoder (the VAE stays bf16);
+// its UNet rows add relative_error_vs_bf16 (the step's output against the same weights in bf16).
 //
 // Models: SD1.5-architecture UNet (UNet2DConditionConfig defaults, cross_attention_dim 768),
 // AutoencoderKL (128/256/512/512, 2 layers per block) and CLIP ViT-L/14 text encoder. JSON on
@@ -37,6 +39,8 @@
 #include "models/unet2d_condition/unet2d_condition.h"
 #include "nn/attention.h"
 #include "nn/memory_format.h"
+#include "nn/quantize.h"
+#include "pipelines/common/quantize.h"
 #include "args.h"
 #include "flops.h"
 #include "measure.h"
@@ -76,7 +80,7 @@ struct Options {
 };
 
 constexpr const char* kUsage =
-    "[--size 256,512] [--dtype f32,bf16] [--steps N] [--threads N] [--only unet|vae|text] [--device cpu|cuda] "
+    "[--size 256,512] [--dtype f32,bf16,f16,int8] [--steps N] [--threads N] [--only unet|vae|text] [--device cpu|cuda] "
     "[--memory-format auto|nchw|cl] [--profile]";
 [[noreturn]] void usage(const std::string& why) { usage_exit("bench_sd", kUsage, why); }
 
@@ -96,7 +100,7 @@ Options parse(int argc, char** argv) {
     else args.unknown();
   }
   for (const auto& d : o.dtypes)
-    if (d != "f32" && d != "bf16" && d != "f16") usage("unknown dtype " + d);
+    if (d != "f32" && d != "bf16" && d != "f16" && d != "int8") usage("unknown dtype " + d);
   for (const auto s : o.sizes)
     if (s < 64 || s % 64 != 0) usage("--size must be a multiple of 64");
   if (!o.only.empty() && o.only != "unet" && o.only != "vae" && o.only != "text") usage("bad --only " + o.only);
@@ -107,8 +111,9 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
+// "int8": the bf16 models with int8 copies of the UNet's and text encoder's layers (--quant int8).
 at::ScalarType scalar_type(const std::string& d) {
-  return d == "bf16" ? at::kBFloat16 : d == "f16" ? at::kHalf : at::kFloat;
+  return d == "bf16" || d == "int8" ? at::kBFloat16 : d == "f16" ? at::kHalf : at::kFloat;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -265,6 +270,12 @@ json run_dtype(const Options& o, const Device& dev) {
   if (want_unet) unet = build<genvis::models::UNet2DConditionModel>(unet_config(), dtype, dev, channels_last);
   if (want_vae) vae = build<genvis::models::AutoencoderKL>(vae_config(), dtype, dev, channels_last);
   if (want_text) clip = build<genvis::models::CLIPTextModel>(clip_config(), dtype, dev, false);
+  const bool int8 = o.child == "int8";
+  if (int8) {
+    if (want_unet) genvis::pipelines::quant::apply(*unet, "unet", genvis::pipelines::quant::unet_keeps);
+    if (want_text) genvis::pipelines::quant::apply(*clip, "text_encoder");
+    r["int8_kernel"] = genvis::nn::int8::kernel_name(genvis::nn::int8::kernel());
+  }
   r["build_s"] = now_s() - t0;
   r["models_rss_mb"] = status_mb("VmRSS:");
   r["build_peak_rss_mb"] = status_mb("VmHWM:");
@@ -321,6 +332,14 @@ json run_dtype(const Options& o, const Device& dev) {
       s["unet"]["deepcache_cached_pass"] = timing_json(shallow);
       s["unet"]["deepcache_cached_over_full"] = shallow.median_s / tm.median_s;
       std::fprintf(stderr, "bench_sd: %s %ld unet DeepCache cached pass %.2f s\n", o.child.c_str(), size, shallow.median_s);
+      if (int8) {
+        // The int8 step's deviation from the bf16 step of the same weights and inputs.
+        const at::Tensor q = unet->forward(x, t, ctx).to(at::kFloat);
+        genvis::nn::dequantize(*unet);
+        const at::Tensor b = unet->forward(x, t, ctx).to(at::kFloat);
+        s["unet"]["relative_error_vs_bf16"] = ((q - b).norm() / b.norm()).item<double>();
+        genvis::pipelines::quant::apply(*unet, "unet", genvis::pipelines::quant::unet_keeps);
+      }
     }
     if (want_vae) {
       at::manual_seed(0);
@@ -419,6 +438,8 @@ int main(int argc, char** argv) {
         row.update({{"unet_step_s", u["median_s"]}, {"unet_cpu_s", u["cpu_s"]}, {"unet_peak_rss_mb", u["peak_rss_mb"]},
                     {"unet_gflop", u["flops"]["gflop"]}});
         if (u.contains("ratio")) row.update({{"bf16_flop_bound_s", u["bf16_flop_bound_s"]}, {"ratio", u["ratio"]}});
+        row["deepcache_cached_pass_s"] = u["deepcache_cached_pass"]["median_s"];
+        if (u.contains("relative_error_vs_bf16")) row["unet_relative_error_vs_bf16"] = u["relative_error_vs_bf16"];
       }
       if (sz.contains("vae_decode"))
         row.update({{"vae_decode_s", sz["vae_decode"]["median_s"]}, {"vae_decode_cpu_s", sz["vae_decode"]["cpu_s"]},

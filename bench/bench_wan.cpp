@@ -2,7 +2,7 @@
 // and the full-size VAE, on the CPU. JSON on stdout, progress on stderr.
 //
 //   bench_wan [--size WxHxT[,WxHxT...]]... [--component transformer|vae|attention|all] [--dtype bf16|f32]
-//             [--vae-dtype bf16|f32] [--threads N] [--steps N] [--repeats N] [--warmup auto|N]
+//             [--vae-dtype bf16|f32] [--quant none|int8] [--threads N] [--steps N] [--repeats N] [--warmup auto|N]
 //             [--layers N] [--flat-size WxH] [--flat-frames 5,9,17,33] [--no-encode] [--profile] [--quick]
 //
 // Defaults: --size 256x256x17 --size 832x480x33 (width x height x frames: Wan's 480p, 480 rows of
@@ -50,6 +50,7 @@
 // input frame once) and the mid block's attention. Norms, activations, softmax, rotary embedding
 // and residual adds are not counted. The walks' weight counts are checked against the models'
 // (flop_walk_params == model_matrix_params).
+#include "pipelines/common/quantize.h"
 #include "core/threads.h"
 #include "core/torch_compat.h"
 #include "args.h"
@@ -89,6 +90,7 @@ struct Options {
   std::vector<Size> sizes;
   std::string component = "all";
   std::string dtype = "bf16", vae_dtype;
+  std::string quant = "none";  // "int8": the transformer's layers as int8 products (--quant int8)
   int threads = 0;
   int steps = 1, repeats = 1;
   int warmup = -1;  // -1: auto
@@ -102,6 +104,7 @@ struct Options {
 
 constexpr const char* kUsage =
     "[--size WxHxT[,...]]... [--component transformer|vae|attention|all] [--dtype bf16|f32] [--vae-dtype bf16|f32] "
+    "[--quant none|int8] "
     "[--threads N] [--steps N] [--repeats N] [--warmup auto|N] [--layers N] [--flat-size WxH] "
     "[--flat-frames 5,9,17,33] [--no-encode] [--profile] [--quick]";
 [[noreturn]] void usage(const std::string& why) { bench::usage_exit("bench_wan", kUsage, why); }
@@ -143,6 +146,7 @@ Options parse(int argc, char** argv) {
     } else if (args.is("--component")) o.component = args.text();
     else if (args.is("--dtype")) o.dtype = args.text();
     else if (args.is("--vae-dtype")) o.vae_dtype = args.text();
+    else if (args.is("--quant")) o.quant = args.text();
     else if (args.is("--threads")) o.threads = static_cast<int>(args.count());
     else if (args.is("--steps")) o.steps = static_cast<int>(args.count());
     else if (args.is("--repeats")) o.repeats = static_cast<int>(args.count());
@@ -172,6 +176,7 @@ Options parse(int argc, char** argv) {
   }
   if (o.sizes.empty() && !sizes_given) o.sizes = {{256, 256, 17}, {832, 480, 33}};
   if (o.vae_dtype.empty()) o.vae_dtype = o.dtype;
+  if (o.quant != "none" && o.quant != "int8") usage("--quant is none or int8, got " + o.quant);
   for (const auto& d : {o.dtype, o.vae_dtype})
     if (d != "bf16" && d != "f32") usage("dtypes are bf16 or f32, got " + d);
   if (o.component != "all" && o.component != "transformer" && o.component != "vae" && o.component != "attention")
@@ -290,7 +295,9 @@ json run_transformer(const Options& o, const Size& size) {
   const double t0 = now_s();
   const auto config = transformer_config(o.layers);
   auto dit = build_in_dtype<models::WanTransformer3DModel>(config, dtype);
-  json r = {{"build_s", now_s() - t0}, {"model_rss_mb", rss_mb()}, {"layers", o.layers}, {"dtype", o.dtype}};
+  if (o.quant == "int8") pipelines::quant::apply(*dit, "transformer", pipelines::quant::video_transformer_keeps);
+  json r = {{"build_s", now_s() - t0}, {"model_rss_mb", rss_mb()}, {"layers", o.layers}, {"dtype", o.dtype},
+            {"quant", o.quant}};
   std::fprintf(stderr, "bench_wan: transformer built in %.1f s, RSS %.0f MB\n", now_s() - t0, rss_mb());
 
   const int64_t lf = size.latent_frames(), lh = size.height / 8, lw = size.width / 8;
@@ -431,6 +438,7 @@ std::vector<std::string> child_args(const Options& o, const std::string& child, 
                                 "--repeats", std::to_string(o.repeats), "--layers", std::to_string(o.layers),
                                 "--warmup", o.warmup < 0 ? "auto" : std::to_string(o.warmup),
                                 "--decode-chunk", std::to_string(o.decode_chunk)};
+  a.insert(a.end(), {"--quant", o.quant});
   if (!o.encode) a.push_back("--no-encode");
   if (o.profile) a.push_back("--profile");
   if (o.quick) a.push_back("--quick");

@@ -45,7 +45,7 @@ Command add_table_command(CLI::App* cmd);
 Command add_eval_command(CLI::App& app) {
   struct Options {
     std::string model, images, dataset = "emoji", path, split = "train", reference_split, out, sampler = "euler";
-    std::string encoder, classifier, inception, damsm, cache_dir, device = "auto", dtype = "auto", name, extras;
+    std::string encoder, classifier, inception, damsm, cache_dir, device = "auto", dtype = "auto", name, extras, quant = "none";
     int64_t num = 200, reference_num = 2000, steps = 20, size = 0, resolution = 0, batch = 16, k = 100, frames = 0, width = 0, height = 0;
     int64_t cache_interval = 1;
     double cache_threshold = 0;
@@ -113,6 +113,9 @@ Command add_eval_command(CLI::App& app) {
   cmd->add_flag("--no-cache", o->no_cache, "Recompute the reference features and do not store them");
   cmd->add_option("--device", o->device, "auto, cpu, cuda or cuda:N (generation)")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "auto, f32, bf16 or f16 (generation)")->capture_default_str();
+  cmd->add_option("--quant", o->quant, "none or int8: int8 linears and convolutions (generation; CPU)")
+      ->check(CLI::IsMember({"none", "int8"}))
+      ->capture_default_str();
   add_nproc_option(cmd, o->nproc, "Generate");
 
   const Command rp = add_r_precision_command(cmd);
@@ -164,6 +167,7 @@ Command add_eval_command(CLI::App& app) {
     run.classifier = o->classifier;
     run.inception = o->inception;
     run.damsm = o->damsm;
+    run.quant = o->quant;
     run.name = o->name;
     run.cache_dir = o->cache_dir;
     run.no_cache = o->no_cache;

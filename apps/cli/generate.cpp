@@ -251,6 +251,10 @@ Command add_generate_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "auto, f32, bf16 or f16")->capture_default_str();
+  cmd->add_option("--quant", o->source.quant,
+                  "none or int8: the denoiser's and text encoders' linears and convolutions as int8 products "
+                  "(per-channel weights, activations quantised on the fly; CPU; docs/performance.md)")
+      ->check(CLI::IsMember({"none", "int8"}));
 
   return {cmd, [o, cmd] {
     try {

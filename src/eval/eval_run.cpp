@@ -175,6 +175,7 @@ pipelines::Request sampling_request(const pipelines::Pipeline& model, const Eval
   request.cache_interval = o.cache_interval;  // the family refuses what it cannot do, naming it
   request.cache_threshold = o.cache_threshold;
   if (o.cache_interval != 1) generation["cache_interval"] = o.cache_interval;
+  if (!o.quant.empty() && o.quant != "none") generation["quant"] = o.quant;
   if (o.cache_threshold != 0) generation["cache_threshold"] = o.cache_threshold;
   return request;
 }
@@ -216,6 +217,7 @@ Scored split_images(const EvalRun& o, data::Split split, const std::function<std
     ms.model = o.model;
     ms.device = o.device;
     ms.dtype = o.dtype;
+    ms.quant = o.quant;
     model = pipelines::load_pipeline(ms);
     s.side = o.size > 0 ? o.size : model->info().native_width;
     s.name = eval::folder_name(o.model);

@@ -54,6 +54,7 @@ struct EvalRun {
   nlohmann::json extras = nlohmann::json::object();  // family settings for every request (generate's --extras)
   at::Device device = at::Device(at::kCPU);
   at::ScalarType dtype = at::kFloat;
+  std::string quant;  // "int8": quantised generation (pipelines::ModelSource::quant)
 
   // Judges ("" = the dataset's shipped ones; inception "" = $GENVIS_INCEPTION when set).
   std::string encoder, classifier, inception;

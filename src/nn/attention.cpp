@@ -1,6 +1,7 @@
 #include "nn/attention.h"
 #include "nn/group_norm_silu.h"
 #include "nn/lora.h"
+#include "nn/quantize.h"
 
 #include "core/error.h"
 #include "core/torch_compat.h"
@@ -426,6 +427,10 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
 }
 
 at::Tensor linear(const at::Tensor& x, const torch::nn::Linear& layer) {
+  if (Int8LayerImpl* q = int8_layer(*layer); q && int8_applies(x, layer->weight)) {
+    q->calls.fetch_add(1, std::memory_order_relaxed);
+    return add_lora(*layer, x, int8::linear(x, q->weight, layer->bias));
+  }
   return add_lora(*layer, x, linear(x, layer->weight, layer->bias));
 }
 

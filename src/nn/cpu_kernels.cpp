@@ -76,21 +76,37 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
 }
 
 #if GENVIS_HAS_AVX512_KERNELS
-bool amx_bf16_supported() {
-  static const bool ok = [] {
+namespace {
+
+// CPUID leaf 7 EDX bit `feature` (22 AMX-BF16, 25 AMX-INT8) with AMX-TILE (bit 24), the kernel's
+// permission for the tile state, and GENVIS_NO_AMX unset.
+bool amx_supported(unsigned feature) {
 #if defined(__linux__)
-    if (const char* off = std::getenv("GENVIS_NO_AMX"); off && *off && std::string(off) != "0") return false;
-    if (!avx512bf16_supported()) return false;
-    unsigned a = 0, b = 0, c = 0, d = 0;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
-    const bool tile = (d >> 24) & 1u, bf16 = (d >> 22) & 1u;
-    if (!tile || !bf16) return false;
+  if (const char* off = std::getenv("GENVIS_NO_AMX"); off && *off && std::string(off) != "0") return false;
+  if (!avx512_supported()) return false;
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  if (!((d >> 24) & 1u) || !((d >> feature) & 1u)) return false;
+  static const bool permitted = [] {
     constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
     return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
-#else
-    return false;
-#endif
   }();
+  return permitted;
+#else
+  (void)feature;
+  return false;
+#endif
+}
+
+}  // namespace
+
+bool amx_bf16_supported() {
+  static const bool ok = avx512bf16_supported() && amx_supported(22);
+  return ok;
+}
+
+bool amx_int8_supported() {
+  static const bool ok = amx_supported(25);
   return ok;
 }
 #endif

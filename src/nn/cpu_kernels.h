@@ -96,6 +96,15 @@ inline __mmask16 tail_mask(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __m
 // (arch_prctl ARCH_REQ_XCOMP_PERM), and GENVIS_NO_AMX is not set in the environment (for
 // comparisons with the AVX-512 kernels). Decided once per process.
 bool amx_bf16_supported();
+// The same for AMX-INT8 (`tdpbssd`; CPUID AMX-TILE + AMX-INT8, tile permission, GENVIS_NO_AMX unset).
+bool amx_int8_supported();
+// AVX-512 VNNI (`vpdpbusd`): Intel Ice Lake and later, AMD Zen 4 and later.
+inline bool avx512vnni_supported() {
+  static const bool ok = avx512_supported() && __builtin_cpu_supports("avx512vnni");
+  return ok;
+}
+#define GENVIS_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+#define GENVIS_AMX_INT8 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,amx-tile,amx-int8")))
 
 // Loads a tile configuration with all 8 tiles of 16 rows x 64 bytes (palette 1).
 GENVIS_AMX_BF16 inline void tile_config_16x64() {

@@ -1,5 +1,7 @@
 #include "nn/lora.h"
 
+#include "nn/quantize.h"
+
 #include "core/error.h"
 #include "nn/attention.h"
 
@@ -90,7 +92,7 @@ at::Tensor add_lora(const torch::nn::Module& layer, const at::Tensor& x, at::Ten
 }
 
 at::Tensor conv1x1(const at::Tensor& x, const torch::nn::Conv2d& layer) {
-  return add_lora(*layer, x, layer.ptr()->forward(x));
+  return add_lora(*layer, x, conv2d(x, layer));  // (int8 when quantised)
 }
 
 std::string lora_shape_problem(at::IntArrayRef weight, at::IntArrayRef down, at::IntArrayRef up) {

@@ -1,6 +1,7 @@
 #include "nn/resnet.h"
 
 #include "nn/group_norm_silu.h"
+#include "nn/quantize.h"
 
 #include <torch/torch.h>
 
@@ -19,10 +20,10 @@ ResnetBlock2DImpl::ResnetBlock2DImpl(const ResnetBlock2DOptions& o) : options(o)
 }
 
 at::Tensor ResnetBlock2DImpl::forward(const at::Tensor& x, const at::Tensor& temb) {
-  at::Tensor h = conv1(group_norm_silu(norm1, x));
+  at::Tensor h = conv2d(group_norm_silu(norm1, x), conv1);
   if (time_emb_proj && temb.defined()) h = h + time_emb_proj(at::silu(temb)).unsqueeze(-1).unsqueeze(-1);
-  h = conv2(group_norm_silu(norm2, h));
-  const at::Tensor shortcut = conv_shortcut ? conv_shortcut(x) : x;
+  h = conv2d(group_norm_silu(norm2, h), conv2);
+  const at::Tensor shortcut = conv_shortcut ? conv2d(x, conv_shortcut) : x;
   at::Tensor out = shortcut + h;
   if (options.output_scale_factor != 1.0) out = out / options.output_scale_factor;
   return out;
@@ -33,8 +34,8 @@ Downsample2DImpl::Downsample2DImpl(int64_t channels, int64_t out_channels, int64
 }
 
 at::Tensor Downsample2DImpl::forward(const at::Tensor& x) {
-  if (padding == 0) return conv(at::constant_pad_nd(x, {0, 1, 0, 1}, 0));
-  return conv(x);
+  if (padding == 0) return conv2d(at::constant_pad_nd(x, {0, 1, 0, 1}, 0), conv);
+  return conv2d(x, conv);
 }
 
 Upsample2DImpl::Upsample2DImpl(int64_t channels, int64_t out_channels) {
@@ -45,7 +46,7 @@ at::Tensor Upsample2DImpl::forward(const at::Tensor& x, std::optional<std::vecto
   auto o = F::InterpolateFuncOptions().mode(torch::kNearest);
   if (output_size) o.size(*output_size);
   else o.scale_factor(std::vector<double>{2.0, 2.0});
-  return conv(F::interpolate(x, o));
+  return conv2d(F::interpolate(x, o), conv);
 }
 
 }  // namespace genvis::nn

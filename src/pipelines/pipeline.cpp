@@ -31,6 +31,7 @@ nlohmann::json PipelineInfo::to_json() const {
           {"native_fps", native_fps},
           {"size_multiple", size_multiple},
           {"max_batch", max_batch},
+          {"quant", quant.empty() ? "none" : quant},
           {"supports",
            {{"text_to_image", s.text_to_image},
             {"image_to_image", s.image_to_image},

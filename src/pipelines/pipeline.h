@@ -39,6 +39,9 @@ struct ModelSource {
   std::string class_name;
   at::ScalarType dtype = at::kFloat;
   at::Device device = at::Device(at::kCPU);
+  // "int8": linears and convolutions of the denoiser and text encoders run int8 products
+  // (pipelines/common/quantize.h; the families that have it say so in PipelineInfo::quant).
+  std::string quant;
 };
 
 // A LoRA to apply for a request: a file, or a name looked up in Request::lora_dir.
@@ -140,6 +143,7 @@ struct PipelineInfo {
   std::vector<std::string> extras;     // keys accepted in Request::extras
   bool open_extras = false;            // any key is accepted (the family checks them itself)
   bool resizes_init_image = false;     // an init image of another size than width x height is resized
+  std::string quant;                   // "int8" when loaded with ModelSource::quant = "int8"
   nlohmann::json to_json() const;
 };
 

@@ -124,7 +124,12 @@ std::unique_ptr<Pipeline> load_pipeline(const ModelSource& source) {
                      class_name + "' (known: " + known_classes() + ")");
   ModelSource s = source;
   s.class_name = class_name;
-  return family->load(s);
+  std::unique_ptr<Pipeline> p = family->load(s);
+  const std::string quant = source.quant == "none" ? "" : source.quant;
+  if (!quant.empty() && p->info().quant != quant)
+    throw UsageError("--quant " + quant + ": " + class_name + " models have no " + quant +
+                     " path (Stable Diffusion, Wan and genvis video models do)");
+  return p;
 }
 
 }  // namespace genvis::pipelines

@@ -1,5 +1,7 @@
 #include "pipelines/stable_diffusion.h"
 
+#include "pipelines/common/quantize.h"
+
 #include "core/config_reader.h"
 #include "core/error.h"
 #include "core/file.h"
@@ -144,6 +146,7 @@ StableDiffusion load_stable_diffusion(const ModelSource& source) {
     nn::to_channels_last(*m.vae);
   }
   check_components(m, unet.empty() ? source.model : unet, te2.empty() ? source.model : te2);
+  if (!quant::requested(source).empty()) quantize_int8(m);
 
   std::string scheduler = source.scheduler_config;
   if (scheduler.empty() && !source.model.empty()) {
@@ -423,6 +426,13 @@ at::Tensor generate_each(StableDiffusion& model, const std::vector<std::string>&
     options.seed = seed + b;
     return generate(model, options).images.to(at::kCPU, at::kFloat);
   });
+}
+
+void quantize_int8(StableDiffusion& m) {
+  quant::apply(*m.unet, "unet", quant::unet_keeps);
+  quant::apply(*m.text_encoder, "text_encoder");
+  if (m.text_encoder_2) quant::apply(*m.text_encoder_2, "text_encoder_2");
+  m.quant = "int8";
 }
 
 }  // namespace genvis::pipelines

@@ -40,6 +40,7 @@ struct StableDiffusion {
   at::ScalarType dtype = at::kFloat;
   at::ScalarType vae_dtype = at::kFloat;  // f32 when dtype is f16 and the VAE asks to upcast
   at::Device device = at::Device(at::kCPU);
+  std::string quant;  // "int8": the UNet and text encoders carry int8 copies (quantize_int8 below)
 
   bool is_sdxl() const { return static_cast<bool>(text_encoder_2); }
   // The image size the model was made for (diffusers' default height and width): the UNet's
@@ -52,6 +53,10 @@ struct StableDiffusion {
 
 // Throws LoadError naming what is missing or wrong, UsageError for missing components.
 StableDiffusion load_stable_diffusion(const ModelSource& source);
+
+// Gives the UNet (all but its first/last convolutions and time embedders) and the text encoders
+// int8 copies of their current weights (again after a LoRA is merged) and sets m.quant = "int8".
+void quantize_int8(StableDiffusion& m);
 
 struct GenerateOptions {
   std::string prompt, negative_prompt;

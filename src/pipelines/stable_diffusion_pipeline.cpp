@@ -31,6 +31,7 @@ StableDiffusionPipeline::StableDiffusionPipeline(StableDiffusion model, std::str
   const int64_t cross = model_.unet->config.cross_attention_dim.empty() ? 0 : model_.unet->config.cross_attention_dim.front();
   i.family = model_.is_sdxl() ? "sdxl" : cross == 1024 ? "sd2" : cross == 768 ? "sd1" : "sd";
   i.name = model_.name;
+  i.quant = model_.quant;
   i.native_width = i.native_height = model_.native_size();
   // Latents are image / downscale factor; sizes stay multiples of 8 as in diffusers.
   i.size_multiple = std::lcm<int64_t>(8, model_.vae->downscale_factor());
@@ -109,6 +110,8 @@ void StableDiffusionPipeline::apply_adapters(const Request& r,
       throw UsageError("'adapters': this pipeline already has other LoRAs applied; load the model again to change them");
     const auto mode = r.lora_mode == "merge" ? models::LoRAMode::Merge : models::LoRAMode::OnTheFly;
     for (const auto& [file, a] : loras) load_lora(model_, file, a.unet_multiplier, mode, a.text_encoder_multiplier);
+    // Merged LoRAs changed the float weights: the int8 copies are made again from them.
+    if (!model_.quant.empty() && mode == models::LoRAMode::Merge && !loras.empty()) quantize_int8(model_);
     applied_loras_ = wanted;
   }
   if (!r.embeddings_dir.empty() && !embedding_dirs_.count(r.embeddings_dir)) {

@@ -1,5 +1,7 @@
 #include "pipelines/genvis_video/genvis_video_pipeline.h"
 
+#include "pipelines/common/quantize.h"
+
 #include "core/config_reader.h"
 #include "core/error.h"
 #include "core/file.h"
@@ -64,6 +66,11 @@ GenvisVideoModel load_genvis_video_model(const ModelSource& source) {
   m.transformer = models::load_wan_transformer(component(root, "", "transformer"), source.dtype);
   m.transformer->to(source.device);
   m.transformer->eval();
+  m.quant = quant::requested(source);
+  if (!m.quant.empty()) {
+    quant::apply(*m.transformer, "transformer", quant::video_transformer_keeps);
+    quant::apply(*m.text_encoder, "text_encoder");
+  }
   m.vae = models::load_autoencoder_kl_wan(component(root, source.vae, "vae"), at::kFloat);
   m.vae->to(source.device);
   const std::string scheduler =
@@ -113,6 +120,7 @@ GenvisVideoPipeline::GenvisVideoPipeline(GenvisVideoModel model) : model_(std::m
   info_.class_name = kGenvisVideoClass;
   info_.family = "genvis-video";
   info_.name = model_.name;
+  info_.quant = model_.quant;
   info_.native_width = model_.default_width, info_.native_height = model_.default_height;
   info_.native_frames = model_.default_frames;
   info_.native_fps = model_.fps;

@@ -49,6 +49,7 @@ struct GenvisVideoModel {
   int64_t default_frames = 9, default_width = 32, default_height = 32;
   double fps = 8;
   std::string name;
+  std::string quant;  // "int8": the transformer and text encoder carry int8 copies (pipelines/common/quantize.h)
   // The transformer reads the frame condition (mask + given latents) beside the noisy latents.
   bool frame_conditioned() const;
 };

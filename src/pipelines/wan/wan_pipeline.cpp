@@ -1,5 +1,7 @@
 #include "pipelines/wan/wan_pipeline.h"
 
+#include "pipelines/common/quantize.h"
+
 #include "core/config_reader.h"
 #include "core/error.h"
 #include "core/file.h"
@@ -141,6 +143,11 @@ WanModel load_wan_model(const ModelSource& source) {
   m.tokenizer = tokenizers::T5Tokenizer::load(component(source.vocab, layout, root, kTokenizer));
   m.text_encoder = models::load_umt5_encoder(component(source.text_encoder, layout, root, kTextEncoder),
                                              {.dtype = source.dtype, .device = source.device}, part("text_encoder"));
+  m.quant = quant::requested(source);
+  if (!m.quant.empty()) {
+    quant::apply(*m.transformer, "transformer", quant::video_transformer_keeps);
+    quant::apply(*m.text_encoder, "text_encoder");
+  }
   m.vae = models::load_autoencoder_kl_wan(component(source.vae, layout, root, kVAE), at::kFloat, part("vae"));
   m.vae->to(source.device);
   if (m.transformer->config.is_i2v()) {
@@ -186,6 +193,7 @@ WanVideoPipeline::WanVideoPipeline(WanModel model, std::string class_name) : mod
   info_.class_name = std::move(class_name);
   info_.family = "wan2.1";
   info_.name = model_.name;
+  info_.quant = model_.quant;
   info_.native_width = 832, info_.native_height = 480;
   info_.native_frames = 81;
   info_.native_fps = 16;  // Wan 2.1's generate.py writes 16 fps

@@ -45,6 +45,7 @@ struct WanModel {
   bool release_schedule = false;
   int64_t max_sequence_length = 512;
   std::string name;
+  std::string quant;  // "int8": the transformer and text encoder carry int8 copies (pipelines/common/quantize.h)
 };
 
 // Loads the components of a Wan model in any of the layouts above (LoadError naming the file and
