@@ -184,6 +184,11 @@ AttnGANRecipeResult run_attngan_recipe(const AttnGANRecipeConfig& c, const TextI
     result.interrupted = true;
     return result;
   }
+  if (c.generator.ema_decay > 0) {
+    // The generator without its EMA as well: what the EMA buys is measured on both (docs/results.md).
+    gen->eval();
+    pipelines::save_attngan_model(gen, damsm, (out / "model-no-ema").string());
+  }
   trainer.apply_ema();
   gen->eval();
 

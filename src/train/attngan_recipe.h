@@ -26,7 +26,8 @@
 //             the last discriminator's conditional accuracy, diversity. The generator's EMA
 //             (generator.ema_decay, default 0.999 as the official avg_param_G) is what validation
 //             and export use.
-//   4 export  <out>/model (save_attngan_model: the generator and the DAMSM)
+//   4 export  <out>/model (save_attngan_model: the generator and the DAMSM); with an EMA, also
+//             <out>/model-no-ema (the generator as trained, to measure what the EMA buys)
 #pragma once
 #include "train/recipe_config.h"
 #include "train/text_gan_recipe.h"

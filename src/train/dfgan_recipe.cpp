@@ -156,6 +156,11 @@ DFGANRecipeResult run_dfgan_recipe(const DFGANRecipeConfig& c, const TextImageEn
     result.interrupted = true;
     return result;
   }
+  if (c.generator.ema_decay > 0) {
+    // The generator without its EMA as well: what the EMA buys is measured on both (docs/results.md).
+    gen->eval();
+    pipelines::save_dfgan_model(gen, damsm, (out / "model-no-ema").string());
+  }
   trainer.apply_ema();
   gen->eval();
 

@@ -26,7 +26,8 @@
 //             the generator (mean pairwise distance of images of one caption with different z,
 //             relative to real images'; mode collapse shows near 0). The generator's EMA
 //             (generator.ema_decay > 0) is what validation and export use.
-//   4 export  <out>/model (save_dfgan_model: the generator and the DAMSM)
+//   4 export  <out>/model (save_dfgan_model: the generator and the DAMSM); with an EMA, also
+//             <out>/model-no-ema (the generator as trained, to measure what the EMA buys)
 #pragma once
 #include "train/damsm_recipe.h"
 #include "train/recipe_config.h"

@@ -60,6 +60,10 @@ TEST(DFGANRecipe, TrainsValidatesExportsAndLoadsThroughTheRegistry) {
   }
   EXPECT_GT(val[1]["diversity_real"].get<double>(), 0.0);
   EXPECT_TRUE(fs::exists(fs::path(dir.path()) / "samples" / "step-00000004.png"));
+  // With an EMA, the generator as trained is exported beside the EMA's, and they differ.
+  const auto flat = [](const fs::path& m) { return test::flat_weights(m / "generator" / "model.safetensors"); };
+  ASSERT_TRUE(fs::exists(fs::path(dir.path()) / "model-no-ema" / "model_index.json"));
+  EXPECT_FALSE(torch::allclose(flat(r.model_dir), flat(fs::path(dir.path()) / "model-no-ema")));
 
   // The folder is a pipeline: one forward pass per image, sample i seeded seed + i.
   auto p = pipelines::load_pipeline({.model = r.model_dir});
