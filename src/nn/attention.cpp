@@ -427,7 +427,7 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
 }
 
 at::Tensor linear(const at::Tensor& x, const torch::nn::Linear& layer) {
-  if (Int8LayerImpl* q = int8_layer(*layer); q && int8_applies(x, layer->weight)) {
+  if (Int8LayerImpl* q = int8_layer(*layer); q && q->weight.geglu_half == 0 && int8_applies(x, layer->weight)) {
     q->calls.fetch_add(1, std::memory_order_relaxed);
     return add_lora(*layer, x, int8::linear(x, q->weight, layer->bias));
   }

@@ -165,6 +165,71 @@ void epilogue(const int32_t* c, int64_t rows, int64_t cols, const float* sa, con
   epilogue_scalar(c, rows, cols, sa, e, y, ldy);
 }
 
+// GEGLU's epilogue on an interleaved block (columns 0-15 the value half h, 16-31 the matching gate
+// half g): y[r][j] = h * gelu(g), gelu(g) = g/2 (1 + erf(g / sqrt 2)), 16 outputs per block.
+template <typename T>
+void epilogue_geglu_scalar(const int32_t* c, int64_t rows, int64_t cols, const float* sa, const Epilogue& e, T* y,
+                           int64_t ldy) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) {
+      float h = static_cast<float>(c[r * kCols + j]) * (sa[r] * e.sw[j]);
+      float g = static_cast<float>(c[r * kCols + 16 + j]) * (sa[r] * e.sw[16 + j]);
+      if (e.bias) h += e.bias[j], g += e.bias[16 + j];
+      const float v = h * (0.5f * g * (1.0f + std::erf(g * 0.70710678118654752f)));
+      if constexpr (std::is_same_v<T, float>) {
+        y[r * ldy + j] = v;
+      } else {
+        y[r * ldy + j] = c10::BFloat16(v).x;
+      }
+    }
+}
+
+#if GENVIS_HAS_AVX512_KERNELS
+// erf(x) by Abramowitz and Stegun 7.1.26 (absolute error < 1.5e-7): 1 - poly(t) exp(-x^2),
+// t = 1 / (1 + p |x|), odd in x.
+GENVIS_AVX512 inline __m512 erf_avx512(__m512 x) {
+  const __m512 ax = _mm512_abs_ps(x);
+  const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(_mm512_set1_ps(0.3275911f), ax, _mm512_set1_ps(1.0f)));
+  __m512 p = _mm512_set1_ps(1.061405429f);
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
+  p = _mm512_mul_ps(p, t);
+  const __m512 e = cpu::exp_nonpositive(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(ax, ax)));
+  const __m512 r = _mm512_fnmadd_ps(p, e, _mm512_set1_ps(1.0f));  // 1 - p e
+  return _mm512_mask_sub_ps(r, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_setzero_ps(), r);
+}
+
+template <typename T>
+GENVIS_AVX512 void epilogue_geglu_avx512(const int32_t* c, int64_t rows, int64_t cols, const float* sa,
+                                         const Epilogue& e, T* y, int64_t ldy) {
+  const __mmask16 m = cpu::tail_mask(cols);
+  const __m512 sh = _mm512_loadu_ps(e.sw), sg = _mm512_loadu_ps(e.sw + 16);
+  const __m512 bh = e.bias ? _mm512_loadu_ps(e.bias) : _mm512_setzero_ps();
+  const __m512 bg = e.bias ? _mm512_loadu_ps(e.bias + 16) : _mm512_setzero_ps();
+  const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f), rsqrt2 = _mm512_set1_ps(0.70710678118654752f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const __m512 s = _mm512_set1_ps(sa[r]);
+    const __m512 h = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(c + r * kCols)),
+                                                 _mm512_mul_ps(s, sh)), bh);
+    const __m512 g = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(c + r * kCols + 16)),
+                                                 _mm512_mul_ps(s, sg)), bg);
+    const __m512 gelu = _mm512_mul_ps(_mm512_mul_ps(half, g), _mm512_add_ps(one, erf_avx512(_mm512_mul_ps(g, rsqrt2))));
+    cpu::store(y + r * ldy, _mm512_mul_ps(h, gelu), m);
+  }
+}
+#endif
+
+template <typename T>
+void epilogue_geglu(const int32_t* c, int64_t rows, int64_t cols, const float* sa, const Epilogue& e, T* y,
+                    int64_t ldy) {
+#if GENVIS_HAS_AVX512_KERNELS
+  if (cpu::avx512_supported()) return epilogue_geglu_avx512(c, rows, cols, sa, e, y, ldy);
+#endif
+  epilogue_geglu_scalar(c, rows, cols, sa, e, y, ldy);
+}
+
 // ---- int32 sums of one block: c [kRows][kCols] = a [kRows][kp] . columns [n0, n0 + 32) ----
 
 // The reference: exact in f64 (|sum| < 2^53) through at::mm; bd is the weight as f64 [kp, np].
@@ -261,6 +326,7 @@ private:
 // y [m, n] (row-major, ldy = n) from m rows that `fill` produces, block by block; blocks of rows and
 // ranges of column blocks are shared out over the threads.
 template <typename T>
+// w.geglu_half > 0: GEGLU's interleaved weight, y [m, w.geglu_half] gets h * gelu(g).
 void run(int64_t m, const PackedWeight& w, const FillRows& fill, const float* bias, T* y) {
   const Kernel kern = kernel();
   const int64_t mblocks = (m + kRows - 1) / kRows, cblocks = w.np / kCols;
@@ -305,7 +371,10 @@ void run(int64_t m, const PackedWeight& w, const FillRows& fill, const float* bi
             block_reference(ab, w.kp, bd, n0, c.data());
         }
         const Epilogue e{sw + n0, bias ? bias + n0 : nullptr};
-        epilogue(c.data(), rows, std::min(kCols, w.n - n0), sa, e, y + m0 * w.n + n0, w.n);
+        if (const int64_t half = w.geglu_half; half > 0)
+          epilogue_geglu(c.data(), rows, std::min<int64_t>(16, half - cb * 16), sa, e, y + m0 * half + cb * 16, half);
+        else
+          epilogue(c.data(), rows, std::min(kCols, w.n - n0), sa, e, y + m0 * w.n + n0, w.n);
       }
     }
 #if GENVIS_HAS_AVX512_KERNELS
@@ -442,15 +511,15 @@ thread_local InputCache input_cache;
 
 }  // namespace
 
-at::Tensor linear(const at::Tensor& x_in, const PackedWeight& w, const at::Tensor& bias_in) {
-  RECORD_FUNCTION("genvis::int8_linear", std::vector<c10::IValue>({x_in}));
-  check_input(x_in, w.k, "linear");
+namespace {
+
+// y [..., outputs] for x [..., k]; bias f32 in the packing's column order (or undefined).
+at::Tensor linear_rows(const at::Tensor& x_in, const PackedWeight& w, const at::Tensor& bias, int64_t outputs) {
   const at::Tensor x = x_in.contiguous();
   const int64_t m = x.numel() / std::max<int64_t>(w.k, 1);
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
-  shape.back() = w.n;
+  shape.back() = outputs;
   at::Tensor y = at::empty(shape, x.options());
-  const at::Tensor bias = bias_f32(bias_in, w.n);
   InputCache& cache = input_cache;
   const bool hit = cache.x.defined() && cache.x.unsafeGetTensorImpl() == x.unsafeGetTensorImpl() &&
                    cache.version == x._version() && cache.kp == w.kp;
@@ -474,6 +543,55 @@ at::Tensor linear(const at::Tensor& x_in, const PackedWeight& w, const at::Tenso
     run<T>(m, w, fill, bias.defined() ? bias.data_ptr<float>() : nullptr, data_of<T>(y));
   });
   return y;
+}
+
+// GEGLU's interleaving: packed row b * 32 + i (i < 16) is value row b * 16 + i, row b * 32 + 16 + i
+// its gate row half + b * 16 + i; -1 past the half.
+std::vector<int64_t> geglu_order(int64_t half) {
+  const int64_t blocks = (half + 15) / 16;
+  std::vector<int64_t> order(static_cast<size_t>(blocks * 32), -1);
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t i = 0; i < 16 && b * 16 + i < half; ++i) {
+      order[b * 32 + i] = b * 16 + i;
+      order[b * 32 + 16 + i] = half + b * 16 + i;
+    }
+  return order;
+}
+
+// rows [n, ...] -> [order.size(), ...] taking row order[i] (zeros for -1).
+at::Tensor reorder_rows(const at::Tensor& rows, const std::vector<int64_t>& order) {
+  std::vector<int64_t> shape(rows.sizes().begin(), rows.sizes().end());
+  shape[0] = static_cast<int64_t>(order.size());
+  at::Tensor out = at::zeros(shape, rows.options());
+  for (size_t i = 0; i < order.size(); ++i)
+    if (order[i] >= 0) out[static_cast<int64_t>(i)].copy_(rows[order[i]]);
+  return out;
+}
+
+}  // namespace
+
+at::Tensor linear(const at::Tensor& x, const PackedWeight& w, const at::Tensor& bias) {
+  RECORD_FUNCTION("genvis::int8_linear", std::vector<c10::IValue>({x}));
+  if (w.geglu_half > 0) throw UsageError("int8 linear: the weight is packed for GEGLU (use linear_geglu)");
+  check_input(x, w.k, "linear");
+  return linear_rows(x, w, bias_f32(bias, w.n), w.n);
+}
+
+PackedWeight interleave_geglu(const PackedWeight& w) {
+  if (w.geglu_half > 0) return w;
+  if (w.n % 2 != 0) throw UsageError("int8 GEGLU: the projection has an odd number of outputs (" + std::to_string(w.n) + ")");
+  const std::vector<int64_t> order = geglu_order(w.n / 2);
+  PackedWeight out = pack_weight(reorder_rows(unpack(w), order), reorder_rows(w.scale.narrow(0, 0, w.n), order));
+  out.geglu_half = w.n / 2;
+  return out;
+}
+
+at::Tensor linear_geglu(const at::Tensor& x, const PackedWeight& w, const at::Tensor& bias) {
+  RECORD_FUNCTION("genvis::int8_linear_geglu", std::vector<c10::IValue>({x}));
+  if (w.geglu_half <= 0) throw UsageError("int8 GEGLU: the weight is not packed for GEGLU (interleave_geglu)");
+  check_input(x, w.k, "GEGLU");
+  const at::Tensor b = bias_f32(bias, 2 * w.geglu_half);
+  return linear_rows(x, w, b.defined() ? reorder_rows(b, geglu_order(w.geglu_half)) : b, w.geglu_half);
 }
 
 void clear_input_cache() {

@@ -28,6 +28,7 @@ struct PackedWeight {
   at::Tensor scale;      // f32 [np] (zeros past n)
   at::Tensor packed;     // int8 [np/16][kp/4][16][4]: 16 columns x 4 consecutive k per 64 bytes, zeros beyond n and k
   at::Tensor col_sum;    // int32 [np]: sum over k of q (the VNNI kernel's unsigned-activation correction)
+  int64_t geglu_half = 0;  // > 0: packed by interleave_geglu for linear_geglu (this many outputs)
 };
 
 // Symmetric per-output-channel quantisation of a [n, k] weight (any floating dtype): scale =
@@ -43,6 +44,13 @@ at::Tensor unpack(const PackedWeight& w);
 // quantised x is kept (one entry per thread) for the next call with the same, unchanged x: the
 // q/k/v projections of one input quantise it once.
 at::Tensor linear(const at::Tensor& x, const PackedWeight& w, const at::Tensor& bias);
+// GEGLU (diffusers' feed-forward): y = h * gelu(g), [h, g] = x . w^T + bias cut in halves along the
+// outputs, in one pass: the value and gate rows are interleaved 16 at a time (interleave_geglu, once
+// per layer) so that every 32-column block holds matching halves, and the epilogue writes h *
+// gelu(g) (exact GELU, erf within 1.5e-7) without the [.., 2 * half] product ever being stored.
+// bias in the layer's order ([2 * half]). Returns [..., half].
+PackedWeight interleave_geglu(const PackedWeight& w);
+at::Tensor linear_geglu(const at::Tensor& x, const PackedWeight& w, const at::Tensor& bias);
 // Forgets this thread's kept quantised input (and drops its reference to the input tensor).
 void clear_input_cache();
 

@@ -1,6 +1,7 @@
 #include "nn/transformer2d.h"
 
 #include "nn/lora.h"
+#include "nn/quantize.h"
 #include "nn/group_norm_silu.h"
 
 #include <torch/torch.h>
@@ -24,6 +25,13 @@ GEGLUImpl::GEGLUImpl(int64_t dim_in, int64_t dim_out) {
 }
 
 at::Tensor GEGLUImpl::forward(const at::Tensor& x) {
+  // int8 (--quant int8): the projection and h * gelu(g) in one pass, on the projection's int8 copy
+  // repacked for it on first use (nn::linear then takes the float weight for this layer).
+  if (Int8LayerImpl* q = int8_layer(*proj); q && int8_applies(x, proj->weight) && lora_adapters(*proj).empty()) {
+    if (q->weight.geglu_half == 0) q->weight = int8::interleave_geglu(q->weight);
+    q->calls.fetch_add(1, std::memory_order_relaxed);
+    return int8::linear_geglu(x, q->weight, proj->bias);
+  }
   const auto parts = linear(x, proj).chunk(2, -1);
   return parts[0] * at::gelu(parts[1].contiguous());  // gelu on the strided half is ~3x slower in bf16
 }

@@ -161,6 +161,33 @@ TEST(Int8Gemm, ConvolutionMatchesTheFloatConvolution) {
   }
 }
 
+TEST(Int8Gemm, GegluIsTheProjectionThenValueTimesGeluOfGate) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(5);
+  for (const int64_t half : {45, 64, 7}) {
+    const at::Tensor x = torch::randn({37, 70});
+    const at::Tensor w = torch::randn({2 * half, 70}) * 0.15;
+    const at::Tensor bias = torch::randn({2 * half});
+    const auto parts = at::linear(x, w, bias).chunk(2, -1);
+    const at::Tensor want = parts[0] * at::gelu(parts[1]);
+    const PackedWeight p = interleave_geglu(quantize_weight(w));
+    EXPECT_EQ(p.geglu_half, half);
+    EXPECT_THROW(linear(x, p, bias), UsageError);
+    for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+      at::Tensor first;
+      for (Kernel kern : available()) {
+        KernelGuard guard(kern);
+        const at::Tensor got = linear_geglu(x.to(dtype), p, bias);
+        ASSERT_EQ(got.sizes(), want.sizes());
+        EXPECT_LT(relative_error(got, want), 0.03) << kernel_name(kern) << " half " << half;
+        if (!first.defined()) first = got;
+        else EXPECT_TRUE(at::equal(got, first)) << kernel_name(kern) << " disagrees";
+      }
+    }
+  }
+  EXPECT_THROW(interleave_geglu(quantize_weight(torch::randn({5, 8}))), UsageError);
+}
+
 TEST(Int8Gemm, BadInputsAreUsageErrors) {
   const PackedWeight p = quantize_weight(torch::randn({4, 8}));
   EXPECT_THROW(linear(torch::randn({2, 9}), p, {}), UsageError);

@@ -6,6 +6,7 @@
 
 #include "nn/attention.h"
 #include "nn/lora.h"
+#include "nn/transformer2d.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -83,6 +84,24 @@ TEST(Quantize, LayersRunTheirInt8CopiesOnlyWhenNoGradientIsWanted) {
   EXPECT_EQ(int8_layer(*t->fc)->calls.load(), 2);
   EXPECT_EQ(int8_layer(*t->conv)->calls.load(), 2);
   EXPECT_EQ(int8_layer(*t->pointwise)->calls.load(), 2);
+}
+
+TEST(Quantize, GegluRunsItsProjectionAndGeluInOneInt8Pass) {
+  torch::manual_seed(3);
+  FeedForward ff(32, 4);
+  const at::Tensor x = torch::randn({2, 9, 32});
+  torch::NoGradGuard no_grad;
+  const at::Tensor want = ff(x);
+  quantize_int8(*ff, {});
+  const at::Tensor got = ff(x);
+  EXPECT_LT(relative_error(got, want), 0.04);
+  Int8LayerImpl* proj = int8_layer(*ff->geglu->proj);
+  ASSERT_NE(proj, nullptr);
+  EXPECT_EQ(proj->calls.load(), 1);
+  EXPECT_EQ(proj->weight.geglu_half, 128);
+  EXPECT_EQ(int8_layer(*ff->out)->calls.load(), 1);
+  // Another layer call on the projection itself takes the float weight (the int8 copy is GEGLU's now).
+  EXPECT_TRUE(at::equal(linear(x, ff->geglu->proj), linear(x, ff->geglu->proj->weight, ff->geglu->proj->bias)));
 }
 
 TEST(Quantize, TrainingCallsStayFloatAndRequantisingFollowsTheWeights) {
