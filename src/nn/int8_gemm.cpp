@@ -81,10 +81,21 @@ GENVIS_AVX512 void quantize_avx512(const T* x, int64_t n, float inv, int8_t* q) 
 }
 #endif
 
+// The AVX-512 forms of the quantisation and epilogues (bit-identical quantisation, the same
+// arithmetic); the reference kernel keeps to the portable scalar code everywhere, so that this
+// machine's tests run the code of CPUs without AVX-512 too.
+bool simd() {
+#if GENVIS_HAS_AVX512_KERNELS
+  return kernel() != Kernel::Reference && cpu::avx512_supported();
+#else
+  return false;
+#endif
+}
+
 template <typename T>
 float amax(const T* x, int64_t n) {
 #if GENVIS_HAS_AVX512_KERNELS
-  if (cpu::avx512_supported()) return amax_avx512(x, n);
+  if (simd()) return amax_avx512(x, n);
 #endif
   return amax_scalar(x, n);
 }
@@ -92,7 +103,7 @@ float amax(const T* x, int64_t n) {
 template <typename T>
 void quantize(const T* x, int64_t n, float inv, int8_t* q) {
 #if GENVIS_HAS_AVX512_KERNELS
-  if (cpu::avx512_supported()) return quantize_avx512(x, n, inv, q);
+  if (simd()) return quantize_avx512(x, n, inv, q);
 #endif
   quantize_scalar(x, n, inv, q);
 }
@@ -106,19 +117,23 @@ struct Epilogue {
   const float* bias;  // at the block's first column, or null
 };
 
+inline void store_scalar(float* p, float v) { *p = v; }
+inline void store_scalar(uint16_t* p, float v) { *p = c10::BFloat16(v).x; }
+
+// y[r][j] = value(r, j) for a block's rows and columns.
+template <typename T, typename F>
+void store_rows(int64_t rows, int64_t cols, T* y, int64_t ldy, F&& value) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) store_scalar(y + r * ldy + j, value(r, j));
+}
+
 template <typename T>
 void epilogue_scalar(const int32_t* c, int64_t rows, int64_t cols, const float* sa, const Epilogue& e, T* y,
                      int64_t ldy) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < cols; ++j) {
-      float v = static_cast<float>(c[r * kCols + j]) * (sa[r] * e.sw[j]);
-      if (e.bias) v += e.bias[j];
-      if constexpr (std::is_same_v<T, float>) {
-        y[r * ldy + j] = v;
-      } else {
-        y[r * ldy + j] = c10::BFloat16(v).x;
-      }
-    }
+  store_rows(rows, cols, y, ldy, [&](int64_t r, int64_t j) {
+    const float v = static_cast<float>(c[r * kCols + j]) * (sa[r] * e.sw[j]);
+    return e.bias ? v + e.bias[j] : v;
+  });
 }
 
 #if GENVIS_HAS_AVX512_KERNELS
@@ -138,29 +153,12 @@ GENVIS_AVX512 void epilogue_avx512(const int32_t* c, int64_t rows, int64_t cols,
   }
 }
 
-// bf16 results with the CPU's own conversion (vcvtneps2bf16: round to nearest even, one instruction).
-GENVIS_AVX512BF16 void epilogue_avx512bf16(const int32_t* c, int64_t rows, int64_t cols, const float* sa,
-                                           const Epilogue& e, uint16_t* y, int64_t ldy) {
-  for (int64_t h = 0; h < kCols && h < cols; h += 16) {
-    const __mmask16 m = cpu::tail_mask(cols - h);
-    const __m512 sw = _mm512_maskz_loadu_ps(m, e.sw + h);
-    const __m512 bias = e.bias ? _mm512_maskz_loadu_ps(m, e.bias + h) : _mm512_setzero_ps();
-    for (int64_t r = 0; r < rows; ++r) {
-      const __m512 v = _mm512_cvtepi32_ps(_mm512_loadu_si512(c + r * kCols + h));
-      __m512 out = _mm512_mul_ps(v, _mm512_mul_ps(_mm512_set1_ps(sa[r]), sw));
-      if (e.bias) out = _mm512_add_ps(out, bias);
-      _mm256_mask_storeu_epi16(y + r * ldy + h, m, (__m256i)_mm512_cvtneps_pbh(out));
-    }
-  }
-}
 #endif
 
 template <typename T>
 void epilogue(const int32_t* c, int64_t rows, int64_t cols, const float* sa, const Epilogue& e, T* y, int64_t ldy) {
 #if GENVIS_HAS_AVX512_KERNELS
-  if constexpr (std::is_same_v<T, uint16_t>)
-    if (cpu::avx512bf16_supported()) return epilogue_avx512bf16(c, rows, cols, sa, e, y, ldy);
-  if (cpu::avx512_supported()) return epilogue_avx512(c, rows, cols, sa, e, y, ldy);
+  if (simd()) return epilogue_avx512(c, rows, cols, sa, e, y, ldy);
 #endif
   epilogue_scalar(c, rows, cols, sa, e, y, ldy);
 }
@@ -170,18 +168,12 @@ void epilogue(const int32_t* c, int64_t rows, int64_t cols, const float* sa, con
 template <typename T>
 void epilogue_geglu_scalar(const int32_t* c, int64_t rows, int64_t cols, const float* sa, const Epilogue& e, T* y,
                            int64_t ldy) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < cols; ++j) {
-      float h = static_cast<float>(c[r * kCols + j]) * (sa[r] * e.sw[j]);
-      float g = static_cast<float>(c[r * kCols + 16 + j]) * (sa[r] * e.sw[16 + j]);
-      if (e.bias) h += e.bias[j], g += e.bias[16 + j];
-      const float v = h * (0.5f * g * (1.0f + std::erf(g * 0.70710678118654752f)));
-      if constexpr (std::is_same_v<T, float>) {
-        y[r * ldy + j] = v;
-      } else {
-        y[r * ldy + j] = c10::BFloat16(v).x;
-      }
-    }
+  store_rows(rows, cols, y, ldy, [&](int64_t r, int64_t j) {
+    float h = static_cast<float>(c[r * kCols + j]) * (sa[r] * e.sw[j]);
+    float g = static_cast<float>(c[r * kCols + 16 + j]) * (sa[r] * e.sw[16 + j]);
+    if (e.bias) h += e.bias[j], g += e.bias[16 + j];
+    return h * (0.5f * g * (1.0f + std::erf(g * 0.70710678118654752f)));
+  });
 }
 
 #if GENVIS_HAS_AVX512_KERNELS
@@ -225,7 +217,7 @@ template <typename T>
 void epilogue_geglu(const int32_t* c, int64_t rows, int64_t cols, const float* sa, const Epilogue& e, T* y,
                     int64_t ldy) {
 #if GENVIS_HAS_AVX512_KERNELS
-  if (cpu::avx512_supported()) return epilogue_geglu_avx512(c, rows, cols, sa, e, y, ldy);
+  if (simd()) return epilogue_geglu_avx512(c, rows, cols, sa, e, y, ldy);
 #endif
   epilogue_geglu_scalar(c, rows, cols, sa, e, y, ldy);
 }
