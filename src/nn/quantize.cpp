@@ -28,8 +28,9 @@ struct ExplicitPadding {
   }
 };
 
-// The geometry of a Conv2d int8::conv2d can run, or nullopt.
-std::optional<int8::ConvGeometry> conv_geometry(const torch::nn::Conv2dImpl& conv) {
+}  // namespace
+
+std::optional<int8::ConvGeometry> plain_conv_geometry(const torch::nn::Conv2dImpl& conv) {
   const auto& o = conv.options;
   if (o.groups() != 1 || (*o.dilation())[0] != 1 || (*o.dilation())[1] != 1) return std::nullopt;
   if (torch::enumtype::get_enum_name(o.padding_mode()) != "kZeros") return std::nullopt;
@@ -40,6 +41,8 @@ std::optional<int8::ConvGeometry> conv_geometry(const torch::nn::Conv2dImpl& con
   return int8::ConvGeometry{(*o.kernel_size())[0], (*o.kernel_size())[1], (*o.stride())[0], (*o.stride())[1],
                             (*pad)[0], (*pad)[1]};
 }
+
+namespace {
 
 bool has_child(const torch::nn::Module& m, const std::string& name) {
   for (const auto& item : m.named_children())
@@ -73,7 +76,7 @@ QuantizeReport quantize_int8(torch::nn::Module& root, const std::function<bool(c
       attach(*linear, Int8Layer(int8::quantize_weight(linear->weight), false, int8::ConvGeometry{}));
       ++report.linear;
     } else if (auto* conv = dynamic_cast<torch::nn::Conv2dImpl*>(&m)) {
-      const auto g = conv_geometry(*conv);
+      const auto g = plain_conv_geometry(*conv);
       if (!g || (keep && keep(name))) {
         ++report.kept;
         report.kept_names.push_back(name);

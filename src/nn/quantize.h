@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <functional>
+#include <optional>
 #include <string>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/conv.h>
@@ -49,6 +50,10 @@ QuantizeReport quantize_int8(torch::nn::Module& root, const std::function<bool(c
 int64_t dequantize(torch::nn::Module& root);
 // Every int8 copy under `root`, by dotted name of its layer.
 std::vector<std::pair<std::string, Int8LayerImpl*>> int8_layers(torch::nn::Module& root);
+
+// A Conv2d's geometry when it is a plain one (groups 1, dilation 1, zero padding given as numbers),
+// the convolutions the int8 path runs; nullopt otherwise.
+std::optional<int8::ConvGeometry> plain_conv_geometry(const torch::nn::Conv2dImpl& conv);
 
 // Whether `x` takes the int8 path of a layer with float weight `weight`: CPU, f32 or bf16, and no
 // gradient wanted (grad mode off, or neither x nor the weight requires one).
