@@ -129,7 +129,7 @@ at::Tensor WanAttentionImpl::forward(const at::Tensor& x, const at::Tensor& cont
     const at::Tensor k_img = norm_added_k(nn::linear(image, add_k_proj)), v_img = nn::linear(image, add_v_proj);
     out = out + nn::attention(q, k_img, v_img, heads);
   }
-  return nn::linear(out, to_out[0]->as<torch::nn::Linear>()->weight, to_out[0]->as<torch::nn::Linear>()->bias);
+  return nn::linear(out, torch::nn::Linear(to_out->ptr<torch::nn::LinearImpl>(0)));  // (its LoRA / int8 forms too)
 }
 
 WanFeedForwardImpl::WanFeedForwardImpl(int64_t dim, int64_t inner, int64_t out_dim, bool tanh_gelu)
