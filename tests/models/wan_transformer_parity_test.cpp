@@ -11,25 +11,10 @@
 namespace genvis::models {
 namespace {
 
-// The manifest case's files: config.json, the weights and io.safetensors, by their names.
-struct CaseFiles {
-  std::string config, weights, io;
-};
-CaseFiles case_files(const std::string& name) {
-  CaseFiles f;
-  const nlohmann::json c = test::fixture_case(name);  // bound first: a temporary's .at() would dangle
-  for (const auto& file : c.at("files")) {
-    const std::string path = test::fixtures_dir() + "/" + file.get<std::string>();
-    if (path.ends_with("config.json")) f.config = path;
-    else if (path.ends_with("io.safetensors")) f.io = path;
-    else if (path.ends_with(".safetensors")) f.weights = path;
-  }
-  return f;
-}
 
 void run_case(const std::string& name) {
   GENVIS_REQUIRE_FIXTURES();
-  const CaseFiles f = case_files(name);
+  const test::FixtureFiles f = test::fixture_files(name);
   const auto config = WanTransformer3DConfig::from_file(f.config);
   WanTransformer3DModel dit(config);
   const auto weights = io::open_weights(f.weights);

@@ -23,20 +23,6 @@ namespace {
 
 constexpr double kInt8RelL2 = 0.15;
 
-struct CaseFiles {
-  std::string config, weights, io;
-};
-CaseFiles case_files(const std::string& name) {
-  CaseFiles f;
-  const nlohmann::json c = test::fixture_case(name);
-  for (const auto& file : c.at("files")) {
-    const std::string path = test::fixtures_dir() + "/" + file.get<std::string>();
-    if (path.ends_with("config.json")) f.config = path;
-    else if (path.ends_with("io.safetensors")) f.io = path;
-    else if (path.ends_with(".safetensors")) f.weights = path;
-  }
-  return f;
-}
 
 void expect_int8_close(torch::nn::Module& model, const at::Tensor& got, const at::Tensor& want, const std::string& name) {
   const double rel = ((got - want).norm() / want.norm()).item<double>();
@@ -51,7 +37,7 @@ void expect_int8_close(torch::nn::Module& model, const at::Tensor& got, const at
 
 void unet_case(const std::string& name) {
   GENVIS_REQUIRE_FIXTURES();
-  const CaseFiles f = case_files(name);
+  const test::FixtureFiles f = test::fixture_files(name);
   auto unet = models::load_unet2d_condition(std::filesystem::path(f.config).parent_path().string());
   quant::apply(*unet, name, quant::unet_keeps);
   const auto io = io::open_weights(f.io);
@@ -71,7 +57,7 @@ TEST(QuantizeInt8Parity, UNetSDXL) { unet_case("unet_sdxl"); }
 TEST(QuantizeInt8Parity, WanTransformer) {
   GENVIS_REQUIRE_FIXTURES();
   const std::string name = "wan21_transformer";
-  const CaseFiles f = case_files(name);
+  const test::FixtureFiles f = test::fixture_files(name);
   models::WanTransformer3DModel dit(models::WanTransformer3DConfig::from_file(f.config));
   const auto weights = io::open_weights(f.weights);
   nn::load_state_dict(*dit, *weights, {.dtype = at::kFloat});

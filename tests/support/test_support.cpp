@@ -32,6 +32,18 @@ nlohmann::json fixture_case(const std::string& case_name) {
   throw std::runtime_error("manifest.json has no case " + case_name);
 }
 
+FixtureFiles fixture_files(const std::string& case_name) {
+  FixtureFiles f;
+  const nlohmann::json c = fixture_case(case_name);  // bound first: a temporary's .at() would dangle
+  for (const auto& file : c.at("files")) {
+    const std::string path = fixtures_dir() + "/" + file.get<std::string>();
+    if (path.ends_with("config.json")) f.config = path;
+    else if (path.ends_with("io.safetensors")) f.io = path;
+    else if (path.ends_with(".safetensors")) f.weights = path;
+  }
+  return f;
+}
+
 Tolerance fixture_tolerance(const std::string& case_name, const std::string& output) {
   const nlohmann::json c = fixture_case(case_name);
   nlohmann::json t = c.at("tolerance");

@@ -57,6 +57,12 @@ at::Tensor flat_weights(const std::string& path);
 // (std::runtime_error when there is none).
 nlohmann::json fixture_manifest();
 nlohmann::json fixture_case(const std::string& case_name);
+// A model case's files by their names (paths under fixtures_dir()): config.json, io.safetensors and
+// the other .safetensors (the weights).
+struct FixtureFiles {
+  std::string config, weights, io;
+};
+FixtureFiles fixture_files(const std::string& case_name);
 
 // A fixture case's tolerance from manifest.json: tolerance_per_output[output] when given and
 // present, else the case's tolerance.
