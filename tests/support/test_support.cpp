@@ -32,6 +32,11 @@ nlohmann::json fixture_case(const std::string& case_name) {
   throw std::runtime_error("manifest.json has no case " + case_name);
 }
 
+std::vector<int64_t> tensor_row(const at::Tensor& t, int64_t i) {
+  const at::Tensor r = t[i].contiguous().to(at::kLong);
+  return {r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel()};
+}
+
 FixtureFiles fixture_files(const std::string& case_name) {
   FixtureFiles f;
   const nlohmann::json c = fixture_case(case_name);  // bound first: a temporary's .at() would dangle

@@ -57,6 +57,9 @@ at::Tensor flat_weights(const std::string& path);
 // (std::runtime_error when there is none).
 nlohmann::json fixture_manifest();
 nlohmann::json fixture_case(const std::string& case_name);
+// Row i of an integer tensor (token ids) as int64 values.
+std::vector<int64_t> tensor_row(const at::Tensor& t, int64_t i);
+
 // A model case's files by their names (paths under fixtures_dir()): config.json, io.safetensors and
 // the other .safetensors (the weights).
 struct FixtureFiles {

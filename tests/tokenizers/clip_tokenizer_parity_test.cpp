@@ -18,11 +18,6 @@ nlohmann::json load_rows() {
   return nlohmann::json::parse(in);
 }
 
-std::vector<int64_t> row(const at::Tensor& t, int64_t i) {
-  const at::Tensor r = t[i].contiguous().to(at::kLong);
-  return {r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel()};
-}
-
 TEST(CLIPTokenizerParity, AllFixturePrompts) {
   GENVIS_REQUIRE_FIXTURES();
   const CLIPTokenizer tok = CLIPTokenizer::load(vocab_path());
@@ -43,11 +38,11 @@ TEST(CLIPTokenizerParity, AllFixturePrompts) {
     const auto eos = tok.encode_padded(text, CLIPTokenizer::kEosId);
     const auto zero = tok.encode_padded(text, 0);
     const auto idx = static_cast<int64_t>(i);
-    const bool ok = ids == expected && eos == row(pad_eos, idx) && zero == row(pad_zero, idx) &&
+    const bool ok = ids == expected && eos == test::tensor_row(pad_eos, idx) && zero == test::tensor_row(pad_zero, idx) &&
                     static_cast<int64_t>(ids.size()) == num_tokens[idx].item<int64_t>();
     EXPECT_EQ(ids, expected) << "row " << i << ": " << text;
-    EXPECT_EQ(eos, row(pad_eos, idx)) << "row " << i;
-    EXPECT_EQ(zero, row(pad_zero, idx)) << "row " << i;
+    EXPECT_EQ(eos, test::tensor_row(pad_eos, idx)) << "row " << i;
+    EXPECT_EQ(zero, test::tensor_row(pad_zero, idx)) << "row " << i;
     EXPECT_EQ(clip_clean_text(text), r["cleaned_text"].get<std::string>()) << "row " << i;
     matched += ok ? 1 : 0;
   }

@@ -39,11 +39,6 @@ json load_rows(const TokenizerCase& c) {
   return json::parse(in);
 }
 
-std::vector<int64_t> row(const at::Tensor& t, int64_t i) {
-  const at::Tensor r = t[i].contiguous().to(at::kLong);
-  return {r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel()};
-}
-
 TEST(T5TokenizerParity, SettingsMatchManifest) {
   GENVIS_REQUIRE_FIXTURES();
   const TokenizerCase c = open_case();
@@ -89,18 +84,18 @@ TEST(T5TokenizerParity, AllFixturePrompts) {
     const auto legacy_false = non_legacy.encode(text);
     EXPECT_EQ(pieces, r.at("pieces").get<std::vector<std::string>>());
     EXPECT_EQ(ids, r.at("ids").get<std::vector<int64_t>>());
-    EXPECT_EQ(padded.input_ids, row(input_ids, idx));
-    EXPECT_EQ(padded.attention_mask, row(attention_mask, idx));
+    EXPECT_EQ(padded.input_ids, test::tensor_row(input_ids, idx));
+    EXPECT_EQ(padded.attention_mask, test::tensor_row(attention_mask, idx));
     EXPECT_EQ(cleaned, r.at("wan_clean_text").get<std::string>());
     EXPECT_EQ(tok.encode(cleaned), r.at("wan_ids").get<std::vector<int64_t>>());
-    EXPECT_EQ(wan.input_ids, row(wan_input_ids, idx));
-    EXPECT_EQ(wan.attention_mask, row(wan_attention_mask, idx));
+    EXPECT_EQ(wan.input_ids, test::tensor_row(wan_input_ids, idx));
+    EXPECT_EQ(wan.attention_mask, test::tensor_row(wan_attention_mask, idx));
     EXPECT_EQ(legacy_false, r.at("legacy_false_ids").get<std::vector<int64_t>>());
     const bool ok = pieces == r.at("pieces").get<std::vector<std::string>>() &&
-                    ids == r.at("ids").get<std::vector<int64_t>>() && padded.input_ids == row(input_ids, idx) &&
-                    padded.attention_mask == row(attention_mask, idx) &&
-                    cleaned == r.at("wan_clean_text").get<std::string>() && wan.input_ids == row(wan_input_ids, idx) &&
-                    wan.attention_mask == row(wan_attention_mask, idx) &&
+                    ids == r.at("ids").get<std::vector<int64_t>>() && padded.input_ids == test::tensor_row(input_ids, idx) &&
+                    padded.attention_mask == test::tensor_row(attention_mask, idx) &&
+                    cleaned == r.at("wan_clean_text").get<std::string>() && wan.input_ids == test::tensor_row(wan_input_ids, idx) &&
+                    wan.attention_mask == test::tensor_row(wan_attention_mask, idx) &&
                     legacy_false == r.at("legacy_false_ids").get<std::vector<int64_t>>();
     matched += ok ? 1 : 0;
   }
