@@ -316,9 +316,9 @@ private:
 };
 
 // y [m, n] (row-major, ldy = n) from m rows that `fill` produces, block by block; blocks of rows and
-// ranges of column blocks are shared out over the threads.
+// ranges of column blocks are shared out over the threads. w.geglu_half > 0: GEGLU's interleaved
+// weight, y [m, w.geglu_half] gets h * gelu(g).
 template <typename T>
-// w.geglu_half > 0: GEGLU's interleaved weight, y [m, w.geglu_half] gets h * gelu(g).
 void run(int64_t m, const PackedWeight& w, const FillRows& fill, const float* bias, T* y) {
   const Kernel kern = kernel();
   const int64_t mblocks = (m + kRows - 1) / kRows, cblocks = w.np / kCols;
@@ -500,10 +500,6 @@ struct InputCache {
   QuantizedRows rows;
 };
 thread_local InputCache input_cache;
-
-}  // namespace
-
-namespace {
 
 // y [..., outputs] for x [..., k]; bias f32 in the packing's column order (or undefined).
 at::Tensor linear_rows(const at::Tensor& x_in, const PackedWeight& w, const at::Tensor& bias, int64_t outputs) {

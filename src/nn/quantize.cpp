@@ -1,6 +1,7 @@
 #include "nn/quantize.h"
 
 #include "core/error.h"
+#include "nn/transformer2d.h"
 
 #include <array>
 #include <optional>
@@ -66,26 +67,23 @@ QuantizeReport quantize_int8(torch::nn::Module& root, const std::function<bool(c
   QuantizeReport report;
   for (const auto& item : root.named_modules("", /*include_self=*/false)) {
     const std::string& name = item.key();
-    torch::nn::Module& m = *item.value();
-    if (auto* linear = dynamic_cast<torch::nn::LinearImpl*>(&m)) {
-      if (keep && keep(name)) {
-        ++report.kept;
-        report.kept_names.push_back(name);
-        continue;
-      }
-      attach(*linear, Int8Layer(int8::quantize_weight(linear->weight), false, int8::ConvGeometry{}));
-      ++report.linear;
-    } else if (auto* conv = dynamic_cast<torch::nn::Conv2dImpl*>(&m)) {
-      const auto g = plain_conv_geometry(*conv);
-      if (!g || (keep && keep(name))) {
-        ++report.kept;
-        report.kept_names.push_back(name);
-        continue;
-      }
-      attach(*conv, Int8Layer(int8::quantize_weight(int8::conv_weight_rows(conv->weight)), true, *g));
-      ++report.conv;
+    auto* linear = dynamic_cast<torch::nn::LinearImpl*>(item.value().get());
+    auto* conv = dynamic_cast<torch::nn::Conv2dImpl*>(item.value().get());
+    if (!linear && !conv) continue;
+    const auto geometry = conv ? plain_conv_geometry(*conv) : std::optional<int8::ConvGeometry>(int8::ConvGeometry{});
+    if (!geometry || (keep && keep(name))) {
+      ++report.kept;
+      report.kept_names.push_back(name);
+      continue;
     }
+    int8::PackedWeight w = int8::quantize_weight(conv ? int8::conv_weight_rows(conv->weight) : linear->weight);
+    attach(*item.value(), Int8Layer(std::move(w), conv != nullptr, *geometry));
+    ++(conv ? report.conv : report.linear);
   }
+  // GEGLU's projection is only ever run by GEGLU: its copy is packed for the fused product.
+  for (const auto& item : root.named_modules("", /*include_self=*/false))
+    if (auto* geglu = dynamic_cast<GEGLUImpl*>(item.value().get()))
+      if (Int8LayerImpl* q = int8_layer(*geglu->proj)) q->weight = int8::interleave_geglu(q->weight);
   return report;
 }
 

@@ -44,7 +44,8 @@ struct QuantizeReport {
   std::vector<std::string> kept_names;
 };
 // Gives every Linear and Conv2d under `root` (groups 1, dilation 1, zero padding) whose dotted name
-// (relative to root) `keep` does not claim an int8 copy of its current weight.
+// (relative to root) `keep` does not claim an int8 copy of its current weight; a GEGLU's projection
+// gets its copy packed for GEGLU's fused product (int8::interleave_geglu).
 QuantizeReport quantize_int8(torch::nn::Module& root, const std::function<bool(const std::string& name)>& keep);
 // Removes every int8 copy under `root`; returns how many.
 int64_t dequantize(torch::nn::Module& root);

@@ -25,10 +25,10 @@ GEGLUImpl::GEGLUImpl(int64_t dim_in, int64_t dim_out) {
 }
 
 at::Tensor GEGLUImpl::forward(const at::Tensor& x) {
-  // int8 (--quant int8): the projection and h * gelu(g) in one pass, on the projection's int8 copy
-  // repacked for it on first use (nn::linear then takes the float weight for this layer).
-  if (Int8LayerImpl* q = int8_layer(*proj); q && int8_applies(x, proj->weight) && lora_adapters(*proj).empty()) {
-    if (q->weight.geglu_half == 0) q->weight = int8::interleave_geglu(q->weight);
+  // int8 (--quant int8): the projection and h * gelu(g) in one pass, on the projection's int8 copy,
+  // which quantize_int8 packed for it (nn::linear takes the float weight for this layer).
+  if (Int8LayerImpl* q = int8_layer(*proj);
+      q && q->weight.geglu_half > 0 && int8_applies(x, proj->weight) && lora_adapters(*proj).empty()) {
     q->calls.fetch_add(1, std::memory_order_relaxed);
     return int8::linear_geglu(x, q->weight, proj->bias);
   }

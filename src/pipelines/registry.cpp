@@ -1,5 +1,7 @@
 #include "pipelines/registry.h"
 
+#include "pipelines/common/quantize.h"
+
 #include "core/config_reader.h"
 #include "core/error.h"
 #include "core/file.h"
@@ -122,12 +124,12 @@ std::unique_ptr<Pipeline> load_pipeline(const ModelSource& source) {
   if (!family)
     throw UsageError((source.model.empty() ? std::string() : source.model + ": ") + "no pipeline registered for class '" +
                      class_name + "' (known: " + known_classes() + ")");
+  const std::string mode = quant::requested(source);  // a bad mode or device is refused before loading
   ModelSource s = source;
   s.class_name = class_name;
   std::unique_ptr<Pipeline> p = family->load(s);
-  const std::string quant = source.quant == "none" ? "" : source.quant;
-  if (!quant.empty() && p->info().quant != quant)
-    throw UsageError("--quant " + quant + ": " + class_name + " models have no " + quant +
+  if (!mode.empty() && p->info().quant != mode)
+    throw UsageError("--quant " + mode + ": " + class_name + " models have no " + mode +
                      " path (Stable Diffusion, Wan and genvis video models do)");
   return p;
 }

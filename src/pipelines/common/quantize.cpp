@@ -2,20 +2,13 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/text.h"
 
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
 
 namespace genvis::pipelines::quant {
-namespace {
-
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
-bool ends_with(const std::string& s, const std::string& p) {
-  return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
-}
-
-}  // namespace
 
 std::string requested(const ModelSource& source) {
   if (source.quant.empty() || source.quant == "none") return "";
@@ -46,6 +39,15 @@ nn::QuantizeReport apply(torch::nn::Module& component, const std::string& name,
   log_info("int8: " + name + ": " + std::to_string(r.linear) + " linear + " + std::to_string(r.conv) + " conv layers (" +
            std::to_string(r.kept) + " kept in the model's dtype)");
   return r;
+}
+
+std::string apply_video(const ModelSource& source, torch::nn::Module& transformer, torch::nn::Module& text_encoder) {
+  const std::string q = requested(source);
+  if (!q.empty()) {
+    quant::apply(transformer, "transformer", video_transformer_keeps);
+    quant::apply(text_encoder, "text_encoder");
+  }
+  return q;
 }
 
 }  // namespace genvis::pipelines::quant

@@ -24,4 +24,8 @@ bool video_transformer_keeps(const std::string& name);
 nn::QuantizeReport apply(torch::nn::Module& component, const std::string& name,
                          const std::function<bool(const std::string&)>& keep = {});
 
+// The video families' (Wan, genvis video) whole step: requested(source), then, for int8, the
+// transformer (video_transformer_keeps) and the text encoder. Returns requested(source).
+std::string apply_video(const ModelSource& source, torch::nn::Module& transformer, torch::nn::Module& text_encoder);
+
 }  // namespace genvis::pipelines::quant

@@ -66,11 +66,7 @@ GenvisVideoModel load_genvis_video_model(const ModelSource& source) {
   m.transformer = models::load_wan_transformer(component(root, "", "transformer"), source.dtype);
   m.transformer->to(source.device);
   m.transformer->eval();
-  m.quant = quant::requested(source);
-  if (!m.quant.empty()) {
-    quant::apply(*m.transformer, "transformer", quant::video_transformer_keeps);
-    quant::apply(*m.text_encoder, "text_encoder");
-  }
+  m.quant = quant::apply_video(source, *m.transformer, *m.text_encoder);
   m.vae = models::load_autoencoder_kl_wan(component(root, source.vae, "vae"), at::kFloat);
   m.vae->to(source.device);
   const std::string scheduler =

@@ -143,11 +143,7 @@ WanModel load_wan_model(const ModelSource& source) {
   m.tokenizer = tokenizers::T5Tokenizer::load(component(source.vocab, layout, root, kTokenizer));
   m.text_encoder = models::load_umt5_encoder(component(source.text_encoder, layout, root, kTextEncoder),
                                              {.dtype = source.dtype, .device = source.device}, part("text_encoder"));
-  m.quant = quant::requested(source);
-  if (!m.quant.empty()) {
-    quant::apply(*m.transformer, "transformer", quant::video_transformer_keeps);
-    quant::apply(*m.text_encoder, "text_encoder");
-  }
+  m.quant = quant::apply_video(source, *m.transformer, *m.text_encoder);
   m.vae = models::load_autoencoder_kl_wan(component(source.vae, layout, root, kVAE), at::kFloat, part("vae"));
   m.vae->to(source.device);
   if (m.transformer->config.is_i2v()) {
