@@ -224,12 +224,22 @@ void epilogue_geglu(const int32_t* c, int64_t rows, int64_t cols, const float* s
 
 // ---- int32 sums of one block: c [kRows][kCols] = a [kRows][kp] . columns [n0, n0 + 32) ----
 
-// The reference: exact in f64 (|sum| < 2^53) through at::mm; bd is the weight as f64 [kp, np].
-void block_reference(const int8_t* a, int64_t kp, const at::Tensor& bd, int64_t n0, int32_t* c) {
-  const at::Tensor ad =
-      at::from_blob(const_cast<int8_t*>(a), {kRows, kp}, at::TensorOptions().dtype(at::kChar)).to(at::kDouble);
-  const at::Tensor s = at::mm(ad, bd.narrow(1, n0, kCols)).round().to(at::kInt).contiguous();
-  std::memcpy(c, s.data_ptr<int32_t>(), sizeof(int32_t) * kRows * kCols);
+// The reference: int32 sums in portable loops over the same packing as the SIMD kernels (b0: the
+// block's first 16 columns, the next 16 at b0 + 16 kp), exact as theirs.
+void block_reference(const int8_t* a, int64_t kp, const int8_t* b0, int32_t* c) {
+  const int64_t groups = kp / 4;
+  for (int64_t r = 0; r < kRows; ++r)
+    for (int64_t half = 0; half < 2; ++half) {
+      const int8_t* b = b0 + half * groups * 64;
+      int32_t acc[16] = {};
+      for (int64_t g = 0; g < groups; ++g) {
+        const int8_t* x = a + r * kp + g * 4;
+        const int8_t* w = b + g * 64;
+        for (int j = 0; j < 16; ++j)
+          acc[j] += x[0] * w[j * 4] + x[1] * w[j * 4 + 1] + x[2] * w[j * 4 + 2] + x[3] * w[j * 4 + 3];
+      }
+      std::copy(acc, acc + 16, c + r * kCols + half * 16);
+    }
 }
 
 #if GENVIS_HAS_AVX512_KERNELS
@@ -326,11 +336,6 @@ void run(int64_t m, const PackedWeight& w, const FillRows& fill, const float* bi
   int64_t nsplit = 1;
   const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
   while (mblocks * nsplit < 2 * threads && nsplit * 2 <= cblocks) nsplit *= 2;
-  at::Tensor bd;
-  if (kern == Kernel::Reference) {
-    bd = at::zeros({w.kp, w.np}, at::TensorOptions().dtype(at::kDouble));
-    bd.narrow(0, 0, w.k).narrow(1, 0, w.n).copy_(unpack(w).t());
-  }
   const auto* packed = w.packed.data_ptr<int8_t>();
   const auto* col_sum = w.col_sum.data_ptr<int32_t>();
   const auto* sw = w.scale.data_ptr<float>();
@@ -360,7 +365,7 @@ void run(int64_t m, const PackedWeight& w, const FillRows& fill, const float* bi
             break;
 #endif
           default:
-            block_reference(ab, w.kp, bd, n0, c.data());
+            block_reference(ab, w.kp, packed + n0 * w.kp, c.data());
         }
         const Epilogue e{sw + n0, bias ? bias + n0 : nullptr};
         if (const int64_t half = w.geglu_half; half > 0)

@@ -9,7 +9,7 @@
 //
 // Kernels, chosen at run time on the CPU's features: AMX-INT8 tiles (`tdpbssd`, Intel Sapphire
 // Rapids and later), AVX-512 VNNI (`vpdpbusd`, Intel Ice Lake / AMD Zen 4 and later), and a
-// portable reference (the same quantisation, products exact in f64 through at::mm) everywhere
+// portable reference (the same quantisation and packing, int32 sums in plain loops) everywhere
 // else. All three give the same int32 sums (the reference also quantises and scales in portable
 // scalar code, as on CPUs without AVX-512); `GENVIS_INT8_KERNEL=reference|vnni|amx` picks one (for
 // comparisons; an unsupported choice is an error).
