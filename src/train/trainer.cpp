@@ -1,5 +1,7 @@
 #include "train/trainer.h"
 
+#include "train/gradient_watch.h"
+
 #include "core/config_reader.h"
 #include "core/error.h"
 #include "core/file.h"
@@ -10,6 +12,7 @@
 #include "io/safetensors.h"
 #include "io/weights.h"
 #include "train/grad_sync.h"
+#include "train/gradient_watch.h"
 #include "core/distributed.h"
 
 #include <algorithm>
@@ -705,6 +708,10 @@ Trainer::Outcome Trainer::run_steps(const ValidateFn& validate) {
   }
   Progress progress("training", config_.steps);
   progress.update(step_);
+  GradientWatch watch;  // fed the run's earlier turns too, so a resumed run keeps its reference
+  for (const auto& m : history_)
+    for (const auto& turn : m.groups.empty() ? std::vector<GroupMetrics>{{"model", m.loss, m.lr, m.grad_norm}} : m.groups)
+      watch.observe(turn.group, turn.grad_norm);
   const auto& first = groups_.front().params;
   const auto device = first.empty() ? at::kCPU : first.front().second.device().type();
   const auto start = std::chrono::steady_clock::now();
@@ -743,6 +750,8 @@ Trainer::Outcome Trainer::run_steps(const ValidateFn& validate) {
       g.optimizer.step(turn.lr);
       if (g.ema) g.ema->update(g.params);
       turn.loss = loss_sum / static_cast<double>(config_.grad_accum);
+      if (const auto warning = watch.observe(g.name, turn.grad_norm); warning && dist::primary())
+        log_warn("step " + std::to_string(step_ + 1) + ": " + *warning);
       m.groups.push_back(std::move(turn));
     }
     ++step_;

@@ -72,6 +72,40 @@ TEST(DFGAN, ShapesKeyNamesAndIdentityAffinesAtInit) {
   EXPECT_THROW(d(torch::randn({2, 3, 16, 16})), UsageError);
 }
 
+TEST(DFGAN, ClampOutputIsRawInTrainingAndClampedInEval) {
+  // "clamp": the same weights as "tanh" (no parameter of its own); raw values while training,
+  // the same values clamped to [-1, 1] in eval mode; "tanh" squashes them.
+  json j = tiny_dfgan().to_json();
+  j["output"] = "clamp";
+  const DFGANConfig c = DFGANConfig::from_json(j);
+  EXPECT_EQ(c.output, "clamp");
+  EXPECT_EQ(DFGANConfig::from_json(c.to_json()).output, "clamp");
+  EXPECT_EQ(tiny_dfgan().output, "tanh");
+  torch::manual_seed(0);
+  DFGANGenerator g(c);
+  torch::manual_seed(0);
+  DFGANGenerator t(tiny_dfgan());  // the same weights
+  {
+    torch::NoGradGuard no_grad;  // push the raw output past 1
+    for (auto* m : {&g, &t}) (*m)->to_rgb[1]->as<torch::nn::Conv2dImpl>()->bias.fill_(3.0);
+  }
+  const at::Tensor z = torch::randn({2, 4}), s = torch::randn({2, 3});
+  const at::Tensor raw = g(z, s);
+  EXPECT_GT(raw.max().item<double>(), 1.5);
+  EXPECT_TRUE(raw.requires_grad());
+  EXPECT_TRUE(torch::allclose(t(z, s), torch::tanh(raw)));
+  g->eval();
+  const at::Tensor clamped = g(z, s);
+  EXPECT_TRUE(torch::equal(clamped, raw.detach().clamp(-1.0, 1.0)));
+  try {
+    j["output"] = "sigmoid";
+    DFGANConfig::from_json(j, "g.json");
+    FAIL() << "no error";
+  } catch (const LoadError& e) {
+    EXPECT_NE(std::string(e.what()).find("output must be"), std::string::npos) << e.what();
+  }
+}
+
 TEST(DFGANLoss, HingeLossesByHand) {
   const at::Tensor real = torch::tensor({2.0, 0.5}), fake = torch::tensor({-2.0, 0.0}), mis = torch::tensor({1.0, -0.5});
   // real: relu(1-2)=0, relu(0.5)=0.5 -> 0.25; fake: 0, 1 -> 0.5; mismatched: 2, 0.5 -> 1.25.

@@ -401,8 +401,9 @@ TEST(LDMRecipeConfig, ShippedConfigsParse) {
   for (const char* name :
        {"ldm-shapes-quick.json", "experiments/ldm-shapes-tiny.json", "ldm-emoji.json", "experiments/te-joint-3k.json",
         "experiments/te-contrastive-3k.json", "experiments/te-frozen-3k.json", "experiments/te-joint-4600.json",
-        "ldm-emoji-contrastive.json", "ldm-shapes.json"})
-    EXPECT_NO_THROW(LDMRecipeConfig::from_file(std::string(GENVIS_SOURCE_DIR) + "/configs/" + name)) << name;
+        "ldm-emoji-contrastive.json", "ldm-shapes.json", "ldm-emoji-64.json"})
+    EXPECT_NO_THROW(LDMRecipeConfig::from_file((std::filesystem::path(GENVIS_SOURCE_DIR) / "configs" / name).string()))
+        << name;
 }
 
 TEST(LDMRecipeCli, HelpAndBadConfigPath) {

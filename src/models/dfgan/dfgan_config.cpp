@@ -55,6 +55,7 @@ std::vector<std::string> DFGANConfig::validate() const {
   if (ndf < 1 || ndf > 1024) problems.push_back("ndf must be in 1..1024");
   if (z_dim < 1 || z_dim > 4096) problems.push_back("z_dim must be in 1..4096");
   if (cond_dim < 1 || cond_dim > 4096) problems.push_back("cond_dim must be in 1..4096");
+  if (output != "tanh" && output != "clamp") problems.push_back("output must be \"tanh\" or \"clamp\", got \"" + output + "\"");
   return problems;
 }
 
@@ -62,12 +63,13 @@ DFGANConfig DFGANConfig::from_json(const json& j, const std::string& source) {
   if (!j.is_object()) throw LoadError(source, "DF-GAN config must be a JSON object");
   DFGANConfig c;
   std::vector<std::string> problems;
-  config::check_keys(j, "", {}, {"model_type", "image_size", "ngf", "ndf", "z_dim", "cond_dim"}, problems);
+  config::check_keys(j, "", {}, {"model_type", "image_size", "ngf", "ndf", "z_dim", "cond_dim", "output"}, problems);
   config::read(j, "", "image_size", c.image_size, problems);
   config::read(j, "", "ngf", c.ngf, problems);
   config::read(j, "", "ndf", c.ndf, problems);
   config::read(j, "", "z_dim", c.z_dim, problems);
   config::read(j, "", "cond_dim", c.cond_dim, problems);
+  config::read(j, "", "output", c.output, problems);
   for (auto& p : c.validate()) problems.push_back(std::move(p));
   if (!problems.empty()) throw LoadError(source, "invalid DF-GAN config: " + config::describe(problems));
   return c;
@@ -79,7 +81,7 @@ DFGANConfig DFGANConfig::from_file(const std::string& path) {
 
 json DFGANConfig::to_json() const {
   return {{"model_type", "genvis_dfgan"}, {"image_size", image_size}, {"ngf", ngf},
-          {"ndf", ndf},                   {"z_dim", z_dim},           {"cond_dim", cond_dim}};
+          {"ndf", ndf},                   {"z_dim", z_dim},           {"cond_dim", cond_dim}, {"output", output}};
 }
 
 }  // namespace genvis::models

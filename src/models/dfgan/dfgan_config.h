@@ -4,7 +4,7 @@
 //   auto config = genvis::models::DFGANConfig::from_file("generator/config.json");
 //
 // {"model_type": "genvis_dfgan", "image_size": 64, "ngf": 32, "ndf": 32, "z_dim": 100,
-//  "cond_dim": 256}
+//  "cond_dim": 256, "output": "tanh"}
 //
 // The official code's sizes: the generator maps z through a linear layer to 8*ngf x 4 x 4 (fewer
 // below 64 px), then
@@ -26,6 +26,11 @@ struct DFGANConfig {
   int64_t ndf = 32;
   int64_t z_dim = 100;
   int64_t cond_dim = 256;
+  // The generator's last step: "tanh" (the paper's) or "clamp" (no squashing while training, the
+  // discriminator sees the raw values and pushes them back into range; clamped to [-1, 1] in eval
+  // mode). On data with large flat white areas (emoji) the tanh generator saturates towards white
+  // within a few dozen steps and its gradient vanishes for good (docs/results.md).
+  std::string output = "tanh";
 
   // (in, out) channels of the generator's blocks (widest first) and of the discriminator's.
   std::vector<std::pair<int64_t, int64_t>> generator_channels() const;

@@ -83,7 +83,9 @@ at::Tensor DFGANGeneratorImpl::forward(const at::Tensor& z, const at::Tensor& se
   at::Tensor h = fc(z).view({z.size(0), config.generator_fc_channels(), 4, 4});
   const at::Tensor cond = at::cat({z, sentence}, 1);
   for (const auto& m : *GBlocks) h = m->as<DFGANGeneratorBlockImpl>()->forward(h, cond);
-  return torch::tanh(to_rgb[1]->as<torch::nn::Conv2dImpl>()->forward(lrelu(h)));
+  const at::Tensor rgb = to_rgb[1]->as<torch::nn::Conv2dImpl>()->forward(lrelu(h));
+  if (config.output == "tanh") return torch::tanh(rgb);
+  return is_training() ? rgb : rgb.clamp(-1.0, 1.0);
 }
 
 DFGANDiscriminatorBlockImpl::DFGANDiscriminatorBlockImpl(int64_t in_channels, int64_t out_channels) {
