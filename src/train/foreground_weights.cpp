@@ -23,4 +23,21 @@ at::Tensor foreground_weighted_mse(const at::Tensor& decoded, const at::Tensor& 
   return ((decoded - x).pow(2) * w).sum() / w.sum();
 }
 
+at::Tensor latent_foreground_weights(const at::Tensor& images, int64_t patch, double weight) {
+  if (images.dim() != 4 || patch < 1 || images.size(2) % patch != 0 || images.size(3) % patch != 0)
+    throw UsageError("latent_foreground_weights: images [B,C,H,W] with H and W multiples of the patch " +
+                     std::to_string(patch) + ", got " + c10::str(images.sizes()));
+  return 1.0 + weight * at::max_pool2d(foreground_mask(images), {patch, patch}, {patch, patch});
+}
+
+at::Tensor weighted_mean_per_sample(const at::Tensor& squared, const at::Tensor& w) {
+  if (squared.dim() < 2 || w.dim() != squared.dim() || w.size(0) != squared.size(0) || w.size(1) != 1)
+    throw UsageError("weighted_mean_per_sample: expected w [B,1,...] for squared " + c10::str(squared.sizes()) +
+                     ", got " + c10::str(w.sizes()));
+  std::vector<int64_t> rest;
+  for (int64_t d = 1; d < squared.dim(); ++d) rest.push_back(d);
+  const at::Tensor ws = w.to(squared.scalar_type());
+  return (ws * squared).sum(rest) / (ws.expand_as(squared).sum(rest));
+}
+
 }  // namespace genvis::train

@@ -24,4 +24,12 @@ at::Tensor foreground_weights(const at::Tensor& x, double weight);
 // weight 0: plain MSE.
 at::Tensor foreground_weighted_mse(const at::Tensor& decoded, const at::Tensor& x, double weight);
 
+// Weights of a latent grid (a diffusion loss over latents): images [B,C,H,W] -> [B,1,H/patch,W/patch],
+// 1 + weight where any pixel of the position's patch x patch is foreground, 1 elsewhere.
+at::Tensor latent_foreground_weights(const at::Tensor& images, int64_t patch, double weight);
+
+// The weighted mean of squared [B,C,...] per sample, w [B,1,...] broadcast over the channels:
+// sum(w * squared) / (C * sum(w)) for each b -> [B].
+at::Tensor weighted_mean_per_sample(const at::Tensor& squared, const at::Tensor& w);
+
 }  // namespace genvis::train

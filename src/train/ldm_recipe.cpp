@@ -20,7 +20,9 @@
 #include "schedulers/schedule.h"
 #include "tokenizers/bpe_trainer.h"
 #include "tokenizers/clip_tokenizer.h"
+#include "train/foreground_weights.h"
 #include "train/sample_grid.h"
+#include "train/text_image_encoder_recipe.h"
 
 #include <algorithm>
 #include <cmath>
@@ -412,7 +414,23 @@ bool train_diffusion(const LDMRecipeConfig& c, const DerivedConfigs& d, const to
                          {"text_encoder_init", c.text_pretrain ? "contrastive" : "random"},
                          {"text_encoder_frozen", c.freeze_text_encoder},
                          {"snr_gamma", c.snr_gamma ? json(*c.snr_gamma) : json(nullptr)}};
+  if (c.foreground_weight > 0) trainer.extra_state["foreground_weight"] = c.foreground_weight;
   trainer.resume_if_allowed(o.resume, "stage diffusion");
+  // Per-position loss weights [N,1,h,w] (undefined when unweighted), from the set rendered again
+  // in the cache's order.
+  at::Tensor position_weights;
+  if (c.foreground_weight > 0) {
+    const auto ds = recipe::open_dataset(c.dataset, c.seed);
+    const RenderedImageTextSet set = render_image_text_set(*ds, c.dataset.resolution);
+    if (set.captions != captions)
+      throw UsageError((out / "latents.json").string() + " does not hold the dataset's captions in order; delete " +
+                       "latents.* to cache them again");
+    position_weights = latent_foreground_weights(set.images, c.dataset.resolution / mean.size(2), c.foreground_weight);
+    char line[160];
+    std::snprintf(line, sizeof line, "diffusion: object positions (%.1f%% of the latent positions) weigh %g in the loss",
+                  (position_weights > 1.0).to(at::kFloat).mean().item<double>() * 100.0, 1.0 + c.foreground_weight);
+    log_info(line);
+  }
 
   const auto schedule = schedulers::NoiseScheduleConfig::from_json(d.scheduler);
   const at::Tensor acp = schedulers::alphas_cumprod(schedule);
@@ -434,8 +452,12 @@ bool train_diffusion(const LDMRecipeConfig& c, const DerivedConfigs& d, const to
     const at::Tensor context = models::sd_prompt_embeds(both->text_encoder, batch_ids, 0);  // [B, 77, C]
     const at::Tensor prediction = both->unet->forward(xt, ts.to(at::kFloat), context);
     const at::Tensor target = schedulers::training_target(type, x0, eps, a);
-    if (!c.snr_gamma) return torch::mse_loss(prediction, target);
-    const at::Tensor per_sample = (prediction.to(at::kFloat) - target).pow(2).mean({1, 2, 3});
+    if (!c.snr_gamma && !position_weights.defined()) return torch::mse_loss(prediction, target);
+    const at::Tensor squared = (prediction.to(at::kFloat) - target).pow(2);
+    const at::Tensor per_sample = position_weights.defined()
+                                      ? weighted_mean_per_sample(squared, position_weights.index_select(0, idx))
+                                      : squared.mean({1, 2, 3});
+    if (!c.snr_gamma) return per_sample.mean();
     return (schedulers::min_snr_weight(type, a, *c.snr_gamma) * per_sample).mean();
   };
   // The validation captions' scenes, when the dataset is shapes (scored by the pixel scorer).
@@ -519,9 +541,12 @@ LDMRecipeConfig LDMRecipeConfig::from_json(const json& j, const std::string& sou
       problems.push_back("text_encoder.freeze needs text_encoder.pretrain (a frozen random text encoder means nothing)");
   }
   const json diff = section("diffusion");
-  if (check_keys(diff, "diffusion", {"batch_size", "caption_dropout", "train"}, {"scheduler", "snr_gamma"}, problems)) {
+  if (check_keys(diff, "diffusion", {"batch_size", "caption_dropout", "train"}, {"scheduler", "snr_gamma", "foreground_weight"}, problems)) {
     read(diff, "diffusion", "batch_size", c.diffusion_batch_size, problems);
     read(diff, "diffusion", "snr_gamma", c.snr_gamma, problems);
+    read(diff, "diffusion", "foreground_weight", c.foreground_weight, problems);
+    if (!(c.foreground_weight >= 0 && c.foreground_weight <= 1000))
+      problems.push_back("diffusion.foreground_weight must be in [0, 1000]");
     if (c.snr_gamma && !(*c.snr_gamma > 0)) problems.push_back("diffusion.snr_gamma must be > 0");
     read(diff, "diffusion", "caption_dropout", c.caption_dropout, problems);
     read(diff, "diffusion", "scheduler", c.scheduler_config, problems);

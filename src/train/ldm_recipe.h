@@ -68,6 +68,10 @@ struct LDMRecipeConfig {
   double caption_dropout = 0.1;
   // diffusion.snr_gamma: min-SNR-gamma loss weights (schedulers::min_snr_weight); nullopt = plain MSE.
   std::optional<double> snr_gamma;
+  // diffusion.foreground_weight: latent positions over object pixels (train/foreground_weights.h's
+  // test on the rendered image, any pixel of the position's patch) weigh 1 + w in the loss, the
+  // rest 1; 0 = unweighted.
+  double foreground_weight = 0;
   TrainConfig vae_train, diffusion_train;
   uint64_t seed = 0;
   // text_encoder.pretrain, as the contrastive recipe config it expands to (stage 3), when given.

@@ -37,5 +37,26 @@ TEST(ForegroundWeights, ImagesUseTheirOwnBackground) {
   EXPECT_THROW(foreground_weights(torch::zeros({3, 3}), 1.0), UsageError);
 }
 
+TEST(ForegroundWeights, LatentPositionsAndPerSampleMeans) {
+  // A 4x4 white image with one dark pixel at (row 1, col 2), latents of patch 2: the position
+  // (0, 1) covers it and weighs 1 + 3; the others 1.
+  at::Tensor x = torch::ones({1, 3, 4, 4});
+  x[0].select(1, 1).select(1, 2).fill_(0.0);
+  const at::Tensor w = latent_foreground_weights(x, 2, 3.0);
+  ASSERT_EQ(w.sizes(), at::IntArrayRef({1, 1, 2, 2}));
+  EXPECT_TRUE(w.equal(torch::tensor({1.0f, 4.0f, 1.0f, 1.0f}).view({1, 1, 2, 2}))) << w;
+  EXPECT_THROW(latent_foreground_weights(x, 3, 1.0), UsageError);
+  // Two samples of 2 channels x 2 positions; sample 0's squared errors 1 and 3 on channel 0, 0 on
+  // channel 1, position 0 weighing 3: (3 * 1 + 1 * 3) / (2 channels * (3 + 1)) = 0.75. Sample 1
+  // unweighted (all 1): its plain mean.
+  const at::Tensor squared = torch::tensor({1.0f, 3.0f, 0.0f, 0.0f, 2.0f, 4.0f, 6.0f, 8.0f}).view({2, 2, 2});
+  const at::Tensor ws = torch::tensor({3.0f, 1.0f, 1.0f, 1.0f}).view({2, 1, 2});
+  const at::Tensor m = weighted_mean_per_sample(squared, ws);
+  ASSERT_EQ(m.sizes(), at::IntArrayRef({2}));
+  EXPECT_NEAR(m[0].item<double>(), 0.75, 1e-7);
+  EXPECT_NEAR(m[1].item<double>(), 5.0, 1e-7);
+  EXPECT_THROW(weighted_mean_per_sample(squared, torch::ones({2, 2, 2})), UsageError);
+}
+
 }  // namespace
 }  // namespace genvis::train

@@ -142,11 +142,12 @@ TEST(LDMRecipe, Bf16AutocastTrainsBothStages) {
 
 // v-prediction with min-SNR weights: the losses fall, and the exported scheduler says v_prediction
 // so that the pipeline reads the UNet's output as v.
-TEST(LDMRecipe, VPredictionWithMinSnrWeightsTrainsAndExports) {
+TEST(LDMRecipe, VPredictionWithMinSnrAndForegroundWeightsTrainsAndExports) {
   test::TempDir dir;
   json j = tiny_recipe();
   j["diffusion"]["scheduler"] = {{"prediction_type", "v_prediction"}};
   j["diffusion"]["snr_gamma"] = 5.0;
+  j["diffusion"]["foreground_weight"] = 3.0;  // and the object positions weighted up
   j["diffusion"]["train"]["steps"] = 30;
   const LDMRecipeResult r = run_ldm_recipe(LDMRecipeConfig::from_json(j), {.out_dir = dir.path()});
   ASSERT_FALSE(r.interrupted);
@@ -382,6 +383,7 @@ TEST(LDMRecipeConfig, ListsEveryBadKeyAtOnce) {
   j["text_encoder"]["config"]["vocab_size"] = 100;
   j["unet"]["config"]["cross_attention_dim"] = 768;
   j["diffusion"]["snr_gamma"] = 0;
+  j["diffusion"]["foreground_weight"] = -1;
   j["diffusion"]["scheduler"] = {{"prediction_type", "flow"}};
   j["bogus"] = true;
   try {
@@ -392,7 +394,8 @@ TEST(LDMRecipeConfig, ListsEveryBadKeyAtOnce) {
     for (const char* want : {"x.json", "stepz", "missing key dataset.resolution", "unknown key diffusion.colour",
                              "tokenizer.vocab_size", "text_encoder.config.vocab_size",
                              "unet.config.cross_attention_dim", "unknown key config.bogus",
-                             "diffusion.snr_gamma must be > 0", "prediction_type must be epsilon or v_prediction"})
+                             "diffusion.snr_gamma must be > 0", "diffusion.foreground_weight must be in [0, 1000]",
+                             "prediction_type must be epsilon or v_prediction"})
       EXPECT_NE(m.find(want), std::string::npos) << want << " not in: " << m;
   }
 }
