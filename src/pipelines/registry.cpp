@@ -1,13 +1,12 @@
 #include "pipelines/registry.h"
 
-#include "pipelines/common/quantize.h"
-
 #include "core/config_reader.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "io/weights.h"
 #include "models/detect.h"
 #include "pipelines/attngan/attngan_pipeline.h"
+#include "pipelines/common/quantize.h"
 #include "pipelines/dalle/dalle_pipeline.h"
 #include "pipelines/dfgan/dfgan_pipeline.h"
 #include "pipelines/genvis_video/genvis_video_pipeline.h"

@@ -1,7 +1,5 @@
 #include "train/trainer.h"
 
-#include "train/gradient_watch.h"
-
 #include "core/config_reader.h"
 #include "core/error.h"
 #include "core/file.h"
