@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "core/torch_compat.h"
 #include "data/loader.h"
 #include "models/damsm/damsm_encoder.h"
 #include "models/dfgan/dfgan_loss.h"
@@ -11,6 +12,7 @@
 #include "train/text_gan_recipe.h"
 
 #include <filesystem>
+#include <optional>
 #include <torch/torch.h>
 
 namespace genvis::train {
@@ -45,15 +47,18 @@ DFGANRecipeConfig DFGANRecipeConfig::from_json(const json& j, const std::string&
   text_gan::read_group(j, "discriminator", {.lr = 4e-4, .beta1 = 0.0, .beta2 = 0.9}, c.discriminator, problems);
   if (j.contains("gradient_penalty")) {
     const json& gp = j.at("gradient_penalty");
-    if (check_keys(gp, "gradient_penalty", {}, {"k", "p"}, problems)) {
+    if (check_keys(gp, "gradient_penalty", {}, {"k", "p", "every"}, problems)) {
       read(gp, "gradient_penalty", "k", c.gp_k, problems);
       read(gp, "gradient_penalty", "p", c.gp_p, problems);
+      read(gp, "gradient_penalty", "every", c.gp_every, problems);
+      if (!(c.gp_every >= 1 && c.gp_every <= 64)) problems.push_back("gradient_penalty.every must be in [1, 64]");
       if (!(c.gp_k >= 0 && c.gp_k <= 1000)) problems.push_back("gradient_penalty.k must be in [0, 1000]");
       if (!(c.gp_p >= 1 && c.gp_p <= 16)) problems.push_back("gradient_penalty.p must be in [1, 16]");
     }
   }
-  if (c.train.autocast != "none")
-    problems.push_back("train.autocast: DF-GAN trains in f32 (the gradient penalty's double backward)");
+  if (c.train.autocast != "none" && c.gp_every == 1)
+    problems.push_back("train.autocast: DF-GAN's gradient penalty (double backward) runs in f32; set gradient_penalty.every > 1 "
+                       "to run the other discriminator steps and every generator step in " + c.train.autocast);
 
   const int64_t cond_dim = c.damsm.embedding_dim();
   try {
@@ -104,10 +109,15 @@ DFGANRecipeResult run_dfgan_recipe(const DFGANRecipeConfig& c, const TextImageEn
         .loss =
             [&](int64_t step, int64_t micro, Rng& rng) {
               const at::Tensor idx = rows_of(step * accum + micro);
+              // Lazy penalty: on its steps the whole discriminator pass runs in f32 (the double
+              // backward), the penalty weighted gp_every times.
+              const bool penalise = c.gp_k > 0 && step % c.gp_every == 0;
+              std::optional<compat::AutocastGuard> f32_for_penalty;
+              if (penalise) f32_for_penalty.emplace(disc->parameters().front().device().type(), at::kBFloat16, false);
               const at::Tensor x =
                   augment_images(data.images.index_select(0, idx), data.flip_ok.index_select(0, idx), c.augment, rng)
-                      .requires_grad_(true);
-              const at::Tensor s = sentences.index_select(0, idx).requires_grad_(true);
+                      .requires_grad_(penalise);
+              const at::Tensor s = sentences.index_select(0, idx).requires_grad_(penalise);
               const at::Tensor features = disc(x);
               const at::Tensor real = disc->score(features, s);
               const at::Tensor mismatched = disc->score(models::dfgan::roll_batch(features), s);
@@ -118,8 +128,10 @@ DFGANRecipeResult run_dfgan_recipe(const DFGANRecipeConfig& c, const TextImageEn
                 fake_images = gen(z, s.detach());
               }
               const at::Tensor fake = disc->score(disc(fake_images), s);
-              const at::Tensor loss = models::dfgan::discriminator_loss(real, fake, mismatched) +
-                                      models::dfgan::matching_aware_gradient_penalty(real, x, s, c.gp_k, c.gp_p);
+              at::Tensor loss = models::dfgan::discriminator_loss(real, fake, mismatched);
+              if (penalise)
+                loss = loss + static_cast<double>(c.gp_every) *
+                                  models::dfgan::matching_aware_gradient_penalty(real, x, s, c.gp_k, c.gp_p);
               text_gan::check_finite(loss, "dfgan", "discriminator", step);
               return loss;
             }},

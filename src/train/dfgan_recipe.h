@@ -17,7 +17,8 @@
 //             with augment.* applied, z ~ N(0, 1) from the step's Rng.
 //               D: hinge on (real, sentence) + (hinge on (fake, sentence) + hinge on (real rolled
 //                  by one, sentence)) / 2 + MA-GP (k * mean ||grad over image and sentence||^p,
-//                  gradient_penalty.k, .p: 2 and 6)
+//                  gradient_penalty.k, .p: 2 and 6; with gradient_penalty.every n > 1 only on
+//                  steps divisible by n, times n, in f32, the other steps in train.autocast)
 //               G: -D(G(z, sentence), sentence)
 //             A non-finite loss stops the run naming the step and group. With train.validate_every
 //             (and at the end): a sample grid of fixed captions (<out>/samples/), and in
@@ -45,6 +46,10 @@ namespace genvis::train {
 struct DFGANRecipeConfig : text_gan::CommonConfig {
   GroupConfig generator, discriminator;
   double gp_k = 2.0, gp_p = 6.0;
+  // gradient_penalty.every: the penalty on every n-th discriminator step only, weighted n times
+  // (StyleGAN2's lazy regularisation); 1 (the paper) on every step. With n > 1 the other steps
+  // may run in bf16 (train.autocast), the penalty's steps always run in f32.
+  int64_t gp_every = 1;
 
   static DFGANRecipeConfig from_json(const nlohmann::json& json, const std::string& source = "recipe config");
   static DFGANRecipeConfig from_file(const std::string& path);

@@ -7,6 +7,7 @@
 #include "support/test_support.h"
 #include "train/dfgan_recipe.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <torch/torch.h>
@@ -100,6 +101,32 @@ TEST(DFGANRecipe, ResumesExactlyWithTwoOptimisers) {
   EXPECT_TRUE(torch::equal(weights(a.model_dir), weights(b2.model_dir)));
 }
 
+TEST(DFGANRecipe, LazyPenaltyInBf16TrainsAndResumesExactly) {
+  // The penalty on every other discriminator step (in f32), every other step in bf16.
+  const auto lazy = [](int64_t steps) {
+    json j = tiny_dfgan_recipe(steps);
+    j["gradient_penalty"] = {{"every", 2}};
+    j["train"]["autocast"] = "bf16";
+    return DFGANRecipeConfig::from_json(j);
+  };
+  test::TempDir straight, split, paper;
+  const auto a = run_dfgan_recipe(lazy(6), {.out_dir = straight.path()});
+  ASSERT_FALSE(a.interrupted);
+  for (const auto& m : test::read_jsonl(fs::path(straight.path()) / "train" / "metrics.jsonl"))
+    EXPECT_TRUE(std::isfinite(m["groups"]["discriminator"]["loss"].get<double>())) << m.dump();
+  // Stopped after step 3 (an unpenalised step is next) and resumed: the same weights.
+  const auto b1 = run_dfgan_recipe(lazy(3), {.out_dir = split.path()});
+  fs::remove_all(b1.model_dir);
+  const auto b2 = run_dfgan_recipe(lazy(6), {.out_dir = split.path(), .resume = true});
+  const auto weights = [](const std::string& model) {
+    return test::flat_weights(fs::path(model) / "generator" / "model.safetensors");
+  };
+  EXPECT_TRUE(torch::equal(weights(a.model_dir), weights(b2.model_dir)));
+  // And it is a different schedule from the paper's penalty on every step in f32.
+  const auto c = run_dfgan_recipe(DFGANRecipeConfig::from_json(tiny_dfgan_recipe(6)), {.out_dir = paper.path()});
+  EXPECT_FALSE(torch::equal(weights(a.model_dir), weights(c.model_dir)));
+}
+
 TEST(DFGANRecipeConfig, ListsEveryBadKeyAtOnceAndParsesTheShippedConfig) {
   json j = tiny_dfgan_recipe(4);
   j["colour"] = 1;
@@ -118,6 +145,12 @@ TEST(DFGANRecipeConfig, ListsEveryBadKeyAtOnceAndParsesTheShippedConfig) {
                              "damsm.dataset", "gradient_penalty.k", "generator", "autocast"})
       EXPECT_NE(what.find(part), std::string::npos) << part << " not in " << what;
   }
+  json lazy = tiny_dfgan_recipe(4);
+  lazy["gradient_penalty"] = {{"every", 0}};
+  EXPECT_THROW(DFGANRecipeConfig::from_json(lazy), UsageError);
+  lazy["gradient_penalty"] = {{"every", 4}};
+  lazy["train"]["autocast"] = "bf16";
+  EXPECT_EQ(DFGANRecipeConfig::from_json(lazy).gp_every, 4);
   const auto quick = DFGANRecipeConfig::from_file(std::string(GENVIS_SOURCE_DIR) + "/configs/dfgan-fmnist-quick.json");
   EXPECT_EQ(quick.dataset.name, "fashion-mnist");
   ASSERT_TRUE(quick.damsm.pretrain.has_value());
