@@ -4,7 +4,8 @@
 # and last sample grid; and, when models/genvis-damsm-emoji is not there yet, the run's whole DAMSM
 # (text and image encoders: the second R-precision judge of the paradigm table).
 #   scripts/ship_gan.sh RUN_DIR MODEL_DIR
-# e.g. scripts/ship_gan.sh runs/dfgan-emoji models/genvis-dfgan-emoji. The metrics of the model
+# e.g. scripts/ship_gan.sh runs/dfgan-emoji models/genvis-dfgan-emoji. SRC=RUN_DIR/model-no-ema ships
+# the generator without its EMA instead (better after short runs: docs/results.md). The metrics of the model
 # card come from scripts/paradigm.sh; MODEL_DIR/training.json (data, steps, wall time, hardware)
 # is written by hand from the run's log and kept if present.
 set -euo pipefail
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 GENVIS=${GENVIS:-build/genvis}
 RUN=${1:?usage: scripts/ship_gan.sh RUN_DIR MODEL_DIR}
 MODEL=${2:?usage: scripts/ship_gan.sh RUN_DIR MODEL_DIR}
-SRC=$RUN/model
+SRC=${SRC:-$RUN/model}
 DAMSM_MODEL=${DAMSM_MODEL:-models/genvis-damsm-emoji}
 [[ -f $SRC/model_index.json ]] || { echo "error: $SRC/model_index.json missing: the run has not exported its model" >&2; exit 1; }
 
