@@ -102,6 +102,7 @@ DFGANRecipeResult run_dfgan_recipe(const DFGANRecipeConfig& c, const TextImageEn
   const text_gan::BatchOrder order(ds, c);
   const auto rows_of = [&](int64_t step) { return order.rows(step); };
   const int64_t accum = c.train.grad_accum;
+  const at::DeviceType device = disc->parameters().front().device().type();  // the trainer's autocast device
   Trainer trainer(
       {{.name = "discriminator",
         .module = disc.get(),
@@ -113,7 +114,7 @@ DFGANRecipeResult run_dfgan_recipe(const DFGANRecipeConfig& c, const TextImageEn
               // backward), the penalty weighted gp_every times.
               const bool penalise = c.gp_k > 0 && step % c.gp_every == 0;
               std::optional<compat::AutocastGuard> f32_for_penalty;
-              if (penalise) f32_for_penalty.emplace(disc->parameters().front().device().type(), at::kBFloat16, false);
+              if (penalise) f32_for_penalty.emplace(device, at::kBFloat16, false);
               const at::Tensor x =
                   augment_images(data.images.index_select(0, idx), data.flip_ok.index_select(0, idx), c.augment, rng)
                       .requires_grad_(penalise);
