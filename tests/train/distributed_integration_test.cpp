@@ -7,10 +7,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <sys/types.h>
 
 namespace genvis {
 namespace {
@@ -140,22 +142,26 @@ TEST(DistributedTraining, AGANsAlternatingTurnsAndEMAMatchOneProcess) {
 
 TEST(DistributedTraining, ARunInterruptedInTwoProcessesResumesExactlyInOne) {
   test::TempDir dir;
-  const std::string out = dir.file("run"), log = dir.file("log"), status = dir.file("status");
+  const std::string out = dir.file("run"), log = dir.file("log"), status = dir.file("status"),
+                    pid_file = dir.file("pid");
   struct KillAll {
     std::string out;
     ~KillAll() { test::run_command("pkill -9 -f -- '--out " + out + "'"); }
   } kill_all{out};
   // Two processes until a SIGINT to the launcher, which passes it on: both stop at one step and
-  // rank 0 writes the checkpoint.
+  // rank 0 writes the checkpoint. The launcher's own pid is signalled (a pattern match on command
+  // lines also hit the shells around it and, under load, could signal the killing shell first).
   const std::string line = "(" + std::string(GENVIS_CLI) + " --threads 1 train contrastive --config " +
                            write_config(dir, 100000, 2, true) + " --out " + out + " --nproc 2 >" + log +
-                           " 2>&1; echo $? >" + status + ") >/dev/null 2>&1 &";
+                           " 2>&1 & echo $! >" + pid_file + "; wait $!; echo $? >" + status + ") >/dev/null 2>&1 &";
   ASSERT_EQ(std::system(line.c_str()), 0);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (lines_in(out + "/train/metrics.jsonl") < 5 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ASSERT_GE(lines_in(out + "/train/metrics.jsonl"), 5u) << test::read_bytes(log);
-  test::run_command("for p in $(pgrep -f -- '--out " + out + " --nproc 2'); do kill -INT $p; done");
+  const pid_t launcher = static_cast<pid_t>(std::stol(test::read_bytes(pid_file)));
+  ASSERT_GT(launcher, 0);
+  ASSERT_EQ(::kill(launcher, SIGINT), 0) << "the launcher (pid " << launcher << ") is gone";
   while (!fs::exists(status) || test::read_bytes(status).empty()) {
     ASSERT_LT(std::chrono::steady_clock::now(), deadline) << test::read_bytes(log);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
