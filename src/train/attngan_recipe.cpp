@@ -6,7 +6,6 @@
 #include "models/attngan/attngan_loss.h"
 #include "models/attngan/attngan_model.h"
 #include "models/damsm/damsm_encoder.h"
-#include "models/damsm/damsm_loss.h"
 #include "pipelines/attngan/attngan_pipeline.h"
 
 #include <filesystem>
@@ -32,10 +31,6 @@ json derive_model_config(const AttnGANRecipeConfig& c, int64_t embedding_dim, st
     problems.push_back("model.embedding_dim is set by the recipe to the DAMSM's embedding_dim");
   m["embedding_dim"] = embedding_dim > 0 ? embedding_dim : 256;
   return m;
-}
-
-at::Tensor resize_to(const at::Tensor& x, int64_t size) {
-  return x.size(2) == size ? x : at::adaptive_avg_pool2d(x, {size, size});
 }
 
 }  // namespace
@@ -83,11 +78,7 @@ AttnGANRecipeResult run_attngan_recipe(const AttnGANRecipeConfig& c, const TextI
   const RenderedImageTextSet data = render_image_text_set(*ds, c.dataset.resolution);
   const models::DamsmTexts text = damsm.encode_texts(data.captions);  // padded to the longest caption
   // The DAMSM's image encoder judges the generator's final images: frozen, in eval mode.
-  models::DamsmModel& matcher = damsm.model();
-  matcher->eval();
-  for (auto& p : matcher->parameters()) p.requires_grad_(false);
-  const int64_t damsm_size = damsm.config().vision_config.image_size;
-  const models::damsm::Gammas gammas{damsm.config().gamma1, damsm.config().gamma2, damsm.config().gamma3};
+  const text_gan::DamsmImageLoss damsm_loss(damsm, text, data.caption_ids);
 
   // 3 train
   done("train", false);
@@ -125,7 +116,7 @@ AttnGANRecipeResult run_attngan_recipe(const AttnGANRecipeConfig& c, const TextI
               at::Tensor loss = torch::zeros({}, x.options());
               for (size_t k = 0; k < sizes.size(); ++k) {
                 auto& d = discs->stages[k];
-                const at::Tensor real = d(resize_to(x, sizes[k])), generated = d(fake[k]);
+                const at::Tensor real = d(text_gan::resize_to(x, sizes[k])), generated = d(fake[k]);
                 loss = loss + models::attngan::discriminator_loss(
                                   d->unconditional(real), d->conditional(real, s), d->unconditional(generated),
                                   d->conditional(generated, s),
@@ -149,15 +140,7 @@ AttnGANRecipeResult run_attngan_recipe(const AttnGANRecipeConfig& c, const TextI
                 const at::Tensor f = d(g.images[k]);
                 loss = loss + models::attngan::generator_adversarial_loss(d->unconditional(f), d->conditional(f, s));
               }
-              if (c.damsm_lambda > 0) {
-                const auto image = matcher->encode_image(resize_to(g.images.back(), damsm_size));
-                const at::Tensor same = models::damsm::same_caption_mask(data.caption_ids.index_select(0, idx));
-                const at::Tensor words = models::damsm::word_scores(text.words.index_select(0, idx),
-                                                                    text.mask.index_select(0, idx), image.regions, gammas);
-                const at::Tensor sentences = models::damsm::sentence_scores(s, image.global);
-                loss = loss + c.damsm_lambda * (models::damsm::matching_loss(words, gammas.gamma3, same) +
-                                                models::damsm::matching_loss(sentences, gammas.gamma3, same));
-              }
+              if (c.damsm_lambda > 0) loss = loss + c.damsm_lambda * damsm_loss(g.images.back(), idx);
               text_gan::check_finite(loss, "attngan", "generator", step);
               return loss;
             }}},

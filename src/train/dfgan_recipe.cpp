@@ -41,7 +41,9 @@ json derive_model_config(const DFGANRecipeConfig& c, int64_t cond_dim, std::vect
 DFGANRecipeConfig DFGANRecipeConfig::from_json(const json& j, const std::string& source) {
   DFGANRecipeConfig c;
   std::vector<std::string> problems;
-  text_gan::read_common(j, {"gradient_penalty"}, source, c, problems);
+  text_gan::read_common(j, {"gradient_penalty", "damsm_lambda"}, source, c, problems);
+  read(j, "config", "damsm_lambda", c.damsm_lambda, problems);
+  if (!(c.damsm_lambda >= 0 && c.damsm_lambda <= 1000)) problems.push_back("damsm_lambda must be in [0, 1000]");
   // DF-GAN's optimiser: Adam with betas (0, 0.9), no weight decay, no clipping.
   text_gan::read_group(j, "generator", {.lr = 1e-4, .beta1 = 0.0, .beta2 = 0.9}, c.generator, problems);
   text_gan::read_group(j, "discriminator", {.lr = 4e-4, .beta1 = 0.0, .beta2 = 0.9}, c.discriminator, problems);
@@ -89,7 +91,9 @@ DFGANRecipeResult run_dfgan_recipe(const DFGANRecipeConfig& c, const TextImageEn
   done("data", false);
   const auto ds = recipe::open_dataset(c.dataset, c.seed);
   const RenderedImageTextSet data = render_image_text_set(*ds, c.dataset.resolution);
-  const at::Tensor sentences = damsm.encode_texts(data.captions).sentence;  // [N,D], frozen
+  const models::DamsmTexts texts = damsm.encode_texts(data.captions);  // frozen
+  const at::Tensor& sentences = texts.sentence;                        // [N,D]
+  const text_gan::DamsmImageLoss damsm_loss(damsm, texts, data.caption_ids);
 
   // 3 train
   done("train", false);
@@ -142,9 +146,12 @@ DFGANRecipeResult run_dfgan_recipe(const DFGANRecipeConfig& c, const TextImageEn
         .loss =
             [&](int64_t step, int64_t micro, Rng& rng) {
               // The step's sentences; the generator never sees the real images.
-              const at::Tensor s = sentences.index_select(0, rows_of(step * accum + micro));
+              const at::Tensor idx = rows_of(step * accum + micro);
+              const at::Tensor s = sentences.index_select(0, idx);
               const at::Tensor z = rng.randn({s.size(0), config.z_dim});
-              const at::Tensor loss = models::dfgan::generator_loss(disc->score(disc(gen(z, s)), s));
+              const at::Tensor images = gen(z, s);
+              at::Tensor loss = models::dfgan::generator_loss(disc->score(disc(images), s));
+              if (c.damsm_lambda > 0) loss = loss + c.damsm_lambda * damsm_loss(images, idx);
               text_gan::check_finite(loss, "dfgan", "generator", step);
               return loss;
             }}},

@@ -19,7 +19,9 @@
 //                  by one, sentence)) / 2 + MA-GP (k * mean ||grad over image and sentence||^p,
 //                  gradient_penalty.k, .p: 2 and 6; with gradient_penalty.every n > 1 only on
 //                  steps divisible by n, times n, in f32, the other steps in train.autocast)
-//               G: -D(G(z, sentence), sentence)
+//               G: -D(G(z, sentence), sentence), plus with damsm_lambda > 0 (default 0, the paper:
+//                  DF-GAN has no DAMSM loss) AttnGAN's DAMSM word- and sentence-level matching loss
+//                  of the generated image against the batch's captions, times damsm_lambda
 //             A non-finite loss stops the run naming the step and group. With train.validate_every
 //             (and at the end): a sample grid of fixed captions (<out>/samples/), and in
 //             <out>/train/validation.jsonl the discriminator's accuracy on real and generated
@@ -50,6 +52,9 @@ struct DFGANRecipeConfig : text_gan::CommonConfig {
   // (StyleGAN2's lazy regularisation); 1 (the paper) on every step. With n > 1 the other steps
   // may run in bf16 (train.autocast), the penalty's steps always run in f32.
   int64_t gp_every = 1;
+  // AttnGAN's DAMSM loss on the generator's images (0: off, the paper). Not DF-GAN's: at a CPU budget
+  // the matching-aware discriminator alone did not teach the generator its captions (docs/results.md).
+  double damsm_lambda = 0.0;
 
   static DFGANRecipeConfig from_json(const nlohmann::json& json, const std::string& source = "recipe config");
   static DFGANRecipeConfig from_file(const std::string& path);

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "io/image_tensor.h"
+#include "models/damsm/damsm_loss.h"
 #include "train/recipe_config.h"
 #include "train/sample_grid.h"
 
@@ -133,6 +134,29 @@ void check_finite(const at::Tensor& loss, const char* recipe, const char* group,
   if (!std::isfinite(loss.item<double>()))
     throw RuntimeError(std::string(recipe) + ": the " + group + " loss is not finite at step " + std::to_string(step + 1) +
                        "; the run diverged (lower the learning rates, or resume from an earlier checkpoint)");
+}
+
+DamsmImageLoss::DamsmImageLoss(models::DamsmEncoder& damsm, const models::DamsmTexts& texts, at::Tensor caption_ids)
+    : damsm_(damsm), texts_(texts), caption_ids_(std::move(caption_ids)) {
+  models::DamsmModel& matcher = damsm_.model();
+  matcher->eval();
+  for (auto& p : matcher->parameters()) p.requires_grad_(false);
+}
+
+at::Tensor DamsmImageLoss::operator()(const at::Tensor& images, const at::Tensor& rows) const {
+  const auto& dc = damsm_.config();
+  const models::damsm::Gammas gammas{dc.gamma1, dc.gamma2, dc.gamma3};
+  const auto image = damsm_.model()->encode_image(resize_to(images, dc.vision_config.image_size));
+  const at::Tensor same = models::damsm::same_caption_mask(caption_ids_.index_select(0, rows));
+  const at::Tensor words = models::damsm::word_scores(texts_.words.index_select(0, rows),
+                                                      texts_.mask.index_select(0, rows), image.regions, gammas);
+  const at::Tensor sentences = models::damsm::sentence_scores(texts_.sentence.index_select(0, rows), image.global);
+  return models::damsm::matching_loss(words, gammas.gamma3, same) +
+         models::damsm::matching_loss(sentences, gammas.gamma3, same);
+}
+
+at::Tensor resize_to(const at::Tensor& x, int64_t size) {
+  return x.size(2) == size ? x : at::adaptive_avg_pool2d(x, {size, size});
 }
 
 double mean_pairwise_distance(const at::Tensor& x, int64_t per) {

@@ -87,6 +87,26 @@ void read_group(const nlohmann::json& root, const char* key, const GroupDefaults
 // RuntimeError naming the recipe, group and step when the loss is not finite.
 void check_finite(const at::Tensor& loss, const char* recipe, const char* group, int64_t step);
 
+// AttnGAN's DAMSM loss on generated images: the frozen DAMSM (eval mode, no parameter gradients)
+// encodes the images (resized to its input size) and scores them against the batch's captions, the
+// word-level (attention-driven) plus the sentence-level matching loss; rows with equal captions
+// are not negatives. The gradient flows to the images only.
+class DamsmImageLoss {
+public:
+  // texts: the DAMSM's encoding of every caption of the data; caption_ids [N] (equal texts, equal ids).
+  DamsmImageLoss(models::DamsmEncoder& damsm, const models::DamsmTexts& texts, at::Tensor caption_ids);
+  // images [B,3,R,R] in [-1,1] generated for the data rows `rows` [B].
+  at::Tensor operator()(const at::Tensor& images, const at::Tensor& rows) const;
+
+private:
+  models::DamsmEncoder& damsm_;
+  const models::DamsmTexts& texts_;
+  at::Tensor caption_ids_;
+};
+
+// x [B,C,H,W] average-pooled to size x size (unchanged when it has that size already).
+at::Tensor resize_to(const at::Tensor& x, int64_t size);
+
 // Mean distance between the images of each group of `per` consecutive rows of x [G*per,...].
 double mean_pairwise_distance(const at::Tensor& x, int64_t per);
 

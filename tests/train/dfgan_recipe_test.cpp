@@ -127,6 +127,28 @@ TEST(DFGANRecipe, LazyPenaltyInBf16TrainsAndResumesExactly) {
   EXPECT_FALSE(torch::equal(weights(a.model_dir), weights(c.model_dir)));
 }
 
+TEST(DFGANRecipe, DamsmLossAddsAPositiveMatchingTermToTheGeneratorOnly) {
+  // The same seed with and without AttnGAN's DAMSM loss: the first discriminator step (it runs
+  // before the generator's) is the same; the generator's first loss is higher by the matching loss.
+  const auto first_losses = [](double lambda) {
+    json j = tiny_dfgan_recipe(1);
+    j["damsm_lambda"] = lambda;
+    test::TempDir dir;
+    run_dfgan_recipe(DFGANRecipeConfig::from_json(j), {.out_dir = dir.path()});
+    const auto m = test::read_jsonl(fs::path(dir.path()) / "train" / "metrics.jsonl").front()["groups"];
+    return std::pair{m["discriminator"]["loss"].get<double>(), m["generator"]["loss"].get<double>()};
+  };
+  const auto [d0, g0] = first_losses(0.0);
+  const auto [d1, g1] = first_losses(1.0);
+  const auto [d5, g5] = first_losses(5.0);
+  EXPECT_DOUBLE_EQ(d0, d1);
+  EXPECT_DOUBLE_EQ(d0, d5);
+  // Matching B images against B captions: a loss near 2 log B at random weights, scaled by lambda.
+  EXPECT_GT(g1 - g0, 0.5);
+  EXPECT_NEAR((g5 - g0) / (g1 - g0), 5.0, 0.05);
+  EXPECT_EQ(DFGANRecipeConfig::from_file(std::string(GENVIS_SOURCE_DIR) + "/configs/dfgan-emoji.json").damsm_lambda, 0.0);
+}
+
 TEST(DFGANRecipeConfig, ListsEveryBadKeyAtOnceAndParsesTheShippedConfig) {
   json j = tiny_dfgan_recipe(4);
   j["colour"] = 1;
@@ -134,6 +156,7 @@ TEST(DFGANRecipeConfig, ListsEveryBadKeyAtOnceAndParsesTheShippedConfig) {
   j["model"]["cond_dim"] = 8;
   j["damsm"]["dataset"] = {{"name", "emoji"}};
   j["gradient_penalty"] = {{"k", -1}};
+  j["damsm_lambda"] = -1;
   j["generator"]["lr"] = "fast";
   j["train"]["autocast"] = "bf16";
   try {
@@ -142,7 +165,7 @@ TEST(DFGANRecipeConfig, ListsEveryBadKeyAtOnceAndParsesTheShippedConfig) {
   } catch (const UsageError& e) {
     const std::string what = e.what();
     for (const char* part : {"bad.json", "unknown key config.colour", "model.image_size", "model.cond_dim",
-                             "damsm.dataset", "gradient_penalty.k", "generator", "autocast"})
+                             "damsm.dataset", "gradient_penalty.k", "damsm_lambda", "generator", "autocast"})
       EXPECT_NE(what.find(part), std::string::npos) << part << " not in " << what;
   }
   json lazy = tiny_dfgan_recipe(4);
