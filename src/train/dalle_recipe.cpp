@@ -180,7 +180,12 @@ DalleRecipeResult run_dalle_recipe(const DalleRecipeConfig& c, const TextImageEn
     log_info("codes: " + std::to_string(codes.size(0)) + " images as " + std::to_string(config.image_len()) +
              " tokens, codebook perplexity " + std::to_string(use.perplexity) + " -> " + codes_path.string());
   }
-  const at::Tensor text_ids = pipelines::dalle_caption_ids(tokenizer, config, captions);
+  int64_t cut = 0;
+  const at::Tensor text_ids = pipelines::dalle_caption_ids(tokenizer, config, captions, &cut);
+  if (cut > 0)
+    log_warn(std::to_string(cut) + " of " + std::to_string(captions.size()) + " captions are longer than " +
+             "transformer.model.text_len (" + std::to_string(config.text_len) +
+             " tokens): their ends are cut off and never condition the images; raise text_len to use them");
   const at::Tensor empty_ids = models::dalle_text_ids({{}}, config);  // the all-padding caption
   const int64_t n = codes.size(0);
 

@@ -113,6 +113,41 @@ TEST(DallePipeline, GeneratesReproduciblyCompletesAndReranks) {
   EXPECT_THROW(p->generate(bad), UsageError);
 }
 
+TEST(DallePipeline, CaptionsLongerThanTheTextStreamAreCutCountedAndWarnedAbout) {
+  test::TempDir dir;
+  const std::string folder = make_model(dir, false);
+  auto p = load_pipeline({.model = folder});
+  auto& dalle = dynamic_cast<DallePipeline&>(*p);
+  const auto& tokenizer = *dalle.model().tokenizer;
+  const auto& c = dalle.model().transformer->config;
+  const std::string shorter = "a red";
+  ASSERT_LE(static_cast<int64_t>(tokenizer.encode(shorter).size()), c.text_len);
+  std::string longer = shorter;
+  while (static_cast<int64_t>(tokenizer.encode(longer).size()) <= c.text_len) longer += " and a blue square";
+  int64_t cut = -1;
+  const at::Tensor ids = dalle_caption_ids(tokenizer, c, {shorter, longer, longer}, &cut);
+  EXPECT_EQ(cut, 2);
+  ASSERT_EQ(ids.sizes(), at::IntArrayRef({3, c.text_len}));
+  // The long caption keeps its first text_len tokens; the short one's own ids come first.
+  const auto long_ids = tokenizer.encode(longer);
+  for (int64_t t = 0; t < c.text_len; ++t) EXPECT_EQ(ids[1][t].item<int64_t>(), long_ids[static_cast<size_t>(t)]) << t;
+  const auto short_ids = tokenizer.encode(shorter);
+  for (size_t t = 0; t < short_ids.size(); ++t) EXPECT_EQ(ids[0][static_cast<int64_t>(t)].item<int64_t>(), short_ids[t]);
+  dalle_caption_ids(tokenizer, c, {shorter}, &cut);
+  EXPECT_EQ(cut, 0);
+
+  // Generating from a prompt that is cut says so; a short prompt does not.
+  Request r;
+  r.prompt = longer;
+  testing::internal::CaptureStderr();
+  p->generate(r);
+  EXPECT_NE(testing::internal::GetCapturedStderr().find("cut off"), std::string::npos);
+  r.prompt = shorter;
+  testing::internal::CaptureStderr();
+  p->generate(r);
+  EXPECT_EQ(testing::internal::GetCapturedStderr().find("cut off"), std::string::npos);
+}
+
 TEST(DallePipeline, RefusesRerankWithoutRerankerAndInconsistentFolders) {
   test::TempDir dir;
   const std::string folder = make_model(dir, false);

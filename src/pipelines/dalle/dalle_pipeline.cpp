@@ -3,6 +3,7 @@
 #include "core/config_reader.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "core/log.h"
 #include "models/dalle/dalle_io.h"
 #include "pipelines/common/noise.h"
 #include "pipelines/dalle/dalle_sampling.h"
@@ -81,11 +82,15 @@ void save_dalle_model(const std::string& tokenizer_dir, models::DiscreteVAE& dva
 }
 
 at::Tensor dalle_caption_ids(const tokenizers::CLIPTokenizer& tokenizer, const models::DalleConfig& config,
-                             const std::vector<std::string>& captions) {
+                             const std::vector<std::string>& captions, int64_t* cut) {
   std::vector<std::vector<int64_t>> tokens;
+  if (cut) *cut = 0;
   for (const auto& caption : captions) {
     auto ids = tokenizer.encode(caption);
-    if (static_cast<int64_t>(ids.size()) > config.text_len) ids.resize(static_cast<size_t>(config.text_len));
+    if (static_cast<int64_t>(ids.size()) > config.text_len) {
+      ids.resize(static_cast<size_t>(config.text_len));
+      if (cut) ++*cut;
+    }
     tokens.push_back(std::move(ids));
   }
   return models::dalle_text_ids(tokens, config);
@@ -164,7 +169,11 @@ Result DallePipeline::run(const Request& r, const Callbacks& callbacks) {
       rngs.emplace_back(sampler_seed(r.seed + static_cast<uint64_t>(i)) + static_cast<uint64_t>(j) * 0x9E3779B97F4A7C15ULL);
     }
   if (known.defined()) o.known = known.expand({n, known.size(1)}).contiguous();
-  const at::Tensor text = dalle_caption_ids(*model_.tokenizer, c, rows);
+  int64_t cut = 0;
+  const at::Tensor text = dalle_caption_ids(*model_.tokenizer, c, rows, &cut);
+  if (cut > 0)
+    log_warn("the prompt is longer than the model's " + std::to_string(c.text_len) +
+             " text tokens: its end is cut off and does not condition the image");
   const at::Tensor tokens = dalle_sample(model_.transformer, text, o, rngs, callbacks.on_step, callbacks.cancelled);
 
   // 4. Decode, then keep each image's best candidate.

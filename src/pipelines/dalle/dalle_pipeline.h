@@ -50,9 +50,9 @@ void save_dalle_model(const std::string& tokenizer_dir, models::DiscreteVAE& dva
                       const std::string& reranker_dir, const std::string& folder);
 
 // The caption's text ids [B, text_len]: BPE ids without BOS/EOS, cut to text_len, padded with
-// the per-position pad tokens.
+// the per-position pad tokens. `cut` (when given) receives how many captions were longer.
 at::Tensor dalle_caption_ids(const tokenizers::CLIPTokenizer& tokenizer, const models::DalleConfig& config,
-                             const std::vector<std::string>& captions);
+                             const std::vector<std::string>& captions, int64_t* cut = nullptr);
 
 // Each candidate's cosine similarity to its caption under `reranker`: images [B,3,H,W] in [0,1].
 at::Tensor rerank_scores(models::ContrastiveEncoder& reranker, const at::Tensor& images,
