@@ -93,7 +93,8 @@ void check_finite(const at::Tensor& loss, const char* recipe, const char* group,
 // are not negatives. The gradient flows to the images only.
 class DamsmImageLoss {
 public:
-  // texts: the DAMSM's encoding of every caption of the data; caption_ids [N] (equal texts, equal ids).
+  // texts: the DAMSM's encoding of every caption of the data, kept by reference (it must outlive
+  // this); caption_ids [N] (equal texts, equal ids).
   DamsmImageLoss(models::DamsmEncoder& damsm, const models::DamsmTexts& texts, at::Tensor caption_ids);
   // images [B,3,R,R] in [-1,1] generated for the data rows `rows` [B].
   at::Tensor operator()(const at::Tensor& images, const at::Tensor& rows) const;
