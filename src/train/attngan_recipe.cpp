@@ -39,8 +39,7 @@ AttnGANRecipeConfig AttnGANRecipeConfig::from_json(const json& j, const std::str
   AttnGANRecipeConfig c;
   std::vector<std::string> problems;
   text_gan::read_common(j, {"damsm_lambda", "kl_weight"}, source, c, problems);
-  read(j, "config", "damsm_lambda", c.damsm_lambda, problems);
-  if (!(c.damsm_lambda >= 0 && c.damsm_lambda <= 1000)) problems.push_back("damsm_lambda must be in [0, 1000]");
+  text_gan::read_damsm_lambda(j, c.damsm_lambda, problems);
   read(j, "config", "kl_weight", c.kl_weight, problems);
   if (!(c.kl_weight >= 0 && c.kl_weight <= 1000)) problems.push_back("kl_weight must be in [0, 1000]");
   // The official optimiser: Adam (0.5, 0.999) at a constant 2e-4 for both; the EMA of the generator.

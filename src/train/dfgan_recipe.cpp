@@ -42,8 +42,7 @@ DFGANRecipeConfig DFGANRecipeConfig::from_json(const json& j, const std::string&
   DFGANRecipeConfig c;
   std::vector<std::string> problems;
   text_gan::read_common(j, {"gradient_penalty", "damsm_lambda"}, source, c, problems);
-  read(j, "config", "damsm_lambda", c.damsm_lambda, problems);
-  if (!(c.damsm_lambda >= 0 && c.damsm_lambda <= 1000)) problems.push_back("damsm_lambda must be in [0, 1000]");
+  text_gan::read_damsm_lambda(j, c.damsm_lambda, problems);
   // DF-GAN's optimiser: Adam with betas (0, 0.9), no weight decay, no clipping.
   text_gan::read_group(j, "generator", {.lr = 1e-4, .beta1 = 0.0, .beta2 = 0.9}, c.generator, problems);
   text_gan::read_group(j, "discriminator", {.lr = 4e-4, .beta1 = 0.0, .beta2 = 0.9}, c.discriminator, problems);

@@ -130,6 +130,11 @@ void read_group(const json& j, const char* key, const GroupDefaults& d, GroupCon
   if (d.constant_lr && !(j.contains(key) && j.at(key).is_object() && j.at(key).contains("min_lr"))) out.min_lr = out.lr;
 }
 
+void read_damsm_lambda(const json& j, double& out, std::vector<std::string>& problems) {
+  recipe::read(j, "config", "damsm_lambda", out, problems);
+  if (!(out >= 0 && out <= 1000)) problems.push_back("damsm_lambda must be in [0, 1000]");
+}
+
 void check_finite(const at::Tensor& loss, const char* recipe, const char* group, int64_t step) {
   if (!std::isfinite(loss.item<double>()))
     throw RuntimeError(std::string(recipe) + ": the " + group + " loss is not finite at step " + std::to_string(step + 1) +

@@ -84,6 +84,10 @@ struct GroupDefaults {
 void read_group(const nlohmann::json& root, const char* key, const GroupDefaults& defaults, GroupConfig& out,
                 std::vector<std::string>& problems);
 
+// root["damsm_lambda"] (optional; the weight of DamsmImageLoss in the generator's loss) into
+// `out`, which keeps the recipe's default when the key is absent; must be in [0, 1000].
+void read_damsm_lambda(const nlohmann::json& root, double& out, std::vector<std::string>& problems);
+
 // RuntimeError naming the recipe, group and step when the loss is not finite.
 void check_finite(const at::Tensor& loss, const char* recipe, const char* group, int64_t step);
 
