@@ -415,6 +415,12 @@ bool train_diffusion(const LDMRecipeConfig& c, const DerivedConfigs& d, const to
                          {"text_encoder_frozen", c.freeze_text_encoder},
                          {"snr_gamma", c.snr_gamma ? json(*c.snr_gamma) : json(nullptr)}};
   if (c.foreground_weight > 0) trainer.extra_state["foreground_weight"] = c.foreground_weight;
+  if (c.timesteps)
+    trainer.extra_state["timesteps"] = {
+        {"density", c.timesteps->kind == schedulers::FlowSigmaDensity::Kind::Uniform ? "uniform" : "logit_normal"},
+        {"mean", c.timesteps->mean},
+        {"std", c.timesteps->std},
+        {"shift", c.timesteps->shift}};
   trainer.resume_if_allowed(o.resume, "stage diffusion");
   // Per-position loss weights [N,1,h,w] (undefined when unweighted), from the set rendered again
   // in the cache's order.
@@ -440,7 +446,13 @@ bool train_diffusion(const LDMRecipeConfig& c, const DerivedConfigs& d, const to
   const Trainer::LossFn loss = [&](int64_t, int64_t, Rng& rng) {
     std::vector<int64_t> index(static_cast<size_t>(B)), t(static_cast<size_t>(B));
     for (auto& i : index) i = rng.randint(0, n);
-    for (auto& s : t) s = rng.randint(0, T);
+    if (c.timesteps) {
+      const at::Tensor u = schedulers::sample_flow_sigmas(B, *c.timesteps, rng).to(at::kDouble);
+      for (int64_t k = 0; k < B; ++k)
+        t[static_cast<size_t>(k)] = std::clamp<int64_t>(static_cast<int64_t>(u[k].item<double>() * T), 0, T - 1);
+    } else {
+      for (auto& s : t) s = rng.randint(0, T);
+    }
     const at::Tensor drop = rng.rand({B}) < dropout;
     const at::Tensor idx = at::tensor(index, at::kLong), ts = at::tensor(t, at::kLong);
     const at::Tensor m = mean.index_select(0, idx), lv = logvar.index_select(0, idx);
@@ -541,7 +553,11 @@ LDMRecipeConfig LDMRecipeConfig::from_json(const json& j, const std::string& sou
       problems.push_back("text_encoder.freeze needs text_encoder.pretrain (a frozen random text encoder means nothing)");
   }
   const json diff = section("diffusion");
-  if (check_keys(diff, "diffusion", {"batch_size", "caption_dropout", "train"}, {"scheduler", "snr_gamma", "foreground_weight"}, problems)) {
+  if (check_keys(diff, "diffusion", {"batch_size", "caption_dropout", "train"}, {"scheduler", "snr_gamma", "foreground_weight", "timesteps"}, problems)) {
+    if (diff.contains("timesteps")) {
+      c.timesteps.emplace();
+      recipe::read_noise_density(diff["timesteps"], "diffusion.timesteps", *c.timesteps, problems);
+    }
     read(diff, "diffusion", "batch_size", c.diffusion_batch_size, problems);
     read(diff, "diffusion", "snr_gamma", c.snr_gamma, problems);
     read(diff, "diffusion", "foreground_weight", c.foreground_weight, problems);

@@ -32,7 +32,8 @@
 //                loss = mse(unet(x_t, t, last_hidden_state(encode_padded(caption, eos))), eps):
 //                the conditioning the pipeline computes with clip_skip 0. With
 //                diffusion.scheduler.prediction_type "v_prediction" the target is v; with
-//                diffusion.snr_gamma each sample's MSE is weighted by min_snr_weight.   Trainer folder <out>/diffusion/.
+//                diffusion.snr_gamma each sample's MSE is weighted by min_snr_weight; with
+//                diffusion.timesteps t follows that density instead of the uniform one.   Trainer folder <out>/diffusion/.
 //                EMA weights (ema_decay > 0) are the ones exported.
 //   5 export     <out>/model/{unet,text_encoder}/, scheduler/scheduler_config.json (the training
 //                schedule, EulerDiscreteScheduler) and model_index.json (StableDiffusionPipeline).
@@ -72,6 +73,10 @@ struct LDMRecipeConfig {
   // test on the rendered image, any pixel of the position's patch) weigh 1 + w in the loss, the
   // rest 1; 0 = unweighted.
   double foreground_weight = 0;
+  // diffusion.timesteps: the density of the training timesteps, as the video recipe's flow noise
+  // levels (recipe::read_noise_density): u drawn from it in (0, 1), t = floor(u * T). nullopt =
+  // t uniform over [0, T) (drawn as before the option existed).
+  std::optional<schedulers::FlowSigmaDensity> timesteps;
   TrainConfig vae_train, diffusion_train;
   uint64_t seed = 0;
   // text_encoder.pretrain, as the contrastive recipe config it expands to (stage 3), when given.

@@ -99,6 +99,23 @@ std::shared_ptr<const data::Dataset> open_dataset(const DatasetSection& d, uint6
   return ds;
 }
 
+void read_noise_density(const nlohmann::json& section, const std::string& path, schedulers::FlowSigmaDensity& out,
+                        std::vector<std::string>& problems) {
+  if (!check_keys(section, path, {}, {"density", "mean", "std", "shift"}, problems)) return;
+  std::string density = out.kind == schedulers::FlowSigmaDensity::Kind::Uniform ? "uniform" : "logit_normal";
+  read(section, path, "density", density, problems);
+  read(section, path, "mean", out.mean, problems);
+  read(section, path, "std", out.std, problems);
+  read(section, path, "shift", out.shift, problems);
+  try {
+    out.kind = schedulers::FlowSigmaDensity::parse(density);
+  } catch (const Error& e) {
+    problems.push_back(path + ".density: " + e.what());
+  }
+  if (!(out.std > 0)) problems.push_back(path + ".std must be positive");
+  if (!(out.shift > 0)) problems.push_back(path + ".shift must be positive");
+}
+
 void read_train_section(const nlohmann::json& section, const std::string& path, uint64_t seed, TrainConfig& out,
                         std::vector<std::string>& problems) {
   if (!section.is_object() || !section.contains("train")) return;

@@ -10,6 +10,7 @@
 #include "core/config_reader.h"
 #include "data/dataset.h"
 #include "data/registry.h"
+#include "schedulers/parameterization.h"
 #include "tokenizers/clip_tokenizer.h"
 #include "train/trainer.h"
 
@@ -60,6 +61,11 @@ std::shared_ptr<const data::Dataset> open_dataset(const DatasetSection& d, uint6
 // section["train"] as a TrainConfig named `path` + ".train", its seed defaulting to `seed`;
 // nothing when the section has no "train" (the caller reports a missing key); problems appended.
 void read_train_section(const nlohmann::json& section, const std::string& path, uint64_t seed, TrainConfig& out,
+                        std::vector<std::string>& problems);
+
+// A training-noise density section {"density": "uniform" | "logit_normal", "mean", "std", "shift"}
+// (all optional; named `path` in problems) read over `out`'s defaults; problems appended.
+void read_noise_density(const nlohmann::json& section, const std::string& path, schedulers::FlowSigmaDensity& out,
                         std::vector<std::string>& problems);
 
 // Sets a key the recipe derives in cfg (named `path` in problems); a different value given by the

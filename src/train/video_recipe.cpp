@@ -592,23 +592,7 @@ VideoRecipeConfig VideoRecipeConfig::from_json(const json& j, const std::string&
     if (!(c.caption_dropout >= 0 && c.caption_dropout < 1)) problems.push_back("dit.caption_dropout must be in [0, 1)");
     if (!(c.frame_condition >= 0 && c.frame_condition <= 1)) problems.push_back("dit.frame_condition must be in [0, 1]");
     if (!(c.flow_shift > 0)) problems.push_back("dit.flow_shift must be positive");
-    if (dit.contains("timesteps")) {
-      const json& t = dit["timesteps"];
-      if (check_keys(t, "dit.timesteps", {}, {"density", "mean", "std", "shift"}, problems)) {
-        std::string density = "logit_normal";
-        read(t, "dit.timesteps", "density", density, problems);
-        read(t, "dit.timesteps", "mean", c.timesteps.mean, problems);
-        read(t, "dit.timesteps", "std", c.timesteps.std, problems);
-        read(t, "dit.timesteps", "shift", c.timesteps.shift, problems);
-        try {
-          c.timesteps.kind = schedulers::FlowSigmaDensity::parse(density);
-        } catch (const Error& e) {
-          problems.push_back(std::string("dit.timesteps.density: ") + e.what());
-        }
-        if (!(c.timesteps.std > 0)) problems.push_back("dit.timesteps.std must be positive");
-        if (!(c.timesteps.shift > 0)) problems.push_back("dit.timesteps.shift must be positive");
-      }
-    }
+    if (dit.contains("timesteps")) recipe::read_noise_density(dit["timesteps"], "dit.timesteps", c.timesteps, problems);
     recipe::read_train_section(dit, "dit", c.seed + 1, c.dit_train, problems);
   }
   for (auto* cfg : {&c.vae_config, &c.transformer_config, &c.text_encoder_config})

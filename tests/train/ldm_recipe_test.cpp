@@ -140,7 +140,7 @@ TEST(LDMRecipe, Bf16AutocastTrainsBothStages) {
   for (double l : diffusion) EXPECT_TRUE(std::isfinite(l));
 }
 
-// v-prediction with min-SNR weights: the losses fall, and the exported scheduler says v_prediction
+// v-prediction with min-SNR weights (and object positions weighted): the losses fall, and the exported scheduler says v_prediction
 // so that the pipeline reads the UNet's output as v.
 TEST(LDMRecipe, VPredictionWithMinSnrAndForegroundWeightsTrainsAndExports) {
   test::TempDir dir;
@@ -158,6 +158,36 @@ TEST(LDMRecipe, VPredictionWithMinSnrAndForegroundWeightsTrainsAndExports) {
   const json scheduler = json::parse(
       read_text_file((fs::path(r.model_dir) / "scheduler" / "scheduler_config.json").string(), 1 << 20));
   EXPECT_EQ(scheduler.at("prediction_type"), "v_prediction");
+}
+
+// diffusion.timesteps draws t from a density: the run trains, its state records the density, and
+// resuming with another density is refused (the step Rng's draws would no longer match).
+TEST(LDMRecipe, TimestepDensityIsRecordedAndKeptOnResume) {
+  test::TempDir dir;
+  json j = tiny_recipe();
+  j["diffusion"]["timesteps"] = {{"density", "logit_normal"}, {"mean", -0.5}, {"std", 1.0}};
+  j["diffusion"]["train"]["steps"] = 6;
+  const LDMRecipeResult r = run_ldm_recipe(LDMRecipeConfig::from_json(j), {.out_dir = dir.path()});
+  ASSERT_FALSE(r.interrupted);
+  const auto diffusion = losses(fs::path(dir.path()) / "diffusion" / "metrics.jsonl");
+  ASSERT_EQ(diffusion.size(), 6u);
+  for (double l : diffusion) EXPECT_TRUE(std::isfinite(l));
+  const fs::path checkpoints = fs::path(dir.path()) / "diffusion" / "checkpoints";
+  std::string latest = read_text_file((checkpoints / "latest").string(), 1 << 10);
+  while (!latest.empty() && std::isspace(static_cast<unsigned char>(latest.back()))) latest.pop_back();
+  const json state = json::parse(read_text_file((checkpoints / latest / "state.json").string(), 1 << 20));
+  EXPECT_EQ(state.at("extra").at("timesteps").at("density"), "logit_normal");
+  EXPECT_DOUBLE_EQ(state.at("extra").at("timesteps").at("mean").get<double>(), -0.5);
+
+  fs::remove_all(fs::path(dir.path()) / "model");
+  j["diffusion"]["timesteps"]["mean"] = 0.5;
+  j["diffusion"]["train"]["steps"] = 8;
+  try {
+    run_ldm_recipe(LDMRecipeConfig::from_json(j), {.out_dir = dir.path(), .resume = true});
+    FAIL() << "resumed with another timestep density";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("timesteps"), std::string::npos) << e.what();
+  }
 }
 
 // vae.init_logvar starts the posterior with little noise: after a few steps the cached latents'
@@ -384,6 +414,7 @@ TEST(LDMRecipeConfig, ListsEveryBadKeyAtOnce) {
   j["unet"]["config"]["cross_attention_dim"] = 768;
   j["diffusion"]["snr_gamma"] = 0;
   j["diffusion"]["foreground_weight"] = -1;
+  j["diffusion"]["timesteps"] = {{"density", "gaussian"}, {"shift", -1.0}};
   j["diffusion"]["scheduler"] = {{"prediction_type", "flow"}};
   j["bogus"] = true;
   try {
@@ -395,7 +426,8 @@ TEST(LDMRecipeConfig, ListsEveryBadKeyAtOnce) {
                              "tokenizer.vocab_size", "text_encoder.config.vocab_size",
                              "unet.config.cross_attention_dim", "unknown key config.bogus",
                              "diffusion.snr_gamma must be > 0", "diffusion.foreground_weight must be in [0, 1000]",
-                             "prediction_type must be epsilon or v_prediction"})
+                             "diffusion.timesteps.density: unknown flow sigma density 'gaussian'",
+                             "diffusion.timesteps.shift must be positive", "prediction_type must be epsilon or v_prediction"})
       EXPECT_NE(m.find(want), std::string::npos) << want << " not in: " << m;
   }
 }
