@@ -182,6 +182,10 @@ TEST(DFGANRecipeConfig, ListsEveryBadKeyAtOnceAndParsesTheShippedConfig) {
   ASSERT_TRUE(shipped.damsm.pretrain.has_value());
   EXPECT_DOUBLE_EQ(shipped.discriminator.lr, 4e-4);
   EXPECT_DOUBLE_EQ(shipped.generator.beta1, 0.0);
+  // The shipped model's last stage: the same config with the DAMSM loss at 0.5.
+  const auto last = DFGANRecipeConfig::from_file(std::string(GENVIS_SOURCE_DIR) + "/configs/dfgan-emoji-damsm05.json");
+  EXPECT_DOUBLE_EQ(last.damsm_lambda, 0.5);
+  EXPECT_EQ(last.dataset.resolution, shipped.dataset.resolution);
 }
 
 }  // namespace
