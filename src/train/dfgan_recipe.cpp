@@ -90,9 +90,15 @@ DFGANRecipeResult run_dfgan_recipe(const DFGANRecipeConfig& c, const TextImageEn
   done("data", false);
   const auto ds = recipe::open_dataset(c.dataset, c.seed);
   const RenderedImageTextSet data = render_image_text_set(*ds, c.dataset.resolution);
-  const models::DamsmTexts texts = damsm.encode_texts(data.captions);  // frozen
-  const at::Tensor& sentences = texts.sentence;                        // [N,D]
-  const text_gan::DamsmImageLoss damsm_loss(damsm, texts, data.caption_ids);
+  models::DamsmTexts texts = damsm.encode_texts(data.captions);  // frozen
+  const at::Tensor& sentences = texts.sentence;                  // [N,D]
+  // The DAMSM matching loss (damsm_lambda > 0) needs the word features too; the paper's DF-GAN
+  // conditions on the sentence vector only, so without it they are dropped.
+  std::optional<text_gan::DamsmImageLoss> damsm_loss;
+  if (c.damsm_lambda > 0)
+    damsm_loss.emplace(damsm, texts, data.caption_ids);
+  else
+    texts.words = at::Tensor();
 
   // 3 train
   done("train", false);
@@ -150,7 +156,7 @@ DFGANRecipeResult run_dfgan_recipe(const DFGANRecipeConfig& c, const TextImageEn
               const at::Tensor z = rng.randn({s.size(0), config.z_dim});
               const at::Tensor images = gen(z, s);
               at::Tensor loss = models::dfgan::generator_loss(disc->score(disc(images), s));
-              if (c.damsm_lambda > 0) loss = loss + c.damsm_lambda * damsm_loss(images, idx);
+              if (damsm_loss) loss = loss + c.damsm_lambda * (*damsm_loss)(images, idx);
               text_gan::check_finite(loss, "dfgan", "generator", step);
               return loss;
             }}},
